@@ -1,0 +1,222 @@
+"""The backward engine: an iterative walk of the graph in reverse topological order.
+
+Gradients of intermediate results are summed per node (one node makes one tensor); leaves
+accumulate into ``.grad``. Without ``retain_graph`` each node drops what it saved once used.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from nerve.autograd.grad_mode import set_grad_enabled
+from nerve.backend import xp
+from nerve.tensor import Tensor
+
+
+def _topological(roots) -> list:
+    """Nodes reachable from ``roots`` in post-order (every node after the nodes of its inputs)."""
+    order, visited = [], set()
+    stack = [(node, False) for node in roots]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if node in visited:
+            continue
+        visited.add(node)
+        inputs = getattr(node, "inputs", None)
+        if inputs is None:
+            raise RuntimeError(
+                f"trying to backward through {node.name} a second time: its saved values were freed "
+                "by the first backward; pass retain_graph=True to the first backward() to keep them")
+        stack.append((node, True))
+        for t in inputs:
+            if isinstance(t, Tensor) and t.grad_fn is not None and t.grad_fn not in visited:
+                stack.append((t.grad_fn, False))
+    return order
+
+
+def _check_versions(node) -> None:
+    for i, t in enumerate(node.inputs):
+        if isinstance(t, Tensor) and t._version != node._versions[i]:
+            raise RuntimeError(
+                f"{node.name}: input {i} (shape {tuple(t.shape)}) that backward needs was modified "
+                f"in place (version {node._versions[i]} -> {t._version}); clone it before changing it")
+
+
+def _accumulate(prev: Tensor | None, g: Tensor, create_graph: bool) -> Tensor:
+    if prev is None:
+        return g
+    if create_graph:
+        return prev + g
+    return Tensor._make(prev.data + g.data, None)
+
+
+def run_backward(roots: Sequence[Tensor], grads: Sequence[Tensor], retain_graph: bool,
+                 create_graph: bool, capture: Sequence[Tensor] | None = None,
+                 accumulate: bool = True) -> list | None:
+    """Backpropagate ``grads`` from ``roots``; return the gradients of ``capture`` if given.
+
+    With ``accumulate`` the leaves (only those in ``capture``, when it is given) sum into ``.grad``.
+    """
+    node_grads: dict = {}
+    captured: dict = {}
+    capture_ids = None if capture is None else {id(t): i for i, t in enumerate(capture)}
+    leaf_grads: dict = {}
+
+    def deliver(t: Tensor, g: Tensor) -> None:
+        if t.grad_fn is not None:
+            node_grads[t.grad_fn] = _accumulate(node_grads.get(t.grad_fn), g, create_graph)
+        elif capture_ids is None or id(t) in capture_ids:
+            leaf_grads[id(t)] = (t, _accumulate(leaf_grads.get(id(t), (None, None))[1], g, create_graph))
+
+    with set_grad_enabled(create_graph):
+        for t, g in zip(roots, grads):
+            deliver(t, g)
+        order = _topological([t.grad_fn for t in roots if t.grad_fn is not None])
+        needed = None
+        if capture is not None:
+            needed = _needed_nodes(order, capture_ids)
+            for t in capture:
+                if t.grad_fn is not None:
+                    needed.add(t.grad_fn)
+        for node in reversed(order):
+            g = node_grads.pop(node, None)
+            if g is None or (needed is not None and node not in needed):
+                continue
+            if node._hooks:
+                for hook in node._hooks:
+                    replaced = hook(g)
+                    if replaced is not None:
+                        g = replaced
+            if node._retained is not None:
+                kept = node._retained()
+                if kept is not None:
+                    kept.grad = g if create_graph else Tensor._make(g.data, None)
+            if capture_ids is not None:
+                for t in capture:
+                    if t.grad_fn is node:
+                        captured[id(t)] = g
+            if node.uses_inputs:
+                _check_versions(node)
+            if create_graph and node.once_differentiable:
+                raise RuntimeError(f"{node.name} is differentiable once only: create_graph=True cannot "
+                                   "go through it")
+            _propagate(node, g, deliver)
+            if not retain_graph:
+                node.__dict__.clear()
+                node.inputs = None
+
+        for t, g in leaf_grads.values():
+            if t._hooks:
+                for hook in t._hooks:
+                    replaced = hook(g)
+                    if replaced is not None:
+                        g = replaced
+            if capture_ids is not None:
+                captured[id(t)] = g
+            if accumulate:
+                _accumulate_leaf(t, g, create_graph)
+    if capture is None:
+        return None
+    return [captured.get(id(t)) for t in capture]
+
+
+def _needed_nodes(order, capture_ids) -> set:
+    """Nodes from which some captured tensor can be reached (the rest need not run)."""
+    needed = set()
+    for node in order:
+        for t in node.inputs:
+            if isinstance(t, Tensor) and (id(t) in capture_ids or t.grad_fn in needed):
+                needed.add(node)
+                break
+    return needed
+
+
+def _propagate(node, g: Tensor, deliver) -> None:
+    """Call the node's backward, check each gradient against its input, hand it on."""
+    results = node.backward(g)
+    if not isinstance(results, tuple):
+        results = (results,)
+    inputs = node.inputs
+    if len(results) != len(inputs):
+        raise RuntimeError(f"{node.name} returned {len(results)} gradients for {len(inputs)} inputs")
+    for t, gi, need in zip(inputs, results, node.needs_input_grad):
+        if not need or gi is None:
+            continue
+        if not isinstance(gi, Tensor):
+            gi = Tensor._make(xp.asarray(gi), None)
+        if gi.shape != t.shape:
+            raise RuntimeError(f"{node.name} returned a gradient of shape {tuple(gi.shape)} for an input "
+                               f"of shape {tuple(t.shape)}")
+        if gi.dtype != t.dtype:
+            gi = gi.astype(t.dtype)
+        deliver(t, gi)
+
+
+def _accumulate_leaf(t: Tensor, g: Tensor, create_graph: bool) -> None:
+    if create_graph:
+        t.grad = g if t.grad is None else t.grad + g
+    elif t.grad is None:
+        # NOTE: copy, because one gradient array can reach several leaves (x + y) or be a broadcast view.
+        t.grad = Tensor._make(g.data.copy(), None)
+    elif t.grad.requires_grad:
+        t.grad = Tensor._make(t.grad.data + g.data, None)
+    else:
+        t.grad.data += g.data
+
+
+def _root_grad(t: Tensor, g, what: str) -> Tensor:
+    if g is None:
+        if t.data.size != 1:
+            raise RuntimeError(f"{what}: the output has shape {tuple(t.shape)}, not a single value; pass "
+                               "a gradient of that shape, or reduce it first (for example .sum())")
+        return Tensor._make(xp.ones_like(t.data), None)
+    g = g if isinstance(g, Tensor) else Tensor(g, dtype=t.dtype)
+    if g.shape != t.shape:
+        raise RuntimeError(f"{what}: gradient of shape {tuple(g.shape)} for an output of shape "
+                           f"{tuple(t.shape)}")
+    return g
+
+
+def backward(tensor: Tensor, gradient=None, retain_graph: bool | None = None,
+             create_graph: bool = False, inputs=None) -> None:
+    """Compute the gradient of ``tensor`` and sum it into the ``.grad`` of the leaves it depends on."""
+    if not tensor.requires_grad:
+        raise RuntimeError("backward(): the tensor does not require grad and has no grad_fn; did you "
+                           "create the inputs with requires_grad=True, or run under no_grad()?")
+    g = _root_grad(tensor, gradient, "backward()")
+    if retain_graph is None:
+        retain_graph = create_graph
+    if inputs is not None:
+        inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    run_backward([tensor], [g], retain_graph, create_graph, capture=inputs)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
+         create_graph: bool = False, allow_unused: bool = False) -> tuple:
+    """Return the gradients of ``outputs`` with respect to ``inputs`` without touching ``.grad``."""
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    single = isinstance(inputs, Tensor)
+    inputs = [inputs] if single else list(inputs)
+    if grad_outputs is None or isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs] * len(outputs)
+    for i, t in enumerate(inputs):
+        if not t.requires_grad:
+            raise RuntimeError(f"grad(): input {i} (shape {tuple(t.shape)}) does not require grad")
+    roots, gs = [], []
+    for t, g in zip(outputs, grad_outputs):
+        if not t.requires_grad:
+            raise RuntimeError(f"grad(): an output (shape {tuple(t.shape)}) does not require grad")
+        roots.append(t)
+        gs.append(_root_grad(t, g, "grad()"))
+    if retain_graph is None:
+        retain_graph = create_graph
+    result = run_backward(roots, gs, retain_graph, create_graph, capture=inputs, accumulate=False)
+    for i, (t, g) in enumerate(zip(inputs, result)):
+        if g is None and not allow_unused:
+            raise RuntimeError(f"grad(): input {i} (shape {tuple(t.shape)}) was not used to compute the "
+                               "outputs; pass allow_unused=True to get None for it")
+        if g is not None and not create_graph:
+            result[i] = g.detach()
+    return tuple(result)

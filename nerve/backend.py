@@ -1,0 +1,105 @@
+"""Array backend: the array module for a device, the default dtype, the seeded random generator.
+
+Compute code imports ``xp`` from here. It is NumPy; CuPy arrays flow through it unchanged because
+NumPy's ufuncs and functions dispatch to CuPy (NEP 13/18), so only creation and device moves need the
+device's own module (``array_module(device)``).
+"""
+from __future__ import annotations
+
+import numpy
+
+xp = numpy
+ndarray = numpy.ndarray
+generic = numpy.generic
+
+_default_dtype = numpy.dtype(numpy.float32)
+_generator = numpy.random.default_rng()
+
+
+def array_module(device: str = "cpu"):
+    """The array module for ``device`` ("cpu" -> NumPy, "cuda" -> CuPy)."""
+    device = str(device)
+    if device == "cpu":
+        return numpy
+    if device == "cuda" or device.startswith("cuda:") or device == "gpu":
+        try:
+            import cupy
+        except ImportError as exc:
+            raise RuntimeError(
+                f"device {device!r} needs the CuPy package (for example 'pip install cupy-cuda12x'), "
+                "which is not installed"
+            ) from exc
+        return cupy
+    raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'cuda'")
+
+
+def device_of(array) -> str:
+    """"cpu" for NumPy arrays, "cuda" for CuPy arrays."""
+    return "cpu" if isinstance(array, (numpy.ndarray, numpy.generic)) else "cuda"
+
+
+def to_device(array, device: str):
+    """Move an array to ``device`` (a no-op when it is already there)."""
+    device = "cuda" if str(device).startswith(("cuda", "gpu")) else str(device)
+    if device_of(array) == device:
+        return array
+    if device == "cpu":
+        return array.get()
+    return array_module(device).asarray(array)
+
+
+def get_default_dtype():
+    """The floating dtype new tensors get (float32 unless changed)."""
+    return _default_dtype
+
+
+def set_default_dtype(dtype) -> None:
+    """Set the floating dtype new tensors get; float64 is useful for gradient checks."""
+    global _default_dtype
+    dtype = numpy.dtype(dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"set_default_dtype: expected a floating dtype, got {dtype}")
+    _default_dtype = dtype
+
+
+def manual_seed(seed: int) -> numpy.random.Generator:
+    """Seed the generator every random function in nerve uses by default (and CuPy's, if loaded)."""
+    global _generator
+    _generator = numpy.random.default_rng(seed)
+    import sys
+    if "cupy" in sys.modules:
+        sys.modules["cupy"].random.seed(seed)
+    return _generator
+
+
+def default_generator() -> numpy.random.Generator:
+    """The shared seeded generator (replaced by ``manual_seed``)."""
+    return _generator
+
+
+def get_rng_state() -> dict:
+    """The shared generator's state, for checkpoints."""
+    return _generator.bit_generator.state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore the shared generator's state saved by ``get_rng_state``."""
+    _generator.bit_generator.state = state
+
+
+def _special(array, name: str):
+    if device_of(array) == "cpu":
+        import scipy.special as special
+    else:
+        import cupyx.scipy.special as special
+    return getattr(special, name)
+
+
+def erf(array):
+    """Error function, elementwise (SciPy on the CPU, cupyx on a GPU)."""
+    return _special(array, "erf")(array)
+
+
+def expit(array):
+    """Logistic sigmoid computed without overflow."""
+    return _special(array, "expit")(array)
