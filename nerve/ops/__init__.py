@@ -1,26 +1,21 @@
-"""Differentiable primitives, grouped by kind, and the Tensor methods that call them."""
-from nerve.ops.elementwise import (
-    abs, add, astype, clamp, clone, cos, div, elu, erf, exp, expm1, floor_divide, gelu, leaky_relu,
-    log, log1p, maximum, minimum, mul, neg, pow, relu, remainder, rsqrt, sigmoid, sign, silu, sin,
-    softplus, sqrt, sub, tanh, to_device, where,
-)
-from nerve.ops.index import index
-from nerve.ops.linalg import matmul
-from nerve.ops.reduce import mean, sum, sum_to
-from nerve.ops.shape import (
-    broadcast_to, expand, flatten, permute, reshape, squeeze, swapaxes, transpose, unsqueeze, view,
-)
+"""Differentiable primitives, grouped by kind, and the Tensor methods that call them.
+
+Each module lists its public functions in ``__all__`` and those that are also Tensor methods in
+``METHODS``; this file re-exports the first and binds the second.
+"""
+from nerve.ops import elementwise as _elementwise, index as _index, linalg as _linalg
+from nerve.ops import reduce as _reduce, shape as _shape
+from nerve.ops.elementwise import *  # noqa: F401,F403
+from nerve.ops.index import *  # noqa: F401,F403
+from nerve.ops.linalg import *  # noqa: F401,F403
+from nerve.ops.reduce import *  # noqa: F401,F403
+from nerve.ops.shape import *  # noqa: F401,F403
 from nerve.tensor import Tensor
 
-# NOTE: each name below becomes a Tensor method with the tensor as first argument (x.exp() == exp(x)).
-_METHODS = (
-    "abs", "add", "astype", "clamp", "clone", "elu", "gelu", "leaky_relu", "silu", "softplus",
-    "remainder", "floor_divide", "where", "cos", "div", "exp", "expm1", "log", "log1p", "maximum",
-    "minimum", "mul", "pow", "relu", "rsqrt", "sigmoid", "sign", "sin", "sqrt", "sub", "tanh", "erf",
-    "matmul", "mean", "sum", "broadcast_to", "expand", "permute", "reshape", "swapaxes",
-    "transpose", "view", "flatten", "squeeze", "unsqueeze",
-)
-for _name in _METHODS:
-    setattr(Tensor, _name, globals()[_name])
+_MODULES = (_elementwise, _index, _linalg, _reduce, _shape)
+__all__ = sorted({name for m in _MODULES for name in m.__all__})
 
-__all__ = sorted({n for n in globals() if not n.startswith("_")} - {"Tensor"})
+# NOTE: x.exp() is exp(x): each module's METHODS become Tensor methods with the tensor first.
+for _module in _MODULES:
+    for _name in _module.METHODS:
+        setattr(Tensor, _name, getattr(_module, _name))

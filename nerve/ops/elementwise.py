@@ -640,3 +640,8 @@ def astype(a: Tensor, dtype) -> Tensor:
 def to_device(a: Tensor, device: str) -> Tensor:
     """Move to another device, keeping the graph."""
     return ToDevice.apply(a, device)
+
+
+__all__ = ["abs", "add", "astype", "clamp", "clone", "cos", "div", "elu", "erf", "exp", "expm1", "floor_divide", "gelu", "leaky_relu", "log", "log1p", "maximum", "minimum", "mul", "neg", "pow", "relu", "remainder", "rsqrt", "sigmoid", "sign", "silu", "sin", "softplus", "sqrt", "sub", "tanh", "to_device", "where"]
+#: functions that are also Tensor methods (x.name(...) == name(x, ...))
+METHODS = ["abs", "add", "astype", "clamp", "clone", "cos", "div", "elu", "erf", "exp", "expm1", "floor_divide", "gelu", "leaky_relu", "log", "log1p", "maximum", "minimum", "mul", "neg", "pow", "relu", "remainder", "rsqrt", "sigmoid", "sign", "silu", "sin", "softplus", "sqrt", "sub", "tanh", "where"]

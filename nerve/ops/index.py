@@ -62,3 +62,8 @@ def index(a: Tensor, key) -> Tensor:
         return GetItem.apply(a, key)
     except IndexError as exc:
         raise IndexError(f"index: {exc} (tensor of shape {tuple(a.shape)})") from None
+
+
+__all__ = ["index"]
+#: functions that are also Tensor methods (x.name(...) == name(x, ...))
+METHODS = []

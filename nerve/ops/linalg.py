@@ -48,3 +48,8 @@ def matmul(a, b) -> Tensor:
         k_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
         why = (f"{k_a} != {k_b}" if k_a != k_b else "batch dimensions do not broadcast")
         raise ValueError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} do not align ({why})") from None
+
+
+__all__ = ["matmul"]
+#: functions that are also Tensor methods (x.name(...) == name(x, ...))
+METHODS = ["matmul"]

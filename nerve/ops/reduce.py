@@ -61,3 +61,8 @@ def sum_to(g: Tensor, shape: tuple) -> Tensor:
                                       if s == 1 and g.shape[i + lead] != 1)
     out = Sum.apply(g, axes, False)
     return out if out.shape == shape else out.reshape(shape)
+
+
+__all__ = ["sum", "mean", "sum_to"]
+#: functions that are also Tensor methods (x.name(...) == name(x, ...))
+METHODS = ["sum", "mean"]

@@ -139,3 +139,8 @@ def flatten(a: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
         raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
     return reshape(a, a.shape[:start] + (-1,) + a.shape[end + 1:]) if a.data.size else reshape(
         a, a.shape[:start] + (0,) + a.shape[end + 1:])
+
+
+__all__ = ["broadcast_to", "expand", "flatten", "permute", "reshape", "squeeze", "swapaxes", "transpose", "unsqueeze", "view"]
+#: functions that are also Tensor methods (x.name(...) == name(x, ...))
+METHODS = ["broadcast_to", "expand", "flatten", "permute", "reshape", "squeeze", "swapaxes", "transpose", "unsqueeze", "view"]
