@@ -1,0 +1,280 @@
+"""The backward engine: accumulation, graph freeing, hooks, higher order, errors."""
+import math
+
+import numpy as np
+import pytest
+
+import nerve
+from nerve import Function
+
+
+def f64(*shape, requires_grad=True):
+    return nerve.randn(*shape, dtype=nerve.float64, requires_grad=requires_grad)
+
+
+def test_chain_of_100000_ops_has_no_recursion_limit():
+    x = nerve.tensor([1.0], dtype=nerve.float64, requires_grad=True)
+    y = x
+    for _ in range(100_000):
+        y = y * 1.0001
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [1.0001 ** 100_000], rtol=1e-9)
+
+
+def test_gradients_accumulate_in_leaves_until_reset():
+    x = nerve.tensor([2.0, 3.0], requires_grad=True)
+    (x * x).sum().backward()
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [8.0, 12.0])
+    x.grad = None
+    (x * 3).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 3.0])
+
+
+def test_shared_gradient_arrays_are_not_aliased_between_leaves():
+    a = nerve.ones(3, requires_grad=True)
+    b = nerve.ones(3, requires_grad=True)
+    (a + b).sum().backward()
+    a.grad.data *= 5
+    np.testing.assert_allclose(b.grad.numpy(), 1.0)
+
+
+def test_second_backward_through_freed_graph_raises():
+    x = f64(3)
+    y = (x.exp() * x).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="second time.*retain_graph=True"):
+        y.backward()
+
+
+def test_retain_graph_allows_a_second_backward():
+    x = f64(3)
+    y = (x.exp() * x).sum()
+    y.backward(retain_graph=True)
+    first = x.grad.numpy().copy()
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * first)
+
+
+def test_backward_of_non_scalar_needs_gradient():
+    x = f64(2, 3)
+    y = x * 2
+    with pytest.raises(RuntimeError, match=r"shape \(2, 3\).*pass a gradient"):
+        y.backward()
+    y.backward(nerve.ones(2, 3, dtype=nerve.float64))
+    np.testing.assert_allclose(x.grad.numpy(), 2.0)
+
+
+def test_backward_without_grad_says_why():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        nerve.ones(2).sum().backward()
+
+
+def test_integer_tensors_cannot_require_grad():
+    with pytest.raises(TypeError, match="only floating-point tensors can require gradients, got dtype int64"):
+        nerve.tensor([1, 2, 3], requires_grad=True)
+
+
+def test_second_derivative_of_sin():
+    x = nerve.linspace(-3, 3, 7, dtype=nerve.float64, requires_grad=True)
+    (dy,) = nerve.grad(nerve.sin(x).sum(), x, create_graph=True)
+    (d2y,) = nerve.grad(dy.sum(), x, create_graph=True)
+    (d3y,) = nerve.grad(d2y.sum(), x)
+    np.testing.assert_allclose(dy.numpy(), np.cos(x.numpy()), rtol=1e-12)
+    np.testing.assert_allclose(d2y.numpy(), -np.sin(x.numpy()), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(d3y.numpy(), -np.cos(x.numpy()), rtol=1e-12, atol=1e-14)
+
+
+def test_second_derivative_of_tanh_network_against_finite_differences():
+    rng = np.random.default_rng(1)
+    w1, b1 = rng.standard_normal((1, 8)), rng.standard_normal(8)
+    w2 = rng.standard_normal((8, 1))
+
+    def u_np(x):
+        return np.tanh(x @ w1 + b1) @ w2
+
+    def u(x):
+        return nerve.tanh(x @ nerve.tensor(w1) + nerve.tensor(b1)) @ nerve.tensor(w2)
+
+    xs = np.linspace(-1, 1, 5).reshape(5, 1)
+    x = nerve.tensor(xs, requires_grad=True)
+    (du,) = nerve.grad(u(x).sum(), x, create_graph=True)
+    (d2u,) = nerve.grad(du.sum(), x)
+    h = 1e-4
+    fd2 = (u_np(xs + h) - 2 * u_np(xs) + u_np(xs - h)) / h ** 2
+    np.testing.assert_allclose(d2u.numpy(), fd2, rtol=1e-5, atol=1e-6)
+
+
+def test_grad_does_not_touch_dot_grad_and_reports_unused():
+    x, z = f64(3), f64(3)
+    y = (x * x).sum()
+    (gx,) = nerve.grad(y, x, retain_graph=True)
+    assert x.grad is None
+    np.testing.assert_allclose(gx.numpy(), 2 * x.numpy())
+    with pytest.raises(RuntimeError, match="not used"):
+        nerve.grad(y, [x, z], retain_graph=True)
+    gx2, gz = nerve.grad(y, [x, z], allow_unused=True)
+    assert gz is None
+
+
+def test_grad_with_respect_to_intermediate_tensor():
+    x = f64(4)
+    h = x.exp()
+    y = (h * 3).sum()
+    (gh,) = nerve.grad(y, h)
+    np.testing.assert_allclose(gh.numpy(), 3.0)
+
+
+def test_backward_inputs_restricts_accumulation():
+    a, b = f64(2), f64(2)
+    (a * b).sum().backward(inputs=[a])
+    assert b.grad is None
+    np.testing.assert_allclose(a.grad.numpy(), b.numpy())
+
+
+def test_no_grad_and_enable_grad_as_context_and_decorator():
+    x = f64(2)
+    with nerve.no_grad():
+        y = x * 2
+        with nerve.enable_grad():
+            z = x * 2
+    assert not y.requires_grad and y.grad_fn is None
+    assert z.requires_grad
+
+    @nerve.no_grad()
+    def f(t):
+        return t * 3
+
+    assert not f(x).requires_grad
+    assert nerve.is_grad_enabled()
+
+
+def test_hooks_on_leaf_and_intermediate_can_replace_gradient():
+    x = f64(3)
+    seen = []
+    x.register_hook(lambda g: seen.append(g.numpy().copy()))
+    h = x * 2
+    h.register_hook(lambda g: g * 10)
+    h.retain_grad()
+    h.sum().backward()
+    np.testing.assert_allclose(seen[0], 20.0)
+    np.testing.assert_allclose(x.grad.numpy(), 20.0)
+    np.testing.assert_allclose(h.grad.numpy(), 10.0)
+
+
+def test_inplace_change_of_a_saved_input_is_detected():
+    w = f64(3)
+    c = nerve.ones(3, dtype=nerve.float64)
+    loss = (w * c).sum()
+    c += 1
+    with pytest.raises(RuntimeError, match=r"MulBackward: input 1 .* modified in place"):
+        loss.backward()
+
+
+def test_inplace_on_input_not_needed_by_backward_is_fine():
+    w = f64(3)
+    c = nerve.ones(3, dtype=nerve.float64)
+    loss = (w + c).sum()
+    c += 1
+    loss.backward()
+    np.testing.assert_allclose(w.grad.numpy(), 1.0)
+
+
+def test_inplace_on_tensor_requiring_grad_is_refused_outside_no_grad():
+    w = f64(3)
+    with pytest.raises(RuntimeError, match="in-place"):
+        w += 1
+    with nerve.no_grad():
+        w -= 1.0
+
+
+def test_custom_function_with_user_backward():
+    class Cube(Function):
+        def forward(self, x):
+            return x ** 3
+
+        def backward(self, g):
+            (x,) = self.inputs
+            return g * 3 * x * x
+
+    x = f64(4)
+    assert nerve.gradcheck(Cube.apply, [x])
+    assert nerve.gradgradcheck(Cube.apply, [x])
+
+
+def test_once_differentiable_function_refuses_create_graph():
+    class Fused(Function):
+        once_differentiable = True
+
+        def forward(self, x):
+            return x * 2
+
+        def backward(self, g):
+            return g * 2
+
+    x = f64(3)
+    y = Fused.apply(x).sum()
+    with pytest.raises(RuntimeError, match="differentiable once"):
+        nerve.grad(y, x, create_graph=True)
+
+
+def test_wrong_gradient_shape_from_custom_function_names_both_shapes():
+    class Bad(Function):
+        def forward(self, x):
+            return x.sum()
+
+        def backward(self, g):
+            return g
+
+    x = f64(3)
+    with pytest.raises(RuntimeError, match=r"shape \(\) for an input of shape \(3,\)"):
+        Bad.apply(x).backward()
+
+
+def test_gradcheck_reports_the_worst_element():
+    class Wrong(Function):
+        def forward(self, x):
+            return x * x
+
+        def backward(self, g):
+            return g * self.inputs[0]  # missing the factor 2
+
+    with pytest.raises(nerve.GradcheckError, match=r"input 0 \(shape \(3,\)\) element .* analytic .* numerical"):
+        nerve.gradcheck(Wrong.apply, [f64(3)])
+
+
+def test_gradcheck_random_directions_for_large_inputs():
+    x = f64(40, 30)
+    assert nerve.gradcheck(lambda t: (t.tanh() * t).sum(dim=0), [x])
+
+    class Wrong(Function):
+        def forward(self, x):
+            return x * 3
+
+        def backward(self, g):
+            return g * 2
+
+    assert not nerve.gradcheck(Wrong.apply, [f64(40, 30)], raise_exception=False)
+
+
+def test_gradcheck_requires_float64():
+    with pytest.raises(TypeError, match="float64"):
+        nerve.gradcheck(lambda t: t * 2, [nerve.randn(3, requires_grad=True)])
+
+
+def test_mixed_precision_gradient_is_cast_to_input_dtype():
+    w = nerve.randn(3, requires_grad=True)
+    x = nerve.randn(3, dtype=nerve.float64)
+    (w * x).sum().backward()
+    assert w.grad.dtype == np.float32
+
+
+def test_create_graph_gradient_is_differentiable_through_parameters():
+    # gradient penalty: d/dw of ||d(w x)/dx||^2 = 2 w (for scalar w, x)
+    w = nerve.tensor(1.5, dtype=nerve.float64, requires_grad=True)
+    x = nerve.tensor(0.3, dtype=nerve.float64, requires_grad=True)
+    (gx,) = nerve.grad(nerve.tanh(w * x), x, create_graph=True)
+    (gx * gx).backward()
+    t = math.tanh(1.5 * 0.3)
+    dgx_dw = (1 - t * t) + 1.5 * (-2 * t * (1 - t * t)) * 0.3
+    np.testing.assert_allclose(w.grad.item(), 2 * (1 - t * t) * 1.5 * dgx_dw, rtol=1e-12)

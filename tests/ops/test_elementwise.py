@@ -1,0 +1,158 @@
+"""Elementwise ops: forward against NumPy, gradcheck and gradgradcheck in float64."""
+import math
+
+import numpy as np
+import pytest
+from scipy import special
+
+import nerve
+from tests.ops.table import Case, check_backward, check_forward, check_second
+
+BINARY_SHAPES = [((3, 4), (3, 4)), ((2, 3, 4), (4,)), ((3, 1), (1, 5)), ((), (2, 3)), ((0, 3), (3,))]
+UNARY_SHAPES = [(5,), (2, 3), (), (0, 4)]
+
+
+def _gelu(x):
+    return 0.5 * x * (1 + special.erf(x / math.sqrt(2)))
+
+
+def _gelu_tanh(x):
+    return 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+def _away_from_zero(shape):
+    """Inputs with |x| in [0.2, 2] and random sign: keeps kinks (relu, abs) out of the differences."""
+    def make(rng):
+        return [rng.uniform(0.2, 2, size=s) * rng.choice([-1.0, 1.0], size=s) for s in shape]
+    return make
+
+
+BINARY = [
+    ("add", lambda a, b: a + b, np.add, -2, 2),
+    ("sub", lambda a, b: a - b, np.subtract, -2, 2),
+    ("mul", lambda a, b: a * b, np.multiply, -2, 2),
+    ("div", lambda a, b: a / b, np.divide, 0.5, 2),
+    ("pow", lambda a, b: a ** b, np.power, 0.5, 2),
+    ("maximum", nerve.maximum, np.maximum, -2, 2),
+    ("minimum", nerve.minimum, np.minimum, -2, 2),
+]
+
+UNARY = [
+    ("neg", lambda a: -a, np.negative, -2, 2, None),
+    ("exp", nerve.exp, np.exp, -2, 2, None),
+    ("log", nerve.log, np.log, 0.3, 3, None),
+    ("log1p", nerve.log1p, np.log1p, -0.5, 2, None),
+    ("expm1", nerve.expm1, np.expm1, -2, 2, None),
+    ("sqrt", nerve.sqrt, np.sqrt, 0.3, 3, None),
+    ("rsqrt", nerve.rsqrt, lambda a: 1 / np.sqrt(a), 0.3, 3, None),
+    ("abs", nerve.abs, np.abs, -2, 2, "away"),
+    ("sign", nerve.sign, np.sign, -2, 2, "away"),
+    ("sin", nerve.sin, np.sin, -3, 3, None),
+    ("cos", nerve.cos, np.cos, -3, 3, None),
+    ("tanh", nerve.tanh, np.tanh, -2, 2, None),
+    ("sigmoid", nerve.sigmoid, special.expit, -4, 4, None),
+    ("erf", nerve.erf, special.erf, -2, 2, None),
+    ("relu", nerve.relu, lambda a: np.maximum(a, 0), -2, 2, "away"),
+    ("leaky_relu", lambda a: nerve.leaky_relu(a, 0.1), lambda a: np.where(a > 0, a, 0.1 * a), -2, 2, "away"),
+    ("elu", lambda a: nerve.elu(a, 1.5), lambda a: np.where(a > 0, a, 1.5 * np.expm1(a)), -2, 2, "away"),
+    ("gelu", nerve.gelu, _gelu, -3, 3, None),
+    ("gelu_tanh", lambda a: nerve.gelu(a, approximate="tanh"), _gelu_tanh, -3, 3, None),
+    ("silu", nerve.silu, lambda a: a * special.expit(a), -3, 3, None),
+    ("softplus", nerve.softplus, lambda a: np.logaddexp(0, a), -3, 3, None),
+    ("softplus_beta", lambda a: nerve.softplus(a, beta=2.0), lambda a: np.logaddexp(0, 2 * a) / 2, -3, 3, None),
+    ("pow_scalar", lambda a: a ** 3, lambda a: a ** 3, -2, 2, None),
+    ("pow_half", lambda a: a ** 0.5, np.sqrt, 0.3, 2, None),
+    ("rpow", lambda a: 2.0 ** a, lambda a: 2.0 ** a, -2, 2, None),
+    ("square", lambda a: a ** 2, np.square, -2, 2, None),
+    ("clamp", lambda a: nerve.clamp(a, -0.5, 0.7), lambda a: np.clip(a, -0.5, 0.7), -2, 2, "away"),
+    ("scalar_ops", lambda a: (3.0 - a) * 2.0 / (a * a + 1.0) + 1.0,
+     lambda a: (3.0 - a) * 2.0 / (a * a + 1.0) + 1.0, -2, 2, None),
+]
+
+
+def _unary_cases():
+    for name, fn, ref, lo, hi, mode in UNARY:
+        for shape in UNARY_SHAPES:
+            make = _away_from_zero([shape]) if mode == "away" else None
+            if name == "clamp":
+                make = _clamp_inputs(shape)
+            yield Case(name, fn, ref, [shape], lo, hi, second=True, make=make)
+
+
+def _clamp_inputs(shape):
+    def make(rng):
+        x = rng.uniform(-2, 2, size=shape)
+        x[np.abs(x + 0.5) < 0.05] += 0.2
+        x[np.abs(x - 0.7) < 0.05] += 0.2
+        return [x]
+    return make
+
+
+def _binary_cases():
+    for name, fn, ref, lo, hi in BINARY:
+        for shapes in BINARY_SHAPES:
+            make = None
+            if name in ("maximum", "minimum"):
+                def make(rng, shapes=shapes):  # distinct values: no ties inside the difference step
+                    return [rng.uniform(-2, 2, size=s) + (0.01 * i) for i, s in enumerate(shapes)]
+            yield Case(name, fn, ref, list(shapes), lo, hi, second=True, make=make)
+
+
+CASES = list(_unary_cases()) + list(_binary_cases())
+CASES.append(Case("where", lambda c, a, b: nerve.where(c > 0, a, b), lambda c, a, b: np.where(c > 0, a, b),
+                  [(3, 4), (3, 4), (4,)], grad=[1, 2], second=True))
+CASES.append(Case("remainder", lambda a, b: a % b, np.remainder, [(3, 4), (4,)], 0.3, 3,
+                  make=lambda rng: [rng.uniform(0.1, 0.9, (3, 4)) + rng.integers(0, 4, (3, 4)),
+                                    rng.uniform(1.05, 1.4, (4,))]))
+CASES.append(Case("clone_astype", lambda a: a.clone().astype(nerve.float32).astype(nerve.float64) * 1.0,
+                  lambda a: a.astype(np.float32).astype(np.float64), [(2, 3)], rtol=1e-6, check_grad=True))
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_forward(case):
+    check_forward(case)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.check_grad and c.name != "clone_astype"], ids=str)
+def test_gradcheck(case):
+    check_backward(case)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.second and 0 not in
+                                  [d for s in c.shapes for d in s]], ids=str)
+def test_gradgradcheck(case):
+    check_second(case)
+
+
+def test_cast_gradient_comes_back_in_input_dtype():
+    x = nerve.randn(3, requires_grad=True)
+    (x.astype(nerve.float64) * 2).sum().backward()
+    assert x.grad.dtype == np.float32
+    np.testing.assert_allclose(x.grad.numpy(), 2.0)
+
+
+def test_tie_gradient_is_shared_like_pytorch():
+    a = nerve.tensor([1.0, 2.0], requires_grad=True)
+    b = nerve.tensor([1.0, 3.0], requires_grad=True)
+    nerve.maximum(a, b).sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), [0.5, 0.0])
+    np.testing.assert_allclose(b.grad.numpy(), [0.5, 1.0])
+
+
+def test_floor_divide_has_no_gradient():
+    x = nerve.tensor([5.0, 7.0], requires_grad=True)
+    y = x // 2
+    np.testing.assert_array_equal(y.numpy(), [2.0, 3.0])
+    assert not y.requires_grad
+
+
+def test_broadcast_error_names_op_and_shapes():
+    with pytest.raises(ValueError, match=r"mul: shapes \(3,\) and \(4,\) do not broadcast"):
+        nerve.ones(3) * nerve.ones(4)
+    with pytest.raises(ValueError, match=r"where: shapes"):
+        nerve.where(nerve.ones(2) > 0, nerve.ones(3), 0.0)
+
+
+def test_gelu_rejects_unknown_approximation():
+    with pytest.raises(ValueError, match="gelu"):
+        nerve.gelu(nerve.ones(2), approximate="fast")
