@@ -35,8 +35,7 @@ def _as_array(data: Any, dtype=None, device=None):
 class Tensor:
     """An n-dimensional array that records the operations made on it when it requires grad."""
 
-    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_version", "_hooks", "_retains_grad",
-                 "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_version", "_hooks", "__weakref__")
     # NOTE: numpy defers to our reflected operators (ndarray + Tensor -> Tensor.__radd__).
     __array_ufunc__ = None
 
@@ -46,7 +45,6 @@ class Tensor:
         self.grad_fn = None
         self._version = 0
         self._hooks = None
-        self._retains_grad = False
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -61,7 +59,6 @@ class Tensor:
         t.requires_grad = grad_fn is not None
         t._version = 0
         t._hooks = None
-        t._retains_grad = False
         return t
 
     # --- attributes -------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from nerve.autograd.grad_mode import set_grad_enabled
-from nerve.backend import xp
+from nerve.backend import ndarray, xp
 from nerve.tensor import Tensor
 
 
@@ -16,23 +16,26 @@ def _topological(roots) -> list:
     """Nodes reachable from ``roots`` in post-order (every node after the nodes of its inputs)."""
     order, visited = [], set()
     stack = [(node, False) for node in roots]
+    pop, push, add = stack.pop, stack.append, visited.add
     while stack:
-        node, expanded = stack.pop()
+        node, expanded = pop()
         if expanded:
             order.append(node)
             continue
         if node in visited:
             continue
-        visited.add(node)
-        inputs = getattr(node, "inputs", None)
+        add(node)
+        inputs = node.inputs
         if inputs is None:
             raise RuntimeError(
                 f"trying to backward through {node.name} a second time: its saved values were freed "
                 "by the first backward; pass retain_graph=True to the first backward() to keep them")
-        stack.append((node, True))
+        push((node, True))
         for t in inputs:
-            if isinstance(t, Tensor) and t.grad_fn is not None and t.grad_fn not in visited:
-                stack.append((t.grad_fn, False))
+            if isinstance(t, Tensor):
+                fn = t.grad_fn
+                if fn is not None and fn not in visited:
+                    push((fn, False))
     return order
 
 
@@ -44,12 +47,18 @@ def _check_versions(node) -> None:
                 f"in place (version {node._versions[i]} -> {t._version}); clone it before changing it")
 
 
-def _accumulate(prev: Tensor | None, g: Tensor, create_graph: bool) -> Tensor:
-    if prev is None:
-        return g
-    if create_graph:
-        return prev + g
-    return Tensor._make(prev.data + g.data, None)
+def _wrap(g) -> Tensor:
+    """A raw gradient as a Tensor (NumPy may hand back scalars for 0-d results)."""
+    return Tensor._make(g if g.__class__ is ndarray else xp.asarray(g), None)
+
+
+def _run_hooks(hooks, g, create_graph: bool):
+    """Hooks see Tensors; a returned tensor replaces the gradient."""
+    for hook in hooks:
+        replaced = hook(g if create_graph else _wrap(g))
+        if replaced is not None:
+            g = replaced if create_graph else (replaced.data if isinstance(replaced, Tensor) else replaced)
+    return g
 
 
 def run_backward(roots: Sequence[Tensor], grads: Sequence[Tensor], retain_graph: bool,
@@ -58,21 +67,26 @@ def run_backward(roots: Sequence[Tensor], grads: Sequence[Tensor], retain_graph:
     """Backpropagate ``grads`` from ``roots``; return the gradients of ``capture`` if given.
 
     With ``accumulate`` the leaves (only those in ``capture``, when it is given) sum into ``.grad``.
+    NOTE: without ``create_graph`` gradients travel as raw arrays and nodes that define ``vjp``
+    use it (no Tensor wrapping at all); with it they travel as Tensors through ``backward``.
     """
     node_grads: dict = {}
     captured: dict = {}
     capture_ids = None if capture is None else {id(t): i for i, t in enumerate(capture)}
     leaf_grads: dict = {}
 
-    def deliver(t: Tensor, g: Tensor) -> None:
-        if t.grad_fn is not None:
-            node_grads[t.grad_fn] = _accumulate(node_grads.get(t.grad_fn), g, create_graph)
+    def deliver(t: Tensor, g) -> None:
+        fn = t.grad_fn
+        if fn is not None:
+            prev = node_grads.get(fn)
+            node_grads[fn] = g if prev is None else prev + g
         elif capture_ids is None or id(t) in capture_ids:
-            leaf_grads[id(t)] = (t, _accumulate(leaf_grads.get(id(t), (None, None))[1], g, create_graph))
+            prev = leaf_grads.get(id(t))
+            leaf_grads[id(t)] = (t, g if prev is None else prev[1] + g)
 
     with set_grad_enabled(create_graph):
         for t, g in zip(roots, grads):
-            deliver(t, g)
+            deliver(t, g if create_graph else g.data)
         order = _topological([t.grad_fn for t in roots if t.grad_fn is not None])
         needed = None
         if capture is not None:
@@ -85,41 +99,33 @@ def run_backward(roots: Sequence[Tensor], grads: Sequence[Tensor], retain_graph:
             if g is None or (needed is not None and node not in needed):
                 continue
             if node._hooks:
-                for hook in node._hooks:
-                    replaced = hook(g)
-                    if replaced is not None:
-                        g = replaced
+                g = _run_hooks(node._hooks, g, create_graph)
             if node._retained is not None:
                 kept = node._retained()
                 if kept is not None:
-                    kept.grad = g if create_graph else Tensor._make(g.data, None)
-            if capture_ids is not None:
+                    kept.grad = g if create_graph else _wrap(g)
+            if needed is not None:
                 for t in capture:
                     if t.grad_fn is node:
                         captured[id(t)] = g
             if node.uses_inputs:
                 _check_versions(node)
-            if create_graph and node.once_differentiable:
-                raise RuntimeError(f"{node.name} is differentiable once only: create_graph=True cannot "
-                                   "go through it")
-            _propagate(node, g, deliver)
+            _propagate(node, g, deliver, create_graph)
             if not retain_graph:
                 node.__dict__.clear()
                 node.inputs = None
 
         for t, g in leaf_grads.values():
             if t._hooks:
-                for hook in t._hooks:
-                    replaced = hook(g)
-                    if replaced is not None:
-                        g = replaced
+                g = _run_hooks(t._hooks, g, create_graph)
             if capture_ids is not None:
                 captured[id(t)] = g
             if accumulate:
                 _accumulate_leaf(t, g, create_graph)
     if capture is None:
         return None
-    return [captured.get(id(t)) for t in capture]
+    return [g if g is None or create_graph else _wrap(g)
+            for g in (captured.get(id(t)) for t in capture)]
 
 
 def _needed_nodes(order, capture_ids) -> set:
@@ -133,37 +139,52 @@ def _needed_nodes(order, capture_ids) -> set:
     return needed
 
 
-def _propagate(node, g: Tensor, deliver) -> None:
-    """Call the node's backward, check each gradient against its input, hand it on."""
-    results = node.backward(g)
-    if not isinstance(results, tuple):
+def _call_backward(node, g, create_graph: bool) -> tuple:
+    """Gradients for the node's inputs: arrays from ``vjp`` (or unwrapped ``backward``), or Tensors."""
+    if create_graph:
+        if node.once_differentiable:
+            raise RuntimeError(f"{node.name} is differentiable once only: create_graph=True cannot "
+                               "go through it")
+        results = node.backward(g)
+        return results if results.__class__ is tuple else (results,)
+    if node.vjp is not None:
+        results = node.vjp(g)
+        return results if results.__class__ is tuple else (results,)
+    results = node.backward(_wrap(g))
+    if results.__class__ is not tuple:
         results = (results,)
+    return tuple(r.data if isinstance(r, Tensor) else r for r in results)
+
+
+def _propagate(node, g, deliver, create_graph: bool) -> None:
+    """Run the node's backward, check each gradient against its input, hand it on."""
+    results = _call_backward(node, g, create_graph)
     inputs = node.inputs
     if len(results) != len(inputs):
         raise RuntimeError(f"{node.name} returned {len(results)} gradients for {len(inputs)} inputs")
     for t, gi, need in zip(inputs, results, node.needs_input_grad):
         if not need or gi is None:
             continue
-        if not isinstance(gi, Tensor):
+        if create_graph and not isinstance(gi, Tensor):
             gi = Tensor._make(xp.asarray(gi), None)
-        if gi.shape != t.shape:
+        if gi.shape != t.data.shape:
             raise RuntimeError(f"{node.name} returned a gradient of shape {tuple(gi.shape)} for an input "
                                f"of shape {tuple(t.shape)}")
-        if gi.dtype != t.dtype:
+        if gi.dtype != t.data.dtype:
             gi = gi.astype(t.dtype)
         deliver(t, gi)
 
 
-def _accumulate_leaf(t: Tensor, g: Tensor, create_graph: bool) -> None:
+def _accumulate_leaf(t: Tensor, g, create_graph: bool) -> None:
     if create_graph:
         t.grad = g if t.grad is None else t.grad + g
     elif t.grad is None:
         # NOTE: copy, because one gradient array can reach several leaves (x + y) or be a broadcast view.
-        t.grad = Tensor._make(g.data.copy(), None)
-    elif t.grad.requires_grad:
-        t.grad = Tensor._make(t.grad.data + g.data, None)
+        t.grad = Tensor._make(xp.array(g, copy=True), None)
+    elif t.grad.requires_grad or t.grad.data.shape != g.shape:
+        t.grad = Tensor._make(t.grad.data + g, None)
     else:
-        t.grad.data += g.data
+        t.grad.data += g
 
 
 def _root_grad(t: Tensor, g, what: str) -> Tensor:

@@ -9,7 +9,7 @@ which gets the output's gradient as a Tensor and returns one gradient per input 
 from __future__ import annotations
 
 from nerve.autograd.grad_mode import state as _grad_state
-from nerve.backend import generic as _generic, xp
+from nerve.backend import generic as _generic, ndarray as _ndarray, xp
 from nerve.tensor import Tensor
 
 
@@ -22,6 +22,9 @@ class Function:
     saves_output = False
     #: True for fused kernels whose backward works on raw arrays: a second derivative raises
     once_differentiable = False
+    #: optional fast first-order path: ``vjp(self, grad_array)`` -> one array (or None) per input,
+    #: used instead of ``backward`` when no graph of the derivative is needed
+    vjp = None
     _hooks = None
     _retained = None
 
@@ -29,16 +32,19 @@ class Function:
     def apply(cls, *inputs, **options) -> Tensor:
         """Run forward on the inputs' arrays and, when grad is enabled, record this node."""
         fn = cls.__new__(cls)
-        out = fn.forward(*[t.data if isinstance(t, Tensor) else t for t in inputs], **options)
-        if isinstance(out, _generic):
+        try:
+            out = fn.forward(*[t.data if isinstance(t, Tensor) else t for t in inputs], **options)
+        except ValueError as exc:
+            raise _explain(cls, exc, inputs) from None
+        if out.__class__ is not _ndarray and isinstance(out, _generic):
             out = xp.asarray(out)
         if _grad_state.enabled:
-            needs = tuple(isinstance(t, Tensor) and t.requires_grad for t in inputs)
+            needs = [isinstance(t, Tensor) and t.requires_grad for t in inputs]
             if True in needs:
                 fn.inputs = inputs
                 fn.needs_input_grad = needs
                 if cls.uses_inputs:
-                    fn._versions = tuple(t._version if isinstance(t, Tensor) else 0 for t in inputs)
+                    fn._versions = [t._version if isinstance(t, Tensor) else 0 for t in inputs]
                 if cls.saves_output:
                     fn._out = out
                 return Tensor._make(out, fn)
@@ -60,3 +66,12 @@ class Function:
 
     def __repr__(self) -> str:
         return f"<{self.name}>"
+
+
+def _explain(cls, exc: ValueError, inputs) -> ValueError:
+    """NumPy's broadcasting error, restated with the op's name and the operands' shapes."""
+    if "broadcast" not in str(exc):
+        return exc
+    shapes = " and ".join(str(tuple(xp.shape(t.data if isinstance(t, Tensor) else t))) for t in inputs
+                          if isinstance(t, Tensor) or hasattr(t, "shape"))
+    return ValueError(f"{cls.__name__.lower()}: shapes {shapes} do not broadcast")

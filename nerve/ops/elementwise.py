@@ -10,7 +10,7 @@ import math
 from nerve import backend
 from nerve.autograd.function import Function
 from nerve.backend import xp
-from nerve.ops.reduce import sum_to
+from nerve.ops.reduce import sum_to, sum_to_array
 from nerve.tensor import Tensor
 
 _SQRT1_2 = 1.0 / math.sqrt(2.0)
@@ -21,24 +21,6 @@ _SQRT_2_PI = math.sqrt(2.0 / math.pi)
 def _const(array) -> Tensor:
     """A Tensor that carries no gradient (masks, signs)."""
     return Tensor._make(array, None)
-
-
-def _shape_of(x) -> tuple:
-    return x.shape if isinstance(x, Tensor) else xp.shape(x)
-
-
-def _broadcast_error(op: str, a, b) -> ValueError:
-    return ValueError(f"{op}: shapes {tuple(_shape_of(a))} and {tuple(_shape_of(b))} do not broadcast")
-
-
-def _binary(cls, op: str, a, b) -> Tensor:
-    """Apply a binary op, turning NumPy's broadcasting error into one that names the op."""
-    try:
-        return cls.apply(a, b)
-    except ValueError as exc:
-        if "broadcast" in str(exc):
-            raise _broadcast_error(op, a, b) from None
-        raise
 
 
 # --- arithmetic -------------------------------------------------------------------------------
@@ -53,6 +35,11 @@ class Add(Function):
         na, nb = self.needs_input_grad
         return (sum_to(g, a.shape) if na else None, sum_to(g, b.shape) if nb else None)
 
+    def vjp(self, g):
+        a, b = self.inputs
+        na, nb = self.needs_input_grad
+        return (sum_to_array(g, a.shape) if na else None, sum_to_array(g, b.shape) if nb else None)
+
 
 class Sub(Function):
     uses_inputs = False
@@ -65,6 +52,11 @@ class Sub(Function):
         na, nb = self.needs_input_grad
         return (sum_to(g, a.shape) if na else None, sum_to(-g, b.shape) if nb else None)
 
+    def vjp(self, g):
+        a, b = self.inputs
+        na, nb = self.needs_input_grad
+        return (sum_to_array(g, a.shape) if na else None, sum_to_array(-g, b.shape) if nb else None)
+
 
 class Mul(Function):
     def forward(self, a, b):
@@ -74,6 +66,13 @@ class Mul(Function):
         a, b = self.inputs
         na, nb = self.needs_input_grad
         return (sum_to(g * b, a.shape) if na else None, sum_to(g * a, b.shape) if nb else None)
+
+    def vjp(self, g):
+        a, b = self.inputs
+        na, nb = self.needs_input_grad
+        av = a.data if isinstance(a, Tensor) else a
+        bv = b.data if isinstance(b, Tensor) else b
+        return (sum_to_array(g * bv, a.shape) if na else None, sum_to_array(g * av, b.shape) if nb else None)
 
 
 class Div(Function):
@@ -89,6 +88,14 @@ class Div(Function):
         gb = sum_to(-(g * self.output()) / b, b.shape) if nb else None
         return ga, gb
 
+    def vjp(self, g):
+        a, b = self.inputs
+        na, nb = self.needs_input_grad
+        bv = b.data if isinstance(b, Tensor) else b
+        ga = sum_to_array(g / bv, a.shape) if na else None
+        gb = sum_to_array(-(g * self._out) / bv, b.shape) if nb else None
+        return ga, gb
+
 
 class Neg(Function):
     uses_inputs = False
@@ -97,6 +104,9 @@ class Neg(Function):
         return -a
 
     def backward(self, g):
+        return -g
+
+    def vjp(self, g):
         return -g
 
 
@@ -111,6 +121,11 @@ class PowScalar(Function):
         if p == 2:
             return g * a * 2.0, None
         return g * (a ** (p - 1)) * p, None
+
+    def vjp(self, g):
+        a = self.inputs[0].data
+        p = self.p
+        return (g * a * 2.0 if p == 2 else g * (a ** (p - 1)) * p), None
 
 
 class Pow(Function):
@@ -135,22 +150,22 @@ class Pow(Function):
 
 def add(a, b) -> Tensor:
     """a + b with broadcasting."""
-    return _binary(Add, "add", a, b)
+    return Add.apply(a, b)
 
 
 def sub(a, b) -> Tensor:
     """a - b with broadcasting."""
-    return _binary(Sub, "sub", a, b)
+    return Sub.apply(a, b)
 
 
 def mul(a, b) -> Tensor:
     """a * b with broadcasting."""
-    return _binary(Mul, "mul", a, b)
+    return Mul.apply(a, b)
 
 
 def div(a, b) -> Tensor:
     """a / b with broadcasting."""
-    return _binary(Div, "div", a, b)
+    return Div.apply(a, b)
 
 
 def neg(a) -> Tensor:
@@ -162,7 +177,7 @@ def pow(a, b) -> Tensor:
     """a ** b; a scalar exponent takes the cheaper path."""
     if isinstance(a, Tensor) and not isinstance(b, Tensor) and xp.ndim(b) == 0:
         return PowScalar.apply(a, b)
-    return _binary(Pow, "pow", a, b)
+    return Pow.apply(a, b)
 
 
 def floor_divide(a, b) -> Tensor:
@@ -188,7 +203,7 @@ class Remainder(Function):
 
 def remainder(a, b) -> Tensor:
     """a % b (the sign follows b, as in Python)."""
-    return _binary(Remainder, "remainder", a, b)
+    return Remainder.apply(a, b)
 
 
 # --- unary math -------------------------------------------------------------------------------
@@ -202,6 +217,9 @@ class Exp(Function):
     def backward(self, g):  # d e^a = e^a da
         return g * self.output()
 
+    def vjp(self, g):
+        return g * self._out
+
 
 class Log(Function):
     def forward(self, a):
@@ -209,6 +227,9 @@ class Log(Function):
 
     def backward(self, g):  # d ln a = da / a
         return g / self.inputs[0]
+
+    def vjp(self, g):
+        return g / self.inputs[0].data
 
 
 class Log1p(Function):
@@ -298,6 +319,10 @@ class Tanh(Function):
         y = self.output()
         return g * (1.0 - y * y)
 
+    def vjp(self, g):
+        y = self._out
+        return g * (1.0 - y * y)
+
 
 class Sigmoid(Function):
     uses_inputs = False
@@ -308,6 +333,10 @@ class Sigmoid(Function):
 
     def backward(self, g):  # d s(a) = s(a)(1 - s(a)) da
         y = self.output()
+        return g * (y * (1.0 - y))
+
+    def vjp(self, g):
+        y = self._out
         return g * (y * (1.0 - y))
 
 
@@ -330,6 +359,9 @@ class ReLU(Function):
 
     def backward(self, g):  # 1 where a > 0
         return g * _const(self._out > 0)
+
+    def vjp(self, g):
+        return xp.where(self._out > 0, g, 0)
 
 
 class LeakyReLU(Function):
@@ -557,12 +589,12 @@ class Where(Function):
 
 def maximum(a, b) -> Tensor:
     """Elementwise maximum (ties share the gradient)."""
-    return _binary(Maximum, "maximum", a, b)
+    return Maximum.apply(a, b)
 
 
 def minimum(a, b) -> Tensor:
     """Elementwise minimum (ties share the gradient)."""
-    return _binary(Minimum, "minimum", a, b)
+    return Minimum.apply(a, b)
 
 
 def clamp(a, min=None, max=None) -> Tensor:
@@ -582,13 +614,7 @@ def clamp(a, min=None, max=None) -> Tensor:
 def where(cond, a, b) -> Tensor:
     """a where cond is true, else b (cond carries no gradient)."""
     cond = cond.data if isinstance(cond, Tensor) else cond
-    try:
-        return Where.apply(cond, a, b)
-    except ValueError as exc:
-        if "broadcast" in str(exc):
-            raise ValueError(f"where: shapes {tuple(xp.shape(cond))}, {tuple(_shape_of(a))} and "
-                             f"{tuple(_shape_of(b))} do not broadcast") from None
-        raise
+    return Where.apply(cond, a, b)
 
 
 # --- copies and conversions ---------------------------------------------------------------------

@@ -1,25 +1,90 @@
-"""Indexing primitives: basic and advanced indexing with a scatter-add backward."""
+"""Indexing primitives: ``a[key]``, gather/scatter, index_select, masked_fill, tril/triu, sort/topk, one_hot.
+
+Reading by index is a gather; its backward scatters the gradient back and adds where an index repeats.
+Scatter-adds go through ``bincount`` or a sort-and-reduce, both several times faster than ``add.at``.
+"""
 from __future__ import annotations
+
+from typing import NamedTuple
 
 from nerve.autograd.function import Function
 from nerve.backend import xp
+from nerve.ops.elementwise import where
+from nerve.ops.shape import _along, normalize_dim, pad
 from nerve.tensor import Tensor
 
 
+class ValuesIndices(NamedTuple):
+    """What ``sort`` and ``topk`` return: the values (differentiable) and their int64 indices."""
+
+    values: Tensor
+    indices: Tensor
+
+
+# --- scatter-add kernels on raw arrays -----------------------------------------------------------
+def _scatter_add_flat(out_flat, positions, values) -> None:
+    """out_flat[positions] += values, summing repeated positions (all arguments 1-D)."""
+    if out_flat.dtype.kind == "f" and out_flat.size <= 4 * positions.size:
+        # NOTE: bincount sums in float64 and beats add.at's per-element loop when the output is small.
+        out_flat += xp.bincount(positions, weights=values, minlength=out_flat.size).astype(out_flat.dtype)
+    else:
+        xp.add.at(out_flat, positions, values)
+
+
+def _index_add(out, idx, g) -> None:
+    """out[:, idx, :] += g[:, k, :] for each k: out is (pre, n, post), idx (m,) in [0, n), g (pre, m, post)."""
+    pre, n, post = out.shape
+    m = idx.size
+    if m == 0 or out.size == 0:
+        return
+    if out.dtype.kind == "f" and (post >= 128 or (n > 8 * m and post >= 32)):
+        # NOTE: wide rows: sort the indices and sum runs of equal ones with one reduceat (measured fastest).
+        order = xp.argsort(idx, kind="stable")
+        ordered = idx[order]
+        starts = xp.flatnonzero(xp.concatenate([ordered[:1] > -1, ordered[1:] != ordered[:-1]]))
+        out[:, ordered[starts]] += xp.add.reduceat(g[:, order], starts, axis=1)
+        return
+    positions = ((xp.arange(pre, like=idx)[:, None] * n + idx)[:, :, None] * post
+                 + xp.arange(post, like=idx)).reshape(-1)
+    _scatter_add_flat(out.reshape(-1), positions, g.reshape(-1))
+
+
+# --- a[key] -------------------------------------------------------------------------------------
+def _unwrap(k):
+    if isinstance(k, Tensor):
+        return k.data
+    if isinstance(k, list):
+        k = xp.asarray(k)
+        return k.astype(xp.intp) if k.size == 0 else k  # NOTE: [] is an empty index, not a float array
+    return k
+
+
 def _unwrap_key(key):
-    if isinstance(key, Tensor):
-        return key.data
+    """Tensors and lists in the key become arrays (NumPy then applies its indexing rules)."""
     if isinstance(key, tuple):
-        return tuple(k.data if isinstance(k, Tensor) else k for k in key)
-    if isinstance(key, list):
-        return xp.asarray(key)
-    return key
+        return tuple(_unwrap(k) for k in key)
+    return _unwrap(key)
 
 
-def _is_basic(key) -> bool:
-    """True when the key selects a view (ints, slices, None, Ellipsis): no index repeats."""
+def _has_int_array(key) -> bool:
+    """True when the key holds an integer array, so that an index may repeat."""
     keys = key if isinstance(key, tuple) else (key,)
-    return all(k is None or k is Ellipsis or isinstance(k, (int, slice)) for k in keys)
+    return any(hasattr(k, "dtype") and k.dtype.kind in "iu" and k.ndim > 0 for k in keys)
+
+
+def _single_array_axis(key, ndim: int):
+    """(axis, array) when the key is one integer array on one axis with whole slices elsewhere, else None."""
+    keys = key if isinstance(key, tuple) else (key,)
+    arrays = [i for i, k in enumerate(keys) if hasattr(k, "dtype") and k.ndim > 0]
+    if len(arrays) != 1 or keys[arrays[0]].dtype.kind not in "iu":
+        return None
+    pos = arrays[0]
+    for i, k in enumerate(keys):
+        if i != pos and k is not Ellipsis and not (isinstance(k, slice) and k == slice(None)):
+            return None
+    if Ellipsis in keys[:pos]:
+        pos = ndim - (len(keys) - pos)
+    return pos, keys[arrays[0]]
 
 
 class GetItem(Function):
@@ -30,7 +95,7 @@ class GetItem(Function):
         return a[key]
 
     def backward(self, g):
-        return index_backward(g, self.inputs[0].shape, self.key), None
+        return IndexBackward.apply(g, self.inputs[0].shape, self.key), None
 
 
 class IndexBackward(Function):
@@ -40,23 +105,31 @@ class IndexBackward(Function):
 
     def forward(self, g, shape, key):
         self.key = key
-        out = xp.zeros(shape, dtype=g.dtype)
-        if _is_basic(key):
+        # NOTE: C order, whatever g's layout: the kernels write through reshape views of out.
+        out = xp.zeros_like(g, shape=shape, order="C")
+        if not _has_int_array(key):  # slices and masks select each element at most once
             out[key] = g
-        else:
+            return out
+        single = _single_array_axis(key, len(shape))
+        if single is None:
             xp.add.at(out, key, g)
+            return out
+        axis, idx = single
+        n = shape[axis]
+        idx = idx.reshape(-1)
+        idx = xp.where(idx < 0, idx + n, idx)
+        pre = 1
+        for s in shape[:axis]:
+            pre *= s
+        _index_add(out.reshape(pre, n, -1), idx, g.reshape(pre, idx.size, -1))
         return out
 
     def backward(self, gg):  # linear in g: its derivative gathers again
         return gg[self.key], None, None
 
 
-def index_backward(g: Tensor, shape: tuple, key) -> Tensor:
-    return IndexBackward.apply(g, shape, key)
-
-
 def index(a: Tensor, key) -> Tensor:
-    """``a[key]`` with NumPy's rules: ints, slices, Ellipsis, None, boolean masks, integer arrays."""
+    """``a[key]`` with NumPy's rules: ints, slices, Ellipsis, None, boolean masks, integer arrays, lists."""
     key = _unwrap_key(key)
     try:
         return GetItem.apply(a, key)
@@ -64,6 +137,310 @@ def index(a: Tensor, key) -> Tensor:
         raise IndexError(f"index: {exc} (tensor of shape {tuple(a.shape)})") from None
 
 
-__all__ = ["index"]
+# --- gather and scatter along a dimension -----------------------------------------------------------
+def _index_array(index, op: str):
+    """The raw integer array behind an index argument."""
+    idx = index.data if isinstance(index, Tensor) else xp.asarray(index)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"{op}: index must be an integer tensor, got dtype {idx.dtype}")
+    return idx
+
+
+def _check_bounds(idx, n: int, dim: int, op: str) -> None:
+    if idx.size:
+        lo, hi = int(idx.min()), int(idx.max())
+        if lo < 0 or hi >= n:
+            raise IndexError(f"{op}: index {lo if lo < 0 else hi} is out of bounds for dim {dim} with size {n}")
+
+
+def _check_along(op: str, a: Tensor, d: int, idx, src: Tensor | None = None) -> None:
+    """PyTorch's rules: same ndim; index no larger than the input (except in ``d``) nor than src."""
+    if idx.ndim != a.ndim or (src is not None and src.ndim != a.ndim):
+        extra = "" if src is None else f", src {tuple(src.shape)}"
+        raise ValueError(f"{op}: index and input must have the same number of dimensions, got input "
+                         f"{tuple(a.shape)}, index {tuple(idx.shape)}{extra}")
+    for k in range(a.ndim):
+        if (k != d and idx.shape[k] > a.shape[k]) or (src is not None and idx.shape[k] > src.shape[k]):
+            what = f"input {tuple(a.shape)}" if k != d and idx.shape[k] > a.shape[k] else f"src {tuple(src.shape)}"
+            raise ValueError(f"{op}: index of shape {tuple(idx.shape)} is larger than {what} in dim {k}")
+    _check_bounds(idx, a.shape[d] if a.ndim else 1, d, op)
+
+
+def _coords(idx, dim: int) -> tuple:
+    """An index tuple addressing, for each entry of ``idx``, the position it names along ``dim``."""
+    out = []
+    for k, n in enumerate(idx.shape):
+        if k == dim:
+            out.append(idx)
+        else:
+            out.append(xp.arange(n, like=idx).reshape((1,) * k + (n,) + (1,) * (idx.ndim - k - 1)))
+    return tuple(out)
+
+
+def _scatter_add_along(out, dim: int, idx, values) -> None:
+    """out[coords(idx)] += values, summing repeats; ``values`` has idx's shape."""
+    if idx.size == 0:
+        return
+    strides = [1] * out.ndim
+    for k in range(out.ndim - 2, -1, -1):
+        strides[k] = strides[k + 1] * out.shape[k + 1]
+    positions = sum(c * s for c, s in zip(_coords(idx, dim), strides))
+    _scatter_add_flat(out.reshape(-1), xp.broadcast_to(positions, idx.shape).reshape(-1), values.reshape(-1))
+
+
+def _prefix(shape) -> tuple:
+    """The key that cuts an array down to its leading ``shape`` block (where a smaller index applies)."""
+    return tuple(slice(0, s) for s in shape)
+
+
+def _cut(shape, dim: int) -> tuple:
+    """Like ``_prefix`` but keeping all of ``dim`` (gather reads anywhere along it)."""
+    return tuple(slice(None) if k == dim else slice(0, s) for k, s in enumerate(shape))
+
+
+class Gather(Function):
+    uses_inputs = False
+
+    def forward(self, a, idx, dim, unique):
+        self.idx, self.dim, self.unique = idx, dim, unique
+        return xp.take_along_axis(a[_cut(idx.shape, dim)], idx, axis=dim)
+
+    def backward(self, g):  # out = a[coords]: da = scatter-add of g at coords
+        return GatherBackward.apply(g, self.inputs[0].shape, self.idx, self.dim, self.unique), None, None, None
+
+
+class GatherBackward(Function):
+    """Scatter-add ``g`` into zeros of the input's shape at the gathered positions."""
+
+    uses_inputs = False
+
+    def forward(self, g, shape, idx, dim, unique):
+        self.idx, self.dim, self.unique = idx, dim, unique
+        out = xp.zeros_like(g, shape=shape, order="C")  # C order: scatter writes through out.reshape(-1)
+        if unique:  # indices from sort/topk: no repeats, a plain assignment
+            xp.put_along_axis(out[_cut(idx.shape, dim)], idx, g, axis=dim)
+        else:
+            _scatter_add_along(out, dim, idx, g)
+        return out
+
+    def backward(self, gg):  # linear in g: gather again
+        return Gather.apply(gg, self.idx, self.dim, self.unique), None, None, None, None
+
+
+def gather(input: Tensor, dim: int, index) -> Tensor:
+    """out[i][j][k] = input[i][index[i][j][k]][k] for dim=1 (PyTorch's gather); out has index's shape."""
+    idx = _index_array(index, "gather")
+    d = normalize_dim(dim, input.ndim, "gather")
+    _check_along("gather", input, d, idx)
+    if input.ndim == 0:
+        return input
+    return Gather.apply(input, idx, d, False)
+
+
+class ScatterAdd(Function):
+    uses_inputs = False
+
+    def forward(self, a, src, idx, dim):
+        self.idx, self.dim = idx, dim
+        out = a.copy()
+        _scatter_add_along(out, dim, idx, src[_prefix(idx.shape)].astype(a.dtype, copy=False))
+        return out
+
+    def backward(self, g):  # d input = g; d src = g gathered at the positions, zero where src was unused
+        a, src, _, _ = self.inputs
+        na, ns, _, _ = self.needs_input_grad
+        return g if na else None, _src_grad(g, self.idx, self.dim, src.shape) if ns else None, None, None
+
+
+class Scatter(Function):
+    uses_inputs = False
+
+    def forward(self, a, src, idx, dim):
+        self.idx, self.dim = idx, dim
+        out = a.copy()
+        values = src[_prefix(idx.shape)] if xp.ndim(src) else src
+        out[_coords(idx, dim)] = values
+        return out
+
+    def backward(self, g):  # overwritten entries of input get no gradient; src gets the gradient there
+        a, src, _, _ = self.inputs
+        na, ns, _, _ = self.needs_input_grad
+        ga = None
+        if na:
+            hit = xp.zeros_like(g.data, dtype=bool)
+            hit[_coords(self.idx, self.dim)] = True
+            ga = masked_fill(g, Tensor._make(hit, None), 0.0)
+        return ga, _src_grad(g, self.idx, self.dim, src.shape) if ns else None, None, None
+
+
+def _src_grad(g: Tensor, idx, dim: int, src_shape: tuple) -> Tensor:
+    """The gradient of scatter's ``src``: g at the scattered positions, zero-padded to src's shape."""
+    out = Gather.apply(g, idx, dim, False)
+    if out.shape == src_shape:
+        return out
+    widths = []
+    for have, want in zip(reversed(idx.shape), reversed(src_shape)):
+        widths += [0, want - have]
+    return pad(out, tuple(widths))
+
+
+def _scatter_args(op: str, input: Tensor, dim: int, index, src):
+    idx = _index_array(index, op)
+    d = normalize_dim(dim, input.ndim, op)
+    if input.ndim == 0:
+        raise ValueError(f"{op}: input must have at least one dimension, got shape ()")
+    _check_along(op, input, d, idx, src if isinstance(src, Tensor) else None)
+    return idx, d
+
+
+def scatter_add(input: Tensor, dim: int, index, src: Tensor) -> Tensor:
+    """A copy of input with src[i][j][k] added at [i][index[i][j][k]][k] (dim=1); repeats add up."""
+    src = src if isinstance(src, Tensor) else Tensor(src)
+    idx, d = _scatter_args("scatter_add", input, dim, index, src)
+    return ScatterAdd.apply(input, src, idx, d)
+
+
+def scatter(input: Tensor, dim: int, index, src) -> Tensor:
+    """A copy of input with src (a tensor or a number) written at [i][index[i][j][k]][k] (dim=1).
+
+    Where an index repeats, which write wins is unspecified (as in PyTorch).
+    """
+    if not isinstance(src, Tensor):
+        src = xp.asarray(src, dtype=input.dtype)
+        if src.ndim:
+            src = Tensor._make(src, None)
+    idx, d = _scatter_args("scatter", input, dim, index, src)
+    return Scatter.apply(input, src, idx, d)
+
+
+def index_select(input: Tensor, dim: int, index) -> Tensor:
+    """The entries of ``input`` at positions ``index`` (1-D) along ``dim``."""
+    idx = _index_array(index, "index_select")
+    if idx.ndim > 1:
+        raise ValueError(f"index_select: index must be 1-D, got shape {tuple(idx.shape)}")
+    d = normalize_dim(dim, input.ndim, "index_select")
+    if input.ndim == 0:
+        raise ValueError("index_select: input must have at least one dimension, got shape ()")
+    _check_bounds(idx, input.shape[d], d, "index_select")
+    return GetItem.apply(input, (slice(None),) * d + (idx.reshape(-1),))
+
+
+# --- masks and triangles ------------------------------------------------------------------------
+def masked_fill(input: Tensor, mask, value) -> Tensor:
+    """A copy of input with ``value`` where ``mask`` (boolean, broadcastable to input) is true."""
+    m = mask.data if isinstance(mask, Tensor) else xp.asarray(mask)
+    if m.dtype != bool:
+        raise TypeError(f"masked_fill: mask must be boolean, got dtype {m.dtype}")
+    try:
+        fits = xp.broadcast_shapes(m.shape, input.shape) == input.shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"masked_fill: mask of shape {tuple(m.shape)} does not broadcast to the input's "
+                         f"shape {tuple(input.shape)}")
+    if isinstance(value, Tensor):
+        if value.ndim:
+            raise ValueError(f"masked_fill: value must be a number or a 0-d tensor, got shape {tuple(value.shape)}")
+        value = value.astype(input.dtype)
+    else:
+        value = input.dtype.type(value)
+    return where(m, value, input)
+
+
+class Triangle(Function):
+    uses_inputs = False
+
+    def forward(self, a, diagonal, upper):
+        self.diagonal, self.upper = diagonal, upper
+        return xp.triu(a, diagonal) if upper else xp.tril(a, diagonal)
+
+    def backward(self, g):  # a mask: the kept triangle passes the gradient through
+        return Triangle.apply(g, self.diagonal, self.upper), None, None
+
+
+def _triangle(input: Tensor, diagonal: int, upper: bool) -> Tensor:
+    if input.ndim < 2:
+        name = "triu" if upper else "tril"
+        raise ValueError(f"{name}: input must have at least 2 dimensions, got shape {tuple(input.shape)}")
+    return Triangle.apply(input, int(diagonal), upper)
+
+
+def tril(input: Tensor, diagonal: int = 0) -> Tensor:
+    """The lower triangle of the last two dimensions (entries above ``diagonal`` set to zero)."""
+    return _triangle(input, diagonal, False)
+
+
+def triu(input: Tensor, diagonal: int = 0) -> Tensor:
+    """The upper triangle of the last two dimensions (entries below ``diagonal`` set to zero)."""
+    return _triangle(input, diagonal, True)
+
+
+# --- ordering -------------------------------------------------------------------------------------
+def _sort_key(a, descending: bool):
+    """An array whose ascending order is the wanted order of ``a``."""
+    if not descending:
+        return a
+    if a.dtype.kind in "ub":
+        a = a.astype(xp.int64)
+    return -a
+
+
+def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> ValuesIndices:
+    """Sorted values along ``dim`` and where they came from; equal values keep their order."""
+    d = normalize_dim(dim, input.ndim, "sort")
+    if input.ndim == 0:
+        return ValuesIndices(input, Tensor._make(xp.zeros_like(input.data, dtype=xp.int64), None))
+    idx = xp.argsort(_sort_key(input.data, descending), axis=d, kind="stable").astype(xp.int64, copy=False)
+    return ValuesIndices(Gather.apply(input, idx, d, True), Tensor._make(idx, None))
+
+
+def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> ValuesIndices:
+    """The ``k`` largest (or smallest) values along ``dim`` and their indices."""
+    d = normalize_dim(dim, input.ndim, "topk")
+    n = input.shape[d] if input.ndim else 1
+    if not isinstance(k, int) or not 0 <= k <= n:
+        raise ValueError(f"topk: k ({k}) is out of range for dim {d} of size {n} (tensor of shape "
+                         f"{tuple(input.shape)})")
+    if input.ndim == 0:
+        return sort(input)
+    key = _sort_key(input.data, largest)
+    if k == n or k == 0:
+        idx = xp.argsort(key, axis=d, kind="stable")
+    else:
+        idx = xp.argpartition(key, k - 1, axis=d)
+    idx = idx[_along(d, slice(0, k))]
+    if sorted and 0 < k < n:
+        order = xp.argsort(xp.take_along_axis(key, idx, axis=d), axis=d, kind="stable")
+        idx = xp.take_along_axis(idx, order, axis=d)
+    idx = idx.astype(xp.int64, copy=False)
+    return ValuesIndices(Gather.apply(input, idx, d, True), Tensor._make(idx, None))
+
+
+# --- one-hot --------------------------------------------------------------------------------------
+def one_hot(tensor, num_classes: int = -1) -> Tensor:
+    """int64 one-hot vectors in a new last dimension of size ``num_classes`` (max + 1 when -1); no gradient."""
+    idx = tensor.data if isinstance(tensor, Tensor) else xp.asarray(tensor)
+    if idx.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: expected an integer tensor of class indices, got dtype {idx.dtype}")
+    if idx.size:
+        lo, hi = int(idx.min()), int(idx.max())
+        if lo < 0:
+            raise ValueError(f"one_hot: class values must be non-negative, got {lo}")
+        if num_classes == -1:
+            num_classes = hi + 1
+        elif hi >= num_classes:
+            raise ValueError(f"one_hot: class value {hi} is out of range for num_classes={num_classes}")
+    elif num_classes == -1:
+        raise ValueError("one_hot: cannot infer num_classes from an empty tensor; pass num_classes")
+    if num_classes < 0:
+        raise ValueError(f"one_hot: num_classes must be -1 or non-negative, got {num_classes}")
+    out = xp.zeros_like(idx, dtype=xp.int64, shape=idx.shape + (num_classes,))
+    if idx.size:
+        xp.put_along_axis(out, idx[..., None].astype(xp.int64), 1, axis=-1)
+    return Tensor._make(out, None)
+
+
+__all__ = ["gather", "index", "index_select", "masked_fill", "one_hot", "scatter", "scatter_add", "sort", "topk",
+           "tril", "triu"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
-METHODS = []
+METHODS = ["gather", "index_select", "masked_fill", "scatter", "scatter_add", "sort", "topk", "tril", "triu"]

@@ -1,5 +1,7 @@
-"""Linear algebra: matmul (batched, broadcasting, NumPy's 1-D rules)."""
+"""Linear algebra: matmul (batched, broadcasting, NumPy's 1-D rules), einsum, outer and dot."""
 from __future__ import annotations
+
+import string
 
 from nerve.autograd.function import Function
 from nerve.backend import xp
@@ -31,13 +33,21 @@ class MatMul(Function):
             gb = sum_to(A.mT @ G, B.shape).reshape(b.shape)
         return ga, gb
 
+    def vjp(self, g):
+        a, b = self.inputs
+        if a.ndim != 2 or b.ndim != 2:
+            return tuple(r.data if r is not None else None for r in self.backward(Tensor._make(g, None)))
+        na, nb = self.needs_input_grad
+        return (g @ b.data.T if na else None), (a.data.T @ g if nb else None)
+
+
+def _tensor(x) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(x)
+
 
 def matmul(a, b) -> Tensor:
     """Matrix product with NumPy's rules: batched, broadcast batch dimensions, 1-D operands."""
-    if not isinstance(a, Tensor):
-        a = Tensor(a)
-    if not isinstance(b, Tensor):
-        b = Tensor(b)
+    a, b = _tensor(a), _tensor(b)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: operands must have at least 1 dimension, got shapes {tuple(a.shape)} "
                          f"and {tuple(b.shape)}")
@@ -50,6 +60,148 @@ def matmul(a, b) -> Tensor:
         raise ValueError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} do not align ({why})") from None
 
 
-__all__ = ["matmul"]
+# --- einsum -----------------------------------------------------------------------------------------
+class Einsum(Function):
+    """einsum over operands whose subscripts have no repeated letter (diagonals are taken before)."""
+
+    def forward(self, *arrays, subs, out):
+        self.subs, self.out = subs, out
+        return xp.einsum(",".join(subs) + "->" + out, *arrays, optimize=len(arrays) > 1)
+
+    def backward(self, g):
+        # The gradient of operand k contracts g with the other operands onto k's subscripts; letters
+        # only k has are summed out in forward, so their gradient is broadcast back (expand).
+        grads = []
+        for k, (sub, x) in enumerate(zip(self.subs, self.inputs)):
+            if not self.needs_input_grad[k]:
+                grads.append(None)
+                continue
+            others = [(s, t) for j, (s, t) in enumerate(zip(self.subs, self.inputs)) if j != k]
+            known = set(self.out).union(*[s for s, _ in others])
+            target = "".join(c for c in sub if c in known)
+            gk = einsum(",".join([self.out] + [s for s, _ in others]) + "->" + target, g,
+                        *[t for _, t in others])
+            if len(target) < len(sub):
+                gk = gk.reshape(tuple(gk.shape[target.index(c)] if c in known else 1 for c in sub))
+            # size-1 letters of x that broadcast against a larger size: sum back
+            broadcast = tuple(i for i, (n, m) in enumerate(zip(x.shape, gk.shape)) if n == 1 and m != 1)
+            if broadcast:
+                gk = gk.sum(broadcast, keepdim=True)
+            grads.append(gk if gk.shape == x.shape else gk.expand(x.shape))
+        return tuple(grads)
+
+
+def _einsum_error(equation: str, operands, why: str) -> ValueError:
+    shapes = ", ".join(str(tuple(t.shape)) for t in operands)
+    return ValueError(f"einsum {equation!r} on shapes {shapes}: {why}")
+
+
+def _parse_einsum(equation: str, operands) -> tuple[list[str], str, str]:
+    """Explicit subscripts (one letter per axis) for each operand and the output, and the letters of '...'."""
+    eq = equation.replace(" ", "")
+    lhs, arrow, out = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(operands):
+        raise _einsum_error(equation, operands, f"{len(terms)} subscript terms for {len(operands)} operands")
+    for term in terms + ([out] if arrow else []):
+        rest = term.replace("...", "", 1)
+        if any(c not in string.ascii_letters for c in rest):
+            raise _einsum_error(equation, operands, f"invalid subscripts {term!r} (letters, at most one "
+                                "'...' per term, at most one '->')")
+    used = set(c for c in eq if c in string.ascii_letters)
+    free = [c for c in string.ascii_letters if c not in used]
+    n_ell = 0
+    for term, t in zip(terms, operands):
+        explicit = len(term.replace("...", ""))
+        if ("..." in term and t.ndim < explicit) or ("..." not in term and t.ndim != explicit):
+            raise _einsum_error(equation, operands, f"subscripts {term!r} do not match an operand with "
+                                f"{t.ndim} dimensions")
+        if "..." in term:
+            n_ell = max(n_ell, t.ndim - explicit)
+    if n_ell > len(free):
+        raise _einsum_error(equation, operands, "too many dimensions for the letters left over")
+    ell = "".join(free[:n_ell])
+    subs = [term.replace("...", ell[n_ell - (t.ndim - len(term) + 3):]) for term, t in zip(terms, operands)]
+    if not arrow:
+        counts = "".join(subs)
+        out = ell + "".join(sorted(c for c in set(counts) if c not in ell and counts.count(c) == 1))
+    elif "..." in out:
+        out = out.replace("...", ell)
+    elif n_ell:
+        raise _einsum_error(equation, operands, "the output must contain '...' when operands have "
+                            "'...' dimensions")
+    if len(set(out)) != len(out):
+        raise _einsum_error(equation, operands, f"output subscripts {out!r} repeat a letter")
+    missing = set(out) - set("".join(subs))
+    if missing:
+        raise _einsum_error(equation, operands, f"output letters {''.join(sorted(missing))!r} appear in "
+                            "no operand")
+    return subs, out, ell
+
+
+def _letter_sizes(equation: str, subs, operands, ell: str) -> None:
+    """Check that each letter has one size (1 broadcasts); a letter repeated in one term agrees exactly."""
+    sizes: dict = {}
+    for k, (sub, t) in enumerate(zip(subs, operands)):
+        seen: dict = {}
+        for c, n in zip(sub, t.shape):
+            if c in seen and seen[c] != n:
+                raise _einsum_error(equation, operands, f"letter {c!r} repeats in operand {k} with sizes "
+                                    f"{seen[c]} and {n}")
+            seen[c] = n
+            if n != 1:
+                if sizes.get(c, (n,))[0] != n:
+                    what = "a '...' dimension" if c in ell else f"letter {c!r}"
+                    raise _einsum_error(equation, operands, f"{what} has size {sizes[c][0]} in "
+                                        f"operand {sizes[c][1]} but {n} in operand {k}")
+                sizes[c] = (n, k)
+
+
+def _diagonal(t: Tensor, sub: str) -> tuple[Tensor, str]:
+    """Take the diagonal over letters repeated in ``sub`` ('ii' -> 'i'), by indexing (which scatters back)."""
+    unique = "".join(dict.fromkeys(sub))
+    if unique == sub:
+        return t, sub
+    size = {c: n for c, n in zip(sub, t.shape)}
+    key = []
+    for c in sub:
+        shape = [1] * len(unique)
+        shape[unique.index(c)] = size[c]
+        key.append(xp.arange(size[c]).reshape(shape))
+    return t[tuple(key)], unique
+
+
+def einsum(equation: str, *operands) -> Tensor:
+    """Einstein summation (NumPy/PyTorch notation, with '...' and implicit output), differentiable.
+
+    Repeated letters within one operand take its diagonal ('ii->i', 'ii->' for the trace).
+    """
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    operands = [_tensor(t) for t in operands]
+    subs, out, ell = _parse_einsum(equation, operands)
+    _letter_sizes(equation, subs, operands, ell)
+    pairs = [_diagonal(t, s) for t, s in zip(operands, subs)]
+    return Einsum.apply(*[t for t, _ in pairs], subs=[s for _, s in pairs], out=out)
+
+
+def outer(a, b) -> Tensor:
+    """Outer product of two 1-D tensors: out[i, j] = a[i] * b[j]."""
+    a, b = _tensor(a), _tensor(b)
+    if a.ndim != 1 or b.ndim != 1:
+        raise ValueError(f"outer: expected two 1-D tensors, got shapes {tuple(a.shape)} and {tuple(b.shape)}")
+    return a.reshape(-1, 1) * b
+
+
+def dot(a, b) -> Tensor:
+    """Inner product of two 1-D tensors of the same length."""
+    a, b = _tensor(a), _tensor(b)
+    if a.ndim != 1 or b.ndim != 1 or a.shape != b.shape:
+        raise ValueError(f"dot: expected two 1-D tensors of the same length, got shapes {tuple(a.shape)} "
+                         f"and {tuple(b.shape)}")
+    return MatMul.apply(a, b)
+
+
+__all__ = ["dot", "einsum", "matmul", "outer"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
-METHODS = ["matmul"]
+METHODS = ["dot", "matmul", "outer"]

@@ -1,28 +1,78 @@
-"""Reductions: sum, mean, and ``sum_to``, the one place where broadcasting is undone."""
+"""Reductions and the softmax family, and ``sum_to``, the one place where broadcasting is undone.
+
+Every backward is written with Tensor ops, so it can be differentiated again. Reductions take
+PyTorch's ``dim`` (int, negative int, tuple of ints or None for all) and ``keepdim``.
+"""
 from __future__ import annotations
+
+import builtins
+from typing import NamedTuple
 
 from nerve.autograd.function import Function
 from nerve.backend import xp
 from nerve.tensor import Tensor
 
 
+class ValuesIndices(NamedTuple):
+    """The (values, indices) pair returned by ``max``/``min`` along a dim, as in PyTorch."""
+
+    values: Tensor
+    indices: Tensor
+
+
 def _norm_dims(dim, ndim: int, op: str):
-    """Normalise ``dim`` (None, int or sequence) to a sorted tuple of non-negative axes."""
+    """Normalise ``dim`` (None, int or sequence) to a sorted tuple of non-negative axes.
+
+    A 0-d tensor accepts dim 0 and -1, as in PyTorch; they reduce over nothing (the empty tuple).
+    """
     if dim is None:
         return tuple(range(ndim))
     dims = (dim,) if isinstance(dim, int) else tuple(dim)
     out = []
     for d in dims:
-        if not -max(ndim, 1) <= d < max(ndim, 1):
+        if not -builtins.max(ndim, 1) <= d < builtins.max(ndim, 1):
             raise IndexError(f"{op}: dim {d} is out of range for a tensor with {ndim} dimensions")
-        out.append(d % ndim if ndim else 0)
+        if ndim:
+            out.append(d % ndim)
     return tuple(sorted(set(out)))
+
+
+def _one_dim(dim, ndim: int, op: str) -> tuple:
+    """Normalise a single int ``dim`` (softmax, cumsum, max with indices) to a 0- or 1-tuple of axes."""
+    if not isinstance(dim, int):
+        raise TypeError(f"{op}: dim must be an int, got {dim!r}")
+    return _norm_dims(dim, ndim, op)
 
 
 def _kept_shape(shape: tuple, axes: tuple) -> tuple:
     return tuple(1 if i in axes else s for i, s in enumerate(shape))
 
 
+def _count(shape: tuple, axes: tuple) -> int:
+    n = 1
+    for ax in axes:
+        n *= shape[ax]
+    return n
+
+
+def _keep(t: Tensor, shape: tuple, axes: tuple, keepdim: bool) -> Tensor:
+    """A reduced result (or its gradient) reshaped to keep its reduced dims as size 1."""
+    return t if keepdim else t.reshape(_kept_shape(shape, axes))
+
+
+def _const(array) -> Tensor:
+    """A Tensor that carries no gradient (masks, weights)."""
+    return Tensor._make(array, None)
+
+
+def _check_nonempty(a: Tensor, axes: tuple, op: str) -> None:
+    for ax in axes:
+        if a.shape[ax] == 0:
+            raise ValueError(f"{op}: cannot reduce over dim {ax} of size 0 (tensor of shape "
+                             f"{tuple(a.shape)}): the result has no identity")
+
+
+# --- sum, mean, var, std --------------------------------------------------------------------------
 class Sum(Function):
     uses_inputs = False
 
@@ -33,9 +83,7 @@ class Sum(Function):
 
     def backward(self, g):  # every summed element gets the gradient of the sum
         shape = self.inputs[0].shape
-        if not self.keepdim:
-            g = g.reshape(_kept_shape(shape, self.axes))
-        return g.expand(shape), None, None
+        return _keep(g, shape, self.axes, self.keepdim).expand(shape), None, None
 
 
 def sum(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
@@ -46,10 +94,24 @@ def sum(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
 def mean(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     """Mean over ``dim`` (all dimensions when None)."""
     axes = _norm_dims(dim, a.ndim, "mean")
-    count = 1
-    for ax in axes:
-        count *= a.shape[ax]
+    count = _count(a.shape, axes)
     return Sum.apply(a, axes, keepdim) * (1.0 / count if count else float("nan"))
+
+
+def nansum(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    """Sum over ``dim`` treating NaN as zero (NaN entries get no gradient)."""
+    from nerve.ops.elementwise import where
+    return sum(where(xp.isnan(a.data), 0.0, a), dim, keepdim)
+
+
+def sum_to_array(g, shape: tuple):
+    """``sum_to`` on a raw array (the first-order fast path)."""
+    if g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape)
+                                      if s == 1 and g.shape[i + lead] != 1)
+    return g.sum(axis=axes).reshape(shape)
 
 
 def sum_to(g: Tensor, shape: tuple) -> Tensor:
@@ -63,6 +125,324 @@ def sum_to(g: Tensor, shape: tuple) -> Tensor:
     return out if out.shape == shape else out.reshape(shape)
 
 
-__all__ = ["sum", "mean", "sum_to"]
+class Var(Function):
+    def forward(self, a, axes, correction, keepdim):
+        self.axes, self.keepdim = axes, keepdim
+        n = _count(a.shape, axes)
+        # NOTE: as NumPy and PyTorch do, a correction >= n divides by 0 (inf or nan, no error).
+        self.denom = builtins.max(n - correction, 0)
+        with xp.errstate(divide="ignore", invalid="ignore"):
+            centered = a - a.sum(axis=axes, keepdims=True) / n
+            return (centered * centered).sum(axis=axes, keepdims=keepdim) / self.denom
+
+    def backward(self, g):  # d var = 2 (x - mean x) / (n - correction) dx
+        x = self.inputs[0]
+        scale = 2.0 / self.denom if self.denom else float("nan")  # 0 degrees of freedom: undefined
+        centered = x - mean(x, self.axes, keepdim=True)
+        return _keep(g, x.shape, self.axes, self.keepdim) * centered * scale, None, None, None
+
+
+def _correction(op: str, unbiased: bool, correction) -> float:
+    if correction is None:
+        return 1 if unbiased else 0
+    if correction < 0:
+        raise ValueError(f"{op}: correction must be >= 0, got {correction}")
+    return correction
+
+
+def var(a: Tensor, dim=None, unbiased: bool = True, keepdim: bool = False, correction=None) -> Tensor:
+    """Variance over ``dim``, dividing by n - correction (``correction`` overrides ``unbiased``)."""
+    if isinstance(dim, bool):  # PyTorch's var(x, unbiased) overload
+        dim, unbiased = None, dim
+    return Var.apply(a, _norm_dims(dim, a.ndim, "var"), _correction("var", unbiased, correction), keepdim)
+
+
+def std(a: Tensor, dim=None, unbiased: bool = True, keepdim: bool = False, correction=None) -> Tensor:
+    """Standard deviation over ``dim``: sqrt of ``var`` with the same arguments."""
+    if isinstance(dim, bool):
+        dim, unbiased = None, dim
+    return Var.apply(a, _norm_dims(dim, a.ndim, "std"), _correction("std", unbiased, correction),
+                     keepdim).sqrt()
+
+
+# --- max, min, argmax, argmin ---------------------------------------------------------------------
+class Extreme(Function):
+    """amax/amin over several dims: ties share the gradient evenly, as PyTorch does."""
+
+    def forward(self, a, axes, keepdim, largest):
+        self.axes, self.keepdim = axes, keepdim
+        self.kept = a.max(axis=axes, keepdims=True) if largest else a.min(axis=axes, keepdims=True)
+        return self.kept if keepdim else self.kept.reshape(
+            tuple(s for i, s in enumerate(a.shape) if i not in axes))
+
+    def backward(self, g):
+        x = self.inputs[0]
+        hit = (x.data == self.kept).astype(g.dtype)
+        weights = hit / hit.sum(axis=self.axes, keepdims=True)
+        return _keep(g, x.shape, self.axes, self.keepdim) * _const(weights), None, None, None
+
+
+class TakeAlong(Function):
+    """Values at given indices along one dim (max/min with indices); backward scatters into zeros."""
+
+    uses_inputs = False
+
+    def forward(self, a, idx, axis, keepdim):
+        self.idx, self.axis, self.keepdim, self.in_shape = idx, axis, keepdim, a.shape
+        out = xp.take_along_axis(a, idx, axis=axis)
+        return out if keepdim else out.squeeze(axis)
+
+    def backward(self, g):  # linear in a: the selected entry gets the gradient, the others 0
+        mask = xp.zeros(self.in_shape, dtype=g.dtype)
+        xp.put_along_axis(mask, self.idx, 1, axis=self.axis)
+        return _keep(g, self.in_shape, (self.axis,), self.keepdim) * _const(mask), None, None, None
+
+
+def _extreme(a: Tensor, dim, keepdim: bool, largest: bool, op: str):
+    axes = _norm_dims(dim, a.ndim, op)
+    _check_nonempty(a, axes, op)
+    return Extreme.apply(a, axes, keepdim, largest)
+
+
+def _extreme_with_indices(a: Tensor, dim: int, keepdim: bool, largest: bool, op: str) -> ValuesIndices:
+    if a.ndim == 0:
+        _one_dim(dim, 0, op)
+        values, indices = _extreme_with_indices(a.reshape(1), 0, False, largest, op)
+        return ValuesIndices(values, indices)
+    (axis,) = _one_dim(dim, a.ndim, op)
+    _check_nonempty(a, (axis,), op)
+    find = xp.argmax if largest else xp.argmin
+    idx = find(a.data, axis=axis, keepdims=True)
+    values = TakeAlong.apply(a, idx, axis, keepdim)
+    return ValuesIndices(values, _const(idx if keepdim else idx.squeeze(axis)))
+
+
+def max(a: Tensor, dim=None, keepdim: bool = False):
+    """The largest value (dim None, ties share the gradient) or ``(values, indices)`` along ``dim``.
+
+    ``max(a, b)`` with a Tensor ``b`` is the elementwise ``maximum``, as in PyTorch.
+    """
+    if isinstance(dim, Tensor):
+        from nerve.ops.elementwise import maximum
+        return maximum(a, dim)
+    if dim is None:
+        return _extreme(a, None, False, True, "max")
+    return _extreme_with_indices(a, dim, keepdim, True, "max")
+
+
+def min(a: Tensor, dim=None, keepdim: bool = False):
+    """The smallest value (dim None, ties share the gradient) or ``(values, indices)`` along ``dim``.
+
+    ``min(a, b)`` with a Tensor ``b`` is the elementwise ``minimum``, as in PyTorch.
+    """
+    if isinstance(dim, Tensor):
+        from nerve.ops.elementwise import minimum
+        return minimum(a, dim)
+    if dim is None:
+        return _extreme(a, None, False, False, "min")
+    return _extreme_with_indices(a, dim, keepdim, False, "min")
+
+
+def amax(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    """Largest value over ``dim`` (int, tuple or None for all); ties share the gradient evenly."""
+    return _extreme(a, dim, keepdim, True, "amax")
+
+
+def amin(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    """Smallest value over ``dim`` (int, tuple or None for all); ties share the gradient evenly."""
+    return _extreme(a, dim, keepdim, False, "amin")
+
+
+def _arg_extreme(a: Tensor, dim, keepdim: bool, largest: bool, op: str) -> Tensor:
+    find = xp.argmax if largest else xp.argmin
+    if dim is None:
+        _check_nonempty(a, tuple(range(a.ndim)), op)
+        idx = xp.asarray(find(a.data))
+        return _const(idx.reshape((1,) * a.ndim) if keepdim else idx)
+    if a.ndim == 0:
+        _one_dim(dim, 0, op)
+        return _const(xp.zeros((), dtype=xp.int64))
+    (axis,) = _one_dim(dim, a.ndim, op)
+    _check_nonempty(a, (axis,), op)
+    return _const(find(a.data, axis=axis, keepdims=keepdim))
+
+
+def argmax(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    """Index of the largest value (of the flattened tensor when ``dim`` is None); int64, no gradient."""
+    return _arg_extreme(a, dim, keepdim, True, "argmax")
+
+
+def argmin(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    """Index of the smallest value (of the flattened tensor when ``dim`` is None); int64, no gradient."""
+    return _arg_extreme(a, dim, keepdim, False, "argmin")
+
+
+# --- logsumexp and the softmax family ------------------------------------------------------------
+def _shifted(a, axes):
+    """``a - max(a)`` over ``axes``, with infinite maxima replaced by 0 so inf - inf never appears."""
+    m = a.max(axis=axes, keepdims=True)
+    return a - xp.where(xp.isfinite(m), m, 0), m
+
+
+class LogSumExp(Function):
+    saves_output = True
+
+    def forward(self, a, axes, keepdim):
+        self.axes, self.keepdim = axes, keepdim
+        out_shape = _kept_shape(a.shape, axes) if keepdim else tuple(
+            s for i, s in enumerate(a.shape) if i not in axes)
+        if _count(a.shape, axes) == 0:
+            return xp.full(out_shape, -xp.inf, dtype=a.dtype)
+        s, m = _shifted(a, axes)
+        with xp.errstate(divide="ignore"):
+            out = xp.log(xp.exp(s).sum(axis=axes, keepdims=True)) + xp.where(xp.isfinite(m), m, 0)
+        return out.reshape(out_shape)
+
+    def backward(self, g):  # d lse = softmax(x) dx = exp(x - lse) dx
+        x = self.inputs[0]
+        y = _keep(self.output(), x.shape, self.axes, self.keepdim)
+        return _keep(g, x.shape, self.axes, self.keepdim) * (x - y).exp(), None, None
+
+
+def logsumexp(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    """log(sum(exp(a))) over ``dim`` (all dims when None), shifted by the max so 1e4 stays finite."""
+    return LogSumExp.apply(a, _norm_dims(dim, a.ndim, "logsumexp"), keepdim)
+
+
+class Softmax(Function):
+    uses_inputs = False
+    saves_output = True
+
+    def forward(self, a, axes):
+        self.axes = axes
+        if a.size == 0:
+            return xp.exp(a)
+        e = xp.exp(_shifted(a, axes)[0])
+        return e / e.sum(axis=axes, keepdims=True)
+
+    def backward(self, g):  # dx = y (g - sum(g y))
+        y = self.output()
+        return y * (g - (g * y).sum(self.axes, keepdim=True)), None
+
+
+class LogSoftmax(Function):
+    uses_inputs = False
+    saves_output = True
+
+    def forward(self, a, axes):
+        self.axes = axes
+        if a.size == 0:
+            return a.copy()
+        s = _shifted(a, axes)[0]
+        with xp.errstate(divide="ignore"):
+            return s - xp.log(xp.exp(s).sum(axis=axes, keepdims=True))
+
+    def backward(self, g):  # dx = g - softmax(x) sum(g)
+        return g - self.output().exp() * g.sum(self.axes, keepdim=True), None
+
+
+def softmax(a: Tensor, dim: int = -1) -> Tensor:
+    """exp(a) / sum(exp(a)) along ``dim``, computed after subtracting the max (no overflow)."""
+    return Softmax.apply(a, _one_dim(dim, a.ndim, "softmax"))
+
+
+def log_softmax(a: Tensor, dim: int = -1) -> Tensor:
+    """log(softmax(a)) along ``dim`` in one stable step (a - max - log(sum(exp(a - max))))."""
+    return LogSoftmax.apply(a, _one_dim(dim, a.ndim, "log_softmax"))
+
+
+# --- prod, cumsum, norm --------------------------------------------------------------------------
+class Prod(Function):
+    saves_output = True
+
+    def forward(self, a, axes, keepdim):
+        self.axes, self.keepdim = axes, keepdim
+        return a.prod(axis=axes, keepdims=keepdim)
+
+    def backward(self, g):  # d prod = prod of the others; out / x unless x has zeros
+        from nerve.ops.elementwise import where
+        x, axes = self.inputs[0], self.axes
+        gk = _keep(g, x.shape, axes, self.keepdim)
+        out = _keep(self.output(), x.shape, axes, self.keepdim)
+        zero = x.data == 0
+        if not zero.any():
+            return gk * out / x, None, None
+        # NOTE: with zeros, out / x is 0/0. The product of the others is prod(nonzeros) at a lone
+        # zero, prod(nonzeros) * the other zero where there are two, 0 with more; kept as Tensor
+        # expressions (not constants) so that second derivatives stay right.
+        x_safe = where(zero, 1.0, x)
+        nonzero_prod = prod(x_safe, axes, keepdim=True)
+        count = zero.sum(axis=axes, keepdims=True)
+        other_zero = where(zero, x, 0.0).sum(axes, keepdim=True) - x
+        at_zero = nonzero_prod * where(count == 1, 1.0, where(count == 2, other_zero, 0.0))
+        return gk * where(zero, at_zero, out / x_safe), None, None
+
+
+def prod(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    """Product over ``dim`` (all dimensions when None); the gradient is exact with zeros in the input."""
+    return Prod.apply(a, _norm_dims(dim, a.ndim, "prod"), keepdim)
+
+
+class Cumsum(Function):
+    uses_inputs = False
+
+    def forward(self, a, axis):
+        self.axis = axis
+        return xp.cumsum(a, axis=axis)
+
+    def backward(self, g):  # dx_i = sum_{j >= i} g_j: a cumsum of the reversed gradient, reversed
+        flip = (slice(None),) * self.axis + (slice(None, None, -1),)
+        return cumsum(g[flip], self.axis)[flip], None
+
+
+def cumsum(a: Tensor, dim: int) -> Tensor:
+    """Running sum along ``dim``."""
+    axes = _one_dim(dim, a.ndim, "cumsum")
+    if not axes:  # 0-d: the running sum of one value is the value
+        return Cumsum.apply(a.reshape(1), 0).reshape(())
+    return Cumsum.apply(a, axes[0])
+
+
+class Norm(Function):
+    """The p-norm for finite p > 0 other than 1; the gradient at a zero norm is 0, as in PyTorch."""
+
+    saves_output = True
+
+    def forward(self, a, p, axes, keepdim):
+        self.p, self.axes, self.keepdim = p, axes, keepdim
+        if p == 2:
+            return xp.sqrt((a * a).sum(axis=axes, keepdims=keepdim))
+        return (xp.abs(a) ** p).sum(axis=axes, keepdims=keepdim) ** (1.0 / p)
+
+    def backward(self, g):  # d |x|_p = sign(x) |x|^(p-1) / |x|_p^(p-1) dx
+        x, p = self.inputs[0], self.p
+        out = _keep(self.output(), x.shape, self.axes, self.keepdim)
+        zero = (out.data == 0).astype(out.dtype)
+        scale = _keep(g, x.shape, self.axes, self.keepdim) * _const(1.0 - zero)
+        safe = out + _const(zero)
+        if p == 2:
+            return x * (scale / safe), None, None, None
+        return x.sign() * x.abs() ** (p - 1.0) * (scale / safe ** (p - 1.0)), None, None, None
+
+
+def norm(a: Tensor, p=2, dim=None, keepdim: bool = False) -> Tensor:
+    """Vector p-norm over ``dim`` (all dims when None): p a positive number, inf, -inf or 'fro' (= 2)."""
+    if p == "fro":
+        p = 2
+    if isinstance(p, str) or not (p > 0 or p == -float("inf")):
+        raise ValueError(f"norm: p must be a positive number, inf, -inf or 'fro', got {p!r}")
+    axes = _norm_dims(dim, a.ndim, "norm")
+    if p == float("inf"):
+        return _extreme(a.abs(), axes, keepdim, True, "norm")
+    if p == -float("inf"):
+        return _extreme(a.abs(), axes, keepdim, False, "norm")
+    if p == 1:
+        return Sum.apply(a.abs(), axes, keepdim)
+    return Norm.apply(a, float(p), axes, keepdim)
+
+
+__all__ = ["ValuesIndices", "amax", "amin", "argmax", "argmin", "cumsum", "log_softmax", "logsumexp",
+           "max", "mean", "min", "nansum", "norm", "prod", "softmax", "std", "sum", "sum_to", "var"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
-METHODS = ["sum", "mean"]
+METHODS = ["amax", "amin", "argmax", "argmin", "cumsum", "log_softmax", "logsumexp", "max", "mean", "min",
+           "nansum", "norm", "prod", "softmax", "std", "sum", "var"]

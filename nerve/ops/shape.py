@@ -1,4 +1,8 @@
-"""Shape primitives: reshape/view, expand/broadcast_to."""
+"""Shape primitives: reshape/view, expand, permute, squeeze, concat/stack/split, pad, flip, repeat, roll.
+
+Each backward is written with Tensor ops (slicing, padding, summing), so it can be differentiated again.
+Multi-output ops (split, chunk, unbind) are several slicing ops over one input.
+"""
 from __future__ import annotations
 
 from nerve.autograd.function import Function
@@ -141,6 +145,313 @@ def flatten(a: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
         a, a.shape[:start] + (0,) + a.shape[end + 1:])
 
 
-__all__ = ["broadcast_to", "expand", "flatten", "permute", "reshape", "squeeze", "swapaxes", "transpose", "unsqueeze", "view"]
+def normalize_dim(dim: int, ndim: int, op: str) -> int:
+    """``dim`` as a non-negative axis, or an IndexError naming ``op`` (a 0-d tensor accepts 0 and -1)."""
+    size = max(ndim, 1)
+    if not isinstance(dim, int) or not -size <= dim < size:
+        raise IndexError(f"{op}: dim {dim} is out of range for a tensor with {ndim} dimensions")
+    return dim % size
+
+
+def _dims_arg(dims, ndim: int, op: str) -> tuple:
+    """A tuple of distinct non-negative axes from an int or a sequence."""
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    out = tuple(normalize_dim(d, ndim, op) for d in dims)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op}: dims {dims} repeat a dimension")
+    return out
+
+
+def _along(dim: int, key) -> tuple:
+    """An index tuple that applies ``key`` to axis ``dim`` and keeps the others whole."""
+    return (slice(None),) * dim + (key,)
+
+
+def _as_tensor(t) -> Tensor:
+    return t if isinstance(t, Tensor) else Tensor(t)
+
+
+# --- joining and splitting --------------------------------------------------------------------
+class Concat(Function):
+    uses_inputs = False
+
+    def forward(self, *arrays, axis):
+        self.axis = axis
+        self.sizes = [a.shape[axis] for a in arrays]
+        return xp.concatenate(arrays, axis=axis)
+
+    def backward(self, g):  # each input gets its own slice of the gradient
+        grads, start = [], 0
+        for size, need in zip(self.sizes, self.needs_input_grad):
+            grads.append(g[_along(self.axis, slice(start, start + size))] if need else None)
+            start += size
+        return tuple(grads)
+
+
+class Stack(Function):
+    uses_inputs = False
+
+    def forward(self, *arrays, axis):
+        self.axis = axis
+        return xp.stack(arrays, axis=axis)
+
+    def backward(self, g):  # input i gets the gradient's i-th entry along the new axis
+        return tuple(g[_along(self.axis, i)] if need else None
+                     for i, need in enumerate(self.needs_input_grad))
+
+
+def concat(tensors, dim: int = 0) -> Tensor:
+    """Join tensors along an existing dimension; all other dimensions must match."""
+    tensors = [_as_tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("concat: expected a non-empty sequence of tensors")
+    first = tensors[0]
+    if first.ndim == 0:
+        raise ValueError("concat: zero-dimensional tensors cannot be concatenated; use stack")
+    d = normalize_dim(dim, first.ndim, "concat")
+    for t in tensors[1:]:
+        if t.ndim != first.ndim or t.shape[:d] + t.shape[d + 1:] != first.shape[:d] + first.shape[d + 1:]:
+            raise ValueError(f"concat: tensors must have the same shape except in dim {d}, got "
+                             f"{tuple(first.shape)} and {tuple(t.shape)}")
+    return Concat.apply(*tensors, axis=d)
+
+
+cat = concat
+
+
+def stack(tensors, dim: int = 0) -> Tensor:
+    """Join tensors of one shape along a new dimension ``dim``."""
+    tensors = [_as_tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("stack: expected a non-empty sequence of tensors")
+    first = tensors[0]
+    d = normalize_dim(dim, first.ndim + 1, "stack")
+    for t in tensors[1:]:
+        if t.shape != first.shape:
+            raise ValueError(f"stack: tensors must all have the same shape, got {tuple(first.shape)} "
+                             f"and {tuple(t.shape)}")
+    return Stack.apply(*tensors, axis=d)
+
+
+def split(a: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
+    """Cut along ``dim`` into pieces of one size (an int; the last may be smaller) or of the given sizes."""
+    d = normalize_dim(dim, a.ndim, "split")
+    if a.ndim == 0:
+        raise ValueError("split: cannot split a zero-dimensional tensor")
+    n = a.shape[d]
+    if isinstance(split_size_or_sections, int):
+        size = split_size_or_sections
+        if size < 0 or (size == 0 and n > 0):
+            raise ValueError(f"split: split_size must be positive, got {size} for dim {d} of size {n}")
+        sizes = [size] * (n // size) + ([n % size] if n % size else []) if n else [0]
+    else:
+        sizes = [int(s) for s in split_size_or_sections]
+        if any(s < 0 for s in sizes) or sum(sizes) != n:
+            raise ValueError(f"split: sections {sizes} must be non-negative and sum to the size {n} of "
+                             f"dim {d} (tensor of shape {tuple(a.shape)})")
+    pieces, start = [], 0
+    for size in sizes:
+        pieces.append(a[_along(d, slice(start, start + size))])
+        start += size
+    return tuple(pieces)
+
+
+def chunk(a: Tensor, chunks: int, dim: int = 0) -> tuple:
+    """Cut into ``chunks`` pieces of ceil(size / chunks) along ``dim`` (fewer if size runs out, as PyTorch)."""
+    if not isinstance(chunks, int) or chunks < 1:
+        raise ValueError(f"chunk: chunks must be a positive integer, got {chunks}")
+    d = normalize_dim(dim, a.ndim, "chunk")
+    if a.ndim == 0:
+        raise ValueError("chunk: cannot chunk a zero-dimensional tensor")
+    return split(a, -(-a.shape[d] // chunks), d)
+
+
+def unbind(a: Tensor, dim: int = 0) -> tuple:
+    """The slices along ``dim``, each without that dimension."""
+    if a.ndim == 0:
+        raise ValueError("unbind: cannot unbind a zero-dimensional tensor")
+    d = normalize_dim(dim, a.ndim, "unbind")
+    return tuple(a[_along(d, i)] for i in range(a.shape[d]))
+
+
+# --- padding, flipping, rolling ---------------------------------------------------------------
+class Pad(Function):
+    uses_inputs = False
+
+    def forward(self, a, widths, value):
+        self.widths = widths
+        shape = tuple(n + lo + hi for n, (lo, hi) in zip(a.shape, widths))
+        out = xp.full_like(a, value, shape=shape)
+        src, dst = [], []
+        for n, m, (lo, hi) in zip(a.shape, shape, widths):
+            if n + min(lo, 0) + min(hi, 0) <= 0:  # everything cropped away
+                return out
+            src.append(slice(max(-lo, 0), n - max(-hi, 0)))
+            dst.append(slice(max(lo, 0), m - max(hi, 0)))
+        out[tuple(dst)] = a[tuple(src)]
+        return out
+
+    def backward(self, g):  # padding with -widths crops the pad and restores the cropped (zero) parts
+        return Pad.apply(g, tuple((-lo, -hi) for lo, hi in self.widths), 0), None, None
+
+
+def pad(a: Tensor, pad: tuple, value: float = 0.0) -> Tensor:
+    """Constant padding; ``pad`` = (left, right) for the last dim, then the one before, ... (negative crops)."""
+    pad = tuple(int(p) for p in pad)
+    if len(pad) % 2 or len(pad) // 2 > a.ndim:
+        raise ValueError(f"pad: pad must have an even length of at most 2 * {a.ndim} entries for a tensor "
+                         f"of shape {tuple(a.shape)}, got {pad}")
+    widths = [(0, 0)] * a.ndim
+    for i in range(len(pad) // 2):
+        widths[a.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
+    shape = tuple(n + lo + hi for n, (lo, hi) in zip(a.shape, widths))
+    if any(s < 0 for s in shape):
+        raise ValueError(f"pad: padding {pad} of a tensor of shape {tuple(a.shape)} gives a negative size {shape}")
+    return Pad.apply(a, tuple(widths), value)
+
+
+class Flip(Function):
+    uses_inputs = False
+
+    def forward(self, a, dims):
+        self.dims = dims
+        return xp.flip(a, axis=dims)
+
+    def backward(self, g):  # flipping is its own inverse
+        return Flip.apply(g, self.dims), None
+
+
+def flip(a: Tensor, *dims) -> Tensor:
+    """Reverse the order of the entries along each dimension in ``dims``."""
+    dims = _dims_arg(_shape_arg(dims), a.ndim, "flip")
+    if not dims or a.ndim == 0:
+        return a
+    return Flip.apply(a, dims)
+
+
+class Roll(Function):
+    uses_inputs = False
+
+    def forward(self, a, shifts, dims):
+        self.shifts, self.dims = shifts, dims
+        return xp.roll(a, shifts, axis=dims)
+
+    def backward(self, g):  # roll back by the same amount
+        back = tuple(-s for s in self.shifts) if isinstance(self.shifts, tuple) else -self.shifts
+        return Roll.apply(g, back, self.dims), None, None
+
+
+def roll(a: Tensor, shifts, dims=None) -> Tensor:
+    """Shift entries cyclically along ``dims`` (the flattened tensor when None), as ``numpy.roll``."""
+    if dims is None:
+        if not isinstance(shifts, int):
+            raise ValueError(f"roll: without dims, shifts must be a single int, got {shifts}")
+        return Roll.apply(a, shifts, None)
+    if isinstance(dims, int) and isinstance(shifts, int):
+        return Roll.apply(a, shifts, normalize_dim(dims, a.ndim, "roll"))
+    shifts = (shifts,) if isinstance(shifts, int) else tuple(shifts)
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    if len(shifts) != len(dims):
+        raise ValueError(f"roll: shifts {shifts} and dims {dims} must have the same length")
+    return Roll.apply(a, shifts, tuple(normalize_dim(d, a.ndim, "roll") for d in dims))
+
+
+def movedim(a: Tensor, source, destination) -> Tensor:
+    """Move dimensions ``source`` to positions ``destination``, keeping the others in order."""
+    src = _dims_arg(source, a.ndim, "movedim")
+    dst = _dims_arg(destination, a.ndim, "movedim")
+    if len(src) != len(dst):
+        raise ValueError(f"movedim: source {source} and destination {destination} must have the same length")
+    order = [d for d in range(a.ndim) if d not in src]
+    for to, frm in sorted(zip(dst, src)):
+        order.insert(to, frm)
+    return permute(a, *order)
+
+
+moveaxis = movedim
+
+
+# --- repeating --------------------------------------------------------------------------------
+class Repeat(Function):
+    uses_inputs = False
+
+    def forward(self, a, reps):
+        self.in_shape = a.shape
+        self.shape = (1,) * (len(reps) - a.ndim) + a.shape
+        self.reps = reps
+        return xp.tile(a.reshape(self.shape), reps)
+
+    def backward(self, g):  # sum the copies: view (r0, n0, r1, n1, ...) and sum over the r axes
+        interleaved = tuple(x for r, n in zip(self.reps, self.shape) for x in (r, n))
+        summed = g.reshape(interleaved).sum(dim=tuple(range(0, len(interleaved), 2)))
+        return summed.reshape(self.in_shape), None
+
+
+def repeat(a: Tensor, *sizes) -> Tensor:
+    """Tile the tensor ``sizes[i]`` times along dimension i (PyTorch's ``Tensor.repeat``)."""
+    reps = tuple(int(s) for s in _shape_arg(sizes))
+    if len(reps) < a.ndim:
+        raise ValueError(f"repeat: got {len(reps)} repeat counts {reps} for a tensor of shape "
+                         f"{tuple(a.shape)}; give at least one per dimension")
+    if any(r < 0 for r in reps):
+        raise ValueError(f"repeat: repeat counts must be non-negative, got {reps}")
+    return Repeat.apply(a, reps)
+
+
+def tile(a: Tensor, *reps) -> Tensor:
+    """Tile as ``numpy.tile``: missing leading repeat counts are 1, extra ones add dimensions."""
+    reps = tuple(int(r) for r in _shape_arg(reps))
+    return repeat(a, *((1,) * (a.ndim - len(reps)) + reps))
+
+
+class RepeatInterleave(Function):
+    uses_inputs = False
+
+    def forward(self, a, repeats, axis):
+        self.repeats, self.axis = repeats, axis
+        return xp.repeat(a, repeats, axis=axis)
+
+    def backward(self, g):  # each entry's copies are adjacent: view (..., n, r, ...) and sum over r
+        shape = self.inputs[0].shape
+        d = self.axis
+        return g.reshape(shape[:d] + (shape[d], self.repeats) + shape[d + 1:]).sum(dim=d + 1), None, None
+
+
+def repeat_interleave(a: Tensor, repeats, dim: int | None = None) -> Tensor:
+    """Repeat each entry along ``dim`` (of the flattened tensor when None), as ``numpy.repeat``.
+
+    ``repeats`` is one count or one count per entry; per-entry counts go through indexing.
+    """
+    if dim is None:
+        a, dim = flatten(a), 0
+    d = normalize_dim(dim, a.ndim, "repeat_interleave")
+    if a.ndim == 0:
+        a = reshape(a, (1,))
+    if isinstance(repeats, Tensor):
+        repeats = repeats.data
+    if not isinstance(repeats, int):
+        counts = xp.asarray(repeats)
+        if counts.dtype.kind not in "iu" or counts.ndim > 1:
+            raise TypeError(f"repeat_interleave: repeats must be an int or a 1-D integer tensor, got dtype "
+                            f"{counts.dtype} and shape {tuple(counts.shape)}")
+        if counts.size == 1:
+            repeats = int(counts.reshape(()))
+        else:
+            if counts.shape != (a.shape[d],):
+                raise ValueError(f"repeat_interleave: repeats has shape {tuple(counts.shape)}, expected one "
+                                 f"count per entry of dim {d} ({a.shape[d]},) of a tensor of shape {tuple(a.shape)}")
+            if counts.size and counts.min() < 0:
+                raise ValueError(f"repeat_interleave: repeats must be non-negative, got {int(counts.min())}")
+            return a[_along(d, xp.repeat(xp.arange(a.shape[d], like=counts), counts))]
+    if repeats < 0:
+        raise ValueError(f"repeat_interleave: repeats must be non-negative, got {repeats}")
+    return RepeatInterleave.apply(a, repeats, d)
+
+
+__all__ = ["broadcast_to", "cat", "chunk", "concat", "expand", "flatten", "flip", "movedim", "moveaxis", "pad",
+           "permute", "repeat", "repeat_interleave", "reshape", "roll", "split", "squeeze", "stack", "swapaxes",
+           "tile", "transpose", "unbind", "unsqueeze", "view"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
-METHODS = ["broadcast_to", "expand", "flatten", "permute", "reshape", "squeeze", "swapaxes", "transpose", "unsqueeze", "view"]
+METHODS = ["broadcast_to", "chunk", "expand", "flatten", "flip", "movedim", "moveaxis", "permute", "repeat",
+           "repeat_interleave", "reshape", "roll", "split", "squeeze", "swapaxes", "tile", "transpose", "unbind",
+           "unsqueeze", "view"]

@@ -1,0 +1,95 @@
+"""Adam and AdamW: steps from bias-corrected running moments of the gradient."""
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+from nerve.backend import xp
+from nerve.optim.optimizer import Optimizer, direction
+
+
+class Adam(Optimizer):
+    r"""Adam (Kingma & Ba, 2015) with optional AMSGrad (Reddi et al., 2018), PyTorch's rule.
+
+    With ``g = grad + weight_decay * p`` (``-grad`` when ``maximize``; with ``decoupled_weight_decay``
+    instead ``p <- p * (1 - lr * weight_decay)`` first and ``g = grad``), step ``t``, moments from zero::
+
+        m <- m + (1 - beta1) * (g - m)
+        v <- beta2 * v + (1 - beta2) * g * g
+        v_max <- max(v_max, v) ;  v_hat = v_max if amsgrad else v
+        p <- p - lr / (1 - beta1^t) * m / (sqrt(v_hat) / sqrt(1 - beta2^t) + eps)
+    """
+
+    def __init__(self, params: Iterable, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0, amsgrad: bool = False, *, maximize: bool = False,
+                 decoupled_weight_decay: bool = False) -> None:
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                                      maximize=maximize, decoupled_weight_decay=decoupled_weight_decay))
+
+    def _validate(self, group: dict, index: int) -> None:
+        for key in ("lr", "eps", "weight_decay"):
+            self._check_range(key, group[key], index)
+        betas = group["betas"]
+        self._check(isinstance(betas, (tuple, list)) and len(betas) == 2, "betas", betas, "a pair (beta1, beta2)",
+                    index)
+        self._check_range("betas[0]", betas[0], index, high=1.0)
+        self._check_range("betas[1]", betas[1], index, high=1.0)
+
+    def _update_group(self, group: dict) -> None:
+        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+        weight_decay, amsgrad, maximize = group["weight_decay"], group["amsgrad"], group["maximize"]
+        decoupled = group["decoupled_weight_decay"]
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            w = p.data
+            state = self.state[p]
+            if not state:
+                state["step"] = 0
+                state["exp_avg"] = xp.zeros_like(w)
+                state["exp_avg_sq"] = xp.zeros_like(w)
+            if amsgrad and "max_exp_avg_sq" not in state:
+                state["max_exp_avg_sq"] = xp.zeros_like(w)
+            state["step"] += 1
+            step = state["step"]
+            if decoupled and weight_decay:
+                w *= 1 - lr * weight_decay
+            coupled_decay = 0.0 if decoupled else weight_decay
+            bufs = self._buffers(p, 2 if (coupled_decay or maximize) else 1)
+            work = bufs[0]
+            g = direction(p.grad.data, w, coupled_decay, maximize, bufs[-1])
+            exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+            xp.subtract(g, exp_avg, out=work)
+            work *= 1 - beta1
+            exp_avg += work
+            exp_avg_sq *= beta2
+            xp.multiply(g, g, out=work)
+            work *= 1 - beta2
+            exp_avg_sq += work
+            if amsgrad:
+                v_hat = state["max_exp_avg_sq"]
+                xp.maximum(v_hat, exp_avg_sq, out=v_hat)
+            else:
+                v_hat = exp_avg_sq
+            # NOTE: sqrt(v)/c2 + eps == (sqrt(v) + eps*c2)/c2: folding c2 into the scalars saves a pass.
+            c2 = math.sqrt(1 - beta2 ** step)
+            xp.sqrt(v_hat, out=work)
+            work += eps * c2
+            xp.divide(exp_avg, work, out=work)
+            work *= -lr * c2 / (1 - beta1 ** step)
+            w += work
+            p._version += 1
+
+
+class AdamW(Adam):
+    r"""Adam with decoupled weight decay (Loshchilov & Hutter, 2019), PyTorch's rule.
+
+    Each step first shrinks ``p <- p * (1 - lr * weight_decay)``, then takes the Adam step on the plain
+    gradient (see ``Adam``); the default ``weight_decay`` is 1e-2.
+    """
+
+    def __init__(self, params: Iterable, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 1e-2, amsgrad: bool = False, *,
+                 maximize: bool = False) -> None:
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                         maximize=maximize, decoupled_weight_decay=True)

@@ -1,0 +1,84 @@
+"""``ProgressBar``: a per-batch bar with ETA and running metrics in a terminal, one line per epoch elsewhere."""
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from nerve.train.callbacks import Callback
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _format_logs(logs: dict) -> str:
+    parts = []
+    for key, value in logs.items():
+        if key == "lr":
+            parts.append(f"lr {value:.2e}")
+        elif isinstance(value, float):
+            parts.append(f"{key} {value:.4f}")
+    return "  ".join(parts)
+
+
+class ProgressBar(Callback):
+    """Training progress on ``file`` (stdout by default).
+
+    ``verbose=1``: a bar redrawn in place with ETA and running metrics when the output is a terminal, one
+    line per epoch when it is not (a log file, a CI job); ``verbose=2``: one line per epoch always;
+    ``verbose=0``: silent. ``fit(verbose=...)`` adds one unless ``callbacks`` already holds a ProgressBar.
+    """
+
+    def __init__(self, verbose: int = 1, file: TextIO | None = None, width: int = 25,
+                 interval: float = 0.1) -> None:
+        if verbose not in (0, 1, 2):
+            raise ValueError(f"ProgressBar: verbose must be 0, 1 or 2, got {verbose!r}")
+        self.verbose, self.file, self.width, self.interval = verbose, file, width, interval
+
+    def _out(self) -> TextIO:
+        return self.file if self.file is not None else sys.stdout
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        isatty = getattr(self._out(), "isatty", None)
+        self.dynamic = self.verbose == 1 and bool(isatty and isatty())
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch_start = self.last_draw = time.perf_counter()
+        self.first_batch = None
+        self.header = f"Epoch {epoch + 1}/{self.params['epochs']}"
+
+    def on_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if not self.dynamic:
+            return
+        if self.first_batch is None:  # a resumed epoch starts part-way
+            self.first_batch = batch
+        now = time.perf_counter()
+        steps = self.params.get("steps")
+        if now - self.last_draw < self.interval and (steps is None or batch + 1 < steps):
+            return
+        self.last_draw = now
+        done = batch + 1
+        rate = (now - self.epoch_start) / max(done - self.first_batch, 1)
+        if steps:
+            filled = int(self.width * done / steps)
+            bar = "=" * max(filled - 1, 0) + (">" if filled < self.width else "=") + "." * (self.width - filled)
+            progress = f"{done}/{steps} [{bar}] ETA {_duration(rate * (steps - done))}"
+        else:
+            progress = f"{done} batches {_duration(now - self.epoch_start)}"
+        line = f"{self.header}  {progress}  {_format_logs(logs or {})}"
+        out = self._out()
+        out.write("\r" + line + "\x1b[K")
+        out.flush()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.verbose == 0:
+            return
+        elapsed = time.perf_counter() - self.epoch_start
+        line = f"{self.header}  {elapsed:.1f}s  {_format_logs(logs or {})}"
+        out = self._out()
+        out.write(("\r" + line + "\x1b[K\n") if self.dynamic else line + "\n")
+        out.flush()

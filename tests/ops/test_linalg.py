@@ -1,0 +1,111 @@
+"""matmul, einsum, outer and dot: forward against NumPy, gradcheck and gradgradcheck in float64."""
+import numpy as np
+import pytest
+
+import nerve
+from tests.ops.table import Case, check_backward, check_forward, check_second
+
+MATMUL_SHAPES = [((3, 4), (4, 5)), ((4,), (4,)), ((4,), (4, 3)), ((2, 3, 4), (4,)), ((2, 3, 4), (4, 2)),
+                 ((2, 1, 3, 4), (5, 4, 2)), ((0, 3), (3, 2)), ((2, 0), (0, 3))]
+
+# (equation, operand shapes, also gradgradcheck)
+EINSUM = [
+    ("ij,jk->ik", [(3, 4), (4, 2)], True),
+    ("ij,jk", [(3, 4), (4, 2)], False),  # implicit output
+    ("bij,bjk->bik", [(2, 3, 4), (2, 4, 2)], True),
+    ("i,i->", [(5,), (5,)], True),
+    ("i,j->ij", [(3,), (4,)], False),
+    ("ij->ji", [(3, 4)], False),
+    ("ij->", [(3, 4)], True),
+    ("ij->j", [(3, 4)], False),
+    ("ii->", [(4, 4)], True),  # trace
+    ("ii->i", [(4, 4)], True),  # diagonal
+    ("iij->j", [(3, 3, 2)], False),
+    ("ij,jk,kl->il", [(2, 3), (3, 4), (4, 2)], True),
+    ("bhqd,bhkd->bhqk", [(2, 2, 3, 4), (2, 2, 5, 4)], False),
+    ("...ij,...jk->...ik", [(2, 1, 3, 4), (5, 4, 2)], True),  # ellipsis with broadcast batch dims
+    ("...i->...", [(2, 3, 4)], False),
+    ("i...", [(3, 2, 4)], False),  # implicit output puts the ellipsis first
+    ("ij,ij->i", [(3, 1), (3, 4)], True),  # a size-1 letter broadcasts
+    (",ij->ij", [(), (3, 4)], True),  # 0-d operand
+    ("ij,jk->ik", [(0, 3), (3, 2)], False),
+    ("ij,jk->ik", [(2, 0), (0, 3)], False),
+    ("ij,j->i", [(3, 4), (1,)], False),
+]
+
+
+def _cases():
+    for sa, sb in MATMUL_SHAPES:
+        yield Case("matmul", lambda a, b: a @ b, np.matmul, [sa, sb], second=0 not in sa + sb)
+    for eq, shapes, second in EINSUM:
+        yield Case(f"einsum[{eq}]", lambda *ops, eq=eq: nerve.einsum(eq, *ops),
+                   lambda *ops, eq=eq: np.einsum(eq, *ops), shapes, second=second)
+    yield Case("einsum_list", lambda a, b: nerve.einsum("ij,jk->ik", [a, b]), np.matmul, [(2, 3), (3, 2)])
+    yield Case("outer", lambda a, b: a.outer(b), np.outer, [(3,), (4,)], second=True)
+    yield Case("outer_empty", nerve.outer, np.outer, [(0,), (4,)])
+    yield Case("dot", lambda a, b: a.dot(b), np.dot, [(5,), (5,)], second=True)
+
+
+CASES = list(_cases())
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_forward(case):
+    check_forward(case)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_gradcheck(case):
+    check_backward(case)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.second], ids=str)
+def test_gradgradcheck(case):
+    check_second(case)
+
+
+def test_einsum_same_tensor_twice_accumulates():
+    x = nerve.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    nerve.einsum("i,i->", x, x).backward()
+    np.testing.assert_allclose(x.grad.numpy(), [2.0, 4.0, 6.0])
+
+
+def test_einsum_trace_gradient_is_identity():
+    x = nerve.tensor(np.arange(9.0).reshape(3, 3), requires_grad=True)
+    out = nerve.einsum("ii", x)
+    assert out.item() == 12.0
+    out.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.eye(3))
+
+
+def test_einsum_keeps_float32_and_accepts_arrays():
+    a = nerve.randn(2, 3)
+    out = nerve.einsum("ij,kj->ik", a, np.ones((4, 3), dtype=np.float32))
+    assert out.dtype == np.float32 and out.shape == (2, 4)
+
+
+@pytest.mark.parametrize("eq, shapes, match", [
+    ("ij,jk->ik", [(2, 3)], "1 operands"),
+    ("ij->i", [(2, 3, 4)], "do not match an operand with 3 dimensions"),
+    ("ij,jk->ik", [(2, 3), (4, 5)], "letter 'j' has size 3 in operand 0 but 4 in operand 1"),
+    ("ii->i", [(2, 3)], "letter 'i' repeats in operand 0 with sizes 2 and 3"),
+    ("ij->ik", [(2, 3)], "output letters 'k' appear in no operand"),
+    ("ij->ii", [(2, 2)], "repeat a letter"),
+    ("i2->i", [(2, 3)], "invalid subscripts"),
+    ("...i->i", [(2, 3)], "must contain '...'"),
+    ("...i,...i", [(2, 3), (4, 3)], "a '...' dimension has size 2 in operand 0 but 4 in operand 1"),
+])
+def test_einsum_errors_name_the_equation_and_shapes(eq, shapes, match):
+    with pytest.raises(ValueError, match="einsum") as info:
+        nerve.einsum(eq, *[nerve.ones(*s) for s in shapes])
+    assert match in str(info.value)
+    assert str(tuple(shapes[0])) in str(info.value)
+
+
+def test_matmul_outer_dot_shape_errors():
+    with pytest.raises(ValueError, match=r"matmul: shapes \(2, 3\) and \(4, 5\) do not align \(3 != 4\)"):
+        nerve.ones(2, 3) @ nerve.ones(4, 5)
+    with pytest.raises(ValueError, match=r"outer: expected two 1-D tensors, got shapes \(2, 3\) and \(3,\)"):
+        nerve.outer(nerve.ones(2, 3), nerve.ones(3))
+    with pytest.raises(ValueError, match=r"dot: .* \(3,\) and \(4,\)"):
+        nerve.dot(nerve.ones(3), nerve.ones(4))
