@@ -28,3 +28,4 @@ bool_ = _np.dtype(_np.bool_)
 float = float32
 double = float64
 long = int64
+from nerve.io import load, save  # noqa: E402,F401  (weights files: nerve.save / nerve.load)

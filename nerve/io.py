@@ -220,19 +220,15 @@ def load(path: str | os.PathLike) -> Any:
     path = os.fspath(path)
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
-        header, start = _read_header(path, f, size)
+        header, _ = _read_header(path, f, size)
         data = f.read()
     meta = header.pop("__metadata__", {}) or {}
-    if _CRC_KEY in meta and str(zlib.crc32(data)) != meta[_CRC_KEY]:
-        expected = sum(e.get("data_offsets", [0, 0])[1] for e in header.values() if isinstance(e, dict))
-        what = (f"the data section is {len(data)} bytes but the header describes {expected} (truncated?)"
-                if len(data) != expected else "the data's checksum does not match (corrupt bytes)")
-        raise CorruptFileError(f"{path}: {what}")
     tensors = {}
     end = 0
     for name, entry in header.items():
         try:
-            code, shape, (lo, hi) = entry["dtype"], [int(s) for s in entry["shape"]], entry["data_offsets"]
+            code, shape = entry["dtype"], [int(s) for s in entry["shape"]]
+            lo, hi = (int(x) for x in entry["data_offsets"])
         except (TypeError, KeyError, ValueError) as exc:
             raise CorruptFileError(f"{path}: tensor {name!r} has a malformed header entry {entry!r}") from exc
         if code != "BF16" and code not in _DTYPES:
@@ -254,6 +250,8 @@ def load(path: str | os.PathLike) -> Any:
     if end != len(data):
         raise CorruptFileError(f"{path}: {len(data) - end} bytes after the last tensor's data; the file is "
                                "corrupt")
+    if _CRC_KEY in meta and str(zlib.crc32(data)) != meta[_CRC_KEY]:
+        raise CorruptFileError(f"{path}: the data's checksum does not match the one saved (corrupt bytes)")
     if _TREE_KEY not in meta:
         return {name: Tensor(array) for name, array in tensors.items()}
     try:

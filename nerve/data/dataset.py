@@ -131,6 +131,8 @@ class TensorDataset(Dataset):
             if n != lengths[0]:
                 raise ValueError(f"TensorDataset: tensors have different lengths: {lengths[0]} and {n}")
         self.arrays = arrays
+        # NOTE: arrays on a GPU are indexed with index arrays moved there first (one move per batch).
+        self._on_gpu = tuple(backend.device_of(a) != "cpu" for a in arrays)
 
     @property
     def tensors(self) -> tuple:
@@ -145,7 +147,10 @@ class TensorDataset(Dataset):
 
     def get_batch(self, indices) -> tuple:
         """One fancy index (or slice, a view) per array: no per-sample loop."""
-        return tuple(a[indices] for a in self.arrays)
+        if isinstance(indices, slice) or not any(self._on_gpu):
+            return tuple(a[indices] for a in self.arrays)
+        on_gpu = backend.array_module("cuda").asarray(indices)
+        return tuple(a[on_gpu if gpu else indices] for a, gpu in zip(self.arrays, self._on_gpu))
 
 
 class Subset(Dataset):

@@ -3,7 +3,8 @@
 Each transform draws one set of random parameters per image and applies them to the whole batch at
 once: flips with one masked select, shifts and crops with one integer gather, rotation and zoom with one
 bilinear gather (an affine resampling shared by both). Every random transform takes ``generator=``
-(a NumPy Generator or an int seed); by default it uses nerve's seeded generator when called. Tensors
+(a NumPy Generator or an int seed); by default it uses nerve's seeded generator when called, whose
+state training checkpoints save, so a resumed run augments exactly as an uninterrupted one. Tensors
 are accepted too and give Tensors back (augmentation is not differentiated).
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy
 from nerve import backend
 from nerve.tensor import Tensor
 
-__all__ = ["Compose", "RandomHorizontalFlip", "RandomVerticalFlip", "RandomRotation", "RandomShift",
+__all__ = ["Transform", "Compose", "RandomHorizontalFlip", "RandomVerticalFlip", "RandomRotation", "RandomShift",
            "RandomCrop", "RandomZoom", "GaussianNoise", "Normalize", "affine_resample"]
 
 
@@ -50,7 +51,8 @@ class Transform:
         self.generator = generator
 
     def apply(self, x):
-        raise NotImplementedError
+        """The transform on a raw array (NumPy or CuPy)."""
+        raise NotImplementedError(f"{type(self).__name__} must define apply")
 
     def __call__(self, x):
         if isinstance(x, Tensor):

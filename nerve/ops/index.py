@@ -5,20 +5,12 @@ Scatter-adds go through ``bincount`` or a sort-and-reduce, both several times fa
 """
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from nerve.autograd.function import Function
 from nerve.backend import xp
 from nerve.ops.elementwise import where
+from nerve.ops.reduce import ValuesIndices
 from nerve.ops.shape import _along, normalize_dim, pad
 from nerve.tensor import Tensor
-
-
-class ValuesIndices(NamedTuple):
-    """What ``sort`` and ``topk`` return: the values (differentiable) and their int64 indices."""
-
-    values: Tensor
-    indices: Tensor
 
 
 # --- scatter-add kernels on raw arrays -----------------------------------------------------------
@@ -87,6 +79,28 @@ def _single_array_axis(key, ndim: int):
     return pos, keys[arrays[0]]
 
 
+def index_backward_array(g, shape: tuple, key):
+    """The gradient of ``a[key]`` on raw arrays: ``g`` scattered into zeros of ``shape``, repeats summed."""
+    # NOTE: C order, whatever g's layout: the kernels write through reshape views of out.
+    out = xp.zeros_like(g, shape=shape, order="C")
+    if not _has_int_array(key):  # slices and masks select each element at most once
+        out[key] = g
+        return out
+    single = _single_array_axis(key, len(shape))
+    if single is None:
+        xp.add.at(out, key, g)
+        return out
+    axis, idx = single
+    n = shape[axis]
+    idx = idx.reshape(-1)
+    idx = xp.where(idx < 0, idx + n, idx)
+    pre = 1
+    for s in shape[:axis]:
+        pre *= s
+    _index_add(out.reshape(pre, n, -1), idx, g.reshape(pre, idx.size, -1))
+    return out
+
+
 class GetItem(Function):
     uses_inputs = False
 
@@ -97,6 +111,9 @@ class GetItem(Function):
     def backward(self, g):
         return IndexBackward.apply(g, self.inputs[0].shape, self.key), None
 
+    def vjp(self, g):
+        return index_backward_array(g, self.inputs[0].shape, self.key), None
+
 
 class IndexBackward(Function):
     """Scatter a gradient into zeros of the input's shape (sums repeated indices)."""
@@ -105,27 +122,12 @@ class IndexBackward(Function):
 
     def forward(self, g, shape, key):
         self.key = key
-        # NOTE: C order, whatever g's layout: the kernels write through reshape views of out.
-        out = xp.zeros_like(g, shape=shape, order="C")
-        if not _has_int_array(key):  # slices and masks select each element at most once
-            out[key] = g
-            return out
-        single = _single_array_axis(key, len(shape))
-        if single is None:
-            xp.add.at(out, key, g)
-            return out
-        axis, idx = single
-        n = shape[axis]
-        idx = idx.reshape(-1)
-        idx = xp.where(idx < 0, idx + n, idx)
-        pre = 1
-        for s in shape[:axis]:
-            pre *= s
-        _index_add(out.reshape(pre, n, -1), idx, g.reshape(pre, idx.size, -1))
-        return out
+        return index_backward_array(g, shape, key)
 
     def backward(self, gg):  # linear in g: its derivative gathers again
         return gg[self.key], None, None
+
+    vjp = backward  # indexing is the same on arrays and on Tensors
 
 
 def index(a: Tensor, key) -> Tensor:
@@ -198,15 +200,32 @@ def _cut(shape, dim: int) -> tuple:
     return tuple(slice(None) if k == dim else slice(0, s) for k, s in enumerate(shape))
 
 
+def _gather_array(a, idx, dim: int):
+    return xp.take_along_axis(a[_cut(idx.shape, dim)], idx, axis=dim)
+
+
+def _gather_backward_array(g, shape: tuple, idx, dim: int, unique: bool):
+    """Scatter-add ``g`` into zeros of ``shape`` at the positions gather read."""
+    out = xp.zeros_like(g, shape=shape, order="C")  # C order: scatter writes through out.reshape(-1)
+    if unique:  # indices from sort/topk: no repeats, a plain assignment
+        xp.put_along_axis(out[_cut(idx.shape, dim)], idx, g, axis=dim)
+    else:
+        _scatter_add_along(out, dim, idx, g)
+    return out
+
+
 class Gather(Function):
     uses_inputs = False
 
     def forward(self, a, idx, dim, unique):
         self.idx, self.dim, self.unique = idx, dim, unique
-        return xp.take_along_axis(a[_cut(idx.shape, dim)], idx, axis=dim)
+        return _gather_array(a, idx, dim)
 
     def backward(self, g):  # out = a[coords]: da = scatter-add of g at coords
         return GatherBackward.apply(g, self.inputs[0].shape, self.idx, self.dim, self.unique), None, None, None
+
+    def vjp(self, g):
+        return _gather_backward_array(g, self.inputs[0].shape, self.idx, self.dim, self.unique), None, None, None
 
 
 class GatherBackward(Function):
@@ -216,15 +235,13 @@ class GatherBackward(Function):
 
     def forward(self, g, shape, idx, dim, unique):
         self.idx, self.dim, self.unique = idx, dim, unique
-        out = xp.zeros_like(g, shape=shape, order="C")  # C order: scatter writes through out.reshape(-1)
-        if unique:  # indices from sort/topk: no repeats, a plain assignment
-            xp.put_along_axis(out[_cut(idx.shape, dim)], idx, g, axis=dim)
-        else:
-            _scatter_add_along(out, dim, idx, g)
-        return out
+        return _gather_backward_array(g, shape, idx, dim, unique)
 
     def backward(self, gg):  # linear in g: gather again
         return Gather.apply(gg, self.idx, self.dim, self.unique), None, None, None, None
+
+    def vjp(self, gg):
+        return _gather_array(gg, self.idx, self.dim), None, None, None, None
 
 
 def gather(input: Tensor, dim: int, index) -> Tensor:
@@ -247,9 +264,14 @@ class ScatterAdd(Function):
         return out
 
     def backward(self, g):  # d input = g; d src = g gathered at the positions, zero where src was unused
-        a, src, _, _ = self.inputs
-        na, ns, _, _ = self.needs_input_grad
-        return g if na else None, _src_grad(g, self.idx, self.dim, src.shape) if ns else None, None, None
+        na, ns = self.needs_input_grad[:2]
+        gs = _src_grad(g, self.idx, self.dim, self.inputs[1].shape) if ns else None
+        return g if na else None, gs, None, None
+
+    def vjp(self, g):
+        na, ns = self.needs_input_grad[:2]
+        gs = _src_grad_array(g, self.idx, self.dim, self.inputs[1].shape) if ns else None
+        return g if na else None, gs, None, None
 
 
 class Scatter(Function):
@@ -263,14 +285,31 @@ class Scatter(Function):
         return out
 
     def backward(self, g):  # overwritten entries of input get no gradient; src gets the gradient there
-        a, src, _, _ = self.inputs
-        na, ns, _, _ = self.needs_input_grad
+        na, ns = self.needs_input_grad[:2]
         ga = None
         if na:
             hit = xp.zeros_like(g.data, dtype=bool)
             hit[_coords(self.idx, self.dim)] = True
             ga = masked_fill(g, Tensor._make(hit, None), 0.0)
-        return ga, _src_grad(g, self.idx, self.dim, src.shape) if ns else None, None, None
+        return ga, _src_grad(g, self.idx, self.dim, self.inputs[1].shape) if ns else None, None, None
+
+    def vjp(self, g):
+        na, ns = self.needs_input_grad[:2]
+        ga = None
+        if na:
+            ga = g.copy()
+            ga[_coords(self.idx, self.dim)] = 0
+        return ga, _src_grad_array(g, self.idx, self.dim, self.inputs[1].shape) if ns else None, None, None
+
+
+def _src_grad_array(g, idx, dim: int, src_shape: tuple):
+    """``_src_grad`` on raw arrays."""
+    out = _gather_array(g, idx, dim)
+    if out.shape == src_shape:
+        return out
+    full = xp.zeros_like(out, shape=src_shape)
+    full[_prefix(idx.shape)] = out
+    return full
 
 
 def _src_grad(g: Tensor, idx, dim: int, src_shape: tuple) -> Tensor:
@@ -357,6 +396,9 @@ class Triangle(Function):
     def backward(self, g):  # a mask: the kept triangle passes the gradient through
         return Triangle.apply(g, self.diagonal, self.upper), None, None
 
+    def vjp(self, g):
+        return (xp.triu(g, self.diagonal) if self.upper else xp.tril(g, self.diagonal)), None, None
+
 
 def _triangle(input: Tensor, diagonal: int, upper: bool) -> Tensor:
     if input.ndim < 2:
@@ -386,7 +428,10 @@ def _sort_key(a, descending: bool):
 
 
 def sort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> ValuesIndices:
-    """Sorted values along ``dim`` and where they came from; equal values keep their order."""
+    """Sorted values along ``dim`` and where they came from.
+
+    The sort is always stable (equal values keep their order); ``stable`` is accepted as in PyTorch.
+    """
     d = normalize_dim(dim, input.ndim, "sort")
     if input.ndim == 0:
         return ValuesIndices(input, Tensor._make(xp.zeros_like(input.data, dtype=xp.int64), None))

@@ -423,17 +423,22 @@ class Embedding(Function):
         return IndexBackward.apply(g, self.inputs[0].shape, self.indices), None, None
 
 
-def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> Tensor:
-    """Rows of ``weight`` picked by the integer ``input``; the ``padding_idx`` row gets no gradient."""
+def check_indices(op: str, input, n: int):
+    """The integer index array of ``input``, after checking that every index is in [0, n)."""
     indices = _as_data(input)
     if indices.dtype.kind not in "iu":
-        raise TypeError(f"embedding: indices must be integers, got dtype {indices.dtype}")
-    n = weight.shape[0]
+        raise TypeError(f"{op}: expected integer indices, got dtype {indices.dtype}")
     if indices.size and (indices.min() < 0 or indices.max() >= n):
         value = int(indices[(indices < 0) | (indices >= n)].reshape(-1)[0])
-        raise IndexError(f"embedding: index {value} is out of range for {n} embeddings (expected 0..{n - 1})")
+        raise IndexError(f"{op}: index {value} is out of range for {n} embeddings (expected 0..{n - 1})")
+    return indices
+
+
+def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None) -> Tensor:
+    """Rows of ``weight`` picked by the integer ``input``; the ``padding_idx`` row gets no gradient."""
+    indices = check_indices("embedding", input, weight.shape[0])
     if padding_idx is not None and padding_idx < 0:
-        padding_idx += n
+        padding_idx += weight.shape[0]
     return Embedding.apply(weight, indices, padding_idx)
 
 

@@ -56,7 +56,7 @@ def _count(shape: tuple, axes: tuple) -> int:
 
 
 def _keep(t: Tensor, shape: tuple, axes: tuple, keepdim: bool) -> Tensor:
-    """A reduced result (or its gradient) reshaped to keep its reduced dims as size 1."""
+    """A reduced result or its gradient (Tensor or array) reshaped to keep its reduced dims as size 1."""
     return t if keepdim else t.reshape(_kept_shape(shape, axes))
 
 
@@ -84,6 +84,10 @@ class Sum(Function):
     def backward(self, g):  # every summed element gets the gradient of the sum
         shape = self.inputs[0].shape
         return _keep(g, shape, self.axes, self.keepdim).expand(shape), None, None
+
+    def vjp(self, g):
+        shape = self.inputs[0].shape
+        return xp.broadcast_to(_keep(g, shape, self.axes, self.keepdim), shape), None, None
 
 
 def sum(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
@@ -141,6 +145,12 @@ class Var(Function):
         centered = x - mean(x, self.axes, keepdim=True)
         return _keep(g, x.shape, self.axes, self.keepdim) * centered * scale, None, None, None
 
+    def vjp(self, g):
+        x = self.inputs[0].data
+        scale = 2.0 / self.denom if self.denom else float("nan")
+        centered = x - x.mean(axis=self.axes, keepdims=True)
+        return _keep(g, x.shape, self.axes, self.keepdim) * centered * scale, None, None, None
+
 
 def _correction(op: str, unbiased: bool, correction) -> float:
     if correction is None:
@@ -175,11 +185,17 @@ class Extreme(Function):
         return self.kept if keepdim else self.kept.reshape(
             tuple(s for i, s in enumerate(a.shape) if i not in axes))
 
+    def _weights(self, dtype):
+        hit = (self.inputs[0].data == self.kept).astype(dtype)
+        return hit / hit.sum(axis=self.axes, keepdims=True)
+
     def backward(self, g):
-        x = self.inputs[0]
-        hit = (x.data == self.kept).astype(g.dtype)
-        weights = hit / hit.sum(axis=self.axes, keepdims=True)
-        return _keep(g, x.shape, self.axes, self.keepdim) * _const(weights), None, None, None
+        shape = self.inputs[0].shape
+        return _keep(g, shape, self.axes, self.keepdim) * _const(self._weights(g.dtype)), None, None, None
+
+    def vjp(self, g):
+        shape = self.inputs[0].shape
+        return _keep(g, shape, self.axes, self.keepdim) * self._weights(g.dtype), None, None, None
 
 
 class TakeAlong(Function):
@@ -197,6 +213,11 @@ class TakeAlong(Function):
         xp.put_along_axis(mask, self.idx, 1, axis=self.axis)
         return _keep(g, self.in_shape, (self.axis,), self.keepdim) * _const(mask), None, None, None
 
+    def vjp(self, g):
+        out = xp.zeros(self.in_shape, dtype=g.dtype)
+        xp.put_along_axis(out, self.idx, _keep(g, self.in_shape, (self.axis,), self.keepdim), axis=self.axis)
+        return out, None, None, None
+
 
 def _extreme(a: Tensor, dim, keepdim: bool, largest: bool, op: str):
     axes = _norm_dims(dim, a.ndim, op)
@@ -207,8 +228,7 @@ def _extreme(a: Tensor, dim, keepdim: bool, largest: bool, op: str):
 def _extreme_with_indices(a: Tensor, dim: int, keepdim: bool, largest: bool, op: str) -> ValuesIndices:
     if a.ndim == 0:
         _one_dim(dim, 0, op)
-        values, indices = _extreme_with_indices(a.reshape(1), 0, False, largest, op)
-        return ValuesIndices(values, indices)
+        return _extreme_with_indices(a.reshape(1), 0, False, largest, op)
     (axis,) = _one_dim(dim, a.ndim, op)
     _check_nonempty(a, (axis,), op)
     find = xp.argmax if largest else xp.argmin
@@ -303,6 +323,11 @@ class LogSumExp(Function):
         y = _keep(self.output(), x.shape, self.axes, self.keepdim)
         return _keep(g, x.shape, self.axes, self.keepdim) * (x - y).exp(), None, None
 
+    def vjp(self, g):
+        x = self.inputs[0].data
+        y = _keep(self._out, x.shape, self.axes, self.keepdim)
+        return _keep(g, x.shape, self.axes, self.keepdim) * xp.exp(x - y), None, None
+
 
 def logsumexp(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     """log(sum(exp(a))) over ``dim`` (all dims when None), shifted by the max so 1e4 stays finite."""
@@ -324,6 +349,10 @@ class Softmax(Function):
         y = self.output()
         return y * (g - (g * y).sum(self.axes, keepdim=True)), None
 
+    def vjp(self, g):
+        y = self._out
+        return y * (g - (g * y).sum(axis=self.axes, keepdims=True)), None
+
 
 class LogSoftmax(Function):
     uses_inputs = False
@@ -339,6 +368,9 @@ class LogSoftmax(Function):
 
     def backward(self, g):  # dx = g - softmax(x) sum(g)
         return g - self.output().exp() * g.sum(self.axes, keepdim=True), None
+
+    def vjp(self, g):
+        return g - xp.exp(self._out) * g.sum(axis=self.axes, keepdims=True), None
 
 
 def softmax(a: Tensor, dim: int = -1) -> Tensor:

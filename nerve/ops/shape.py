@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from nerve.autograd.function import Function
 from nerve.backend import xp
+from nerve.ops.reduce import sum_to, sum_to_array
 from nerve.tensor import Tensor
 
 
@@ -27,6 +28,9 @@ class Reshape(Function):
     def backward(self, g):
         return g.reshape(self.in_shape), None
 
+    def vjp(self, g):
+        return g.reshape(self.in_shape), None
+
 
 class Expand(Function):
     uses_inputs = False
@@ -35,8 +39,10 @@ class Expand(Function):
         return xp.broadcast_to(a, shape)
 
     def backward(self, g):
-        from nerve.ops.reduce import sum_to
         return sum_to(g, self.inputs[0].shape), None
+
+    def vjp(self, g):
+        return sum_to_array(g, self.inputs[0].shape), None
 
 
 def reshape(a: Tensor, *shape) -> Tensor:
@@ -81,11 +87,17 @@ class Permute(Function):
         self.dims = dims
         return a.transpose(dims)
 
-    def backward(self, g):
+    def _inverse(self) -> list:
         inverse = [0] * len(self.dims)
         for i, d in enumerate(self.dims):
             inverse[d] = i
-        return g.permute(*inverse), None
+        return inverse
+
+    def backward(self, g):
+        return g.permute(*self._inverse()), None
+
+    def vjp(self, g):
+        return g.transpose(self._inverse()), None
 
 
 def permute(a: Tensor, *dims) -> Tensor:
@@ -148,9 +160,9 @@ def flatten(a: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 def normalize_dim(dim: int, ndim: int, op: str) -> int:
     """``dim`` as a non-negative axis, or an IndexError naming ``op`` (a 0-d tensor accepts 0 and -1)."""
     size = max(ndim, 1)
-    if not isinstance(dim, int) or not -size <= dim < size:
+    if not isinstance(dim, (int, xp.integer)) or not -size <= dim < size:
         raise IndexError(f"{op}: dim {dim} is out of range for a tensor with {ndim} dimensions")
-    return dim % size
+    return int(dim) % size
 
 
 def _dims_arg(dims, ndim: int, op: str) -> tuple:
@@ -187,6 +199,8 @@ class Concat(Function):
             start += size
         return tuple(grads)
 
+    vjp = backward  # slicing is the same on arrays and on Tensors
+
 
 class Stack(Function):
     uses_inputs = False
@@ -198,6 +212,8 @@ class Stack(Function):
     def backward(self, g):  # input i gets the gradient's i-th entry along the new axis
         return tuple(g[_along(self.axis, i)] if need else None
                      for i, need in enumerate(self.needs_input_grad))
+
+    vjp = backward  # indexing is the same on arrays and on Tensors
 
 
 def concat(tensors, dim: int = 0) -> Tensor:
@@ -239,11 +255,14 @@ def split(a: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
     if a.ndim == 0:
         raise ValueError("split: cannot split a zero-dimensional tensor")
     n = a.shape[d]
-    if isinstance(split_size_or_sections, int):
-        size = split_size_or_sections
+    if isinstance(split_size_or_sections, (int, xp.integer)):
+        size = int(split_size_or_sections)
         if size < 0 or (size == 0 and n > 0):
             raise ValueError(f"split: split_size must be positive, got {size} for dim {d} of size {n}")
-        sizes = [size] * (n // size) + ([n % size] if n % size else []) if n else [0]
+        if n == 0:
+            sizes = [0]
+        else:
+            sizes = [size] * (n // size) + ([n % size] if n % size else [])
     else:
         sizes = [int(s) for s in split_size_or_sections]
         if any(s < 0 for s in sizes) or sum(sizes) != n:
@@ -258,7 +277,7 @@ def split(a: Tensor, split_size_or_sections, dim: int = 0) -> tuple:
 
 def chunk(a: Tensor, chunks: int, dim: int = 0) -> tuple:
     """Cut into ``chunks`` pieces of ceil(size / chunks) along ``dim`` (fewer if size runs out, as PyTorch)."""
-    if not isinstance(chunks, int) or chunks < 1:
+    if not isinstance(chunks, (int, xp.integer)) or chunks < 1:
         raise ValueError(f"chunk: chunks must be a positive integer, got {chunks}")
     d = normalize_dim(dim, a.ndim, "chunk")
     if a.ndim == 0:
@@ -275,24 +294,35 @@ def unbind(a: Tensor, dim: int = 0) -> tuple:
 
 
 # --- padding, flipping, rolling ---------------------------------------------------------------
+def _pad_array(a, widths: tuple, value):
+    """Pad (positive widths) and crop (negative widths) each dimension by (before, after)."""
+    shape = tuple(n + lo + hi for n, (lo, hi) in zip(a.shape, widths))
+    out = xp.full_like(a, value, shape=shape)
+    src, dst = [], []
+    for n, m, (lo, hi) in zip(a.shape, shape, widths):
+        if n + min(lo, 0) + min(hi, 0) <= 0:  # everything cropped away
+            return out
+        src.append(slice(max(-lo, 0), n - max(-hi, 0)))
+        dst.append(slice(max(lo, 0), m - max(hi, 0)))
+    out[tuple(dst)] = a[tuple(src)]
+    return out
+
+
 class Pad(Function):
     uses_inputs = False
 
     def forward(self, a, widths, value):
         self.widths = widths
-        shape = tuple(n + lo + hi for n, (lo, hi) in zip(a.shape, widths))
-        out = xp.full_like(a, value, shape=shape)
-        src, dst = [], []
-        for n, m, (lo, hi) in zip(a.shape, shape, widths):
-            if n + min(lo, 0) + min(hi, 0) <= 0:  # everything cropped away
-                return out
-            src.append(slice(max(-lo, 0), n - max(-hi, 0)))
-            dst.append(slice(max(lo, 0), m - max(hi, 0)))
-        out[tuple(dst)] = a[tuple(src)]
-        return out
+        return _pad_array(a, widths, value)
+
+    def _back(self) -> tuple:
+        return tuple((-lo, -hi) for lo, hi in self.widths)
 
     def backward(self, g):  # padding with -widths crops the pad and restores the cropped (zero) parts
-        return Pad.apply(g, tuple((-lo, -hi) for lo, hi in self.widths), 0), None, None
+        return Pad.apply(g, self._back(), 0), None, None
+
+    def vjp(self, g):
+        return _pad_array(g, self._back(), 0), None, None
 
 
 def pad(a: Tensor, pad: tuple, value: float = 0.0) -> Tensor:
@@ -320,6 +350,9 @@ class Flip(Function):
     def backward(self, g):  # flipping is its own inverse
         return Flip.apply(g, self.dims), None
 
+    def vjp(self, g):
+        return xp.flip(g, axis=self.dims), None
+
 
 def flip(a: Tensor, *dims) -> Tensor:
     """Reverse the order of the entries along each dimension in ``dims``."""
@@ -336,9 +369,14 @@ class Roll(Function):
         self.shifts, self.dims = shifts, dims
         return xp.roll(a, shifts, axis=dims)
 
+    def _back(self):
+        return tuple(-s for s in self.shifts) if isinstance(self.shifts, tuple) else -self.shifts
+
     def backward(self, g):  # roll back by the same amount
-        back = tuple(-s for s in self.shifts) if isinstance(self.shifts, tuple) else -self.shifts
-        return Roll.apply(g, back, self.dims), None, None
+        return Roll.apply(g, self._back(), self.dims), None, None
+
+    def vjp(self, g):
+        return xp.roll(g, self._back(), axis=self.dims), None, None
 
 
 def roll(a: Tensor, shifts, dims=None) -> Tensor:
@@ -381,10 +419,17 @@ class Repeat(Function):
         self.reps = reps
         return xp.tile(a.reshape(self.shape), reps)
 
+    def _interleaved(self) -> tuple:
+        return tuple(x for r, n in zip(self.reps, self.shape) for x in (r, n))
+
     def backward(self, g):  # sum the copies: view (r0, n0, r1, n1, ...) and sum over the r axes
-        interleaved = tuple(x for r, n in zip(self.reps, self.shape) for x in (r, n))
+        interleaved = self._interleaved()
         summed = g.reshape(interleaved).sum(dim=tuple(range(0, len(interleaved), 2)))
         return summed.reshape(self.in_shape), None
+
+    def vjp(self, g):
+        interleaved = self._interleaved()
+        return g.reshape(interleaved).sum(axis=tuple(range(0, len(interleaved), 2))).reshape(self.in_shape), None
 
 
 def repeat(a: Tensor, *sizes) -> Tensor:
@@ -411,10 +456,15 @@ class RepeatInterleave(Function):
         self.repeats, self.axis = repeats, axis
         return xp.repeat(a, repeats, axis=axis)
 
+    def _split_shape(self) -> tuple:
+        shape, d = self.inputs[0].shape, self.axis
+        return shape[:d] + (shape[d], self.repeats) + shape[d + 1:]
+
     def backward(self, g):  # each entry's copies are adjacent: view (..., n, r, ...) and sum over r
-        shape = self.inputs[0].shape
-        d = self.axis
-        return g.reshape(shape[:d] + (shape[d], self.repeats) + shape[d + 1:]).sum(dim=d + 1), None, None
+        return g.reshape(self._split_shape()).sum(dim=self.axis + 1), None, None
+
+    def vjp(self, g):
+        return g.reshape(self._split_shape()).sum(axis=self.axis + 1), None, None
 
 
 def repeat_interleave(a: Tensor, repeats, dim: int | None = None) -> Tensor:

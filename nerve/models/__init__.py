@@ -1,0 +1,4 @@
+"""Reference architectures."""
+from nerve.models.mlp import MLP
+
+__all__ = ["MLP"]

@@ -1,0 +1,31 @@
+"""Neural-network building blocks with PyTorch's names: ``Module``, ``Parameter``, containers, layers,
+losses, ``init`` and ``summary``.
+
+``nerve.nn.functional`` is ``nerve.functional`` (so ``import nerve.nn.functional as F`` works too).
+"""
+import sys as _sys
+
+from nerve import functional
+from nerve.nn import init, utils
+from nerve.nn.activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid, Softmax, Softplus, Tanh
+from nerve.nn.containers import Identity, ModuleDict, ModuleList, Sequential
+from nerve.nn.dropout import Dropout
+from nerve.nn.embedding import Embedding
+from nerve.nn.linear import Flatten, Linear, Unflatten
+from nerve.nn.loss import (
+    BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss, L1Loss, MSELoss, NLLLoss, SmoothL1Loss,
+)
+from nerve.nn.module import IncompatibleKeys, Module, RemovableHandle
+from nerve.nn.normalization import BatchNorm1d, LayerNorm
+from nerve.nn.parameter import Parameter
+from nerve.nn.summary import summary
+
+_sys.modules[__name__ + ".functional"] = functional
+
+__all__ = [
+    "BCELoss", "BCEWithLogitsLoss", "BatchNorm1d", "CrossEntropyLoss", "Dropout", "ELU", "Embedding", "Flatten",
+    "GELU", "HuberLoss", "Identity", "IncompatibleKeys", "KLDivLoss", "L1Loss", "LayerNorm", "LeakyReLU", "Linear",
+    "LogSoftmax", "MSELoss", "Module", "ModuleDict", "ModuleList", "NLLLoss", "Parameter", "ReLU",
+    "RemovableHandle", "SiLU", "Sequential", "Sigmoid", "SmoothL1Loss", "Softmax", "Softplus", "Tanh",
+    "Unflatten", "functional", "init", "summary", "utils",
+]

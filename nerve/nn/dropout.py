@@ -1,0 +1,32 @@
+"""``Dropout``: zero random elements while training, so units cannot co-adapt; identity in eval mode."""
+from __future__ import annotations
+
+from nerve import functional as F
+from nerve.nn.module import Module
+from nerve.tensor import Tensor
+
+
+class Dropout(Module):
+    """Zero each element with probability ``p`` while training and scale the rest by 1 / (1 - p).
+
+    The mask is drawn from ``generator`` (a NumPy Generator) if given, else from the seeded default
+    generator at call time (so ``nerve.manual_seed`` makes runs repeat). ``inplace`` is accepted for
+    PyTorch compatibility and ignored.
+    """
+
+    def __init__(self, p: float = 0.5, inplace: bool = False, generator=None) -> None:
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
+        self.p = p
+        self.generator = generator
+
+    def forward(self, input: Tensor) -> Tensor:
+        """The input with dropped elements while training, unchanged in eval mode."""
+        return F.dropout(input, self.p, self.training, self.generator)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+    def get_config(self) -> dict:
+        return {"p": self.p}

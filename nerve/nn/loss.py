@@ -1,0 +1,146 @@
+"""Loss modules: each wraps its function in ``nerve.functional`` and holds the options (``reduction`` etc.).
+
+``forward(input, target)`` returns the loss; ``reduction`` is "mean" (default), "sum" or "none".
+Class weights and ``pos_weight`` are buffers, so they follow ``to()`` and appear in ``state_dict``.
+"""
+from __future__ import annotations
+
+from nerve import functional as F
+from nerve.nn.module import Module
+from nerve.ops.nn_ops import check_reduction
+from nerve.tensor import Tensor
+
+
+def _as_buffer(value) -> Tensor | None:
+    return None if value is None or isinstance(value, Tensor) else Tensor(value)
+
+
+class _Loss(Module):
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        check_reduction(type(self).__name__, reduction)
+        self.reduction = reduction
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}" if self.reduction != "mean" else ""
+
+    def get_config(self) -> dict:
+        return {"reduction": self.reduction}
+
+
+class MSELoss(_Loss):
+    """Mean squared error."""
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return F.mse_loss(input, target, self.reduction)
+
+
+class L1Loss(_Loss):
+    """Mean absolute error."""
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return F.l1_loss(input, target, self.reduction)
+
+
+class HuberLoss(_Loss):
+    """Quadratic for |error| < delta, linear beyond (robust to outliers)."""
+
+    def __init__(self, reduction: str = "mean", delta: float = 1.0) -> None:
+        super().__init__(reduction)
+        self.delta = delta
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return F.huber_loss(input, target, self.reduction, self.delta)
+
+    def get_config(self) -> dict:
+        return {"reduction": self.reduction, "delta": self.delta}
+
+
+class SmoothL1Loss(_Loss):
+    """Huber loss divided by ``beta``: 0.5 d^2 / beta for |d| < beta, else |d| - 0.5 beta."""
+
+    def __init__(self, reduction: str = "mean", beta: float = 1.0) -> None:
+        super().__init__(reduction)
+        self.beta = beta
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return F.smooth_l1_loss(input, target, self.reduction, self.beta)
+
+    def get_config(self) -> dict:
+        return {"reduction": self.reduction, "beta": self.beta}
+
+
+class BCELoss(_Loss):
+    """Binary cross-entropy of probabilities (apply sigmoid first, or use BCEWithLogitsLoss)."""
+
+    def __init__(self, weight=None, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.register_buffer("weight", _as_buffer(weight))
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return F.binary_cross_entropy(input, target, self.weight, self.reduction)
+
+
+class BCEWithLogitsLoss(_Loss):
+    """Binary cross-entropy computed stably from logits; ``pos_weight`` weighs positives per class."""
+
+    def __init__(self, weight=None, reduction: str = "mean", pos_weight=None) -> None:
+        super().__init__(reduction)
+        self.register_buffer("weight", _as_buffer(weight))
+        self.register_buffer("pos_weight", _as_buffer(pos_weight))
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return F.binary_cross_entropy_with_logits(input, target, self.weight, self.reduction, self.pos_weight)
+
+
+class CrossEntropyLoss(_Loss):
+    """Cross-entropy of logits (N, C, ...) against class indices or probabilities (one fused op).
+
+    ``weight`` per class, ``ignore_index`` for index targets, ``label_smoothing`` in [0, 1].
+    """
+
+    def __init__(self, weight=None, ignore_index: int = -100, reduction: str = "mean",
+                 label_smoothing: float = 0.0) -> None:
+        super().__init__(reduction)
+        self.register_buffer("weight", _as_buffer(weight))
+        self.ignore_index = ignore_index
+        self.label_smoothing = label_smoothing
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return F.cross_entropy(input, target, self.weight, self.ignore_index, self.reduction, self.label_smoothing)
+
+    def get_config(self) -> dict:
+        return {"ignore_index": self.ignore_index, "reduction": self.reduction,
+                "label_smoothing": self.label_smoothing}
+
+
+class NLLLoss(_Loss):
+    """Negative log-likelihood of log-probabilities (use after LogSoftmax)."""
+
+    def __init__(self, weight=None, ignore_index: int = -100, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.register_buffer("weight", _as_buffer(weight))
+        self.ignore_index = ignore_index
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return F.nll_loss(input, target, self.weight, self.ignore_index, self.reduction)
+
+    def get_config(self) -> dict:
+        return {"ignore_index": self.ignore_index, "reduction": self.reduction}
+
+
+class KLDivLoss(Module):
+    """KL divergence of ``target`` from log-probabilities ``input``; reduction may also be "batchmean"."""
+
+    def __init__(self, reduction: str = "mean", log_target: bool = False) -> None:
+        super().__init__()
+        if reduction not in ("none", "mean", "sum", "batchmean"):
+            raise ValueError(f"KLDivLoss: reduction must be 'none', 'mean', 'sum' or 'batchmean', got {reduction!r}")
+        self.reduction = reduction
+        self.log_target = log_target
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return F.kl_div(input, target, self.reduction, self.log_target)
+
+    def get_config(self) -> dict:
+        return {"reduction": self.reduction, "log_target": self.log_target}

@@ -1,0 +1,429 @@
+"""``Module``: the base of layers and models, with PyTorch's registration, traversal and state-dict API."""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Callable, Iterator, NamedTuple
+
+from nerve import backend
+from nerve.autograd.grad_mode import no_grad
+from nerve.backend import xp
+from nerve.nn.parameter import Parameter
+from nerve.tensor import Tensor
+
+
+class IncompatibleKeys(NamedTuple):
+    """What ``load_state_dict`` returns: the keys it did not find and the keys it did not use."""
+
+    missing_keys: list
+    unexpected_keys: list
+
+
+class RemovableHandle:
+    """Returned by ``register_forward_hook``/``register_forward_pre_hook``; ``remove()`` unregisters."""
+
+    def __init__(self, hooks: dict, key: int) -> None:
+        self._hooks, self._key = hooks, key
+
+    def remove(self) -> None:
+        """Unregister the hook (a second call does nothing)."""
+        self._hooks.pop(self._key, None)
+
+
+_hook_ids = iter(range(1 << 62))
+
+
+class Module:
+    """Base class of every layer and model.
+
+    Parameters, buffers and submodules are registered when assigned as attributes; ``forward``
+    defines the computation and calling the module runs it (with any forward hooks).
+    """
+
+    training: bool
+
+    def __init__(self) -> None:
+        d = self.__dict__
+        d["training"] = True
+        d["_parameters"] = {}
+        d["_buffers"] = {}
+        d["_non_persistent_buffers"] = set()
+        d["_modules"] = {}
+        d["_forward_hooks"] = {}
+        d["_forward_pre_hooks"] = {}
+
+    def forward(self, *args, **kwargs):
+        """The computation; subclasses define it."""
+        raise NotImplementedError(f"{type(self).__name__} does not define forward()")
+
+    def __call__(self, *args, **kwargs):
+        if self._forward_hooks or self._forward_pre_hooks:
+            return self._call_with_hooks(args, kwargs)
+        return self.forward(*args, **kwargs)
+
+    def _call_with_hooks(self, args: tuple, kwargs: dict):
+        for hook in list(self._forward_pre_hooks.values()):
+            replaced = hook(self, args)
+            if replaced is not None:
+                args = replaced if isinstance(replaced, tuple) else (replaced,)
+        out = self.forward(*args, **kwargs)
+        for hook in list(self._forward_hooks.values()):
+            replaced = hook(self, args, out)
+            if replaced is not None:
+                out = replaced
+        return out
+
+    def register_forward_hook(self, hook: Callable) -> RemovableHandle:
+        """Call ``hook(module, args, output)`` after each forward; a returned value replaces the output."""
+        key = next(_hook_ids)
+        self._forward_hooks[key] = hook
+        return RemovableHandle(self._forward_hooks, key)
+
+    def register_forward_pre_hook(self, hook: Callable) -> RemovableHandle:
+        """Call ``hook(module, args)`` before each forward; a returned value replaces the arguments."""
+        key = next(_hook_ids)
+        self._forward_pre_hooks[key] = hook
+        return RemovableHandle(self._forward_pre_hooks, key)
+
+    # --- registration ------------------------------------------------------------------------
+    # NOTE: registered values also live in the instance __dict__ (unless that would hide a class
+    # attribute such as a method), so reading self.weight is a plain attribute lookup; __setattr__
+    # and __delattr__ keep both places in step.
+    def _check_init(self, what: str) -> None:
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(f"cannot assign {what} before Module.__init__() call "
+                                 f"(call super().__init__() first in {type(self).__name__}.__init__)")
+
+    def _mirror(self, name: str, value) -> None:
+        if not hasattr(type(self), name):
+            self.__dict__[name] = value
+
+    def _forget(self, name: str) -> None:
+        d = self.__dict__
+        for table in (d["_parameters"], d["_buffers"], d["_modules"]):
+            table.pop(name, None)
+        d["_non_persistent_buffers"].discard(name)
+
+    @staticmethod
+    def _check_name(kind: str, name) -> None:
+        if not isinstance(name, str):
+            raise TypeError(f"{kind} name must be a string, got {type(name).__name__}")
+        if not name or "." in name:
+            raise KeyError(f"{kind} name must be non-empty and contain no '.', got {name!r}")
+
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
+        """Register ``param`` (a Parameter, or None for an absent one such as ``bias=False``) as ``name``."""
+        self._check_init("parameters")
+        self._check_name("parameter", name)
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"cannot register a {type(param).__name__} as parameter {name!r} "
+                            "(nerve.nn.Parameter or None expected)")
+        if name not in self._parameters and name in self.__dict__:
+            raise KeyError(f"attribute {name!r} already exists")
+        self._forget(name)
+        self._parameters[name] = param
+        self._mirror(name, param)
+
+    def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
+        """Register a tensor that is state but not a parameter (running statistics); ``persistent``
+        buffers are part of ``state_dict``."""
+        self._check_init("buffers")
+        self._check_name("buffer", name)
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"cannot register a {type(tensor).__name__} as buffer {name!r} "
+                            "(Tensor or None expected)")
+        if name not in self._buffers and name in self.__dict__:
+            raise KeyError(f"attribute {name!r} already exists")
+        self._forget(name)
+        self._buffers[name] = tensor
+        if not persistent:
+            self._non_persistent_buffers.add(name)
+        self._mirror(name, tensor)
+
+    def add_module(self, name: str, module: "Module | None") -> None:
+        """Register ``module`` as the child ``name``."""
+        self._check_init("modules")
+        self._check_name("module", name)
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{type(module).__name__} is not a Module subclass")
+        if name not in self._modules and name in self.__dict__:
+            raise KeyError(f"attribute {name!r} already exists")
+        self._forget(name)
+        self._modules[name] = module
+        self._mirror(name, module)
+
+    register_module = add_module
+
+    def __setattr__(self, name: str, value) -> None:
+        d = self.__dict__
+        if isinstance(value, Parameter):
+            self._check_init("parameters")
+            self._forget(name)
+            d["_parameters"][name] = value
+        elif isinstance(value, Module):
+            self._check_init("modules")
+            self._forget(name)
+            d["_modules"][name] = value
+        elif "_parameters" in d:
+            if name in d["_parameters"]:
+                if value is not None:
+                    raise TypeError(f"cannot assign {type(value).__name__} as parameter {name!r} "
+                                    "(nerve.nn.Parameter or None expected)")
+                d["_parameters"][name] = None
+            elif name in d["_modules"]:
+                if value is not None:
+                    raise TypeError(f"cannot assign {type(value).__name__} as child module {name!r} "
+                                    "(Module or None expected)")
+                d["_modules"][name] = None
+            elif name in d["_buffers"]:
+                if value is not None and not isinstance(value, Tensor):
+                    raise TypeError(f"cannot assign {type(value).__name__} as buffer {name!r} "
+                                    "(Tensor or None expected)")
+                d["_buffers"][name] = value
+            else:
+                object.__setattr__(self, name, value)
+                return
+        else:
+            object.__setattr__(self, name, value)
+            return
+        self._mirror(name, value)
+
+    def __getattr__(self, name: str):
+        # NOTE: reached only for registered names that are not mirrored in __dict__ (see above).
+        d = self.__dict__
+        if "_parameters" in d:
+            for table in ("_parameters", "_buffers", "_modules"):
+                if name in d[table]:
+                    return d[table][name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        if "_parameters" in self.__dict__:
+            self._forget(name)
+        if name in self.__dict__:
+            object.__delattr__(self, name)
+
+    # --- traversal -----------------------------------------------------------------------------
+    def named_modules(self, memo: set | None = None, prefix: str = "",
+                      remove_duplicate: bool = True) -> Iterator[tuple[str, "Module"]]:
+        """(qualified name, module) for this module and every descendant, depth first."""
+        if memo is None:
+            memo = set()
+        if remove_duplicate:
+            if id(self) in memo:
+                return
+            memo.add(id(self))
+        yield prefix, self
+        for name, child in self._modules.items():
+            if child is not None:
+                yield from child.named_modules(memo, prefix + ("." if prefix else "") + name, remove_duplicate)
+
+    def modules(self) -> Iterator["Module"]:
+        """This module and every descendant."""
+        for _, m in self.named_modules():
+            yield m
+
+    def named_children(self) -> Iterator[tuple[str, "Module"]]:
+        """(name, module) for the direct children."""
+        seen = set()
+        for name, child in self._modules.items():
+            if child is not None and id(child) not in seen:
+                seen.add(id(child))
+                yield name, child
+
+    def children(self) -> Iterator["Module"]:
+        """The direct children."""
+        for _, child in self.named_children():
+            yield child
+
+    def _named_members(self, table: str, prefix: str, recurse: bool, remove_duplicate: bool):
+        seen = set()
+        modules = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse else [
+            (prefix, self)]
+        for module_prefix, module in modules:
+            for name, value in getattr(module, table).items():
+                if value is None or (remove_duplicate and id(value) in seen):
+                    continue
+                seen.add(id(value))
+                yield module_prefix + ("." if module_prefix else "") + name, value
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True,
+                         remove_duplicate: bool = True) -> Iterator[tuple[str, Parameter]]:
+        """(qualified name, parameter), each shared parameter once."""
+        return self._named_members("_parameters", prefix, recurse, remove_duplicate)
+
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        """Every parameter (what an optimiser updates), each shared parameter once."""
+        for _, p in self.named_parameters(recurse=recurse):
+            yield p
+
+    def named_buffers(self, prefix: str = "", recurse: bool = True,
+                      remove_duplicate: bool = True) -> Iterator[tuple[str, Tensor]]:
+        """(qualified name, buffer)."""
+        return self._named_members("_buffers", prefix, recurse, remove_duplicate)
+
+    def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
+        """Every buffer (running statistics and other non-learned state)."""
+        for _, b in self.named_buffers(recurse=recurse):
+            yield b
+
+    def get_submodule(self, target: str) -> "Module":
+        """The descendant at a dotted path such as ``"encoder.0"`` ("" is this module)."""
+        module = self
+        for part in target.split(".") if target else ():
+            child = module._modules.get(part)
+            if child is None:
+                raise AttributeError(f"{type(module).__name__} has no submodule {part!r} (looking up {target!r})")
+            module = child
+        return module
+
+    # --- state -----------------------------------------------------------------------------------
+    def state_dict(self, destination: dict | None = None, prefix: str = "",
+                   keep_vars: bool = False) -> "OrderedDict[str, Tensor]":
+        """Parameters and persistent buffers by qualified name, detached (sharing memory with the model)."""
+        out = OrderedDict() if destination is None else destination
+        for name, p in self._parameters.items():
+            if p is not None:
+                out[prefix + name] = p if keep_vars else p.detach()
+        for name, b in self._buffers.items():
+            if b is not None and name not in self._non_persistent_buffers:
+                out[prefix + name] = b if keep_vars else b.detach()
+        for name, child in self._modules.items():
+            if child is not None:
+                child.state_dict(out, prefix + name + ".", keep_vars)
+        return out
+
+    def load_state_dict(self, state_dict: dict, strict: bool = True) -> IncompatibleKeys:
+        """Copy values into the parameters and buffers in place (optimisers keep working).
+
+        Mis-shaped keys always fail, and with ``strict`` missing or unexpected keys too; every problem
+        is listed in one error and nothing is changed.
+        """
+        own = self.state_dict(keep_vars=True)
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        mismatched = []
+        for key, target in own.items():
+            if key in state_dict:
+                shape = tuple(xp.shape(_array_of(state_dict[key])))
+                if shape != tuple(target.shape):
+                    mismatched.append(f"{key}: checkpoint {shape} vs model {tuple(target.shape)}")
+        problems = []
+        if strict and missing:
+            problems.append(f"missing {missing}")
+        if strict and unexpected:
+            problems.append(f"unexpected {unexpected}")
+        if mismatched:
+            problems.append("shape mismatch " + ", ".join(mismatched))
+        if problems:
+            raise RuntimeError(f"{type(self).__name__} weights do not match: " + "; ".join(problems))
+        with no_grad():
+            for key, target in own.items():
+                if key in state_dict:
+                    value = _array_of(state_dict[key])
+                    if target.device != "cpu":
+                        value = backend.to_device(xp.asarray(value), target.device)
+                    target.copy_(value)
+        return IncompatibleKeys(missing, unexpected)
+
+    def get_config(self) -> dict:
+        """The constructor arguments as a JSON-able dict, where the module knows them ({} otherwise)."""
+        return {}
+
+    # --- modes, gradients, devices -----------------------------------------------------------
+    def train(self, mode: bool = True) -> "Module":
+        """Set training mode (dropout active, batch statistics) on this module and its descendants."""
+        if not isinstance(mode, bool):
+            raise TypeError(f"train(): mode must be a bool, got {type(mode).__name__}")
+        for m in self.modules():
+            m.__dict__["training"] = mode
+        return self
+
+    def eval(self) -> "Module":
+        """Set evaluation mode (``train(False)``)."""
+        return self.train(False)
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+        """Switch gradient tracking of every parameter on or off (freeze a part of a model)."""
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset the parameters' gradients: to None (default), or to zeros."""
+        for p in self.parameters():
+            if p.grad is None:
+                continue
+            if set_to_none:
+                p.grad = None
+            elif p.grad.requires_grad:
+                p.grad = Tensor._make(xp.zeros_like(p.grad.data), None)
+            else:
+                p.grad.data[...] = 0
+
+    def apply(self, fn: Callable[["Module"], None]) -> "Module":
+        """Call ``fn`` on every descendant, then on this module (custom initialisation)."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    def to(self, device=None, dtype=None) -> "Module":
+        """Move parameters and buffers to a device and/or cast the floating ones to ``dtype``, in place.
+
+        Accepts ``to("cuda")``, ``to(nerve.float64)`` and ``to(device, dtype)``; the Parameter objects
+        stay the same, so an optimiser built before keeps working.
+        """
+        if device is not None and not isinstance(device, str):
+            device, dtype = None, device
+        if dtype is not None:
+            dtype = xp.dtype(dtype)
+            if dtype.kind not in "fc":
+                raise TypeError(f"Module.to: only floating dtypes are allowed, got {dtype}")
+
+        def convert(array):
+            if dtype is not None and array.dtype.kind in "fc" and array.dtype != dtype:
+                array = array.astype(dtype)
+            if device is not None:
+                array = backend.to_device(array, device)
+            return array
+
+        for t in list(self.parameters()) + list(self.buffers()):
+            t.data = convert(t.data)
+            if t.grad is not None:
+                t.grad.data = convert(t.grad.data)
+        return self
+
+    def float(self) -> "Module":
+        """Cast floating parameters and buffers to float32."""
+        return self.to(dtype=xp.float32)
+
+    def double(self) -> "Module":
+        """Cast floating parameters and buffers to float64 (gradient checks)."""
+        return self.to(dtype=xp.float64)
+
+    def cpu(self) -> "Module":
+        """Move everything to the CPU."""
+        return self.to("cpu")
+
+    def cuda(self) -> "Module":
+        """Move everything to the GPU (needs CuPy)."""
+        return self.to("cuda")
+
+    # --- display -----------------------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        """The module's own settings, shown inside its repr; layers override it."""
+        return ""
+
+    def __repr__(self) -> str:
+        extra = self.extra_repr()
+        lines = extra.split("\n") if extra else []
+        for name, child in self._modules.items():
+            lines.append(f"({name}): " + repr(child).replace("\n", "\n  "))
+        if not self._modules and len(lines) <= 1:
+            return f"{type(self).__name__}({extra})"
+        return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
+
+
+def _array_of(value):
+    """The array behind a state-dict value (Tensor, array or nested list)."""
+    return value.data if isinstance(value, Tensor) else value

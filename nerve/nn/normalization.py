@@ -1,0 +1,114 @@
+"""Normalisation layers: ``BatchNorm1d`` (per channel, over the batch) and ``LayerNorm`` (per sample)."""
+from __future__ import annotations
+
+from nerve import functional as F
+from nerve.backend import xp
+from nerve.nn import init
+from nerve.nn.linear import _empty
+from nerve.nn.module import Module
+from nerve.tensor import Tensor
+
+
+def _filled(n: int, value: float, device, dtype) -> Tensor:
+    """A buffer of ``n`` copies of ``value``."""
+    return init.constant_(_empty((n,), device, dtype).detach(), value)
+
+
+class BatchNorm1d(Module):
+    """Normalise each of ``num_features`` channels of (N, C) or (N, C, L) inputs over the batch.
+
+    Training uses the batch's mean and variance and updates ``running_mean``/``running_var``
+    (exponential average with ``momentum``, or the cumulative average when momentum is None);
+    evaluation uses the running statistics. weight/bias start at ones/zeros.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, device=None, dtype=None) -> None:
+        super().__init__()
+        self.num_features = num_features
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = affine
+        self.track_running_stats = track_running_stats
+        if affine:
+            self.weight = init.ones_(_empty((num_features,), device, dtype))
+            self.bias = init.zeros_(_empty((num_features,), device, dtype))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", _filled(num_features, 0.0, device, dtype))
+            self.register_buffer("running_var", _filled(num_features, 1.0, device, dtype))
+            self.register_buffer("num_batches_tracked", Tensor(xp.zeros((), dtype=xp.int64)))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+
+    def reset_running_stats(self) -> None:
+        """Running mean 0, variance 1, no batches counted."""
+        if self.track_running_stats:
+            init.zeros_(self.running_mean)
+            init.ones_(self.running_var)
+            self.num_batches_tracked.fill_(0)
+
+    def forward(self, input: Tensor) -> Tensor:
+        """Batch statistics while training (updating the running ones), running statistics in eval."""
+        if input.ndim not in (2, 3) or input.shape[1] != self.num_features:
+            raise ValueError(f"BatchNorm1d({self.num_features}): expected input (N, {self.num_features}) or "
+                             f"(N, {self.num_features}, L), got {tuple(input.shape)}")
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.add_(1)
+            if self.momentum is None:
+                factor = 1.0 / int(self.num_batches_tracked.item())
+        use_batch = self.training or self.running_mean is None
+        track = not self.training or self.track_running_stats
+        return F.batch_norm(input, self.running_mean if track else None, self.running_var if track else None,
+                            self.weight, self.bias, use_batch, factor, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"track_running_stats={self.track_running_stats}")
+
+    def get_config(self) -> dict:
+        return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,
+                "affine": self.affine, "track_running_stats": self.track_running_stats}
+
+
+class LayerNorm(Module):
+    """Normalise each sample over its trailing ``normalized_shape`` dims, then scale and shift per element.
+
+    weight/bias (shape ``normalized_shape``) start at ones/zeros; one fused graph node.
+    """
+
+    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True, bias: bool = True,
+                 device=None, dtype=None) -> None:
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        self.normalized_shape = shape
+        self.eps = eps
+        self.elementwise_affine = elementwise_affine
+        if elementwise_affine:
+            self.weight = init.ones_(_empty(shape, device, dtype))
+        else:
+            self.register_parameter("weight", None)
+        if elementwise_affine and bias:
+            self.bias = init.zeros_(_empty(shape, device, dtype))
+        else:
+            self.register_parameter("bias", None)
+
+    def forward(self, input: Tensor) -> Tensor:
+        """(x - mean) / sqrt(var + eps) * weight + bias over the trailing dims."""
+        k = len(self.normalized_shape)
+        if tuple(input.shape[input.ndim - k:]) != self.normalized_shape or input.ndim < k:
+            raise ValueError(f"LayerNorm({self.normalized_shape}): expected input "
+                             f"(..., {', '.join(map(str, self.normalized_shape))}), got {tuple(input.shape)}")
+        return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+
+    def get_config(self) -> dict:
+        return {"normalized_shape": list(self.normalized_shape), "eps": self.eps,
+                "elementwise_affine": self.elementwise_affine, "bias": self.bias is not None}
