@@ -670,4 +670,4 @@ def to_device(a: Tensor, device: str) -> Tensor:
 
 __all__ = ["abs", "add", "astype", "clamp", "clone", "cos", "div", "elu", "erf", "exp", "expm1", "floor_divide", "gelu", "leaky_relu", "log", "log1p", "maximum", "minimum", "mul", "neg", "pow", "relu", "remainder", "rsqrt", "sigmoid", "sign", "silu", "sin", "softplus", "sqrt", "sub", "tanh", "to_device", "where"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
-METHODS = ["abs", "add", "astype", "clamp", "clone", "cos", "div", "elu", "erf", "exp", "expm1", "floor_divide", "gelu", "leaky_relu", "log", "log1p", "maximum", "minimum", "mul", "neg", "pow", "relu", "remainder", "rsqrt", "sigmoid", "sign", "silu", "sin", "softplus", "sqrt", "sub", "tanh", "where"]
+METHODS = ["abs", "add", "astype", "clamp", "clone", "cos", "div", "elu", "erf", "exp", "expm1", "floor_divide", "gelu", "leaky_relu", "log", "log1p", "maximum", "minimum", "mul", "neg", "pow", "relu", "remainder", "rsqrt", "sigmoid", "sign", "silu", "sin", "softplus", "sqrt", "sub", "tanh"]

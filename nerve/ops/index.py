@@ -102,6 +102,8 @@ def index_backward_array(g, shape: tuple, key):
 
 
 class GetItem(Function):
+    """The primitive behind ``a[key]``."""
+
     uses_inputs = False
 
     def forward(self, a, key):
@@ -215,6 +217,8 @@ def _gather_backward_array(g, shape: tuple, idx, dim: int, unique: bool):
 
 
 class Gather(Function):
+    """The primitive behind ``gather``, ``sort`` and ``topk`` (``unique``: indices never repeat)."""
+
     uses_inputs = False
 
     def forward(self, a, idx, dim, unique):
@@ -255,6 +259,8 @@ def gather(input: Tensor, dim: int, index) -> Tensor:
 
 
 class ScatterAdd(Function):
+    """The primitive behind ``scatter_add``."""
+
     uses_inputs = False
 
     def forward(self, a, src, idx, dim):
@@ -275,6 +281,8 @@ class ScatterAdd(Function):
 
 
 class Scatter(Function):
+    """The primitive behind ``scatter``."""
+
     uses_inputs = False
 
     def forward(self, a, src, idx, dim):
@@ -387,6 +395,8 @@ def masked_fill(input: Tensor, mask, value) -> Tensor:
 
 
 class Triangle(Function):
+    """The primitive behind ``tril`` and ``triu``."""
+
     uses_inputs = False
 
     def forward(self, a, diagonal, upper):

@@ -138,9 +138,7 @@ class CrossEntropy(Function):
         return xp.moveaxis(rows.reshape(self.out_shape + rows.shape[1:]), -1, 1)
 
     def _dense_coef(self):
-        """The target coefficients a[n, c] as a dense (M, C) array."""
-        if hasattr(self, "a"):
-            return self.a
+        """The coefficients a[n, c] of class-index targets as a dense (M, C) array."""
         a = xp.zeros_like(self.p)
         if self.smoothing:
             w = 1.0 if self.weight is None else self.weight
@@ -156,11 +154,17 @@ class CrossEntropy(Function):
         if _grad_state.enabled:  # create_graph: softmax rebuilt with Tensor ops, so this differentiates
             s = scale.unsqueeze(1) if self.reduction == "none" else scale
             if nx:
-                coef = self._to_input_layout(self._dense_coef(), x.ndim)
-                total = self._to_input_layout(self.coef_sum[:, None], x.ndim)
-                gx = (softmax(x, 1) * _const(total) - _const(coef)) * s
+                if hasattr(self, "a"):  # the coefficients depend on the target: keep them in the graph
+                    coef = (target * (1.0 - self.smoothing) + self.smoothing / x.shape[1]) * _const(
+                        self._class_column(1.0, x.ndim))
+                    total = coef.sum(1, keepdim=True)
+                else:
+                    coef = _const(self._to_input_layout(self._dense_coef(), x.ndim))
+                    total = _const(self._to_input_layout(self.coef_sum[:, None], x.ndim))
+                gx = (softmax(x, 1) * total - coef) * s
             if nt:
-                gt = log_softmax(x, 1) * _const(self._target_factor(x.ndim)) * s
+                # d loss / d target = -(1 - eps) w_c log p
+                gt = log_softmax(x, 1) * _const(self._class_column(self.smoothing - 1.0, x.ndim)) * s
             return gx, gt, None, None, None, None
         s = scale.data.reshape(-1, 1) if self.reduction == "none" else scale.data
         if nx:
@@ -174,14 +178,14 @@ class CrossEntropy(Function):
                     rows -= ((self.smoothing / rows.shape[1]) * self.valid[:, None] * s) * w
             gx = _const(self._to_input_layout(rows, x.ndim))
         if nt:
-            gt = _const(self._to_input_layout(self.logp * s, x.ndim) * self._target_factor(x.ndim))
+            gt = _const(self._to_input_layout(self.logp * s, x.ndim) * self._class_column(self.smoothing - 1.0, x.ndim))
         return gx, gt, None, None, None, None
 
-    def _target_factor(self, ndim):
-        """d loss / d target = -(1 - eps) w_c log p, as a factor broadcasting over the input layout."""
+    def _class_column(self, scale: float, ndim: int):
+        """``scale`` times the class weights (ones without weights), shaped to broadcast along dim 1."""
         w = 1.0 if self.weight is None else self.weight
-        factor = -(1.0 - self.smoothing) * xp.ones(self.p.shape[1], dtype=self.p.dtype) * w
-        return factor.reshape((-1,) + (1,) * (ndim - 2))
+        column = scale * xp.ones(self.p.shape[1], dtype=self.p.dtype) * w
+        return column.reshape((-1,) + (1,) * (ndim - 2))
 
 
 def cross_entropy(input: Tensor, target: Tensor, weight=None, ignore_index: int = -100,

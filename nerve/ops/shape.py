@@ -19,6 +19,8 @@ def _shape_arg(shape) -> tuple:
 
 
 class Reshape(Function):
+    """The primitive behind ``reshape``/``view``."""
+
     uses_inputs = False
 
     def forward(self, a, shape):
@@ -33,6 +35,8 @@ class Reshape(Function):
 
 
 class Expand(Function):
+    """The primitive behind ``expand``/``broadcast_to``."""
+
     uses_inputs = False
 
     def forward(self, a, shape):
@@ -81,6 +85,8 @@ def broadcast_to(a: Tensor, shape) -> Tensor:
 
 
 class Permute(Function):
+    """The primitive behind ``permute``/``transpose``."""
+
     uses_inputs = False
 
     def forward(self, a, dims):
@@ -185,6 +191,8 @@ def _as_tensor(t) -> Tensor:
 
 # --- joining and splitting --------------------------------------------------------------------
 class Concat(Function):
+    """The primitive behind ``concat``."""
+
     uses_inputs = False
 
     def forward(self, *arrays, axis):
@@ -203,6 +211,8 @@ class Concat(Function):
 
 
 class Stack(Function):
+    """The primitive behind ``stack``."""
+
     uses_inputs = False
 
     def forward(self, *arrays, axis):
@@ -309,6 +319,8 @@ def _pad_array(a, widths: tuple, value):
 
 
 class Pad(Function):
+    """The primitive behind ``pad`` (constant value; negative widths crop)."""
+
     uses_inputs = False
 
     def forward(self, a, widths, value):
@@ -341,6 +353,8 @@ def pad(a: Tensor, pad: tuple, value: float = 0.0) -> Tensor:
 
 
 class Flip(Function):
+    """The primitive behind ``flip``."""
+
     uses_inputs = False
 
     def forward(self, a, dims):
@@ -363,6 +377,8 @@ def flip(a: Tensor, *dims) -> Tensor:
 
 
 class Roll(Function):
+    """The primitive behind ``roll``."""
+
     uses_inputs = False
 
     def forward(self, a, shifts, dims):
@@ -411,6 +427,8 @@ moveaxis = movedim
 
 # --- repeating --------------------------------------------------------------------------------
 class Repeat(Function):
+    """The primitive behind ``Tensor.repeat`` and ``tile``."""
+
     uses_inputs = False
 
     def forward(self, a, reps):
@@ -450,6 +468,8 @@ def tile(a: Tensor, *reps) -> Tensor:
 
 
 class RepeatInterleave(Function):
+    """The primitive behind ``repeat_interleave`` with one count."""
+
     uses_inputs = False
 
     def forward(self, a, repeats, axis):

@@ -10,7 +10,7 @@ from tests.ops.table import Case, check_backward, check_forward, check_second, m
 
 # (shape, dim, keepdim): full, int, negative int, tuples, 0-d, size-0 (reducing a non-empty and an empty dim)
 DIMS = [((5,), None, False), ((3, 4), 1, False), ((3, 4), -1, True), ((2, 3, 4), (0, 2), False),
-        ((2, 3, 4), (-1, -3), True), ((), None, False), ((), 0, True), ((0, 3), 1, False)]
+        ((2, 3, 4), (-1, -3), True), ((), None, False), ((), 0, True), ((0, 3), 1, False), ((0, 3), 0, True)]
 ONE_DIM = [((5,), 0, False), ((3, 4), 1, False), ((3, 4), -2, True), ((2, 3, 4), -1, False), ((), 0, False),
            ((0, 3), 1, True)]
 
