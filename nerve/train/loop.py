@@ -197,6 +197,17 @@ def _fresh_metrics(specs: Iterable) -> list[Metric]:
     return metrics
 
 
+def _modes(model) -> list:
+    """Each module's training flag, to put back after an eval pass (parents first, as ``modules`` lists)."""
+    modules = model.modules() if callable(getattr(model, "modules", None)) else [model]
+    return [(m, m.training) for m in modules]
+
+
+def _restore_modes(modes: list) -> None:
+    for module, training in modes:
+        module.train(training)
+
+
 def _run_eval(model, loader, loss_fn: Callable | None, metrics: list[Metric], who: str) -> dict:
     """Loss and metrics over a loader, in eval mode without recording the graph."""
     running = _Running(metrics)
@@ -370,18 +381,18 @@ class Trainer:
         if groups:
             logs["lr"] = float(groups[0]["lr"])
         if self.val_loader is not None and (self.loss_fn is not None or self.val_metrics):
-            was_training = self.model.training
+            modes = _modes(self.model)
             self.model.eval()
             try:
                 val = _run_eval(self.model, self.val_loader, self.loss_fn, self.val_metrics, "fit")
             finally:
-                self.model.train(was_training)
+                _restore_modes(modes)
             logs.update({f"val_{k}": v for k, v in val.items()})
         return logs
 
     def run(self, epochs: int, resume_state: dict | None) -> History:
         """Train from the start or from ``resume_state`` up to ``epochs``; returns the History."""
-        initial_mode = self.model.training
+        initial_modes = _modes(self.model)
         logs: dict = {}
         steps = self.params["steps"]
         ckpt = self.checkpoint
@@ -429,7 +440,7 @@ class Trainer:
                 try:
                     self._call("on_train_end", logs)
                 finally:
-                    self.model.train(initial_mode)
+                    _restore_modes(initial_modes)
         return self.history
 
 
@@ -506,12 +517,12 @@ def evaluate(model, data: Any, loss: Callable | str | None = None, metrics: Iter
              batch_size: int = 32) -> dict:
     """Loss and metrics of ``model`` on ``data`` (same forms as ``fit``), in eval mode without a graph."""
     loader = _loader(data, batch_size, False, "evaluate", "the data")
-    was_training = model.training
+    modes = _modes(model)
     model.eval()
     try:
         return _run_eval(model, loader, _resolve_loss(loss), _fresh_metrics(metrics), "evaluate")
     finally:
-        model.train(was_training)
+        _restore_modes(modes)
 
 
 def predict(model, x: Any, batch_size: int = 32) -> Tensor | tuple:
@@ -521,7 +532,7 @@ def predict(model, x: Any, batch_size: int = 32) -> Tensor | tuple:
     """
     loader = _loader(x, batch_size, False, "predict", "the data")
     outputs = []
-    was_training = model.training
+    modes = _modes(model)
     model.eval()
     try:
         with no_grad():
@@ -529,7 +540,7 @@ def predict(model, x: Any, batch_size: int = 32) -> Tensor | tuple:
                 inputs, _ = _split_batch(batch, "predict")
                 outputs.append(model(*inputs))
     finally:
-        model.train(was_training)
+        _restore_modes(modes)
     if not outputs:
         raise ValueError("predict: the data gave no batches")
     if isinstance(outputs[0], (tuple, list)):
