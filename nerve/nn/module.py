@@ -97,10 +97,12 @@ class Module:
         if not hasattr(type(self), name):
             self.__dict__[name] = value
 
-    def _forget(self, name: str) -> None:
+    def _forget(self, name: str, keep: str | None = None) -> None:
+        """Drop ``name`` from the registration tables other than ``keep`` (a replaced entry keeps its place)."""
         d = self.__dict__
-        for table in (d["_parameters"], d["_buffers"], d["_modules"]):
-            table.pop(name, None)
+        for table in ("_parameters", "_buffers", "_modules"):
+            if table != keep:
+                d[table].pop(name, None)
         d["_non_persistent_buffers"].discard(name)
 
     @staticmethod
@@ -119,7 +121,7 @@ class Module:
                             "(nerve.nn.Parameter or None expected)")
         if name not in self._parameters and name in self.__dict__:
             raise KeyError(f"attribute {name!r} already exists")
-        self._forget(name)
+        self._forget(name, "_parameters")
         self._parameters[name] = param
         self._mirror(name, param)
 
@@ -133,7 +135,7 @@ class Module:
                             "(Tensor or None expected)")
         if name not in self._buffers and name in self.__dict__:
             raise KeyError(f"attribute {name!r} already exists")
-        self._forget(name)
+        self._forget(name, "_buffers")
         self._buffers[name] = tensor
         if not persistent:
             self._non_persistent_buffers.add(name)
@@ -147,7 +149,7 @@ class Module:
             raise TypeError(f"{type(module).__name__} is not a Module subclass")
         if name not in self._modules and name in self.__dict__:
             raise KeyError(f"attribute {name!r} already exists")
-        self._forget(name)
+        self._forget(name, "_modules")
         self._modules[name] = module
         self._mirror(name, module)
 
@@ -157,11 +159,11 @@ class Module:
         d = self.__dict__
         if isinstance(value, Parameter):
             self._check_init("parameters")
-            self._forget(name)
+            self._forget(name, "_parameters")
             d["_parameters"][name] = value
         elif isinstance(value, Module):
             self._check_init("modules")
-            self._forget(name)
+            self._forget(name, "_modules")
             d["_modules"][name] = value
         elif "_parameters" in d:
             if name in d["_parameters"]:

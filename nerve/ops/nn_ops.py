@@ -62,6 +62,12 @@ class Linear(Function):
     def backward(self, g):  # y = x W^T + b: dx = g W, dW = g^T x, db = sum of g over the batch
         x, w, b = self.inputs
         nx, nw, nb = self.needs_input_grad
+        if not _grad_state.enabled:  # first derivative only: three GEMM-sized NumPy calls, no graph
+            gd, wd = g.data, w.data
+            g2 = gd.reshape(-1, wd.shape[0])
+            return (_const(gd @ wd) if nx else None,
+                    _const(g2.T @ _as_data(x).reshape(-1, wd.shape[1])) if nw else None,
+                    _const(g2.sum(0)) if nb else None)
         g2 = g.reshape(-1, w.shape[0])
         gx = g @ w if nx else None
         gw = g2.mT @ x.reshape(-1, w.shape[1]) if nw else None
@@ -275,12 +281,23 @@ class Normalize(Function):
         x, w, b = self.inputs[:3]
         nx, nw, nb = self.needs_input_grad[:3]
         dims = self.dims
-        if _grad_state.enabled:  # create_graph: rebuild xhat and rstd from x with Tensor ops
-            centred = x - x.mean(dims, keepdim=True)
-            rstd = ((centred * centred).mean(dims, keepdim=True) + self.eps).rsqrt()
-            xhat = centred * rstd
-        else:
-            xhat, rstd = _const(self.xhat), _const(self.rstd)
+        rest = (None,) * (len(self.inputs) - 3)
+        if not _grad_state.enabled:  # first derivative only: on the saved arrays, no graph
+            gd, xhat, rstd = g.data, self.xhat, self.rstd
+            h = gd * w.data if w is not None else gd
+            gx = gw = gb = None
+            if nx:
+                gx = _const((h - h.mean(axis=dims, keepdims=True)
+                             - xhat * (h * xhat).mean(axis=dims, keepdims=True)) * rstd)
+            if nw:
+                gw = _const(_sum_to_array(gd * xhat, w.shape))
+            if nb:
+                gb = _const(_sum_to_array(gd, b.shape))
+            return (gx, gw, gb) + rest
+        # create_graph: rebuild xhat and rstd from x with Tensor ops, so this differentiates again
+        centred = x - x.mean(dims, keepdim=True)
+        rstd = ((centred * centred).mean(dims, keepdim=True) + self.eps).rsqrt()
+        xhat = centred * rstd
         gx = gw = gb = None
         if nx:
             h = g * w if w is not None else g
@@ -289,7 +306,14 @@ class Normalize(Function):
             gw = sum_to(g * xhat, w.shape)
         if nb:
             gb = sum_to(g, b.shape)
-        return (gx, gw, gb) + (None,) * (len(self.inputs) - 3)
+        return (gx, gw, gb) + rest
+
+
+def _sum_to_array(a, shape: tuple):
+    """``sum_to`` on a raw array: sum the broadcast dimensions of ``a`` away to get ``shape``."""
+    lead = a.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape) if s == 1 and a.shape[i + lead] != 1)
+    return a.sum(axis=axes).reshape(shape)
 
 
 def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bias: Tensor | None = None,

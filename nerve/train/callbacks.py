@@ -141,8 +141,9 @@ class EarlyStopping(Callback):
                 return
         if self.wait >= self.patience and epoch > 0:
             self.stopped_epoch = epoch
+            best_at = "-" if self.best_epoch is None else self.best_epoch + 1
             self.trainer.stop(f"EarlyStopping: {self.monitor} did not improve for {self.wait} epochs "
-                              f"(best {self.best:.6g} at epoch {self.best_epoch + 1 if self.best_epoch is not None else '-'})")
+                              f"(best {self.best:.6g} at epoch {best_at})")
 
     def on_train_end(self, logs: dict | None = None) -> None:
         if self.restore_best_weights and self.best_weights is not None:
@@ -331,4 +332,3 @@ class CSVLogger(Callback):
 
 def _csv_value(value):
     return repr(float(value)) if isinstance(value, float) or hasattr(value, "dtype") else value
-

@@ -375,11 +375,14 @@ class Trainer:
         batches = iter(self.train_loader)
         return enumerate(itertools.islice(batches, skip, None) if skip else batches, start=first)
 
-    def _epoch_logs(self) -> dict:
-        logs = self.running.result()
+    def _current_lr(self) -> float | None:
         groups = getattr(self.optimizer, "param_groups", None)
-        if groups:
-            logs["lr"] = float(groups[0]["lr"])
+        return float(groups[0]["lr"]) if groups else None
+
+    def _epoch_logs(self, lr: float | None) -> dict:
+        logs = self.running.result()
+        if lr is not None:
+            logs["lr"] = lr  # the rate the epoch's last batch used
         if self.val_loader is not None and (self.loss_fn is not None or self.val_metrics):
             modes = _modes(self.model)
             self.model.eval()
@@ -412,9 +415,11 @@ class Trainer:
                     self._call("on_epoch_begin", epoch, {})
                     self.model.train()
                     deferred = False
+                    lr = self._current_lr()
                     for b, batch in self._batches(first):
                         self.batch = b
                         self._call("on_batch_begin", b, {"size": _batch_len(batch)})
+                        lr = self._current_lr()
                         step_logs, output, target = self._logs_of_step(batch)
                         self.running.update(step_logs, _batch_len(batch), output, target)
                         self.global_step += 1
@@ -429,7 +434,7 @@ class Trainer:
                                 raise KeyboardInterrupt
                         if self.stop_training:
                             break
-                    logs = self._epoch_logs()
+                    logs = self._epoch_logs(lr)
                     self._call("on_epoch_end", epoch, logs)
                     if ckpt is not None and (deferred or interrupt.pending or ckpt.due_after_epoch(epoch)
                                              or self.stop_training):

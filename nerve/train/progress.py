@@ -1,6 +1,7 @@
 """``ProgressBar``: a per-batch bar with ETA and running metrics in a terminal, one line per epoch elsewhere."""
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from typing import TextIO
@@ -69,7 +70,8 @@ class ProgressBar(Callback):
             progress = f"{done}/{steps} [{bar}] ETA {_duration(rate * (steps - done))}"
         else:
             progress = f"{done} batches {_duration(now - self.epoch_start)}"
-        line = f"{self.header}  {progress}  {_format_logs(logs or {})}"
+        # NOTE: a line wider than the terminal would wrap, and "\r" would then redraw only its tail.
+        line = f"{self.header}  {progress}  {_format_logs(logs or {})}"[:shutil.get_terminal_size().columns - 1]
         out = self._out()
         out.write("\r" + line + "\x1b[K")
         out.flush()
@@ -78,7 +80,9 @@ class ProgressBar(Callback):
         if self.verbose == 0:
             return
         elapsed = time.perf_counter() - self.epoch_start
-        line = f"{self.header}  {elapsed:.1f}s  {_format_logs(logs or {})}"
+        steps = self.params.get("steps")
+        bar = f"{steps}/{steps} [{'=' * self.width}]  " if self.dynamic and steps else ""
+        line = f"{self.header}  {bar}{elapsed:.1f}s  {_format_logs(logs or {})}"
         out = self._out()
         out.write(("\r" + line + "\x1b[K\n") if self.dynamic else line + "\n")
         out.flush()
