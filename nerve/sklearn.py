@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import numbers
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, NoReturn, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -21,6 +21,9 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from nerve import backend, nn, optim
+from nerve.data import DataLoader, TensorDataset
+from nerve.models.mlp import MLP
+from nerve.train import EarlyStopping, fit, predict
 
 try:
     from sklearn.utils.validation import validate_data as _validate_data
@@ -42,6 +45,8 @@ def _seeded(seed: int) -> Iterator[None]:
     Layer initialisation and dropout draw from that generator, so this makes them follow ``random_state``
     without changing the random stream the rest of the program sees.
     """
+    # NOTE: the generator is process-wide, so estimators must not be fitted in parallel threads of one process
+    # (joblib's default process-based backend, as GridSearchCV(n_jobs=...) uses, is fine).
     saved = backend.get_rng_state()
     backend.set_rng_state(np.random.default_rng(seed).bit_generator.state)
     try:
@@ -54,6 +59,7 @@ class _NeuralNetBase(BaseEstimator):
     """Parameters, validation and the training loop shared by the classifier and the regressor."""
 
     _loss = ""
+    _stratify = False
 
     def __init__(self, hidden_layer_sizes: Sequence[int] | int = (64,), activation: str = "relu", *,
                  module: Callable[[int, int], nn.Module] | None = None, optimizer: str | Callable = "adam",
@@ -78,8 +84,22 @@ class _NeuralNetBase(BaseEstimator):
         self.verbose = verbose
 
     # --- parameters ---------------------------------------------------------------------------------
-    def _fail(self, name: str, expected: str) -> None:
+    def _fail(self, name: str, expected: str) -> NoReturn:
         raise ValueError(f"{type(self).__name__}: {name} must be {expected}, got {getattr(self, name)!r}")
+
+    def _hidden_sizes(self) -> tuple[int, ...]:
+        """``hidden_layer_sizes`` as a tuple of ints (a lone int is one hidden layer)."""
+        sizes = self.hidden_layer_sizes
+        if isinstance(sizes, numbers.Integral):
+            sizes = (sizes,)
+        try:
+            sizes = tuple(sizes) if not isinstance(sizes, str) else None
+        except TypeError:
+            sizes = None
+        if sizes is None or not all(isinstance(h, numbers.Integral) and not isinstance(h, bool) and h > 0
+                                    for h in sizes):
+            self._fail("hidden_layer_sizes", "a positive int or a sequence of positive ints")
+        return tuple(int(h) for h in sizes)
 
     def _check_params(self) -> None:
         def is_int(v: Any) -> bool:
@@ -88,10 +108,7 @@ class _NeuralNetBase(BaseEstimator):
         def is_real(v: Any) -> bool:
             return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
-        sizes = self.hidden_layer_sizes
-        sizes = (sizes,) if is_int(sizes) else sizes
-        if not isinstance(sizes, Sequence) or not all(is_int(h) and h > 0 for h in sizes):
-            self._fail("hidden_layer_sizes", "a positive int or a sequence of positive ints")
+        self._hidden_sizes()
         if self.module is not None and not callable(self.module):
             self._fail("module", "None or a callable (n_features, n_outputs) -> nerve.nn.Module")
         if not (callable(self.optimizer) or self.optimizer in OPTIMIZERS):
@@ -123,10 +140,7 @@ class _NeuralNetBase(BaseEstimator):
         self._rng = np.random.default_rng(seed)
         with _seeded(self._next_seed()):
             if self.module is None:
-                from nerve.models.mlp import MLP
-                sizes = self.hidden_layer_sizes
-                sizes = (sizes,) if isinstance(sizes, numbers.Integral) else tuple(sizes)
-                module = MLP(n_features, sizes, n_outputs, self.activation, float(self.dropout))
+                module = MLP(n_features, self._hidden_sizes(), n_outputs, self.activation, float(self.dropout))
             else:
                 module = self.module(n_features, n_outputs)
                 if not isinstance(module, nn.Module):
@@ -139,26 +153,31 @@ class _NeuralNetBase(BaseEstimator):
         self.history_: dict[str, list[float]] = {}
 
     def _next_seed(self) -> int:
+        """A seed drawn from this estimator's own random stream."""
         return int(self._rng.integers(np.iinfo(np.int64).max))
 
-    def _train(self, X: np.ndarray, target: np.ndarray, epochs: int, stratify: np.ndarray | None) -> None:
-        """Train ``module_`` for up to ``epochs`` epochs, appending the epochs' logs to ``history_``."""
-        from nerve.data import DataLoader, TensorDataset
-        from nerve.train import EarlyStopping, fit
+    def _train(self, X: np.ndarray, target: np.ndarray, incremental: bool) -> None:
+        """Train ``module_``, appending the epochs' logs to ``history_``.
 
+        A full fit runs up to ``max_epochs`` with the stopping rules; an incremental one (``partial_fit``)
+        runs one epoch on all the data given.
+        """
         validation_data = None
-        if self.early_stopping:
-            X, X_val, target, target_val = train_test_split(
-                X, target, test_size=self.validation_fraction, random_state=self._next_seed() % 2**32,
-                stratify=stratify)
-            validation_data = (X_val, target_val)
+        callbacks = []
+        if not incremental:
+            if self.early_stopping:
+                X, X_val, target, target_val = train_test_split(
+                    X, target, test_size=self.validation_fraction, random_state=self._next_seed() % 2**32,
+                    stratify=target if self._stratify else None)
+                validation_data = (X_val, target_val)
+            callbacks.append(EarlyStopping(monitor="val_loss" if self.early_stopping else "loss", min_delta=self.tol,
+                                           patience=self.n_iter_no_change, restore_best_weights=self.early_stopping))
         batch_size = min(200, len(X)) if self.batch_size == "auto" else min(self.batch_size, len(X))
         loader = DataLoader(TensorDataset(X, target), batch_size=batch_size, shuffle=True, generator=self._rng)
-        stopper = EarlyStopping(monitor="val_loss" if self.early_stopping else "loss", min_delta=self.tol,
-                                patience=self.n_iter_no_change, restore_best_weights=self.early_stopping)
         with _seeded(self._next_seed()):
-            history = fit(self.module_, loader, loss=self._loss, optimizer=self.optimizer_, epochs=epochs,
-                          validation_data=validation_data, callbacks=[stopper], verbose=self.verbose)
+            history = fit(self.module_, loader, loss=self._loss, optimizer=self.optimizer_,
+                          epochs=1 if incremental else self.max_epochs, validation_data=validation_data,
+                          callbacks=callbacks, verbose=self.verbose)
         self.optimizer_.zero_grad(set_to_none=True)
         for key, values in history.history.items():
             self.history_.setdefault(key, []).extend(values)
@@ -166,8 +185,6 @@ class _NeuralNetBase(BaseEstimator):
 
     def _forward(self, X: Any) -> np.ndarray:
         """The network's outputs for ``X`` as a float64 array (computed in float64, in eval mode)."""
-        from nerve.train import predict
-
         check_is_fitted(self)
         X = _validate_data(self, X, reset=False, dtype=np.float64)
         # NOTE: float32 matrix products round differently for different numbers of rows; in float64 the
@@ -177,7 +194,7 @@ class _NeuralNetBase(BaseEstimator):
 
 
 class NeuralNetClassifier(ClassifierMixin, _NeuralNetBase):
-    """A neural-network classifier (an ``nerve.models.MLP`` by default) trained with cross-entropy.
+    """A neural-network classifier (a ``nerve.models.MLP`` by default) trained with cross-entropy.
 
     ``hidden_layer_sizes``, ``activation`` and ``dropout`` shape the MLP; ``module`` replaces it with any
     callable ``(n_features, n_classes) -> nerve.nn.Module`` returning logits. ``optimizer`` is a name
@@ -185,13 +202,15 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNetBase):
     ``functools.partial(nerve.optim.SGD, momentum=0.9)``; ``batch_size='auto'`` is min(200, n_samples).
     Training stops after ``max_epochs``, or once the training loss (with ``early_stopping``: the loss on a
     held-out, stratified ``validation_fraction`` of the data, whose best weights are then kept) has not
-    improved by ``tol`` for ``n_iter_no_change`` epochs. Labels may be any values (strings too).
+    improved by ``tol`` for ``n_iter_no_change`` epochs; ``partial_fit`` always runs one epoch on all the
+    data it is given. Labels may be any values (strings too).
 
     Fitted attributes: ``classes_``, ``n_features_in_``, ``module_`` (the trained network), ``optimizer_``,
     ``history_`` (per-epoch 'loss', 'lr' and 'val_loss' lists) and ``n_epochs_``.
     """
 
     _loss = "cross_entropy"
+    _stratify = True
 
     def fit(self, X: Any, y: Any) -> "NeuralNetClassifier":
         """Train a new network on ``X`` (n_samples, n_features) and labels ``y`` (n_samples,)."""
@@ -203,8 +222,7 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNetBase):
                              "a classifier needs at least 2 classes")
         self.classes_ = encoder.classes_
         self._initialize(X.shape[1], len(self.classes_))
-        codes = encoder.transform(y).astype(np.int64)
-        self._train(X, codes, self.max_epochs, stratify=codes if self.early_stopping else None)
+        self._train(X, encoder.transform(y).astype(np.int64), incremental=False)
         return self
 
     def partial_fit(self, X: Any, y: Any, classes: Any = None) -> "NeuralNetClassifier":
@@ -231,7 +249,7 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNetBase):
                 raise ValueError(f"{type(self).__name__}.partial_fit: classes={list(classes)} differs from the "
                                  f"first call's {list(self.classes_)}")
             encoder.classes_ = self.classes_
-        self._train(X, encoder.transform(y).astype(np.int64), 1, stratify=None)
+        self._train(X, encoder.transform(y).astype(np.int64), incremental=True)
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -248,12 +266,14 @@ class NeuralNetClassifier(ClassifierMixin, _NeuralNetBase):
 
 
 class NeuralNetRegressor(RegressorMixin, _NeuralNetBase):
-    """A neural-network regressor (an ``nerve.models.MLP`` by default) trained with mean squared error.
+    """A neural-network regressor (a ``nerve.models.MLP`` by default) trained with mean squared error.
 
     Takes the same parameters as ``NeuralNetClassifier`` (``module`` gets ``(n_features, n_targets)``).
     ``y`` may be (n_samples,) or (n_samples, n_targets); each target is standardised for training (with
     the mean and scale of the first ``fit``/``partial_fit`` data, kept in ``y_mean_`` and ``y_scale_``) and
     predictions are mapped back, so targets of any scale train well with the default learning rate.
+
+    Fitted attributes: those of the classifier but ``classes_``, and ``n_outputs_``, ``y_mean_``, ``y_scale_``.
     """
 
     _loss = "mse"
@@ -269,7 +289,7 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNetBase):
         X, y = _validate_data(self, X, y, reset=True, dtype=np.float32, multi_output=True, y_numeric=True)
         self._init_targets(y)
         self._initialize(X.shape[1], self.n_outputs_)
-        self._train(X, self._scaled(y), self.max_epochs, stratify=None)
+        self._train(X, self._scaled(y), incremental=False)
         return self
 
     def partial_fit(self, X: Any, y: Any) -> "NeuralNetRegressor":
@@ -282,10 +302,11 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNetBase):
         elif (y.shape[1] if y.ndim == 2 else 1) != self.n_outputs_ or y.ndim != self._y_ndim:
             raise ValueError(f"{type(self).__name__}.partial_fit: y has shape {y.shape} but the first call's y "
                              f"had {self.n_outputs_} target(s) in {self._y_ndim} dimension(s)")
-        self._train(X, self._scaled(y), 1, stratify=None)
+        self._train(X, self._scaled(y), incremental=True)
         return self
 
     def _init_targets(self, y: np.ndarray) -> None:
+        """Remember the targets' shape, mean and scale (1 for a target that is constant up to rounding)."""
         y2 = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
         self._y_ndim = y.ndim
         self.n_outputs_ = y2.shape[1]
@@ -295,6 +316,7 @@ class NeuralNetRegressor(RegressorMixin, _NeuralNetBase):
                                  scale, 1.0)
 
     def _scaled(self, y: np.ndarray) -> np.ndarray:
+        """The targets standardised for training, as a float32 (n_samples, n_outputs_) array."""
         y2 = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
         return ((y2 - self.y_mean_) / self.y_scale_).astype(np.float32)
 

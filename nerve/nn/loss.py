@@ -12,7 +12,10 @@ from nerve.tensor import Tensor
 
 
 def _as_buffer(value) -> Tensor | None:
-    return None if value is None or isinstance(value, Tensor) else Tensor(value)
+    """Weights given as lists or arrays become tensors (registered as buffers)."""
+    if value is None or isinstance(value, Tensor):
+        return value
+    return Tensor(value)
 
 
 class _Loss(Module):
