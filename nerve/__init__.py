@@ -16,7 +16,6 @@ from nerve.creation import (
     rand, rand_like, randint, randint_like, randn, randn_like, randperm, tensor, zeros, zeros_like,
 )
 from nerve.ops import *  # noqa: F401,F403  (the op functions: nerve.exp, nerve.matmul, ...)
-from nerve.ops import __all__ as _ops_all  # noqa: F401
 
 float16 = _np.dtype(_np.float16)
 float32 = _np.dtype(_np.float32)
@@ -29,3 +28,4 @@ float = float32
 double = float64
 long = int64
 from nerve.io import load, save  # noqa: E402,F401  (weights files: nerve.save / nerve.load)
+from nerve import data, functional, nn, optim, train  # noqa: E402,F401  (nerve.nn.Linear, ... as in PyTorch)

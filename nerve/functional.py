@@ -1,5 +1,5 @@
-"""Stateless network functions (``import nerve.functional as F``): activations, dropout, linear, normalisation,
-embedding and losses, with PyTorch's names and semantics.
+"""Stateless network functions (``import nerve.functional as F``): activations, dropout, linear,
+normalisation, embedding and losses, with PyTorch's names and semantics.
 
 The fused primitives (linear, cross-entropy, layer norm, binary cross-entropies, embedding) live in
 ``nerve.ops.nn_ops``; the rest is composed here from ops.
@@ -12,10 +12,9 @@ from nerve.backend import xp
 from nerve.ops.elementwise import elu, gelu, leaky_relu, log, relu, sigmoid, silu, softplus, tanh, where
 from nerve.ops.index import one_hot
 from nerve.ops.nn_ops import (
-    Normalize, binary_cross_entropy, binary_cross_entropy_with_logits, check_reduction, cross_entropy,
-    embedding, layer_norm, linear,
+    Normalize, binary_cross_entropy, binary_cross_entropy_with_logits, check_classes, check_reduction,
+    check_same_shape, cross_entropy, embedding, layer_norm, linear,
 )
-from nerve.ops.nn_ops import _check_classes, _check_same_shape
 from nerve.ops.reduce import log_softmax, softmax
 from nerve.tensor import Tensor
 
@@ -102,7 +101,7 @@ def mse_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
     """Mean squared error (input - target)^2; shapes must match."""
     check_reduction("mse_loss", reduction)
     target = _as_target(target, input)
-    _check_same_shape("mse_loss", input, target)
+    check_same_shape("mse_loss", input, target)
     return _reduce((input - target) ** 2, reduction)
 
 
@@ -110,7 +109,7 @@ def l1_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
     """Mean absolute error |input - target|; shapes must match."""
     check_reduction("l1_loss", reduction)
     target = _as_target(target, input)
-    _check_same_shape("l1_loss", input, target)
+    check_same_shape("l1_loss", input, target)
     return _reduce((input - target).abs(), reduction)
 
 
@@ -120,7 +119,7 @@ def huber_loss(input: Tensor, target, reduction: str = "mean", delta: float = 1.
     if delta <= 0:
         raise ValueError(f"huber_loss: delta must be positive, got {delta}")
     target = _as_target(target, input)
-    _check_same_shape("huber_loss", input, target)
+    check_same_shape("huber_loss", input, target)
     d = input - target
     a = d.abs()
     return _reduce(where(a.data < delta, d ** 2 * 0.5, (a - 0.5 * delta) * delta), reduction)
@@ -132,7 +131,7 @@ def smooth_l1_loss(input: Tensor, target, reduction: str = "mean", beta: float =
     if beta < 0:
         raise ValueError(f"smooth_l1_loss: beta must be non-negative, got {beta}")
     target = _as_target(target, input)
-    _check_same_shape("smooth_l1_loss", input, target)
+    check_same_shape("smooth_l1_loss", input, target)
     d = input - target
     a = d.abs()
     if beta == 0:
@@ -158,9 +157,9 @@ def nll_loss(input: Tensor, target, weight=None, ignore_index: int = -100, reduc
     n_classes = input.shape[1]
     batch_shape = input.shape[:1] + input.shape[2:]
     if y.shape != batch_shape:
-        raise ValueError(f"nll_loss: target of shape {tuple(y.shape)} does not match input {tuple(input.shape)}: "
-                         f"expected {batch_shape}")
-    _check_classes("nll_loss", y, n_classes, ignore_index)
+        raise ValueError(f"nll_loss: target of shape {tuple(y.shape)} does not match input "
+                         f"{tuple(input.shape)}: expected {batch_shape}")
+    check_classes("nll_loss", y, n_classes, ignore_index)
     rows = input.moveaxis(1, -1).reshape(-1, n_classes) if input.ndim > 2 else input
     y = y.reshape(-1)
     valid = y != ignore_index
@@ -182,14 +181,14 @@ def nll_loss(input: Tensor, target, weight=None, ignore_index: int = -100, reduc
 
 
 def kl_div(input: Tensor, target, reduction: str = "mean", log_target: bool = False) -> Tensor:
-    """KL divergence sum target (log target - input) with ``input`` log-probabilities (PyTorch's argument order).
+    """KL divergence, target (log target - input) summed, with ``input`` log-probabilities (PyTorch's order).
 
     ``reduction="batchmean"`` divides the sum by the batch size, the mathematically correct mean.
     """
     if reduction not in ("none", "mean", "sum", "batchmean"):
         raise ValueError(f"kl_div: reduction must be 'none', 'mean', 'sum' or 'batchmean', got {reduction!r}")
     target = _as_target(target, input)
-    _check_same_shape("kl_div", input, target)
+    check_same_shape("kl_div", input, target)
     if log_target:
         loss = target.exp() * (target - input)
     elif target.requires_grad:
@@ -206,8 +205,8 @@ def kl_div(input: Tensor, target, reduction: str = "mean", log_target: bool = Fa
 
 
 __all__ = [
-    "batch_norm", "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "dropout", "elu",
-    "embedding", "gelu", "huber_loss", "kl_div", "l1_loss", "layer_norm", "leaky_relu", "linear",
-    "log_softmax", "mse_loss", "nll_loss", "one_hot", "relu", "sigmoid", "silu", "smooth_l1_loss", "softmax",
-    "softplus", "tanh",
+    "batch_norm", "binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "dropout",
+    "elu", "embedding", "gelu", "huber_loss", "kl_div", "l1_loss", "layer_norm", "leaky_relu", "linear",
+    "log_softmax", "mse_loss", "nll_loss", "one_hot", "relu", "sigmoid", "silu", "smooth_l1_loss",
+    "softmax", "softplus", "tanh",
 ]

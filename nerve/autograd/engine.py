@@ -115,13 +115,14 @@ def run_backward(roots: Sequence[Tensor], grads: Sequence[Tensor], retain_graph:
                 node.__dict__.clear()
                 node.inputs = None
 
+        taken: set = set()
         for t, g in leaf_grads.values():
             if t._hooks:
                 g = _run_hooks(t._hooks, g, create_graph)
             if capture_ids is not None:
                 captured[id(t)] = g
             if accumulate:
-                _accumulate_leaf(t, g, create_graph)
+                _accumulate_leaf(t, g, create_graph, taken)
     if capture is None:
         return None
     return [g if g is None or create_graph else _wrap(g)
@@ -175,12 +176,18 @@ def _propagate(node, g, deliver, create_graph: bool) -> None:
         deliver(t, gi)
 
 
-def _accumulate_leaf(t: Tensor, g, create_graph: bool) -> None:
+def _accumulate_leaf(t: Tensor, g, create_graph: bool, taken: set) -> None:
     if create_graph:
         t.grad = g if t.grad is None else t.grad + g
     elif t.grad is None:
-        # NOTE: copy, because one gradient array can reach several leaves (x + y) or be a broadcast view.
-        t.grad = Tensor._make(xp.array(g, copy=True), None)
+        # NOTE: a fresh array that owns its memory becomes .grad as it is; views, broadcasts and an array
+        # already given to another leaf (x + y hands both the same one) are copied, since optimisers and
+        # clipping change .grad in place.
+        if g.__class__ is ndarray and g.flags.owndata and id(g) not in taken:
+            taken.add(id(g))
+        else:
+            g = xp.array(g, copy=True)
+        t.grad = Tensor._make(g, None)
     elif t.grad.requires_grad or t.grad.data.shape != g.shape:
         t.grad = Tensor._make(t.grad.data + g, None)
     else:

@@ -1,4 +1,5 @@
-"""Containers: ``Sequential`` (a chain), ``ModuleList`` and ``ModuleDict`` (registered collections), ``Identity``."""
+"""Containers: ``Sequential`` (a chain), ``ModuleList`` and ``ModuleDict`` (registered collections),
+``Identity`` (a placeholder)."""
 from __future__ import annotations
 
 from collections import OrderedDict

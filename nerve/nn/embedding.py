@@ -21,8 +21,8 @@ class Embedding(Module):
         super().__init__()
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:
-                raise ValueError(f"Embedding({num_embeddings}, {embedding_dim}): padding_idx {padding_idx} is out "
-                                 f"of range")
+                raise ValueError(f"Embedding({num_embeddings}, {embedding_dim}): padding_idx {padding_idx} "
+                                 "is out of range")
             padding_idx %= num_embeddings
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
@@ -38,10 +38,12 @@ class Embedding(Module):
                 self.weight[self.padding_idx] = 0.0
 
     @classmethod
-    def from_pretrained(cls, embeddings: Tensor, freeze: bool = True, padding_idx: int | None = None) -> "Embedding":
+    def from_pretrained(cls, embeddings: Tensor, freeze: bool = True,
+                        padding_idx: int | None = None) -> "Embedding":
         """An Embedding whose table is ``embeddings`` (2-D), frozen unless ``freeze=False``."""
         if embeddings.ndim != 2:
-            raise ValueError(f"Embedding.from_pretrained: embeddings must be 2-D, got shape {tuple(embeddings.shape)}")
+            raise ValueError("Embedding.from_pretrained: embeddings must be 2-D, got shape "
+                             f"{tuple(embeddings.shape)}")
         layer = cls(embeddings.shape[0], embeddings.shape[1], padding_idx=padding_idx, dtype=embeddings.dtype)
         layer.weight = Parameter(embeddings.data.copy(), requires_grad=not freeze)
         return layer

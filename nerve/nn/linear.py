@@ -26,7 +26,8 @@ class Linear(Module):
     Initialised as in PyTorch: W and b from U(-1/sqrt(in_features), 1/sqrt(in_features)).
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None) -> None:
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None,
+                 dtype=None) -> None:
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
@@ -50,16 +51,18 @@ class Linear(Module):
             raise ValueError(f"Linear({self.in_features} -> {self.out_features}): expected input "
                              f"(..., {self.in_features}), got {tuple(input.shape)}")
         if input.dtype != self.weight.dtype:
-            raise TypeError(f"Linear({self.in_features} -> {self.out_features}): input has dtype {input.dtype} "
-                            f"but the weights are {self.weight.dtype}; convert the input (x.astype(...)) or the "
-                            f"model (model.to(dtype))")
+            raise TypeError(f"Linear({self.in_features} -> {self.out_features}): input has dtype "
+                            f"{input.dtype} but the weights are {self.weight.dtype}; convert the input "
+                            "(x.astype(...)) or the model (model.to(dtype))")
         return linear(input, self.weight, self.bias)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
 
     def get_config(self) -> dict:
-        return {"in_features": self.in_features, "out_features": self.out_features, "bias": self.bias is not None}
+        return {"in_features": self.in_features, "out_features": self.out_features,
+                "bias": self.bias is not None}
 
 
 class Flatten(Module):
@@ -99,8 +102,8 @@ class Unflatten(Module):
         for s in self.unflattened_size:
             known *= s if s != -1 else 1
         if (-1 not in self.unflattened_size and known != shape[d]) or (known and shape[d] % known):
-            raise ValueError(f"{self!r}: dimension {self.dim} of input {shape} has size {shape[d]}, which does "
-                             f"not split into {self.unflattened_size}")
+            raise ValueError(f"{self!r}: dimension {self.dim} of input {shape} has size {shape[d]}, "
+                             f"which does not split into {self.unflattened_size}")
         return input.reshape(shape[:d] + self.unflattened_size + shape[d + 1:])
 
     def extra_repr(self) -> str:

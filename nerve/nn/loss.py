@@ -110,7 +110,8 @@ class CrossEntropyLoss(_Loss):
         self.label_smoothing = label_smoothing
 
     def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return F.cross_entropy(input, target, self.weight, self.ignore_index, self.reduction, self.label_smoothing)
+        return F.cross_entropy(input, target, self.weight, self.ignore_index, self.reduction,
+                               self.label_smoothing)
 
     def get_config(self) -> dict:
         return {"ignore_index": self.ignore_index, "reduction": self.reduction,
@@ -138,7 +139,8 @@ class KLDivLoss(Module):
     def __init__(self, reduction: str = "mean", log_target: bool = False) -> None:
         super().__init__()
         if reduction not in ("none", "mean", "sum", "batchmean"):
-            raise ValueError(f"KLDivLoss: reduction must be 'none', 'mean', 'sum' or 'batchmean', got {reduction!r}")
+            raise ValueError("KLDivLoss: reduction must be 'none', 'mean', 'sum' or 'batchmean', got "
+                             f"{reduction!r}")
         self.reduction = reduction
         self.log_target = log_target
 

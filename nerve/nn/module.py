@@ -98,7 +98,7 @@ class Module:
             self.__dict__[name] = value
 
     def _forget(self, name: str, keep: str | None = None) -> None:
-        """Drop ``name`` from the registration tables other than ``keep`` (a replaced entry keeps its place)."""
+        """Drop ``name`` from the tables other than ``keep`` (so a replaced entry keeps its place)."""
         d = self.__dict__
         for table in ("_parameters", "_buffers", "_modules"):
             if table != keep:
@@ -217,7 +217,8 @@ class Module:
         yield prefix, self
         for name, child in self._modules.items():
             if child is not None:
-                yield from child.named_modules(memo, prefix + ("." if prefix else "") + name, remove_duplicate)
+                child_prefix = prefix + ("." if prefix else "") + name
+                yield from child.named_modules(memo, child_prefix, remove_duplicate)
 
     def modules(self) -> Iterator["Module"]:
         """This module and every descendant."""
@@ -274,7 +275,8 @@ class Module:
         for part in target.split(".") if target else ():
             child = module._modules.get(part)
             if child is None:
-                raise AttributeError(f"{type(module).__name__} has no submodule {part!r} (looking up {target!r})")
+                raise AttributeError(f"{type(module).__name__} has no submodule {part!r} "
+                                     f"(looking up {target!r})")
             module = child
         return module
 

@@ -28,7 +28,8 @@ def summary(model: Module, input_shape, dtype=None, batch_size: int = 2,
     """
     input_shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)
     if dtype is None:
-        dtype = next((p.dtype for p in model.parameters() if p.dtype.kind == "f"), backend.get_default_dtype())
+        floating = (p.dtype for p in model.parameters() if p.dtype.kind == "f")
+        dtype = next(floating, backend.get_default_dtype())
     rows: list[tuple[str, str, int]] = []
     handles = []
 

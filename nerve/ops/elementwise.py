@@ -419,10 +419,11 @@ class Softplus(Function):
     def forward(self, a, beta, threshold):
         self.beta = beta
         z = a * beta
-        return xp.where(z > threshold, a, xp.logaddexp(0, z) / beta)
+        self.linear = z > threshold
+        return xp.where(self.linear, a, xp.logaddexp(0, z) / beta)
 
-    def backward(self, g):  # d log(1 + e^(b a)) / b = s(b a) da
-        return g * sigmoid(self.inputs[0] * self.beta), None, None
+    def backward(self, g):  # d log(1 + e^(b a)) / b = s(b a) da; 1 where linear
+        return g * where(self.linear, 1.0, sigmoid(self.inputs[0] * self.beta)), None, None
 
 
 def exp(a) -> Tensor:

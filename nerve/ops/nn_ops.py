@@ -1,17 +1,18 @@
-"""Fused network primitives: linear, cross-entropy from logits, normalisation, binary cross-entropies, embedding.
+"""Fused network primitives: linear, cross-entropy from logits, normalisation, binary cross-entropies,
+embedding.
 
-Each replaces what would be several graph nodes with one, where NumPy rewards it. Backwards are
-written with Tensor ops, so they differentiate again. Where a backward needs values derived from
-the input (softmax, the normalised input), it uses the arrays forward saved when only a first
-derivative is wanted, and rebuilds them with Tensor ops under ``create_graph=True``.
+Each replaces what would be several graph nodes with one, where NumPy rewards it. Each has two
+backward paths: ``vjp`` on raw arrays, reusing what forward saved (softmax, the normalised input), for
+ordinary first-order backward; and ``backward`` in Tensor ops, recomputing those from the inputs, so
+that ``create_graph=True`` differentiates again.
 """
 from __future__ import annotations
 
+from nerve import backend
 from nerve.autograd.function import Function
-from nerve.autograd.grad_mode import state as _grad_state
 from nerve.backend import xp
 from nerve.ops.elementwise import clamp, log, log1p, sigmoid, softplus
-from nerve.ops.index import IndexBackward
+from nerve.ops.index import IndexBackward, index_backward_array
 from nerve.ops.reduce import log_softmax, softmax, sum_to
 from nerve.tensor import Tensor
 
@@ -40,8 +41,9 @@ def _reduce(loss, reduction: str, denom=None):
     return xp.asarray(total / denom if denom else xp.nan, dtype=loss.dtype)
 
 
-def _scale(g: Tensor, reduction: str, denom) -> Tensor:
-    """The output gradient as a per-element factor: itself, or divided by the count of a mean."""
+def _scale(g, reduction: str, denom):
+    """The output gradient (Tensor or array) as a per-element factor: itself, or divided by the count
+    of a mean (0 for an empty mean, whose value is NaN)."""
     if reduction == "mean":
         return g * (1.0 / denom if denom else 0.0)
     return g
@@ -53,21 +55,25 @@ def _as_data(t):
 
 # --- linear -----------------------------------------------------------------------------------
 class Linear(Function):
+    """x W^T + b in one node (PyTorch's addmm layout: W is (out_features, in_features))."""
+
     def forward(self, x, weight, bias):
         out = xp.matmul(x, weight.T)
         if bias is not None:
             out += bias
         return out
 
-    def backward(self, g):  # y = x W^T + b: dx = g W, dW = g^T x, db = sum of g over the batch
+    def vjp(self, g):  # y = x W^T + b: dx = g W, dW = g^T x, db = sum of g over the batch
+        x, w, _ = self.inputs
+        nx, nw, nb = self.needs_input_grad
+        w = w.data
+        g2 = g.reshape(-1, w.shape[0])
+        return (g @ w if nx else None, g2.T @ _as_data(x).reshape(-1, w.shape[1]) if nw else None,
+                g2.sum(0) if nb else None)
+
+    def backward(self, g):
         x, w, b = self.inputs
         nx, nw, nb = self.needs_input_grad
-        if not _grad_state.enabled:  # first derivative only: three GEMM-sized NumPy calls, no graph
-            gd, wd = g.data, w.data
-            g2 = gd.reshape(-1, wd.shape[0])
-            return (_const(gd @ wd) if nx else None,
-                    _const(g2.T @ _as_data(x).reshape(-1, wd.shape[1])) if nw else None,
-                    _const(g2.sum(0)) if nb else None)
         g2 = g.reshape(-1, w.shape[0])
         gx = g @ w if nx else None
         gw = g2.mT @ x.reshape(-1, w.shape[1]) if nw else None
@@ -152,27 +158,33 @@ class CrossEntropy(Function):
         a[xp.arange(a.shape[0]), self.y] += self.coef_y
         return a
 
-    def backward(self, g):
+    def backward(self, g):  # softmax rebuilt from x with Tensor ops, so this differentiates again
         x, target = self.inputs[0], self.inputs[1]
         nx, nt = self.needs_input_grad[:2]
-        scale = _scale(g, self.reduction, self.denom)
+        s = _scale(g, self.reduction, self.denom)
+        if self.reduction == "none":
+            s = s.unsqueeze(1)
         gx = gt = None
-        if _grad_state.enabled:  # create_graph: softmax rebuilt with Tensor ops, so this differentiates
-            s = scale.unsqueeze(1) if self.reduction == "none" else scale
-            if nx:
-                if hasattr(self, "a"):  # the coefficients depend on the target: keep them in the graph
-                    coef = (target * (1.0 - self.smoothing) + self.smoothing / x.shape[1]) * _const(
-                        self._class_column(1.0, x.ndim))
-                    total = coef.sum(1, keepdim=True)
-                else:
-                    coef = _const(self._to_input_layout(self._dense_coef(), x.ndim))
-                    total = _const(self._to_input_layout(self.coef_sum[:, None], x.ndim))
-                gx = (softmax(x, 1) * total - coef) * s
-            if nt:
-                # d loss / d target = -(1 - eps) w_c log p
-                gt = log_softmax(x, 1) * _const(self._class_column(self.smoothing - 1.0, x.ndim)) * s
-            return gx, gt, None, None, None, None
-        s = scale.data.reshape(-1, 1) if self.reduction == "none" else scale.data
+        if nx:
+            if hasattr(self, "a"):  # the coefficients depend on the target: keep them in the graph
+                coef = (target * (1.0 - self.smoothing) + self.smoothing / x.shape[1]) * _const(
+                    self._class_column(1.0, x.ndim))
+                total = coef.sum(1, keepdim=True)
+            else:
+                coef = _const(self._to_input_layout(self._dense_coef(), x.ndim))
+                total = _const(self._to_input_layout(self.coef_sum[:, None], x.ndim))
+            gx = (softmax(x, 1) * total - coef) * s
+        if nt:  # d loss / d target = -(1 - eps) w_c log p
+            gt = log_softmax(x, 1) * _const(self._class_column(self.smoothing - 1.0, x.ndim)) * s
+        return gx, gt, None, None, None, None
+
+    def vjp(self, g):
+        ndim = self.inputs[0].ndim
+        nx, nt = self.needs_input_grad[:2]
+        s = _scale(g, self.reduction, self.denom)
+        if self.reduction == "none":
+            s = s.reshape(-1, 1)
+        gx = gt = None
         if nx:
             rows = self.p * (self.coef_sum[:, None] * s)
             if hasattr(self, "a"):
@@ -182,9 +194,9 @@ class CrossEntropy(Function):
                 if self.smoothing:
                     w = 1.0 if self.weight is None else self.weight
                     rows -= ((self.smoothing / rows.shape[1]) * self.valid[:, None] * s) * w
-            gx = _const(self._to_input_layout(rows, x.ndim))
+            gx = self._to_input_layout(rows, ndim)
         if nt:
-            gt = _const(self._to_input_layout(self.logp * s, x.ndim) * self._class_column(self.smoothing - 1.0, x.ndim))
+            gt = self._to_input_layout(self.logp * s, ndim) * self._class_column(self.smoothing - 1.0, ndim)
         return gx, gt, None, None, None, None
 
     def _class_column(self, scale: float, ndim: int):
@@ -225,7 +237,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight=None, ignore_index: int 
         if target.shape != batch_shape:
             raise ValueError(f"cross_entropy: class-index target of shape {tuple(target.shape)} does not "
                              f"match input {tuple(input.shape)}: expected {batch_shape}")
-        _check_classes("cross_entropy", target.data, n_classes, ignore_index)
+        check_classes("cross_entropy", target.data, n_classes, ignore_index)
         return CrossEntropy.apply(input, target.data, w, ignore_index, float(label_smoothing), reduction)
     if target.dtype.kind != "f":
         raise TypeError(f"cross_entropy: target must hold class indices (integers) or probabilities "
@@ -237,7 +249,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight=None, ignore_index: int 
     return CrossEntropy.apply(input, target, w, ignore_index, float(label_smoothing), reduction)
 
 
-def _check_classes(op: str, y, n_classes: int, ignore_index: int) -> None:
+def check_classes(op: str, y, n_classes: int, ignore_index: int) -> None:
     """Raise naming the first class label outside [0, n_classes) that is not ``ignore_index``."""
     if y.size == 0:
         return
@@ -277,24 +289,25 @@ class Normalize(Function):
             out += bias
         return out
 
-    def backward(self, g):  # dx = rstd (h - mean(h) - xhat mean(h xhat)), h = g w; dw = sum g xhat
+    def vjp(self, g):  # dx = rstd (h - mean(h) - xhat mean(h xhat)), h = g w; dw = sum g xhat
+        w, b = self.inputs[1:3]
+        nx, nw, nb = self.needs_input_grad[:3]
+        dims, xhat = self.dims, self.xhat
+        gx = gw = gb = None
+        if nx:
+            h = g * w.data if w is not None else g
+            gx = (h - h.mean(axis=dims, keepdims=True) - xhat * (h * xhat).mean(axis=dims, keepdims=True))
+            gx *= self.rstd
+        if nw:
+            gw = _sum_to_array(g * xhat, w.shape)
+        if nb:
+            gb = _sum_to_array(g, b.shape)
+        return (gx, gw, gb) + (None,) * (len(self.inputs) - 3)
+
+    def backward(self, g):  # xhat and rstd rebuilt from x with Tensor ops, so this differentiates again
         x, w, b = self.inputs[:3]
         nx, nw, nb = self.needs_input_grad[:3]
         dims = self.dims
-        rest = (None,) * (len(self.inputs) - 3)
-        if not _grad_state.enabled:  # first derivative only: on the saved arrays, no graph
-            gd, xhat, rstd = g.data, self.xhat, self.rstd
-            h = gd * w.data if w is not None else gd
-            gx = gw = gb = None
-            if nx:
-                gx = _const((h - h.mean(axis=dims, keepdims=True)
-                             - xhat * (h * xhat).mean(axis=dims, keepdims=True)) * rstd)
-            if nw:
-                gw = _const(_sum_to_array(gd * xhat, w.shape))
-            if nb:
-                gb = _const(_sum_to_array(gd, b.shape))
-            return (gx, gw, gb) + rest
-        # create_graph: rebuild xhat and rstd from x with Tensor ops, so this differentiates again
         centred = x - x.mean(dims, keepdim=True)
         rstd = ((centred * centred).mean(dims, keepdim=True) + self.eps).rsqrt()
         xhat = centred * rstd
@@ -306,13 +319,16 @@ class Normalize(Function):
             gw = sum_to(g * xhat, w.shape)
         if nb:
             gb = sum_to(g, b.shape)
-        return (gx, gw, gb) + rest
+        return (gx, gw, gb) + (None,) * (len(self.inputs) - 3)
 
 
 def _sum_to_array(a, shape: tuple):
     """``sum_to`` on a raw array: sum the broadcast dimensions of ``a`` away to get ``shape``."""
+    if a.shape == shape:
+        return a
     lead = a.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape) if s == 1 and a.shape[i + lead] != 1)
+    axes = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape)
+                                      if s == 1 and a.shape[i + lead] != 1)
     return a.sum(axis=axes).reshape(shape)
 
 
@@ -332,6 +348,8 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bi
 
 # --- binary cross-entropy -------------------------------------------------------------------------
 class BinaryCrossEntropy(Function):
+    """Binary cross-entropy of probabilities, logs clamped at -100."""
+
     def forward(self, x, t, weight, reduction):
         self.weight, self.reduction = weight, reduction
         with xp.errstate(divide="ignore"):
@@ -341,7 +359,22 @@ class BinaryCrossEntropy(Function):
         self.shape = loss.shape
         return _reduce(loss, reduction)
 
-    def backward(self, g):  # PyTorch's rule: dx = w (x - t) / max(x (1 - x), 1e-12); dt = w (log(1-x) - log x)
+    def vjp(self, g):  # PyTorch's: dx = w (x - t) / max(x (1 - x), 1e-12); dt = w (log(1-x) - log x)
+        x, t = self.inputs[0].data, self.inputs[1].data
+        nx, nt = self.needs_input_grad[:2]
+        s = _scale(g, self.reduction, _count(self.shape))
+        if self.weight is not None:
+            s = s * self.weight
+        gx = gt = None
+        if nx:
+            gx = _sum_to_array(s * (x - t) / xp.maximum(x * (1.0 - x), 1e-12), x.shape)
+        if nt:
+            with xp.errstate(divide="ignore"):
+                dt = xp.maximum(xp.log1p(-x), -100.0) - xp.maximum(xp.log(x), -100.0)
+            gt = _sum_to_array(s * dt, t.shape)
+        return gx, gt, None, None
+
+    def backward(self, g):
         x, t = self.inputs[:2]
         nx, nt = self.needs_input_grad[:2]
         s = _scale(g, self.reduction, _count(self.shape))
@@ -363,10 +396,12 @@ def _count(shape) -> int:
     return n
 
 
-def _check_same_shape(op: str, input: Tensor, target: Tensor) -> None:
+def check_same_shape(op: str, input: Tensor, target: Tensor) -> None:
+    """Raise unless input and target have the same shape (a silent broadcast would compute nonsense)."""
     if tuple(input.shape) != tuple(target.shape):
         raise ValueError(f"{op}: target shape {tuple(target.shape)} differs from input shape "
-                         f"{tuple(input.shape)}; reshape one of them (broadcasting here is almost always a bug)")
+                         f"{tuple(input.shape)}; reshape one of them (broadcasting here is almost always "
+                         "a bug)")
 
 
 def _weight_array(op: str, weight, input: Tensor, name: str = "weight"):
@@ -385,7 +420,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight=None, reduction: 
     """-w (t log x + (1 - t) log(1 - x)) for probabilities x, logs clamped at -100 as in PyTorch."""
     check_reduction("binary_cross_entropy", reduction)
     target = target if isinstance(target, Tensor) else Tensor(target, dtype=input.dtype)
-    _check_same_shape("binary_cross_entropy", input, target)
+    check_same_shape("binary_cross_entropy", input, target)
     if input.data.size and (input.data.min() < 0 or input.data.max() > 1):
         raise ValueError("binary_cross_entropy: input must hold probabilities in [0, 1] (got values in "
                          f"[{float(input.data.min()):g}, {float(input.data.max()):g}]); apply sigmoid "
@@ -395,6 +430,8 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight=None, reduction: 
 
 
 class BinaryCrossEntropyWithLogits(Function):
+    """Binary cross-entropy of sigmoid(x), from the logits without overflow."""
+
     def forward(self, x, t, weight, pos_weight, reduction):
         self.weight, self.pos_weight, self.reduction = weight, pos_weight, reduction
         # -[pw t log s(x) + (1 - t) log(1 - s(x))] = (1 - t) x + (1 + (pw - 1) t) log(1 + e^-x)
@@ -408,7 +445,23 @@ class BinaryCrossEntropyWithLogits(Function):
         self.shape = loss.shape
         return _reduce(loss, reduction)
 
-    def backward(self, g):  # dx = w ((1 - t) - (1 + (pw - 1) t) s(-x)); dt = w (-x + (pw - 1) log(1 + e^-x))
+    def vjp(self, g):  # dx = w ((1 - t) - (1 + (pw - 1) t) s(-x)); dt = w (-x + (pw - 1) log(1 + e^-x))
+        x, t = self.inputs[0].data, self.inputs[1].data
+        nx, nt = self.needs_input_grad[:2]
+        s = _scale(g, self.reduction, _count(self.shape))
+        if self.weight is not None:
+            s = s * self.weight
+        pw = self.pos_weight
+        gx = gt = None
+        if nx:
+            lw = 1.0 if pw is None else (pw - 1.0) * t + 1.0
+            gx = _sum_to_array(s * ((1.0 - t) - lw * backend.expit(-x)), x.shape)
+        if nt:
+            dt = -x if pw is None else (pw - 1.0) * xp.logaddexp(0.0, -x) - x
+            gt = _sum_to_array(s * dt, t.shape)
+        return gx, gt, None, None, None
+
+    def backward(self, g):
         x, t = self.inputs[:2]
         nx, nt = self.needs_input_grad[:2]
         s = _scale(g, self.reduction, _count(self.shape))
@@ -432,20 +485,27 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight=None,
     op = "binary_cross_entropy_with_logits"
     check_reduction(op, reduction)
     target = target if isinstance(target, Tensor) else Tensor(target, dtype=input.dtype)
-    _check_same_shape(op, input, target)
+    check_same_shape(op, input, target)
     return BinaryCrossEntropyWithLogits.apply(input, target, _weight_array(op, weight, input),
                                               _weight_array(op, pos_weight, input, "pos_weight"), reduction)
 
 
 # --- embedding ----------------------------------------------------------------------------------
 class Embedding(Function):
+    """Rows of a table picked by integer indices; backward scatter-adds into the table."""
+
     uses_inputs = False
 
     def forward(self, weight, indices, padding_idx):
         self.indices, self.padding_idx = indices, padding_idx
         return xp.take(weight, indices, axis=0)
 
-    def backward(self, g):  # rows scatter-add back into the table; the padding row gets nothing
+    def vjp(self, g):  # rows scatter-add back into the table; the padding row gets nothing
+        if self.padding_idx is not None:
+            g = g * (self.indices != self.padding_idx)[..., None]
+        return index_backward_array(g, self.inputs[0].shape, self.indices), None, None
+
+    def backward(self, g):
         if self.padding_idx is not None:
             g = g * _const((self.indices != self.padding_idx)[..., None])
         return IndexBackward.apply(g, self.inputs[0].shape, self.indices), None, None

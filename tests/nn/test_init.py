@@ -1,4 +1,4 @@
-"""nn.init: PyTorch's formulas (bounds, standard deviations, gains), generators, default layer initialisation."""
+"""nn.init: PyTorch's formulas (bounds, spreads, gains), generators, each layer's default initialisation."""
 import math
 
 import numpy as np

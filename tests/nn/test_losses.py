@@ -78,8 +78,8 @@ def test_cross_entropy_probabilities_against_loops(shape, tshape):
     for reduction in ("mean", "sum", "none"):
         for weight, smoothing in ((None, 0.0), (w, 0.2)):
             got = F.cross_entropy(T(x), T(t), weight=weight, reduction=reduction, label_smoothing=smoothing)
-            np.testing.assert_allclose(got.numpy(), ref_cross_entropy_probs(x, t, weight, reduction, smoothing),
-                                       rtol=1e-12)
+            want = ref_cross_entropy_probs(x, t, weight, reduction, smoothing)
+            np.testing.assert_allclose(got.numpy(), want, rtol=1e-12)
 
 
 X4 = [[1.0, 2.0, 0.5], [0.1, -1.0, 2.0], [0.3, 0.3, -0.7], [2.0, 1.0, 0.0]]
@@ -201,7 +201,8 @@ def test_bce_against_formula_and_pytorch_clamp():
         got = nn.BCELoss(weight=T(w), reduction=reduction)(T(p), T(t))
         np.testing.assert_allclose(got.numpy(), _reduce(want, reduction), rtol=1e-12)
     edge = F.binary_cross_entropy(T([0.0, 1.0, 0.25, 0.9]), T([1.0, 0.0, 0.0, 1.0]), reduction="none")
-    np.testing.assert_allclose(edge.numpy(), [100.0, 100.0, 0.2876820724517809, 0.10536051565782628], rtol=1e-12)
+    np.testing.assert_allclose(edge.numpy(), [100.0, 100.0, 0.2876820724517809, 0.10536051565782628],
+                               rtol=1e-12)
     x = T([0.0, 1.0], requires_grad=True)
     F.binary_cross_entropy(x, T([1.0, 0.0])).backward()
     assert np.all(np.isfinite(x.grad.numpy()))
@@ -249,11 +250,12 @@ def test_regression_losses_against_formulas():
     for cls, kwargs, want in cases:
         for reduction in ("mean", "sum", "none"):
             got = cls(reduction=reduction, **kwargs)(T(a), T(b))
-            np.testing.assert_allclose(got.numpy(), _reduce(want, reduction), rtol=1e-12, err_msg=cls.__name__)
-    np.testing.assert_allclose(F.huber_loss(T([0.5, 3.0]), T([0.0, 0.0]), delta=2.0, reduction="none").numpy(),
-                               [0.125, 4.0])
-    np.testing.assert_allclose(F.smooth_l1_loss(T([0.5, 3.0]), T([0.0, 0.0]), beta=2.0, reduction="none").numpy(),
-                               [0.0625, 2.0])
+            np.testing.assert_allclose(got.numpy(), _reduce(want, reduction), rtol=1e-12,
+                                       err_msg=cls.__name__)
+    recorded_huber = F.huber_loss(T([0.5, 3.0]), T([0.0, 0.0]), delta=2.0, reduction="none")
+    np.testing.assert_allclose(recorded_huber.numpy(), [0.125, 4.0])
+    recorded_smooth = F.smooth_l1_loss(T([0.5, 3.0]), T([0.0, 0.0]), beta=2.0, reduction="none")
+    np.testing.assert_allclose(recorded_smooth.numpy(), [0.0625, 2.0])
     for fn in (F.mse_loss, F.l1_loss, F.huber_loss, F.smooth_l1_loss):
         assert nerve.gradcheck(lambda x, y: fn(x, y), [T(a, True), T(b, True)])
     assert nerve.gradgradcheck(F.mse_loss, [T(a, True), T(b, True)])

@@ -40,6 +40,8 @@ def test_registration_and_traversal():
 
 def test_reassignment_and_deletion_keep_tables_in_step():
     net = Net()
+    net.fc1 = nn.Linear(4, 8)
+    assert [n for n, _ in net.named_children()] == ["fc1", "act", "fc2"]  # a replaced child keeps its place
     net.fc2 = nn.Linear(8, 5)
     assert net._modules["fc2"] is net.fc2 and net.fc2.out_features == 5
     net.fc1.bias = None
@@ -91,7 +93,8 @@ def test_load_state_dict_lists_every_problem_at_once_and_changes_nothing():
     ckpt = {"fc.weight": nerve.zeros(10, 64), "fc.extra": nerve.zeros(1)}
     with pytest.raises(RuntimeError) as info:
         model.load_state_dict(ckpt)
-    assert str(info.value) == ("Sequential weights do not match: missing ['fc.bias']; unexpected ['fc.extra']; "
+    assert str(info.value) == ("Sequential weights do not match: missing ['fc.bias']; "
+                               "unexpected ['fc.extra']; "
                                "shape mismatch fc.weight: checkpoint (10, 64) vs model (10, 32)")
     np.testing.assert_array_equal(model.fc.weight.numpy(), before)
 
@@ -192,7 +195,7 @@ def test_module_list_and_dict():
     assert len(layers) == 3 and len(list(layers.parameters())) == 6
     layers.append(nn.Linear(2, 1))
     assert isinstance(layers[1:], nn.ModuleList) and len(layers[1:]) == 3
-    assert layers.pop() .out_features == 1 and len(layers) == 3
+    assert layers.pop().out_features == 1 and len(layers) == 3
     blocks = nn.ModuleDict({"a": nn.Linear(2, 3), "keys": nn.ReLU()})
     assert "a" in blocks and list(blocks) == ["a", "keys"] and len(blocks) == 2
     assert list(blocks.keys()) == ["a", "keys"]  # an entry named like a method does not hide the method
@@ -206,8 +209,8 @@ def test_module_list_and_dict():
 def test_identity_repr_config_and_deepcopy():
     assert nn.Identity(3, foo=1)(x := nerve.ones(2)) is x
     seq = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Dropout(0.25))
-    assert repr(seq) == ("Sequential(\n  (0): Linear(in_features=2, out_features=3, bias=True)\n  (1): ReLU()\n"
-                         "  (2): Dropout(p=0.25)\n)")
+    assert repr(seq) == ("Sequential(\n  (0): Linear(in_features=2, out_features=3, bias=True)\n"
+                         "  (1): ReLU()\n  (2): Dropout(p=0.25)\n)")
     assert seq.get_config() == {"layers": [
         {"type": "Linear", "config": {"in_features": 2, "out_features": 3, "bias": True}},
         {"type": "ReLU", "config": {}}, {"type": "Dropout", "config": {"p": 0.25}}]}
@@ -226,7 +229,8 @@ def test_summary_table():
     assert "1 (Linear)" in text and "[-1, 5]" in text and "[-1, 12]" in text
     row = next(line for line in text.splitlines() if line.startswith("2 (BatchNorm1d)"))
     assert row.split()[-1] == "10"
-    assert "Total params: 87" in text and "Trainable params: 22" in text and "Non-trainable params: 65" in text
+    assert "Total params: 87" in text and "Trainable params: 22" in text
+    assert "Non-trainable params: 65" in text
     assert model.training and not model[2].num_batches_tracked.item()  # mode and running stats untouched
     assert nn.summary(nn.Embedding(10, 3), (7,), dtype=nerve.int64, print_fn=None).count("[-1, 7, 3]") == 1
 
@@ -239,3 +243,12 @@ def test_parameters_to_vector_round_trip():
     assert np.all(model.weight.numpy() == 1) and np.all(model.bias.numpy() == 1)
     with pytest.raises(ValueError, match="expected a 1-D vector of 8 values"):
         nn.utils.vector_to_parameters(nerve.ones(3), model.parameters())
+
+
+def test_functional_aliases_and_utils_reexports():
+    import nerve.functional
+    import nerve.nn.functional as F
+    import nerve.optim.clip
+    assert F is nerve.functional and nn.functional is nerve.functional
+    assert nn.utils.clip_grad_norm_ is nerve.optim.clip.clip_grad_norm_
+    assert nn.utils.clip_grad_value_ is nerve.optim.clip.clip_grad_value_
