@@ -5,6 +5,12 @@ Rows: nerve's per-parameter in-place updates; a flat-buffer variant (parameters 
 the gradients copied into a flat buffer each step, one vectorised update) written here in NumPy to decide
 whether nerve should keep that layout; PyTorch's single-tensor and foreach (multi-tensor) loops.
 Figures are microseconds per step, best of several runs.
+
+Measured on the 2-core machines (NumPy 2.4, torch 2.13): nerve Adam ~690 us, flat-buffer Adam ~730 us (the
+gradient gather costs what the saved per-parameter calls gain, so nerve keeps per-parameter arrays), torch
+Adam ~470 us (two threads, fused lerp/addcmul/addcdiv kernels). The float32 sqrt pass alone is ~190 us.
+Splitting updates over two Python threads gained under 10%; BLAS axpy/scal through SciPy gained ~18% with
+one OpenBLAS thread but ran 4-7x slower and erratically with OpenBLAS's threads on a loaded machine.
 """
 from __future__ import annotations
 

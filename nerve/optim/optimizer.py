@@ -23,6 +23,7 @@ class _Required:
         return "<required parameter>"
 
 
+#: the default of a hyperparameter that every parameter group must set (for custom optimizers)
 required = _Required()
 
 

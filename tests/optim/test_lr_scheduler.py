@@ -1,7 +1,6 @@
 """Schedulers: learning-rate sequences against closed forms, state-dict resumption, errors."""
 import json
 import math
-from bisect import bisect_right
 
 import numpy as np
 import pytest

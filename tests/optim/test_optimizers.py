@@ -397,3 +397,27 @@ def test_bad_parameter_kinds():
         optim.Adam([{"params": set(ps)}])
     with pytest.raises(TypeError, match="can only optimize Tensors.*ndarray"):
         optim.Adam([np.zeros(3)])
+
+
+def test_custom_optimizer_on_the_base_class():
+    from nerve.optim.optimizer import Optimizer, required
+
+    class SignSGD(Optimizer):
+        """p <- p - lr * sign(grad)."""
+
+        def __init__(self, params, lr=required):
+            super().__init__(params, dict(lr=lr))
+
+        def step(self, closure=None):
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        p.data -= group["lr"] * np.sign(p.grad.data)
+
+    ps = make_params()
+    with pytest.raises(ValueError, match="SignSGD: parameter group 0 does not give the required hyperparameter 'lr'"):
+        SignSGD(ps)
+    opt = SignSGD([{"params": ps, "lr": 0.5}])
+    ps[0].grad = nerve.tensor(-np.ones((3, 4)), dtype=nerve.float64)
+    opt.step()
+    np.testing.assert_allclose(ps[0].data, X0[0] + 0.5)
