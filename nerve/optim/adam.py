@@ -14,7 +14,7 @@ class Adam(Optimizer):
     With ``g = grad + weight_decay * p`` (``-grad`` when ``maximize``; with ``decoupled_weight_decay``
     instead ``p <- p * (1 - lr * weight_decay)`` first and ``g = grad``), step ``t``, moments from zero::
 
-        m <- m + (1 - beta1) * (g - m)
+        m <- beta1 * m + (1 - beta1) * g
         v <- beta2 * v + (1 - beta2) * g * g
         v_max <- max(v_max, v) ;  v_hat = v_max if amsgrad else v
         p <- p - lr / (1 - beta1^t) * m / (sqrt(v_hat) / sqrt(1 - beta2^t) + eps)
@@ -59,8 +59,8 @@ class Adam(Optimizer):
             work = bufs[0]
             g = direction(p.grad.data, w, coupled_decay, maximize, bufs[-1])
             exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-            xp.subtract(g, exp_avg, out=work)
-            work *= 1 - beta1
+            exp_avg *= beta1
+            xp.multiply(g, 1 - beta1, out=work)
             exp_avg += work
             exp_avg_sq *= beta2
             xp.multiply(g, g, out=work)

@@ -13,7 +13,7 @@ class RMSprop(Optimizer):
     With ``g = grad + weight_decay * p`` (``-grad`` when ``maximize``) and state starting at zero::
 
         v <- alpha * v + (1 - alpha) * g * g
-        a <- a + (1 - alpha) * (g - a)              (centered only)
+        a <- alpha * a + (1 - alpha) * g            (centered only)
         s  = sqrt(v - a * a) + eps   if centered  else  sqrt(v) + eps
         b <- momentum * b + g / s ;  p <- p - lr * b      (momentum > 0)
         p <- p - lr * g / s                                (momentum == 0)
@@ -57,8 +57,8 @@ class RMSprop(Optimizer):
             square_avg += work
             if centered:
                 grad_avg = state["grad_avg"]
-                xp.subtract(g, grad_avg, out=work)
-                work *= 1 - alpha
+                grad_avg *= alpha
+                xp.multiply(g, 1 - alpha, out=work)
                 grad_avg += work
                 xp.multiply(grad_avg, grad_avg, out=work)
                 xp.subtract(square_avg, work, out=work)
