@@ -3,6 +3,8 @@
 Run: python bench/mlp.py [--data DIR]   (DIR holds Fashion-MNIST's IDX files; random data of the same shape
 otherwise). Compares nerve with scikit-learn's MLPClassifier (same layers, Adam, batch 128) and, when
 installed, PyTorch on the CPU; ratios are taken within this one run.
+NOTE: each measurement runs in a fresh process, because PyTorch's OpenMP threads keep spinning after
+its work and slow down whatever NumPy computes next in the same process.
 """
 from __future__ import annotations
 
@@ -105,6 +107,32 @@ def epoch_sklearn(X, y, batch: int) -> float:
     return time.perf_counter() - t0
 
 
+def _measure(kind: str, batch: int, data_path: str | None, steps: int) -> float:
+    """One figure, computed in this (fresh) process."""
+    X, y, _ = data(data_path)
+    if kind == "epoch-nerve":
+        return epoch_nerve(X, y, batch)
+    if kind == "epoch-torch":
+        return epoch_torch(X, y, batch)
+    if kind == "epoch-sklearn":
+        return epoch_sklearn(X, y, batch)
+    batches_np = [(X[i:i + batch], y[i:i + batch]) for i in range(0, batch * steps, batch)]
+    if kind == "step-nerve":
+        model, opt, loss_fn = nerve_model()
+        nb = [(nerve.tensor(a), nerve.tensor(b)) for a, b in batches_np]
+        return time_steps(lambda a, b: nerve_step(model, opt, loss_fn, a, b), nb)
+    tm, topt, tloss = torch_model()
+    tb = [(torch.from_numpy(a), torch.from_numpy(b)) for a, b in batches_np]
+    return time_steps(lambda a, b: torch_step(tm, topt, tloss, a, b), tb)
+
+
+def isolated(*args) -> float:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_measure, *args).result()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data",
@@ -118,23 +146,16 @@ def main() -> None:
     header = f"{'work':<28}{'nerve':>10}{'torch':>10}{'sklearn':>10}{'nerve/torch':>13}{'sklearn/nerve':>15}"
     print(header)
     print("-" * len(header))
+    nan = float("nan")
     for batch in (128, 32):
-        batches_np = [(X[i:i + batch], y[i:i + batch]) for i in range(0, batch * args.steps, batch)]
-        model, opt, loss_fn = nerve_model()
-        nb = [(nerve.tensor(a), nerve.tensor(b)) for a, b in batches_np]
-        t_nv = time_steps(lambda a, b: nerve_step(model, opt, loss_fn, a, b), nb)
-        t_th = float("nan")
-        if torch:
-            tm, topt, tloss = torch_model()
-            tb = [(torch.from_numpy(a), torch.from_numpy(b)) for a, b in batches_np]
-            t_th = time_steps(lambda a, b: torch_step(tm, topt, tloss, a, b), tb)
+        t_nv = isolated("step-nerve", batch, args.data, args.steps)
+        t_th = isolated("step-torch", batch, args.data, args.steps) if torch else nan
         print(f"{'step, batch ' + str(batch) + ' (ms)':<28}{t_nv:>10.3f}{t_th:>10.3f}{'':>10}{t_nv / t_th:>13.2f}")
-    for batch in (128,):
-        e_nv = epoch_nerve(X, y, batch)
-        e_th = epoch_torch(X, y, batch) if torch else float("nan")
-        e_sk = epoch_sklearn(X, y, batch)
-        print(f"{'epoch 60k, batch ' + str(batch) + ' (s)':<28}{e_nv:>10.2f}{e_th:>10.2f}{e_sk:>10.2f}"
-              f"{e_nv / e_th:>13.2f}{e_sk / e_nv:>15.2f}")
+    e_nv = isolated("epoch-nerve", 128, args.data, 0)
+    e_th = isolated("epoch-torch", 128, args.data, 0) if torch else nan
+    e_sk = isolated("epoch-sklearn", 128, args.data, 0)
+    print(f"{'epoch 60k, batch 128 (s)':<28}{e_nv:>10.2f}{e_th:>10.2f}{e_sk:>10.2f}{e_nv / e_th:>13.2f}"
+          f"{e_sk / e_nv:>15.2f}")
 
 
 if __name__ == "__main__":

@@ -361,7 +361,8 @@ class ReLU(Function):
         return g * _const(self._out > 0)
 
     def vjp(self, g):
-        return xp.where(self._out > 0, g, 0)
+        # NOTE: g * mask is several times faster than xp.where(mask, g, 0) in NumPy.
+        return g * (self._out > 0)
 
 
 class LeakyReLU(Function):

@@ -58,27 +58,33 @@ class Adam(Optimizer):
             bufs = self._buffers(p, 2 if (coupled_decay or maximize) else 1)
             work = bufs[0]
             g = direction(p.grad.data, w, coupled_decay, maximize, bufs[-1])
-            exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-            exp_avg *= beta1
-            xp.multiply(g, 1 - beta1, out=work)
-            exp_avg += work
-            exp_avg_sq *= beta2
-            xp.multiply(g, g, out=work)
-            work *= 1 - beta2
-            exp_avg_sq += work
-            if amsgrad:
-                v_hat = state["max_exp_avg_sq"]
-                xp.maximum(v_hat, exp_avg_sq, out=v_hat)
-            else:
-                v_hat = exp_avg_sq
-            # NOTE: sqrt(v)/c2 + eps == (sqrt(v) + eps*c2)/c2: folding c2 into the scalars saves a pass.
             c2 = math.sqrt(1 - beta2 ** step)
-            xp.sqrt(v_hat, out=work)
-            work += eps * c2
-            xp.divide(exp_avg, work, out=work)
-            work *= -lr * c2 / (1 - beta1 ** step)
-            w += work
+            v_max = (state["max_exp_avg_sq"],) if amsgrad else ()
+            _adam_kernel(w, g, state["exp_avg"], state["exp_avg_sq"], work, *v_max, beta1, beta2, eps * c2,
+                         -lr * c2 / (1 - beta1 ** step))
             p._version += 1
+
+
+def _adam_kernel(w, g, exp_avg, exp_avg_sq, work, *rest) -> None:
+    """One Adam update in place; ``rest`` is ([v_max,] beta1, beta2, eps * c2, -lr * c2 / c1)."""
+    *v_max, beta1, beta2, eps_c2, scale = rest
+    exp_avg *= beta1
+    xp.multiply(g, 1 - beta1, out=work)
+    exp_avg += work
+    exp_avg_sq *= beta2
+    xp.multiply(g, g, out=work)
+    work *= 1 - beta2
+    exp_avg_sq += work
+    v_hat = exp_avg_sq
+    if v_max:
+        v_hat = v_max[0]
+        xp.maximum(v_hat, exp_avg_sq, out=v_hat)
+    # NOTE: sqrt(v)/c2 + eps == (sqrt(v) + eps*c2)/c2: folding c2 into the scalars saves a pass.
+    xp.sqrt(v_hat, out=work)
+    work += eps_c2
+    xp.divide(exp_avg, work, out=work)
+    work *= scale
+    w += work
 
 
 class AdamW(Adam):
