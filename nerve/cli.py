@@ -237,10 +237,13 @@ def _load_run(run_dir: str) -> _Prepared:
         raise CLIError(f"{run} is not a finished run directory (config.json and model.safetensors needed)")
     cfg = json.loads((run / "config.json").read_text())
     prep = _Prepared(cfg)
-    state = nerve.load(run / "model.safetensors")
-    prep.mean = state.pop("preprocess.mean").numpy()
-    prep.std = state.pop("preprocess.std").numpy()
-    prep.model.load_state_dict(state)
+    try:
+        state = nerve.load(run / "model.safetensors")
+        prep.mean = state.pop("preprocess.mean").numpy()
+        prep.std = state.pop("preprocess.std").numpy()
+        prep.model.load_state_dict(state)
+    except (ValueError, RuntimeError, KeyError) as exc:
+        raise CLIError(f"cannot use the weights in {run / 'model.safetensors'}: {exc}")
     return prep
 
 
