@@ -206,10 +206,11 @@ def cmd_train(cfg: dict, resume_dir: str | None) -> int:
             raise CLIError(f"--resume: {run} has no checkpoint.safetensors to resume from")
     else:
         run = _run_dir(cfg)
-        run.mkdir(parents=True, exist_ok=True)
-        (run / "config.json").write_text(json.dumps(cfg, indent=2))
     prep = _Prepared(cfg)
     optimizer = build_optimizer(cfg, prep.model)
+    if resume_dir is None:  # only once the data and model are known to be good
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "config.json").write_text(json.dumps(cfg, indent=2))
     print(f"nerve train: {cfg['data']} ({len(prep.Xtr)} training, {len(prep.Xte)} test samples), "
           f"{cfg['model']} {prep.model.get_config()['hidden']}, {cfg['optimizer']} lr {cfg['lr']}, run {run}")
     try:

@@ -13,6 +13,12 @@ from nerve import cli
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path, monkeypatch):
+    """Runs without --out go to ./runs: keep them in the test's directory."""
+    monkeypatch.chdir(tmp_path)
+
+
 def run(args, capsys):
     code = cli.main(args)
     out = capsys.readouterr()
@@ -28,6 +34,8 @@ def test_default_train_reaches_97_percent_on_digits(tmp_path, capsys):
         assert (tmp_path / "run" / name).exists(), name
     lines = (tmp_path / "run" / "history.csv").read_text().splitlines()
     assert len(lines) == 31 and "val_accuracy" in lines[0]
+    png = (tmp_path / "run" / "curve.png").read_bytes()  # matplotlib is a test dependency
+    assert png.startswith(b"\x89PNG") and len(png) > 5000
 
 
 def test_evaluate_and_predict_a_finished_run(tmp_path, capsys):
@@ -77,6 +85,7 @@ def test_bad_input_gets_a_clear_error(tmp_path, capsys):
     assert code == 2 and "unknown --data 'imagenet'" in err
     code, _, err = run(["train", "--hidden", "12,x"], capsys)
     assert code == 2 and "--hidden" in err
+    assert not (tmp_path / "runs").exists()  # a failed start leaves no run directory behind
 
 
 def test_truncated_weights_file_is_reported(tmp_path, capsys):
