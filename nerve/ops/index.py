@@ -91,6 +91,8 @@ def index_backward_array(g, shape: tuple, key):
         xp.add.at(out, key, g)
         return out
     axis, idx = single
+    if idx.size == 0 or out.size == 0:  # nothing selected: the gradient is all zeros
+        return out
     n = shape[axis]
     idx = idx.reshape(-1)
     idx = xp.where(idx < 0, idx + n, idx)

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
+import pytest
 
 import nerve
 
@@ -74,3 +75,47 @@ def check_backward(case: Case) -> None:
 def check_second(case: Case) -> None:
     tensors = _diff_tensors(case)
     assert nerve.gradgradcheck(case.fn, tensors)
+
+
+def check_paths(case: Case) -> None:
+    """The fast first-order path (``vjp`` on arrays) and ``backward`` in Tensor ops give the same gradient."""
+    tensors = [nerve.tensor(a, requires_grad=a.dtype.kind == "f") for a in make_inputs(case)]
+    diff = [t for t in tensors if t.requires_grad]
+    results = []
+    for create_graph in (False, True):
+        out = case.fn(*tensors)
+        outs = [o for o in (out if isinstance(out, tuple) else (out,)) if o.requires_grad]
+        rng = np.random.default_rng(1)
+        vs = [nerve.tensor(rng.standard_normal(o.shape)) for o in outs]
+        results.append(nerve.grad(outs, diff, vs, create_graph=create_graph, allow_unused=True))
+    for fast, graph in zip(*results):
+        assert (fast is None) == (graph is None), str(case)
+        if fast is not None:
+            np.testing.assert_allclose(fast.numpy(), graph.numpy(), rtol=1e-12, atol=1e-12, err_msg=str(case))
+
+
+def _nonempty(case: Case) -> bool:
+    return all(d != 0 for s in case.shapes for d in s)
+
+
+def table_tests(cases: list) -> tuple:
+    """The four tests of an op table: forward vs reference, gradcheck, gradgradcheck (cases marked
+    ``second``, non-empty), and vjp vs backward; a test module binds them to module-level names."""
+
+    @pytest.mark.parametrize("case", cases, ids=str)
+    def test_forward(case):
+        check_forward(case)
+
+    @pytest.mark.parametrize("case", [c for c in cases if c.check_grad], ids=str)
+    def test_gradcheck(case):
+        check_backward(case)
+
+    @pytest.mark.parametrize("case", [c for c in cases if c.second and _nonempty(c)], ids=str)
+    def test_gradgradcheck(case):
+        check_second(case)
+
+    @pytest.mark.parametrize("case", [c for c in cases if c.check_grad], ids=str)
+    def test_vjp_matches_backward(case):
+        check_paths(case)
+
+    return test_forward, test_gradcheck, test_gradgradcheck, test_vjp_matches_backward

@@ -5,7 +5,7 @@ import pytest
 
 import nerve
 from nerve.ops.index import IndexBackward
-from tests.ops.table import Case, check_backward, check_forward, check_second
+from tests.ops.table import Case, table_tests
 
 MASK = np.array([[True, False, True, True], [False, False, True, False], [True, True, False, False]])
 REPEATED = np.array([0, 2, 0, 0, -1])
@@ -134,20 +134,10 @@ def _other_cases():
 
 CASES = list(_index_cases()) + list(_other_cases())
 
-
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_forward(case):
-    check_forward(case)
+test_forward, test_gradcheck, test_gradgradcheck, test_vjp_matches_backward = table_tests(CASES)
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_gradcheck(case):
-    check_backward(case)
 
-
-@pytest.mark.parametrize("case", [c for c in CASES if c.second], ids=str)
-def test_gradgradcheck(case):
-    check_second(case)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -3,8 +3,7 @@ import numpy as np
 import pytest
 
 import nerve
-from tests.ops.table import Case, check_backward, check_forward, check_second
-from tests.ops.test_reduce import check_both_paths
+from tests.ops.table import Case, table_tests
 
 MATMUL_SHAPES = [((3, 4), (4, 5)), ((4,), (4,)), ((4,), (4, 3)), ((2, 3, 4), (4,)), ((2, 3, 4), (4, 2)),
                  ((2, 1, 3, 4), (5, 4, 2)), ((0, 3), (3, 2)), ((2, 0), (0, 3))]
@@ -49,25 +48,11 @@ def _cases():
 
 CASES = list(_cases())
 
-
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_forward(case):
-    check_forward(case)
+test_forward, test_gradcheck, test_gradgradcheck, test_vjp_matches_backward = table_tests(CASES)
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_gradcheck(case):
-    check_backward(case)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.second], ids=str)
-def test_gradgradcheck(case):
-    check_second(case)
-
-
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_vjp_matches_backward(case):
-    check_both_paths(case)
 
 
 def test_einsum_same_tensor_twice_accumulates():

@@ -6,7 +6,7 @@ from hypothesis.extra import numpy as hnp
 from scipy import special
 
 import nerve
-from tests.ops.table import Case, check_backward, check_forward, check_second, make_inputs
+from tests.ops.table import Case, make_inputs, table_tests
 
 # (shape, dim, keepdim): full, int, negative int, tuples, 0-d, size-0 (reducing a non-empty and an empty dim)
 DIMS = [((5,), None, False), ((3, 4), 1, False), ((3, 4), -1, True), ((2, 3, 4), (0, 2), False),
@@ -133,42 +133,11 @@ def _cases():
 
 CASES = list(_cases())
 
-
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_forward(case):
-    check_forward(case)
+test_forward, test_gradcheck, test_gradgradcheck, test_vjp_matches_backward = table_tests(CASES)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.check_grad], ids=str)
-def test_gradcheck(case):
-    check_backward(case)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.second], ids=str)
-def test_gradgradcheck(case):
-    check_second(case)
-
-
-def check_both_paths(case: Case) -> None:
-    """The fast first-order path (``vjp`` on arrays) and ``backward`` in Tensor ops give the same gradient."""
-    tensors = [nerve.tensor(a, requires_grad=a.dtype.kind == "f") for a in make_inputs(case)]
-    diff = [t for t in tensors if t.requires_grad]
-    results = []
-    for create_graph in (False, True):
-        out = case.fn(*tensors)
-        outs = [o for o in (out if isinstance(out, tuple) else (out,)) if o.requires_grad]
-        rng = np.random.default_rng(1)
-        vs = [nerve.tensor(rng.standard_normal(o.shape)) for o in outs]
-        results.append(nerve.grad(outs, diff, vs, create_graph=create_graph, allow_unused=True))
-    for fast, graph in zip(*results):
-        assert (fast is None) == (graph is None), str(case)
-        if fast is not None:
-            np.testing.assert_allclose(fast.numpy(), graph.numpy(), rtol=1e-12, atol=1e-12, err_msg=str(case))
-
-
-@pytest.mark.parametrize("case", [c for c in CASES if c.check_grad], ids=str)
-def test_vjp_matches_backward(case):
-    check_both_paths(case)
 
 
 # --- semantics ------------------------------------------------------------------------------------

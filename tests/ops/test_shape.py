@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import nerve
-from tests.ops.table import Case, check_backward, check_forward, check_second
+from tests.ops.table import Case, table_tests
 
 
 def _np_pad(a, pad, value=0.0):
@@ -95,20 +95,10 @@ CASES = [
          [(0, 3)]),
 ]
 
-
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_forward(case):
-    check_forward(case)
+test_forward, test_gradcheck, test_gradgradcheck, test_vjp_matches_backward = table_tests(CASES)
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_gradcheck(case):
-    check_backward(case)
 
-
-@pytest.mark.parametrize("case", [c for c in CASES if c.second], ids=str)
-def test_gradgradcheck(case):
-    check_second(case)
 
 
 def test_split_and_chunk_return_tuples_of_pytorch_sizes():
