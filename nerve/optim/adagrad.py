@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from nerve.backend import xp
-from nerve.optim.optimizer import Optimizer, direction
+from nerve.optim.optimizer import Optimizer
 
 
 class Adagrad(Optimizer):
@@ -31,18 +31,12 @@ class Adagrad(Optimizer):
     def _update_group(self, group: dict) -> None:
         lr, lr_decay, eps = group["lr"], group["lr_decay"], group["eps"]
         weight_decay, maximize = group["weight_decay"], group["maximize"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            w = p.data
+        for p, w, g, work in self._with_grads(group, weight_decay, maximize):
             state = self.state[p]
             if not state:
                 state["step"] = 0
                 state["sum"] = xp.full_like(w, group["initial_accumulator_value"])
             state["step"] += 1
-            bufs = self._buffers(p, 2 if (weight_decay or maximize) else 1)
-            work = bufs[0]
-            g = direction(p.grad.data, w, weight_decay, maximize, bufs[-1])
             clr = lr / (1 + (state["step"] - 1) * lr_decay)
             acc = state["sum"]
             xp.multiply(g, g, out=work)

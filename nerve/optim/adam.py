@@ -5,7 +5,7 @@ import math
 from typing import Iterable
 
 from nerve.backend import xp
-from nerve.optim.optimizer import Optimizer, direction
+from nerve.optim.optimizer import Optimizer
 
 
 class Adam(Optimizer):
@@ -39,10 +39,8 @@ class Adam(Optimizer):
         lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
         weight_decay, amsgrad, maximize = group["weight_decay"], group["amsgrad"], group["maximize"]
         decoupled = group["decoupled_weight_decay"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            w = p.data
+        coupled_decay = 0.0 if decoupled else weight_decay
+        for p, w, g, work in self._with_grads(group, coupled_decay, maximize):
             state = self.state[p]
             if not state:
                 state["step"] = 0
@@ -52,12 +50,8 @@ class Adam(Optimizer):
                 state["max_exp_avg_sq"] = xp.zeros_like(w)
             state["step"] += 1
             step = state["step"]
-            if decoupled and weight_decay:
+            if decoupled and weight_decay:  # NOTE: g does not read w here (no coupled decay), so order is free
                 w *= 1 - lr * weight_decay
-            coupled_decay = 0.0 if decoupled else weight_decay
-            bufs = self._buffers(p, 2 if (coupled_decay or maximize) else 1)
-            work = bufs[0]
-            g = direction(p.grad.data, w, coupled_decay, maximize, bufs[-1])
             c2 = math.sqrt(1 - beta2 ** step)
             v_max = (state["max_exp_avg_sq"],) if amsgrad else ()
             _adam_kernel(w, g, state["exp_avg"], state["exp_avg_sq"], work, *v_max, beta1, beta2, eps * c2,

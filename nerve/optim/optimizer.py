@@ -153,6 +153,15 @@ class Optimizer:
             self._scratch[p] = bufs
         return bufs
 
+    def _with_grads(self, group: dict, weight_decay: float, maximize: bool):
+        """For each parameter of ``group`` that has a gradient: (p, its array, the direction PyTorch's rules
+        step along (see ``direction``), a scratch array shaped like it)."""
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            bufs = self._buffers(p, 2 if (weight_decay or maximize) else 1)
+            yield p, p.data, direction(p.grad.data, p.data, weight_decay, maximize, bufs[-1]), bufs[0]
+
     # --- state dicts -----------------------------------------------------------------------------
     def state_dict(self) -> dict:
         """A copy of the state: ``{'state': {index: {...}}, 'param_groups': [{..., 'params': [index]}]}``.

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from nerve.backend import xp
-from nerve.optim.optimizer import Optimizer, direction
+from nerve.optim.optimizer import Optimizer
 
 
 class RMSprop(Optimizer):
@@ -33,10 +33,7 @@ class RMSprop(Optimizer):
     def _update_group(self, group: dict) -> None:
         lr, alpha, eps, momentum = group["lr"], group["alpha"], group["eps"], group["momentum"]
         weight_decay, centered, maximize = group["weight_decay"], group["centered"], group["maximize"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            w = p.data
+        for p, w, g, work in self._with_grads(group, weight_decay, maximize):
             state = self.state[p]
             if not state:
                 state["step"] = 0
@@ -47,9 +44,6 @@ class RMSprop(Optimizer):
             if centered and "grad_avg" not in state:
                 state["grad_avg"] = xp.zeros_like(w)
             state["step"] += 1
-            bufs = self._buffers(p, 2 if (weight_decay or maximize) else 1)
-            work = bufs[0]
-            g = direction(p.grad.data, w, weight_decay, maximize, bufs[-1])
             square_avg = state["square_avg"]
             square_avg *= alpha
             xp.multiply(g, g, out=work)

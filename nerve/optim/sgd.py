@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from nerve.backend import xp
-from nerve.optim.optimizer import Optimizer, direction
+from nerve.optim.optimizer import Optimizer
 
 
 class SGD(Optimizer):
@@ -34,13 +34,7 @@ class SGD(Optimizer):
     def _update_group(self, group: dict) -> None:
         lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
         weight_decay, nesterov, maximize = group["weight_decay"], group["nesterov"], group["maximize"]
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            w = p.data
-            bufs = self._buffers(p, 2 if (weight_decay or maximize) else 1)
-            work = bufs[0]
-            d = direction(p.grad.data, w, weight_decay, maximize, bufs[-1])
+        for p, w, d, work in self._with_grads(group, weight_decay, maximize):
             if momentum:
                 state = self.state[p]
                 buf = state.get("momentum_buffer")
