@@ -9,11 +9,20 @@ from __future__ import annotations
 from nerve import backend
 from nerve.autograd.grad_mode import no_grad
 from nerve.backend import xp
+from nerve.ops.attention import attention_weights, linear_gelu, scaled_dot_product_attention  # noqa: F401
+from nerve.ops.conv import (  # noqa: F401
+    adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool1d, adaptive_max_pool2d, avg_pool1d, avg_pool2d,
+    conv1d, conv2d, conv_transpose1d, conv_transpose2d, dropout1d, dropout2d, interpolate, max_pool1d,
+    max_pool2d, pad,
+)
 from nerve.ops.elementwise import elu, gelu, leaky_relu, log, relu, sigmoid, silu, softplus, tanh, where
 from nerve.ops.index import one_hot
 from nerve.ops.nn_ops import (
     Normalize, binary_cross_entropy, binary_cross_entropy_with_logits, check_classes, check_reduction,
     check_same_shape, cross_entropy, embedding, layer_norm, linear,
+)
+from nerve.ops.recurrent import (  # noqa: F401
+    gru_cell, lengths_to_mask, lstm_cell, recurrent_layer, rnn_relu_cell, rnn_tanh_cell,
 )
 from nerve.ops.reduce import log_softmax, softmax
 from nerve.tensor import Tensor

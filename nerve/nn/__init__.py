@@ -8,8 +8,10 @@ import sys as _sys
 from nerve import functional
 from nerve.nn import init, utils
 from nerve.nn.activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid, Softmax, Softplus, Tanh
+from nerve.nn.attention import MultiheadAttention
 from nerve.nn.containers import Identity, ModuleDict, ModuleList, Sequential
-from nerve.nn.dropout import Dropout
+from nerve.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
+from nerve.nn.dropout import Dropout, Dropout1d, Dropout2d
 from nerve.nn.embedding import Embedding
 from nerve.nn.linear import Flatten, Linear, Unflatten
 from nerve.nn.loss import (
@@ -17,9 +19,19 @@ from nerve.nn.loss import (
     SmoothL1Loss,
 )
 from nerve.nn.module import IncompatibleKeys, Module, RemovableHandle
-from nerve.nn.normalization import BatchNorm1d, LayerNorm
+from nerve.nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from nerve.nn.parameter import Parameter
+from nerve.nn.pooling import (
+    AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d, AdaptiveMaxPool2d, AvgPool1d, AvgPool2d, MaxPool1d,
+    MaxPool2d,
+)
+from nerve.nn.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from nerve.nn.summary import summary
+from nerve.nn.transformer import (
+    LearnedPositionalEncoding, SinusoidalPositionalEncoding, TransformerDecoder, TransformerDecoderLayer,
+    TransformerEncoder, TransformerEncoderLayer,
+)
+from nerve.nn.upsample import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 
 _sys.modules[__name__ + ".functional"] = functional
 
@@ -29,4 +41,10 @@ __all__ = [
     "LeakyReLU", "Linear", "LogSoftmax", "MSELoss", "Module", "ModuleDict", "ModuleList", "NLLLoss",
     "Parameter", "ReLU", "RemovableHandle", "SiLU", "Sequential", "Sigmoid", "SmoothL1Loss", "Softmax",
     "Softplus", "Tanh", "Unflatten", "functional", "init", "summary", "utils",
+    "LearnedPositionalEncoding", "MultiheadAttention", "SinusoidalPositionalEncoding", "TransformerDecoder",
+    "TransformerDecoderLayer", "TransformerEncoder", "TransformerEncoderLayer",
+    "GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNCell",
+    "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AvgPool1d", "AvgPool2d",
+    "BatchNorm2d", "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "Dropout1d", "Dropout2d",
+    "MaxPool1d", "MaxPool2d", "Upsample", "UpsamplingBilinear2d", "UpsamplingNearest2d",
 ]

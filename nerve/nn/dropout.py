@@ -1,4 +1,5 @@
-"""``Dropout``: zero random elements while training, so units cannot co-adapt; identity in eval mode."""
+"""``Dropout``: zero random elements while training, so units cannot co-adapt; identity in eval mode.
+``Dropout1d``/``Dropout2d`` zero whole channels of feature maps."""
 from __future__ import annotations
 
 from nerve import functional as F
@@ -17,7 +18,7 @@ class Dropout(Module):
     def __init__(self, p: float = 0.5, inplace: bool = False, generator=None) -> None:
         super().__init__()
         if not 0.0 <= p <= 1.0:
-            raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
+            raise ValueError(f"{type(self).__name__}: p must be in [0, 1], got {p}")
         self.p = p
         self.generator = generator
 
@@ -30,3 +31,27 @@ class Dropout(Module):
 
     def get_config(self) -> dict:
         return {"p": self.p}
+
+
+class _ChannelDropout(Dropout):
+    """Drop whole channels: neighbouring values in a feature map are correlated, so dropping single ones
+    regularises little."""
+
+    _fn = None
+
+    def forward(self, input: Tensor) -> Tensor:
+        """The input with whole channels zeroed while training, unchanged in eval mode."""
+        return type(self)._fn(input, self.p, self.training, self.generator)
+
+
+class Dropout1d(_ChannelDropout):
+    """Zero each channel of (N, C, L) with probability ``p`` while training, scale the rest by 1 / (1 - p)."""
+
+    _fn = F.dropout1d
+
+
+class Dropout2d(_ChannelDropout):
+    """Zero each feature map of (N, C, H, W) with probability ``p`` while training, scale the rest by
+    1 / (1 - p)."""
+
+    _fn = F.dropout2d

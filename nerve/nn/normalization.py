@@ -1,4 +1,5 @@
-"""Normalisation layers: ``BatchNorm1d`` (per channel, over the batch) and ``LayerNorm`` (per sample)."""
+"""Normalisation layers: ``BatchNorm1d``/``BatchNorm2d`` (per channel, over the batch) and ``LayerNorm`` (per
+sample)."""
 from __future__ import annotations
 
 from nerve import functional as F
@@ -57,6 +58,10 @@ class BatchNorm1d(Module):
         if input.ndim not in (2, 3) or input.shape[1] != self.num_features:
             raise ValueError(f"BatchNorm1d({self.num_features}): expected input (N, {self.num_features}) or "
                              f"(N, {self.num_features}, L), got {tuple(input.shape)}")
+        return self._normalize(input)
+
+    def _normalize(self, input: Tensor) -> Tensor:
+        """F.batch_norm over (N, C) rows with this layer's statistics and update rule."""
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             self.num_batches_tracked.add_(1)
@@ -74,6 +79,27 @@ class BatchNorm1d(Module):
     def get_config(self) -> dict:
         return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,
                 "affine": self.affine, "track_running_stats": self.track_running_stats}
+
+
+class BatchNorm2d(BatchNorm1d):
+    """Normalise each of ``num_features`` channels of (N, C, H, W) feature maps over the batch and the
+    positions (N * H * W values per channel); same statistics, momentum and parameters as ``BatchNorm1d``.
+
+    Computed on channels-last rows (N * H * W, C): for the channels-last output of a convolution those are
+    free views, and per-channel sums over rows vectorise across channels.
+    """
+
+    def forward(self, input: Tensor) -> Tensor:
+        """Batch statistics while training (updating the running ones), running statistics in eval."""
+        c = self.num_features
+        if input.ndim != 4 or input.shape[1] != c:
+            raise ValueError(f"BatchNorm2d({c}): expected input (N, {c}, H, W), got {tuple(input.shape)}")
+        n, _, h, w = input.shape
+        if self.training and n * h * w <= 1:
+            raise ValueError(f"BatchNorm2d({c}): expected more than 1 value per channel when training, got "
+                             f"input {tuple(input.shape)}")
+        rows = input.permute(0, 2, 3, 1).reshape(n * h * w, c)
+        return self._normalize(rows).reshape(n, h, w, c).permute(0, 3, 1, 2)
 
 
 class LayerNorm(Module):

@@ -1,0 +1,196 @@
+"""SmallCNN (conv32-conv64-maxpool-fc128-fc10) training step and single convolutions: nerve vs PyTorch.
+
+Run: python bench/cnn.py [--steps 30] [--repeats 3] [--quick]
+Prints, in one run: ms per training step (forward, backward, Adam) of SmallCNN at batch 64 on 1x28x28
+inputs and its GFLOP/s, the same in PyTorch on the CPU (default NCHW, and channels_last), then forward and
+backward (input and weight gradients) of single convolutions of a few shapes. Ratios are taken within
+this one run. ``--quick`` is a smoke run (2 steps, 1 repeat).
+NOTE: each figure runs in a fresh process: PyTorch's OpenMP threads keep spinning after its work and
+slow down whatever NumPy computes next in the same process.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+BATCH = 64
+#: (name, input shape, out channels, kernel, stride, padding)
+CONVS = [
+    ("SmallCNN conv1", (64, 1, 28, 28), 32, 3, 1, 0),
+    ("SmallCNN conv2", (64, 32, 26, 26), 64, 3, 1, 0),
+    ("3x3 64->64 pad 1", (32, 64, 32, 32), 64, 3, 1, 1),
+    ("3x3 64->128 stride 2", (32, 64, 32, 32), 128, 3, 2, 1),
+    ("1x1 128->256", (32, 128, 16, 16), 256, 1, 1, 0),
+    ("5x5 3->32 pad 2", (32, 3, 64, 64), 32, 5, 1, 2),
+]
+
+
+def _gemm_flops(m: int, k: int, n: int) -> float:
+    return 2.0 * m * k * n
+
+
+def step_flops() -> float:
+    """Multiply-adds x 2 of one SmallCNN training step: forward, weight gradients, input gradients
+    (none for the first layer, whose input needs no gradient)."""
+    conv1 = _gemm_flops(BATCH * 26 * 26, 9, 32)
+    conv2 = _gemm_flops(BATCH * 24 * 24, 9 * 32, 64)
+    fc1 = _gemm_flops(BATCH, 9216, 128)
+    fc2 = _gemm_flops(BATCH, 128, 10)
+    return 2 * conv1 + 3 * (conv2 + fc1 + fc2)
+
+
+def conv_flops(shape, out, k, stride, pad) -> float:
+    n, c, h, w = shape
+    oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+    return _gemm_flops(n * oh * ow, c * k * k, out)
+
+
+def _timed(fn, steps: int, repeats: int) -> float:
+    """Median over repeats of the mean time of ``steps`` calls (ms), after a warm-up."""
+    for _ in range(3):
+        fn()
+    runs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            fn()
+        runs.append((time.perf_counter() - t0) / steps)
+    return float(np.median(runs)) * 1e3
+
+
+def _batches(steps: int):
+    rng = np.random.default_rng(0)
+    return [(rng.random((BATCH, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, BATCH))
+            for _ in range(min(steps, 8))]
+
+
+def measure_step(lib: str, steps: int, repeats: int, channels_last: bool = False) -> float:
+    """ms per SmallCNN training step in ``lib`` (run inside a fresh process)."""
+    data = _batches(steps)
+    state = {"i": 0}
+    if lib == "nerve":
+        import nerve
+        from nerve import nn
+        from nerve.models import SmallCNN
+        nerve.manual_seed(0)
+        model = SmallCNN()
+        opt = nerve.optim.Adam(model.parameters(), lr=1e-3)
+        loss_fn = nn.CrossEntropyLoss()
+        batches = [(nerve.tensor(x), nerve.tensor(y)) for x, y in data]
+    else:
+        import torch
+        torch.manual_seed(0)
+        tnn = torch.nn
+        model = tnn.Sequential(tnn.Conv2d(1, 32, 3), tnn.ReLU(), tnn.Conv2d(32, 64, 3), tnn.ReLU(),
+                               tnn.MaxPool2d(2), tnn.Flatten(), tnn.Linear(9216, 128), tnn.ReLU(),
+                               tnn.Linear(128, 10))
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        model = model.to(memory_format=fmt)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        loss_fn = tnn.CrossEntropyLoss()
+        batches = [(torch.from_numpy(x).contiguous(memory_format=fmt), torch.from_numpy(y)) for x, y in data]
+
+    def step():
+        x, y = batches[state["i"] % len(batches)]
+        state["i"] += 1
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+    return _timed(step, steps, repeats)
+
+
+def measure_conv(lib: str, spec: tuple, steps: int, repeats: int) -> tuple:
+    """(forward ms, backward ms) of one convolution with bias, input and weight gradients."""
+    _, shape, out, k, stride, pad = spec
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape, dtype=np.float32)
+    w = (rng.standard_normal((out, shape[1], k, k), dtype=np.float32) * 0.1)
+    b = np.zeros(out, dtype=np.float32)
+    if lib == "nerve":
+        import nerve
+        import nerve.functional as F
+        xt, wt, bt = (nerve.tensor(a, requires_grad=True) for a in (x, w, b))
+        with nerve.no_grad():
+            y = F.conv2d(xt, wt, bt, stride, pad)
+        g = nerve.tensor(rng.standard_normal(y.shape, dtype=np.float32))
+
+        def forward():
+            with nerve.no_grad():
+                F.conv2d(xt, wt, bt, stride, pad)
+
+        def both():
+            nerve.grad(F.conv2d(xt, wt, bt, stride, pad), (xt, wt, bt), g)
+    else:
+        import torch
+        xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+        g = torch.from_numpy(rng.standard_normal(
+            torch.nn.functional.conv2d(xt, wt, bt, stride, pad).shape, dtype=np.float32))
+
+        def forward():
+            with torch.no_grad():
+                torch.nn.functional.conv2d(xt, wt, bt, stride, pad)
+
+        def both():
+            torch.autograd.grad(torch.nn.functional.conv2d(xt, wt, bt, stride, pad), (xt, wt, bt), g)
+    fwd = _timed(forward, steps, repeats)
+    return fwd, max(_timed(both, steps, repeats) - fwd, 0.0)
+
+
+def isolated(fn, *args):
+    """Run ``fn(*args)`` in a fresh spawned process and return its result."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=30, help="training steps per timing")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2 steps, 1 repeat")
+    args = parser.parse_args()
+    steps, repeats = (2, 1) if args.quick else (args.steps, args.repeats)
+    try:
+        import torch
+        torch_text = f"torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    except ImportError:
+        torch = None
+        torch_text = "torch not installed"
+    print(f"SmallCNN training step, batch {BATCH}, 1x28x28, Adam; numpy {np.__version__}, "
+          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, {torch_text}")
+    flops = step_flops()
+    nerve_ms = isolated(measure_step, "nerve", steps, repeats)
+    rows = [("nerve", nerve_ms)]
+    if torch is not None:
+        rows.append(("PyTorch (NCHW, default)", isolated(measure_step, "torch", steps, repeats)))
+        rows.append(("PyTorch (channels_last)", isolated(measure_step, "torch", steps, repeats, True)))
+    print(f"{'':<26}{'ms/step':>10}{'GFLOP/s':>10}{'nerve / this':>14}")
+    for name, ms in rows:
+        print(f"{name:<26}{ms:>10.2f}{flops / ms / 1e6:>10.1f}{nerve_ms / ms:>14.2f}")
+    print(f"({flops / 1e9:.2f} GFLOP per step: forward, weight and input gradients of the convolutions and "
+          "linear layers)")
+
+    print(f"\nsingle conv2d with bias (ms): forward; backward = input + weight + bias gradients")
+    header = (f"{'layer':<22}{'input':>18}{'nerve fwd':>11}{'torch fwd':>11}{'ratio':>7}"
+              f"{'nerve bwd':>11}{'torch bwd':>11}{'ratio':>7}{'nerve GF/s':>12}")
+    print(header)
+    print("-" * len(header))
+    conv_steps = max(1, steps // 3)
+    for spec in CONVS:
+        nf, nb = isolated(measure_conv, "nerve", spec, conv_steps, repeats)
+        tf, tb = isolated(measure_conv, "torch", spec, conv_steps, repeats) if torch else (float("nan"),) * 2
+        gf = 3 * conv_flops(*spec[1:]) / (nf + nb) / 1e6
+        print(f"{spec[0]:<22}{'x'.join(map(str, spec[1])):>18}{nf:>11.2f}{tf:>11.2f}{nf / tf:>7.2f}"
+              f"{nb:>11.2f}{tb:>11.2f}{nb / tb:>7.2f}{gf:>12.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""Character-level LSTM training step: embedding 65->128, 1-layer LSTM with hidden 256, sequence 64, batch 32,
+linear head 256->65, cross-entropy, Adam. Prints ms per step for nerve and, when installed, PyTorch on the CPU.
+
+Run: python bench/rnn.py [--steps 30] [--repeats 5]   (about a minute)
+Also times the GRU of the same size and nerve's LSTM layer alone (forward, and forward + backward) with the
+fused node against the same layer composed from Tensor ops, the measurement behind fusing it.
+NOTE: each figure is measured in a fresh process: PyTorch's OpenMP threads keep spinning after its work
+and slow down whatever NumPy computes next in the same process.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+VOCAB, EMBED, HIDDEN, SEQ, BATCH = 65, 128, 256, 64, 32
+
+
+def batches(steps: int) -> list:
+    rng = np.random.default_rng(0)
+    return [(rng.integers(0, VOCAB, (BATCH, SEQ)), rng.integers(0, VOCAB, (BATCH, SEQ))) for _ in range(steps)]
+
+
+def best_mean(step, data, repeats: int) -> float:
+    """The best over ``repeats`` of the mean time per step over ``data`` (ms), after a warm-up."""
+    for xb, yb in data[:5]:
+        step(xb, yb)
+    runs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for xb, yb in data:
+            step(xb, yb)
+        runs.append((time.perf_counter() - t0) / len(data))
+    return min(runs) * 1e3
+
+
+def nerve_step_time(cell: str, steps: int, repeats: int) -> float:
+    import nerve
+    from nerve import nn
+    nerve.manual_seed(0)
+    rnn = (nn.LSTM if cell == "lstm" else nn.GRU)(EMBED, HIDDEN, batch_first=True)
+    model = nn.ModuleList([nn.Embedding(VOCAB, EMBED), rnn, nn.Linear(HIDDEN, VOCAB)])
+    opt = nerve.optim.Adam(model.parameters(), lr=2e-3)
+    emb, _, head = model
+
+    def step(xb, yb):
+        opt.zero_grad()
+        out, _ = rnn(emb(xb))
+        loss = nerve.functional.cross_entropy(head(out).reshape(-1, VOCAB), yb.reshape(-1))
+        loss.backward()
+        opt.step()
+    data = [(nerve.tensor(x), nerve.tensor(y)) for x, y in batches(steps)]
+    return best_mean(step, data, repeats)
+
+
+def torch_step_time(cell: str, steps: int, repeats: int) -> float:
+    import torch
+    torch.manual_seed(0)
+    emb = torch.nn.Embedding(VOCAB, EMBED)
+    rnn = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(EMBED, HIDDEN, batch_first=True)
+    head = torch.nn.Linear(HIDDEN, VOCAB)
+    params = [*emb.parameters(), *rnn.parameters(), *head.parameters()]
+    opt = torch.optim.Adam(params, lr=2e-3)
+
+    def step(xb, yb):
+        opt.zero_grad()
+        out, _ = rnn(emb(xb))
+        loss = torch.nn.functional.cross_entropy(head(out).reshape(-1, VOCAB), yb.reshape(-1))
+        loss.backward()
+        opt.step()
+    data = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches(steps)]
+    return best_mean(step, data, repeats)
+
+
+def layer_times(fused: bool, repeats: int) -> tuple:
+    """(forward ms, forward + backward ms) of the LSTM layer alone, fused or composed from Tensor ops."""
+    import nerve
+    from nerve.ops.recurrent import RecurrentLayer, recurrent_layer_composed
+    rng = np.random.default_rng(0)
+    x = nerve.tensor(rng.standard_normal((BATCH, SEQ, EMBED), dtype=np.float32), requires_grad=True)
+    w = [nerve.tensor(rng.uniform(-0.06, 0.06, shape).astype(np.float32), requires_grad=True)
+         for shape in ((4 * HIDDEN, EMBED), (4 * HIDDEN, HIDDEN), (4 * HIDDEN,), (4 * HIDDEN,))]
+    zeros = np.zeros((BATCH, HIDDEN), dtype=np.float32)
+
+    def run():
+        if fused:
+            return RecurrentLayer.apply(x, *w, zeros, zeros, None, "lstm", False, True)
+        return recurrent_layer_composed("lstm", x, *w, zeros, zeros, None, False, True)
+    grad = nerve.tensor(np.ones(run().shape, dtype=np.float32))
+
+    def both():
+        run().backward(grad)
+    out = []
+    for fn in (run, both):
+        for _ in range(3):
+            fn()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        out.append(min(times) * 1e3)
+    return tuple(out)
+
+
+def _measure(kind: str, *args):
+    if kind == "nerve":
+        return nerve_step_time(*args)
+    if kind == "torch":
+        return torch_step_time(*args)
+    return layer_times(*args)
+
+
+def isolated(*args):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_measure, *args).result()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=30, help="training steps per timed run")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per figure (the best is kept)")
+    args = parser.parse_args()
+    try:
+        import torch
+        torch_info = f"torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    except ImportError:
+        torch = None
+        torch_info = "torch not installed"
+    print(f"char-RNN step: embedding {VOCAB}->{EMBED}, 1 layer hidden {HIDDEN}, seq {SEQ}, batch {BATCH}, "
+          f"linear head, cross-entropy, Adam; numpy {np.__version__}, "
+          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, {torch_info}")
+    header = f"{'training step (ms)':<24}{'nerve':>10}{'torch':>10}{'nerve/torch':>13}"
+    print(header)
+    print("-" * len(header))
+    for cell in ("lstm", "gru"):
+        t_nv = isolated("nerve", cell, args.steps, args.repeats)
+        t_th = isolated("torch", cell, args.steps, args.repeats) if torch else float("nan")
+        print(f"{cell.upper():<24}{t_nv:>10.2f}{t_th:>10.2f}{t_nv / t_th:>13.2f}")
+    print()
+    print(f"{'LSTM layer alone (ms)':<24}{'forward':>10}{'fwd+bwd':>10}")
+    for fused in (True, False):
+        fwd, both = isolated("layer", fused, args.repeats)
+        print(f"{'fused node' if fused else 'composed ops':<24}{fwd:>10.2f}{both:>10.2f}")
+
+
+if __name__ == "__main__":
+    main()

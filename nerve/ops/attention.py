@@ -1,0 +1,419 @@
+"""Fused transformer primitives: scaled dot-product attention, its packed self-attention form, and the
+feed-forward layer ``gelu(x W^T + b)``.
+
+Attention is softmax(q k^T * scale + bias) v in one graph node. Forward keeps the attention matrix
+(and a dropout mask, when there is dropout) and nothing else; ``vjp`` backpropagates through it on raw
+arrays, while ``backward`` rebuilds it from q and k with Tensor ops, so ``create_graph=True``
+differentiates again. Masks of every kind (causal, boolean, additive, key padding) become one additive
+bias of 0 and -inf. A row whose every key is masked attends to nothing: its weights and output are 0
+(PyTorch 2's ``scaled_dot_product_attention`` gives the same).
+"""
+from __future__ import annotations
+
+import math
+
+from nerve import backend
+from nerve.autograd.function import Function
+from nerve.backend import xp
+from nerve.ops.elementwise import erf, exp
+from nerve.ops.nn_ops import linear
+from nerve.ops.reduce import softmax, sum_to, sum_to_array
+from nerve.ops.shape import stack
+from nerve.tensor import Tensor
+
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_SQRT1_2 = 1.0 / math.sqrt(2.0)
+
+
+def _const(array) -> Tensor:
+    """A Tensor that carries no gradient (masks, biases)."""
+    return Tensor._make(array, None)
+
+
+def _swap(a):
+    """The last two axes swapped (a view)."""
+    return xp.swapaxes(a, -1, -2)
+
+
+# --- masks --------------------------------------------------------------------------------------
+_causal_cache: dict = {}
+
+
+def causal_bias(length: int, source_length: int, dtype):
+    """(L, S) additive mask: 0 where key j <= query i, -inf above (the top-left aligned lower triangle)."""
+    key = (length, source_length, xp.dtype(dtype).str)
+    bias = _causal_cache.get(key)
+    if bias is None:
+        bias = xp.triu(xp.full((length, source_length), -xp.inf, dtype=dtype), 1)
+        bias.flags.writeable = False
+        if len(_causal_cache) > 64:
+            _causal_cache.clear()
+        _causal_cache[key] = bias
+    return bias
+
+
+def mask_to_bias(op: str, mask, dtype, attend_when_true: bool = True):
+    """A boolean mask or an additive float mask (array or Tensor) as an additive bias array of ``dtype``.
+
+    ``attend_when_true``: True marks allowed positions (``scaled_dot_product_attention``), False marks
+    masked-out ones (``MultiheadAttention``'s ``attn_mask`` and ``key_padding_mask``).
+    """
+    m = mask.data if isinstance(mask, Tensor) else xp.asarray(mask)
+    if m.dtype == bool:
+        allowed = m if attend_when_true else ~m
+        return xp.where(allowed, xp.zeros((), dtype), xp.asarray(-xp.inf, dtype))
+    if m.dtype.kind != "f":
+        raise TypeError(f"{op}: a mask must be boolean or floating (additive), got dtype {m.dtype}")
+    return m.astype(dtype, copy=False)
+
+
+# --- kernels on raw arrays -------------------------------------------------------------------------
+def _softmax_rows_(s, masked: bool):
+    """Softmax over the last axis of ``s`` in place; rows that are all -inf become 0 (their ``dead`` flag).
+
+    Returns the boolean (..., L, 1) array of dead rows, or None when there are none.
+    """
+    m = s.max(axis=-1, keepdims=True)
+    dead = None
+    if masked:
+        dead = xp.isneginf(m)
+        if dead.any():
+            m[dead] = 0.0
+        else:
+            dead = None
+    s -= m
+    xp.exp(s, out=s)
+    total = s.sum(axis=-1, keepdims=True)
+    if dead is not None:
+        total[dead] = 1.0
+    xp.reciprocal(total, out=total)
+    s *= total
+    return dead
+
+
+def _attention_forward(q, k, v, bias, scale, keep, out=None):
+    """(P~ v, P, dead) with P = softmax(q k^T scale + bias) and P~ = P * keep (dropout), or P."""
+    s = xp.matmul(q * scale, _swap(k))
+    if bias is not None:
+        if xp.broadcast_shapes(s.shape, bias.shape) == s.shape:
+            s += bias
+        else:
+            s = s + bias
+    dead = _softmax_rows_(s, bias is not None)
+    pd = s if keep is None else s * keep
+    if out is None:
+        return xp.matmul(pd, v), s, dead
+    xp.matmul(pd, v, out=out)
+    return out, s, dead
+
+
+def _attention_vjp(g, q, k, v, p, keep, scale, needs, outs=(None, None, None)):
+    """Raw-array gradients (dq, dk, dv), before undoing broadcasting; ``outs`` are optional buffers."""
+    nq, nk, nv = needs
+    dq = dk = dv = None
+    if nv:
+        pd = p if keep is None else p * keep
+        dv = xp.matmul(_swap(pd), g, out=outs[2])
+    if nq or nk:
+        ds = xp.matmul(g, _swap(v))
+        if keep is not None:
+            ds *= keep
+        # dS = P (dP - rowsum(dP P)) is the softmax's backward; the scale is applied to dq, dk (smaller)
+        rowsum = xp.einsum("...ij,...ij->...i", ds, p)[..., None]
+        ds -= rowsum
+        ds *= p
+        if nq:
+            dq = xp.matmul(ds, k, out=outs[0])
+            dq *= scale
+        if nk:
+            dk = xp.matmul(_swap(ds), q, out=outs[1])
+            dk *= scale
+    return dq, dk, dv
+
+
+def _attention_backward(g: Tensor, q: Tensor, k: Tensor, v: Tensor, bias, dead, keep, scale: float,
+                        needs) -> tuple:
+    """Tensor-op gradients (dq, dk, dv), before undoing broadcasting; they differentiate again."""
+    s = (q * scale) @ k.mT
+    if bias is not None:
+        s = s + _const(bias if dead is None else xp.where(dead, 0.0, bias).astype(bias.dtype))
+    p = softmax(s, -1)
+    if dead is not None:
+        p = p * _const((~dead).astype(p.dtype))
+    pd = p if keep is None else p * _const(keep)
+    nq, nk, nv = needs
+    dq = dk = dv = None
+    if nv:
+        dv = pd.mT @ g
+    if nq or nk:
+        dp = g @ v.mT
+        if keep is not None:
+            dp = dp * _const(keep)
+        ds = p * (dp - (dp * p).sum(-1, keepdim=True))
+        if nq:
+            dq = (ds @ k) * scale
+        if nk:
+            dk = (ds.mT @ q) * scale
+    return dq, dk, dv
+
+
+def _dropout_keep(shape: tuple, p: float, dtype):
+    """The dropout multiplier of the attention weights: 0 with probability p, else 1 / (1 - p)."""
+    keep = backend.default_generator().random(shape, dtype=xp.float32) >= p
+    return xp.multiply(keep, 1.0 / (1.0 - p), dtype=dtype)
+
+
+# --- scaled dot-product attention --------------------------------------------------------------------
+class ScaledDotProductAttention(Function):
+    """softmax(q k^T * scale + bias) v over the last two axes; batch axes broadcast."""
+
+    def forward(self, q, k, v, bias, scale, dropout_p):
+        shape = xp.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2]) + (q.shape[-2], k.shape[-2])
+        keep = _dropout_keep(shape, dropout_p, q.dtype) if dropout_p > 0.0 else None
+        out, p, dead = _attention_forward(q, k, v, bias, scale, keep)
+        self.p, self.dead, self.keep, self.bias, self.scale = p, dead, keep, bias, scale
+        return out
+
+    def vjp(self, g):  # dv = P~^T g; dS = P (dP - rowsum(dP P)), dP = g v^T keep; dq = dS k s; dk = dS^T q s
+        q, k, v = (t.data for t in self.inputs[:3])
+        grads = _attention_vjp(g, q, k, v, self.p, self.keep, self.scale, self.needs_input_grad[:3])
+        return tuple(None if d is None else sum_to_array(d, x.shape)
+                     for d, x in zip(grads, (q, k, v))) + (None, None, None)
+
+    def backward(self, g):
+        q, k, v = self.inputs[:3]
+        grads = _attention_backward(g, q, k, v, self.bias, self.dead, self.keep, self.scale,
+                                    self.needs_input_grad[:3])
+        return tuple(None if d is None else sum_to(d, x.shape)
+                     for d, x in zip(grads, (q, k, v))) + (None, None, None)
+
+
+def _check_mask_shape(op: str, bias, scores_shape: tuple, what: str) -> None:
+    try:
+        xp.broadcast_shapes(bias.shape, scores_shape)
+    except ValueError:
+        raise ValueError(f"{op}: {what} of shape {tuple(bias.shape)} does not broadcast to the attention "
+                         f"scores {scores_shape}") from None
+
+
+def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask=None,
+                                 dropout_p: float = 0.0, is_causal: bool = False,
+                                 scale: float | None = None) -> Tensor:
+    """softmax(query key^T * scale + mask) value, as one fused node (PyTorch's semantics).
+
+    Shapes (..., L, E), (..., S, E), (..., S, Ev) -> (..., L, Ev), batch axes broadcast. ``attn_mask``:
+    boolean (True = may attend) or additive float, broadcastable to (..., L, S); ``is_causal`` masks keys
+    after each query (top-left aligned); ``scale`` defaults to 1/sqrt(E); ``dropout_p`` drops attention
+    weights (always, as in PyTorch: pass 0 when evaluating).
+    """
+    op = "scaled_dot_product_attention"
+    if query.ndim < 2 or key.ndim < 2 or value.ndim < 2:
+        raise ValueError(f"{op}: query, key and value need at least 2 dimensions (..., length, features), got "
+                         f"{tuple(query.shape)}, {tuple(key.shape)} and {tuple(value.shape)}")
+    if query.shape[-1] != key.shape[-1] or key.shape[-2] != value.shape[-2]:
+        raise ValueError(f"{op}: expected query (..., L, E), key (..., S, E), value (..., S, Ev), got "
+                         f"{tuple(query.shape)}, {tuple(key.shape)} and {tuple(value.shape)}")
+    try:
+        batch = xp.broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
+    except ValueError:
+        raise ValueError(f"{op}: the batch dimensions of query {tuple(query.shape)}, key {tuple(key.shape)} "
+                         f"and value {tuple(value.shape)} do not broadcast") from None
+    if query.dtype != key.dtype or query.dtype != value.dtype or query.dtype.kind != "f":
+        raise TypeError(f"{op}: query, key and value must share one floating dtype, got {query.dtype}, "
+                        f"{key.dtype} and {value.dtype}")
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"{op}: dropout_p must be in [0, 1), got {dropout_p}")
+    if is_causal and attn_mask is not None:
+        raise ValueError(f"{op}: give attn_mask or is_causal=True, not both (fold the causal mask into "
+                         "attn_mask)")
+    L, S = query.shape[-2], key.shape[-2]
+    bias = None
+    if is_causal:
+        bias = causal_bias(L, S, query.dtype)
+    elif attn_mask is not None:
+        bias = mask_to_bias(op, attn_mask, query.dtype)
+        _check_mask_shape(op, bias, batch + (L, S), "attn_mask")
+    scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
+    return ScaledDotProductAttention.apply(query, key, value, bias, scale, float(dropout_p))
+
+
+def attention_weights(query: Tensor, key: Tensor, attn_mask=None, is_causal: bool = False,
+                      scale: float | None = None) -> Tensor:
+    """The attention matrix softmax(query key^T * scale + mask), (..., L, S), built from Tensor ops.
+
+    Same masks as ``scaled_dot_product_attention``; for inspecting attention or for layers that return it.
+    """
+    L, S = query.shape[-2], key.shape[-2]
+    scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
+    s = (query * scale) @ key.mT
+    if is_causal:
+        bias = causal_bias(L, S, query.dtype)
+    elif attn_mask is not None:
+        bias = mask_to_bias("attention_weights", attn_mask, query.dtype)
+        _check_mask_shape("attention_weights", bias, tuple(s.shape), "attn_mask")
+    else:
+        return softmax(s, -1)
+    dead = xp.isneginf(xp.broadcast_to(bias, s.shape)).all(axis=-1, keepdims=True)
+    if not dead.any():
+        return softmax(s + _const(bias), -1)
+    safe = xp.where(dead, 0.0, bias).astype(bias.dtype)
+    return softmax(s + _const(safe), -1) * _const((~dead).astype(s.dtype))
+
+
+# --- packed self-attention -----------------------------------------------------------------------------
+class PackedSelfAttention(Function):
+    """Multi-head attention on packed projections: qkv (B, T, 3E) -> (B, T, E), heads split and merged
+    by strided views, so no transpose is ever copied (``batch_first=False`` takes (T, B, 3E))."""
+
+    def forward(self, qkv, num_heads, bias, scale, dropout_p, batch_first):
+        self.layout = (0, 2, 1, 3) if batch_first else (1, 2, 0, 3)
+        q, k, v = self._heads(qkv, num_heads)
+        shape = q.shape[:-1] + (k.shape[-2],)
+        keep = _dropout_keep(shape, dropout_p, qkv.dtype) if dropout_p > 0.0 else None
+        out = xp.empty(qkv.shape[:-1] + (qkv.shape[-1] // 3,), dtype=qkv.dtype)
+        merged = out.reshape(out.shape[:-1] + (num_heads, -1)).transpose(self.layout)
+        _, p, dead = _attention_forward(q, k, v, bias, scale, keep, merged)
+        self.p, self.dead, self.keep, self.bias, self.scale = p, dead, keep, bias, scale
+        self.num_heads = num_heads
+        return out
+
+    def _heads(self, qkv, num_heads: int):
+        """q, k, v as (B, H, T, D) views of the packed array (Tensor or raw array)."""
+        a, b, c = qkv.shape
+        parts = qkv.reshape(a, b, 3, num_heads, c // (3 * num_heads))
+        return tuple(parts[:, :, i].permute(*self.layout) if isinstance(parts, Tensor)
+                     else parts[:, :, i].transpose(self.layout) for i in range(3))
+
+    def vjp(self, g):
+        qkv = self.inputs[0].data
+        q, k, v = self._heads(qkv, self.num_heads)
+        gqkv = xp.empty_like(qkv)
+        outs = self._heads(gqkv, self.num_heads)
+        g = g.reshape(g.shape[:-1] + (self.num_heads, -1)).transpose(self.layout)
+        _attention_vjp(g, q, k, v, self.p, self.keep, self.scale, (True, True, True), outs)
+        return gqkv, None, None, None, None, None
+
+    def backward(self, g):
+        q, k, v = self._heads(self.inputs[0], self.num_heads)
+        g = g.reshape(tuple(g.shape[:-1]) + (self.num_heads, -1)).permute(*self.layout)
+        grads = _attention_backward(g, q, k, v, self.bias, self.dead, self.keep, self.scale,
+                                    (True, True, True))
+        inverse = [self.layout.index(i) for i in range(4)]
+        stacked = stack([d.permute(*inverse) for d in grads], 2)
+        return stacked.reshape(self.inputs[0].shape), None, None, None, None, None
+
+
+def packed_self_attention(qkv: Tensor, num_heads: int, attn_mask=None, dropout_p: float = 0.0,
+                          is_causal: bool = False, scale: float | None = None,
+                          batch_first: bool = True) -> Tensor:
+    """Multi-head self-attention of packed projections: (B, T, 3E) [q | k | v] -> (B, T, E), one node.
+
+    Each of q, k, v splits into ``num_heads`` heads of E / num_heads features; the heads' outputs come
+    back concatenated, ready for the output projection. Masks as in ``scaled_dot_product_attention``,
+    broadcastable to (B, num_heads, T, T). ``batch_first=False`` takes and returns (T, B, ...).
+    """
+    op = "packed_self_attention"
+    if qkv.ndim != 3 or qkv.shape[-1] % (3 * num_heads):
+        raise ValueError(f"{op}: expected qkv (batch, length, 3 * embed_dim) with embed_dim divisible by "
+                         f"num_heads={num_heads}, got {tuple(qkv.shape)}")
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"{op}: dropout_p must be in [0, 1), got {dropout_p}")
+    if is_causal and attn_mask is not None:
+        raise ValueError(f"{op}: give attn_mask or is_causal=True, not both")
+    T = qkv.shape[1] if batch_first else qkv.shape[0]
+    B = qkv.shape[0] if batch_first else qkv.shape[1]
+    bias = None
+    if is_causal:
+        bias = causal_bias(T, T, qkv.dtype)
+    elif attn_mask is not None:
+        bias = mask_to_bias(op, attn_mask, qkv.dtype)
+        _check_mask_shape(op, bias, (B, num_heads, T, T), "attn_mask")
+    head_dim = qkv.shape[-1] // (3 * num_heads)
+    scale = 1.0 / math.sqrt(head_dim) if scale is None else float(scale)
+    return PackedSelfAttention.apply(qkv, num_heads, bias, scale, float(dropout_p), batch_first)
+
+
+# --- the feed-forward layer gelu(x W^T + b) -------------------------------------------------------------
+# Abramowitz & Stegun 7.1.26: erfc(z) ~ t (a1 + t (a2 + ... + t a5)) exp(-z^2), t = 1 / (1 + p z), z >= 0,
+# absolute error below 1.5e-7 (PyTorch's vectorised float32 erf uses the same formula).
+_AS_P = 0.3275911
+_AS_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
+
+
+def _gelu_and_slope(h):
+    """(gelu(h), gelu'(h)) for a raw array: h Phi(h) and Phi(h) + h phi(h), Phi the normal CDF.
+
+    NOTE: SciPy's erf costs about 15 ns an element; float32 takes the A&S formula above in ~20 vectorised
+    passes instead (error far below float32's resolution of GELU's values); other dtypes use SciPy.
+    """
+    if h.dtype == xp.float32:
+        t = xp.abs(h)
+        t *= _AS_P * _SQRT1_2
+        t += 1.0
+        xp.reciprocal(t, out=t)
+        cdf = t * _AS_A[4]
+        for a in _AS_A[3::-1]:
+            cdf += a
+            cdf *= t
+        xp.multiply(h, h, out=t)
+        t *= -0.5
+        xp.exp(t, out=t)  # sqrt(2 pi) phi(h)
+        cdf *= t  # erfc(|h| / sqrt 2) = 2 P(Z > |h|)
+        cdf *= -0.5
+        cdf += 0.5
+        xp.copysign(cdf, h, out=cdf)
+        cdf += 0.5
+        t *= _INV_SQRT_2PI
+    else:
+        cdf = backend.erf(h * _SQRT1_2)
+        cdf += 1.0
+        cdf *= 0.5
+        t = xp.exp(h * h * -0.5)
+        t *= _INV_SQRT_2PI
+    t *= h
+    t += cdf
+    cdf *= h
+    return cdf, t
+
+
+class LinearGELU(Function):
+    """gelu(x W^T + b) (exact GELU, the normal CDF form) in one node: the first half of a transformer's MLP."""
+
+    def forward(self, x, weight, bias):
+        h = xp.matmul(x, weight.T)
+        if bias is not None:
+            h += bias
+        out, self.slope = _gelu_and_slope(h)
+        return out
+
+    def vjp(self, g):  # dh = g gelu'(h); dx = dh W, dW = dh^T x, db = sum of dh
+        x, w, _ = self.inputs
+        nx, nw, nb = self.needs_input_grad
+        dh = g * self.slope
+        dh2 = dh.reshape(-1, w.shape[0])
+        return (dh @ w.data if nx else None, dh2.T @ x.data.reshape(-1, w.shape[1]) if nw else None,
+                dh2.sum(0) if nb else None)
+
+    def backward(self, g):  # gelu'(h) = Phi(h) + h phi(h), rebuilt with Tensor ops from the inputs
+        x, w, b = self.inputs
+        nx, nw, nb = self.needs_input_grad
+        h = linear(x, w, b)
+        dh = g * ((erf(h * _SQRT1_2) + 1.0) * 0.5 + h * exp(h * h * -0.5) * _INV_SQRT_2PI)
+        dh2 = dh.reshape(-1, w.shape[0])
+        return (dh @ w if nx else None, dh2.mT @ x.reshape(-1, w.shape[1]) if nw else None,
+                dh2.sum(0) if nb else None)
+
+
+def linear_gelu(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``gelu(input @ weight.T + bias)`` (exact GELU) as one graph node; weight is (out, in)."""
+    if weight.ndim != 2 or input.ndim == 0 or input.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear_gelu: input {tuple(input.shape)} does not match weight "
+                         f"{tuple(weight.shape)}: expected input (..., {weight.shape[-1]})")
+    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
+        raise ValueError(f"linear_gelu: bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
+    return LinearGELU.apply(input, weight, bias)
+
+
+__all__ = ["attention_weights", "linear_gelu", "packed_self_attention", "scaled_dot_product_attention"]
+#: functions that are also Tensor methods (none here)
+METHODS = []

@@ -1,0 +1,503 @@
+"""Recurrent layers as fused primitives: one graph node runs one direction of one RNN, LSTM or GRU layer
+over a whole sequence, and single-step cells composed from ops.
+
+Forward: the input-to-hidden products of all steps in one GEMM, then per step one GEMM for all the gates
+(h W_hh^T) with the activations applied in place. ``vjp``: backpropagation through time by hand on raw
+arrays, each weight gradient summed over all steps by one GEMM at the end. ``backward``: the same layer
+composed from Tensor ops (``recurrent_layer_composed``) differentiated with ``create_graph``, so second
+derivatives work. Gates follow PyTorch: LSTM rows i, f, g, o; GRU rows r, z, n with
+n = tanh(W_in x + b_in + r * (W_hn h + b_hn)).
+
+The node's output is one flat array: the outputs (T, B, H) ((B, T, H) with ``batch_first``), then h_n
+(B, H), then c_n (B, H) for an LSTM; ``recurrent_layer`` cuts it into tensors. A ``mask`` (T, B) marks the
+real steps: a masked step keeps the state and outputs zeros, so padding never changes the results of the
+real steps and the final state is the one after each sequence's last real step.
+"""
+from __future__ import annotations
+
+from nerve.autograd.engine import grad as _grad
+from nerve.autograd.function import Function
+from nerve.autograd.grad_mode import enable_grad
+from nerve.backend import xp
+from nerve.ops.elementwise import relu, sigmoid, tanh, where
+from nerve.ops.nn_ops import linear
+from nerve.ops.shape import cat, stack
+from nerve.tensor import Tensor
+
+MODES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+
+
+def _const(array) -> Tensor:
+    return Tensor._make(array, None)
+
+
+def _data(t):
+    return t.data if isinstance(t, Tensor) else t
+
+
+def _half_rows(mode: str, hidden: int, dtype):
+    """Per-gate-row factor: 0.5 for sigmoid gates, 1 for tanh ones.
+
+    NOTE: sigmoid(a) = (1 + tanh(a / 2)) / 2, and NumPy's tanh is several times faster than SciPy's
+    expit; halving those weight rows once lets one tanh call activate all the gates of a step.
+    """
+    k = MODES[mode]
+    s = xp.full(k * hidden, 0.5, dtype=dtype)
+    s[(2 if mode == "lstm" else k - 1) * hidden:(3 if mode == "lstm" else k) * hidden] = 1.0
+    return s
+
+
+def _time(a, batch_first: bool):
+    """A (T, B, ...) view of an array laid out like the input."""
+    return a.swapaxes(0, 1) if batch_first else a
+
+
+class RecurrentLayer(Function):
+    """One direction of one recurrent layer over a whole sequence (see the module docstring).
+
+    Inputs: x, w_ih, w_hh, b_ih, b_hh, h0, c0 (None unless LSTM), mask (None or bool (T, B)), and the
+    constants mode, reverse, batch_first.
+    """
+
+    def forward(self, x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, mode, reverse, batch_first):
+        hidden = w_hh.shape[1]
+        # NOTE: the work arrays are time-major whatever the layout: a step then reads contiguous rows
+        # (strided batch-first rows measured 2-3 ms slower per LSTM layer of 64 x 32 x 256).
+        x = xp.ascontiguousarray(x.swapaxes(0, 1)) if batch_first else x
+        T, B = x.shape[:2]
+        if mask is not None:
+            x = xp.where(mask[..., None], x, 0)  # NaN padding must not reach the GEMMs
+        self.x, self.mode, self.mask, self.reverse, self.batch_first = x, mode, mask, reverse, batch_first
+        self.steps = range(T - 1, -1, -1) if reverse else range(T)
+        self.full = None if mask is None else mask.all(axis=1)
+        rows = None if mode.startswith("rnn") else _half_rows(mode, hidden, x.dtype)
+        w_in = w_ih if rows is None else w_ih * rows[:, None]
+        xw = xp.matmul(x.reshape(T * B, -1), w_in.T)
+        if b_ih is not None:
+            bias = b_ih + b_hh if mode != "gru" else xp.concatenate([b_ih[:2 * hidden] + b_hh[:2 * hidden],
+                                                                    b_ih[2 * hidden:]])
+            xw += bias if rows is None else bias * rows
+        self.acts = xw.reshape(T, B, -1)
+        n_states = 2 if mode == "lstm" else 1
+        flat = xp.empty((T * B + n_states * B) * hidden, dtype=x.dtype)
+        out = _time(flat[:T * B * hidden].reshape((B, T, hidden) if batch_first else (T, B, hidden)), batch_first)
+        self.hp = xp.empty((T, B, hidden), dtype=x.dtype)  # the state before each step
+        w_rec = (w_hh if rows is None else w_hh * rows[:, None]).T
+        if mode == "lstm":
+            h, c = self._lstm(out, w_rec, h0, c0, rows)
+        elif mode == "gru":
+            h, c = self._gru(out, w_rec, h0, None if b_hh is None else b_hh[2 * hidden:])
+        else:
+            h, c = self._rnn(out, w_rec, h0, mode == "rnn_relu")
+        flat[T * B * hidden:(T + 1) * B * hidden] = h.reshape(-1)
+        if c is not None:
+            flat[(T + 1) * B * hidden:] = c.reshape(-1)
+        if mode == "rnn_tanh" or mode == "rnn_relu":
+            self.out = out
+        return flat
+
+    def _masked(self, t) -> bool:
+        return self.full is not None and not self.full[t]
+
+    def _carry(self, t, new, old, out=None):
+        """At a partly masked step: the state where the mask is set, else the old one; zero outputs."""
+        m = self.mask[t][:, None]
+        state = xp.where(m, new, old)
+        if out is not None:
+            xp.copyto(out, 0, where=~m)
+        return state
+
+    # --- forward loops ----------------------------------------------------------------------------
+    def _rnn(self, out, w_rec, h, use_relu):
+        acts, hp = self.acts, self.hp
+        tmp = xp.empty((h.shape[0], w_rec.shape[1]), dtype=out.dtype)
+        for t in self.steps:
+            hp[t] = h
+            ho = out[t]
+            xp.matmul(h, w_rec, out=tmp)
+            xp.add(acts[t], tmp, out=ho)
+            if use_relu:
+                xp.maximum(ho, 0, out=ho)
+            else:
+                xp.tanh(ho, out=ho)
+            h = self._carry(t, ho, h, ho) if self._masked(t) else ho
+        return h, None
+
+    def _lstm(self, out, w_rec, h, c, rows):
+        acts, hp = self.acts, self.hp
+        T, B, H = out.shape
+        self.cs = cs = xp.empty((T, B, H), dtype=out.dtype)
+        self.tc = tc = xp.empty((T, B, H), dtype=out.dtype)
+        tmp = xp.empty((B, 4 * H), dtype=out.dtype)
+        ig = xp.empty((B, H), dtype=out.dtype)
+        shift = 1.0 - rows
+        for t in self.steps:
+            hp[t] = h
+            a = acts[t]
+            xp.matmul(h, w_rec, out=tmp)
+            a += tmp
+            xp.tanh(a, out=a)
+            a *= rows  # i, f, o: (1 + tanh(a/2)) / 2 = sigmoid(a); g: tanh(a)
+            a += shift
+            cn = cs[t]
+            xp.multiply(a[:, H:2 * H], c, out=cn)
+            xp.multiply(a[:, :H], a[:, 2 * H:3 * H], out=ig)
+            cn += ig
+            xp.tanh(cn, out=tc[t])
+            ho = out[t]
+            xp.multiply(a[:, 3 * H:], tc[t], out=ho)
+            if self._masked(t):
+                xp.copyto(cn, c, where=~self.mask[t][:, None])
+                h = self._carry(t, ho, h, ho)
+            else:
+                h = ho
+            c = cn
+        return h, c
+
+    def _gru(self, out, w_rec, h, b_hn):
+        acts, hp = self.acts, self.hp
+        T, B, H = out.shape
+        self.hn = hns = xp.empty((T, B, H), dtype=out.dtype)
+        hw = xp.empty((B, 3 * H), dtype=out.dtype)
+        tmp = xp.empty((B, H), dtype=out.dtype)
+        for t in self.steps:
+            hp[t] = h
+            a = acts[t]
+            xp.matmul(h, w_rec, out=hw)
+            rz = a[:, :2 * H]
+            rz += hw[:, :2 * H]
+            xp.tanh(rz, out=rz)
+            rz *= 0.5  # sigmoid from the halved rows (see _half_rows)
+            rz += 0.5
+            r, z, n = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
+            hn = hns[t]
+            if b_hn is None:
+                hn[...] = hw[:, 2 * H:]
+            else:
+                xp.add(hw[:, 2 * H:], b_hn, out=hn)
+            xp.multiply(r, hn, out=tmp)
+            n += tmp
+            xp.tanh(n, out=n)
+            ho = out[t]
+            xp.subtract(h, n, out=tmp)
+            tmp *= z
+            xp.add(n, tmp, out=ho)
+            h = self._carry(t, ho, h, ho) if self._masked(t) else ho
+        return h, None
+
+    # --- backward through time on raw arrays --------------------------------------------------------
+    def vjp(self, g):  # hand-written BPTT; the derivative of each step is written in its loop
+        x, w_ih, w_hh, b_ih, b_hh, h0, c0 = self.inputs[:7]
+        need = self.needs_input_grad
+        bf = self.batch_first
+        w_hh = w_hh.data
+        T, B, H = self.hp.shape
+        TBH = self.hp.size
+        d_out = _time(g[:TBH].reshape((B, T, H) if bf else (T, B, H)), bf)
+        dh = g[TBH:TBH + B * H].reshape(B, H).copy()
+        if self.mode == "lstm":
+            dc = g[TBH + B * H:].reshape(B, H).copy()
+            dg, dh, dc = self._lstm_back(d_out, dh, dc, w_hh, _data(c0))
+        elif self.mode == "gru":
+            dg, dgh, dh = self._gru_back(d_out, dh, w_hh)
+            dc = None
+        else:
+            dg, dh = self._rnn_back(d_out, dh, w_hh)
+            dc = None
+        k = dg.shape[-1]
+        g2 = dg.reshape(-1, k)
+        gh2 = g2 if self.mode != "gru" else dgh.reshape(-1, k)
+        dx = None
+        if need[0]:
+            dx = xp.matmul(g2, w_ih.data).reshape(self.x.shape)
+            dx = dx.swapaxes(0, 1) if bf else dx
+        dw_ih = xp.matmul(g2.T, self.x.reshape(T * B, -1)) if need[1] else None
+        dw_hh = xp.matmul(gh2.T, self.hp.reshape(-1, H)) if need[2] else None
+        db_ih = g2.sum(0) if need[3] else None
+        db_hh = gh2.sum(0) if need[4] else None
+        return (dx, dw_ih, dw_hh, db_ih, db_hh, dh if need[5] else None, dc if need[6] else None,
+                None, None, None, None)
+
+    def _split_masked(self, t, dh, d_out_t, dc=None):
+        """At a partly masked step: the gradient reaching the step's result, and what passes it by."""
+        m = self.mask[t][:, None]
+        passed = (xp.where(m, 0, dh), None if dc is None else xp.where(m, 0, dc))
+        dh = xp.where(m, dh + d_out_t, 0)
+        if dc is not None:
+            dc = xp.where(m, dc, 0)
+        return dh, dc, passed
+
+    def _rnn_back(self, d_out, dh, w_hh):
+        out = self.out
+        dgt = dg = xp.empty_like(self.acts)
+        relu_mode = self.mode == "rnn_relu"
+        for t in reversed(self.steps):
+            masked = self._masked(t)
+            if masked:
+                dh, _, passed = self._split_masked(t, dh, d_out[t])
+            else:
+                dh += d_out[t]
+            y, da = out[t], dgt[t]
+            if relu_mode:  # y = relu(a): da = dy [y > 0]
+                xp.multiply(dh, y > 0, out=da)
+            else:  # y = tanh(a): da = dy (1 - y^2)
+                xp.multiply(y, y, out=da)
+                xp.subtract(1, da, out=da)
+                da *= dh
+            dh = xp.matmul(da, w_hh)
+            if masked:
+                dh += passed[0]
+        return dg, dh
+
+    def _lstm_back(self, d_out, dh, dc, w_hh, c0):
+        acts = self.acts
+        dgt = dg = xp.empty_like(self.acts)
+        B, H = dh.shape
+        deriv = xp.empty((B, 4 * H), dtype=dh.dtype)
+        tmp = xp.empty((B, H), dtype=dh.dtype)
+        steps = self.steps
+        for p in range(len(steps) - 1, -1, -1):
+            t = steps[p]
+            c_prev = self.cs[steps[p - 1]] if p else c0
+            masked = self._masked(t)
+            if masked:
+                dh, dc, passed = self._split_masked(t, dh, d_out[t], dc)
+            else:
+                dh += d_out[t]
+            a, da, tc = acts[t], dgt[t], self.tc[t]
+            i, f, gg, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
+            # h = o tanh(c), c = f c_prev + i g: do = dh tanh(c); dc += dh o (1 - tanh^2 c)
+            xp.multiply(dh, tc, out=da[:, 3 * H:])
+            xp.multiply(tc, tc, out=tmp)
+            xp.subtract(1, tmp, out=tmp)
+            tmp *= o
+            tmp *= dh
+            dc += tmp
+            xp.multiply(dc, gg, out=da[:, :H])
+            xp.multiply(dc, c_prev, out=da[:, H:2 * H])
+            xp.multiply(dc, i, out=da[:, 2 * H:3 * H])
+            # through the activations: sigmoid' = s (1 - s) for i, f, o; tanh' = 1 - g^2 for g
+            xp.subtract(1, a, out=deriv)
+            deriv *= a
+            dgate = deriv[:, 2 * H:3 * H]
+            xp.multiply(gg, gg, out=dgate)
+            xp.subtract(1, dgate, out=dgate)
+            da *= deriv
+            dc *= f
+            dh = xp.matmul(da, w_hh)
+            if masked:
+                dh += passed[0]
+                dc += passed[1]
+        return dg, dh, dc
+
+    def _gru_back(self, d_out, dh, w_hh):
+        acts, hp = self.acts, self.hp
+        dgxt = dgx = xp.empty_like(self.acts)
+        dght = dgh = xp.empty_like(self.acts)
+        B, H = dh.shape
+        tmp = xp.empty((B, H), dtype=dh.dtype)
+        deriv = xp.empty((B, 2 * H), dtype=dh.dtype)
+        for t in reversed(self.steps):
+            masked = self._masked(t)
+            if masked:
+                dh, _, passed = self._split_masked(t, dh, d_out[t])
+            else:
+                dh += d_out[t]
+            a, gx, gh = acts[t], dgxt[t], dght[t]
+            r, z, n = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
+            # h = n + z (h_prev - n): dn = dh (1 - z), dz = dh (h_prev - n), dh_prev = dh z + ...
+            dan = gx[:, 2 * H:]
+            xp.subtract(1, z, out=tmp)
+            tmp *= dh
+            xp.multiply(n, n, out=dan)
+            xp.subtract(1, dan, out=dan)
+            dan *= tmp  # n = tanh(a_n): da_n = dn (1 - n^2)
+            xp.subtract(hp[t], n, out=gh[:, H:2 * H])
+            gh[:, H:2 * H] *= dh
+            # a_n = x_n + r hn: dr = da_n hn, dhn = da_n r
+            xp.multiply(dan, self.hn[t], out=gh[:, :H])
+            xp.multiply(dan, r, out=gh[:, 2 * H:])
+            rz = a[:, :2 * H]
+            xp.subtract(1, rz, out=deriv)
+            deriv *= rz
+            gh[:, :2 * H] *= deriv
+            gx[:, :2 * H] = gh[:, :2 * H]
+            xp.multiply(dh, z, out=tmp)
+            dh = xp.matmul(gh, w_hh)
+            dh += tmp
+            if masked:
+                dh += passed[0]
+        return dgx, dgh, dh
+
+    # --- Tensor-op backward for higher derivatives ----------------------------------------------------
+    def backward(self, g):  # the composed layer, differentiated with its graph kept
+        inputs = self.inputs
+        wanted = [t for t, n in zip(inputs[:7], self.needs_input_grad) if n]
+        with enable_grad():
+            flat = recurrent_layer_composed(self.mode, *inputs[:8], self.reverse, self.batch_first)
+        grads = iter(_grad([flat], wanted, [g], create_graph=True, allow_unused=True))
+        result = [next(grads) if n else None for n in self.needs_input_grad[:7]]
+        return tuple(result) + (None, None, None, None)
+
+
+# --- composed from ops: cells, and the layer for double differentiation ---------------------------------
+def _rnn_step(xw: Tensor, h: Tensor, w_hh: Tensor, b_hh, use_relu: bool) -> Tensor:
+    a = xw + linear(h, w_hh, b_hh)
+    return relu(a) if use_relu else tanh(a)
+
+
+def _lstm_step(xw: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, b_hh) -> tuple:
+    gates = xw + linear(h, w_hh, b_hh)
+    i, f, g, o = gates.chunk(4, -1)
+    c = sigmoid(f) * c + sigmoid(i) * tanh(g)
+    return sigmoid(o) * tanh(c), c
+
+
+def _gru_step(xw: Tensor, h: Tensor, w_hh: Tensor, b_hh) -> Tensor:
+    xr, xz, xn = xw.chunk(3, -1)
+    hr, hz, hn = linear(h, w_hh, b_hh).chunk(3, -1)
+    r = sigmoid(xr + hr)
+    z = sigmoid(xz + hz)
+    n = tanh(xn + r * hn)
+    return n + z * (h - n)
+
+
+def recurrent_layer_composed(mode: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih, b_hh, h0, c0, mask,
+                             reverse: bool, batch_first: bool) -> Tensor:
+    """The flat result of ``RecurrentLayer``, composed step by step from Tensor ops (differentiable twice)."""
+    if batch_first:
+        x = x.transpose(0, 1)
+    T = x.shape[0]
+    if mask is not None:
+        x = where(mask[..., None], x, 0.0)
+    xw = linear(x, w_ih, b_ih)
+    h = h0 if isinstance(h0, Tensor) else _const(h0)
+    c = c0 if c0 is None or isinstance(c0, Tensor) else _const(c0)
+    outs = [None] * T
+    for t in (range(T - 1, -1, -1) if reverse else range(T)):
+        if mode == "lstm":
+            h_new, c_new = _lstm_step(xw[t], h, c, w_hh, b_hh)
+        elif mode == "gru":
+            h_new, c_new = _gru_step(xw[t], h, w_hh, b_hh), None
+        else:
+            h_new, c_new = _rnn_step(xw[t], h, w_hh, b_hh, mode == "rnn_relu"), None
+        if mask is not None and not mask[t].all():
+            m = mask[t][:, None]
+            outs[t] = where(m, h_new, 0.0)
+            h = where(m, h_new, h)
+            c = None if c_new is None else where(m, c_new, c)
+        else:
+            outs[t], h, c = h_new, h_new, c_new
+    out = stack(outs, 0)
+    if batch_first:
+        out = out.transpose(0, 1)
+    pieces = [out.reshape(-1), h.reshape(-1)] + ([c.reshape(-1)] if c is not None else [])
+    return cat(pieces, 0)
+
+
+# --- public functions ---------------------------------------------------------------------------------
+def _check_cell(op: str, input: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, gates: int) -> None:
+    hidden = w_hh.shape[1]
+    if tuple(w_ih.shape[:1]) != (gates * hidden,) or tuple(w_hh.shape) != (gates * hidden, hidden):
+        raise ValueError(f"{op}: weights of shapes {tuple(w_ih.shape)} and {tuple(w_hh.shape)} do not fit "
+                         f"{gates} gates: expected ({gates}*H, input_size) and ({gates}*H, H)")
+    if input.shape[-1:] != w_ih.shape[1:] or tuple(h.shape) != tuple(input.shape[:-1]) + (hidden,):
+        raise ValueError(f"{op}: expected input (..., {w_ih.shape[1]}) and state (..., {hidden}) with the same "
+                         f"batch shape, got {tuple(input.shape)} and {tuple(h.shape)}")
+
+
+def rnn_tanh_cell(input: Tensor, hx: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih=None, b_hh=None) -> Tensor:
+    """One Elman step: h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh)."""
+    _check_cell("rnn_tanh_cell", input, hx, w_ih, w_hh, 1)
+    return _rnn_step(linear(input, w_ih, b_ih), hx, w_hh, b_hh, False)
+
+
+def rnn_relu_cell(input: Tensor, hx: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih=None, b_hh=None) -> Tensor:
+    """One Elman step with ReLU: h' = relu(x W_ih^T + b_ih + h W_hh^T + b_hh)."""
+    _check_cell("rnn_relu_cell", input, hx, w_ih, w_hh, 1)
+    return _rnn_step(linear(input, w_ih, b_ih), hx, w_hh, b_hh, True)
+
+
+def lstm_cell(input: Tensor, hx: tuple, w_ih: Tensor, w_hh: Tensor, b_ih=None, b_hh=None) -> tuple:
+    """One LSTM step from ``hx = (h, c)``; gate rows i, f, g, o as in PyTorch. Returns ``(h', c')``."""
+    h, c = hx
+    _check_cell("lstm_cell", input, h, w_ih, w_hh, 4)
+    if tuple(c.shape) != tuple(h.shape):
+        raise ValueError(f"lstm_cell: h and c must have the same shape, got {tuple(h.shape)} and {tuple(c.shape)}")
+    return _lstm_step(linear(input, w_ih, b_ih), h, c, w_hh, b_hh)
+
+
+def gru_cell(input: Tensor, hx: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih=None, b_hh=None) -> Tensor:
+    """One GRU step; gate rows r, z, n and n = tanh(W_in x + b_in + r (W_hn h + b_hn)) as in PyTorch."""
+    _check_cell("gru_cell", input, hx, w_ih, w_hh, 3)
+    return _gru_step(linear(input, w_ih, b_ih), hx, w_hh, b_hh)
+
+
+def lengths_to_mask(lengths, max_len: int, batch_first: bool = False):
+    """A bool mask of the real steps from per-sequence lengths: (T, B), or (B, T) with ``batch_first``."""
+    lengths = xp.asarray(_data(lengths)).reshape(-1)
+    if lengths.dtype.kind not in "iu":
+        raise TypeError(f"lengths_to_mask: lengths must be integers, got dtype {lengths.dtype}")
+    if lengths.size and (lengths.min() < 1 or lengths.max() > max_len):
+        raise ValueError(f"lengths_to_mask: lengths must lie in [1, {max_len}] (the sequence length), got "
+                         f"range [{lengths.min()}, {lengths.max()}]")
+    mask = xp.arange(max_len)[:, None] < lengths[None, :]
+    return mask.T if batch_first else mask
+
+
+def recurrent_layer(mode: str, input: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None = None,
+                    b_hh: Tensor | None = None, hx=None, mask=None, reverse: bool = False,
+                    batch_first: bool = False):
+    """One direction of one recurrent layer over a whole sequence as one fused graph node.
+
+    ``mode`` is 'rnn_tanh', 'rnn_relu', 'lstm' or 'gru'; ``input`` is (T, B, I) ((B, T, I) with
+    ``batch_first``); ``hx`` the initial state (B, H) ((h0, c0) for an LSTM; zeros when None); ``mask``
+    a bool array of the input's first two dims marking real steps; ``reverse`` runs from the last step
+    to the first. Returns ``(output, h_n)``, or ``(output, (h_n, c_n))`` for an LSTM.
+    """
+    if mode not in MODES:
+        raise ValueError(f"recurrent_layer: mode must be one of {sorted(MODES)}, got {mode!r}")
+    gates = MODES[mode]
+    op = f"recurrent_layer({mode})"
+    if input.ndim != 3:
+        raise ValueError(f"{op}: expected a 3-D input ({'B, T' if batch_first else 'T, B'}, input_size), "
+                         f"got {tuple(input.shape)}")
+    T, B = (input.shape[1], input.shape[0]) if batch_first else input.shape[:2]
+    hidden = w_hh.shape[1]
+    if T == 0:
+        raise ValueError(f"{op}: the sequence is empty (input {tuple(input.shape)})")
+    if tuple(w_ih.shape) != (gates * hidden, input.shape[2]) or tuple(w_hh.shape) != (gates * hidden, hidden):
+        raise ValueError(f"{op}: weights {tuple(w_ih.shape)} and {tuple(w_hh.shape)} do not fit input "
+                         f"{tuple(input.shape)}: expected ({gates * hidden}, {input.shape[2]}) and "
+                         f"({gates * hidden}, {hidden})")
+    if (b_ih is None) != (b_hh is None):
+        raise ValueError(f"{op}: give both biases or neither")
+    h0, c0 = (hx if hx is not None else (None, None)) if mode == "lstm" else (hx, None)
+    zeros = None
+    for name, s in (("h0", h0), ("c0", c0)):
+        if s is not None and tuple(s.shape) != (B, hidden):
+            raise ValueError(f"{op}: {name} must have shape ({B}, {hidden}), got {tuple(s.shape)}")
+    if h0 is None or (mode == "lstm" and c0 is None):
+        zeros = xp.zeros_like(input.data, shape=(B, hidden))
+    h0 = zeros if h0 is None else h0
+    c0 = (zeros if c0 is None else c0) if mode == "lstm" else None
+    if mask is not None:
+        mask = xp.asarray(_data(mask), dtype=bool)
+        if mask.shape != tuple(input.shape[:2]):
+            raise ValueError(f"{op}: mask must have the input's first two dims {tuple(input.shape[:2])}, "
+                             f"got {mask.shape}")
+        mask = mask.T if batch_first else mask
+        if mask.all():
+            mask = None
+    flat = RecurrentLayer.apply(input, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, mode, reverse, batch_first)
+    n = T * B * hidden
+    out = flat[:n].reshape(tuple(input.shape[:2]) + (hidden,))
+    h_n = flat[n:n + B * hidden].reshape(B, hidden)
+    if mode != "lstm":
+        return out, h_n
+    return out, (h_n, flat[n + B * hidden:].reshape(B, hidden))
+
+
+__all__ = ["gru_cell", "lengths_to_mask", "lstm_cell", "recurrent_layer", "rnn_relu_cell", "rnn_tanh_cell"]
+#: functions that are also Tensor methods (x.name(...) == name(x, ...))
+METHODS = []
