@@ -380,19 +380,19 @@ class LinearGELU(Function):
     """gelu(x W^T + b) (exact GELU, the normal CDF form) in one node: the first half of a transformer's MLP."""
 
     def forward(self, x, weight, bias):
-        h = xp.matmul(x, weight.T)
+        # NOTE: one GEMM over all rows; matmul of a 3-D x would run one small GEMM per leading index
+        h = xp.matmul(x.reshape(-1, x.shape[-1]), weight.T)
         if bias is not None:
             h += bias
         out, self.slope = _gelu_and_slope(h)
-        return out
+        return out.reshape(x.shape[:-1] + (weight.shape[0],))
 
     def vjp(self, g):  # dh = g gelu'(h); dx = dh W, dW = dh^T x, db = sum of dh
         x, w, _ = self.inputs
         nx, nw, nb = self.needs_input_grad
-        dh = g * self.slope
-        dh2 = dh.reshape(-1, w.shape[0])
-        return (dh @ w.data if nx else None, dh2.T @ x.data.reshape(-1, w.shape[1]) if nw else None,
-                dh2.sum(0) if nb else None)
+        dh = g.reshape(self.slope.shape) * self.slope
+        return ((dh @ w.data).reshape(x.shape) if nx else None,
+                dh.T @ x.data.reshape(-1, w.shape[1]) if nw else None, dh.sum(0) if nb else None)
 
     def backward(self, g):  # gelu'(h) = Phi(h) + h phi(h), rebuilt with Tensor ops from the inputs
         x, w, b = self.inputs

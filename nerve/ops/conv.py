@@ -244,21 +244,35 @@ CHUNK_BYTES = 4 << 20
 
 class _Columns:
     """im2col of a channels-first input, chunk by chunk: ``chunks`` are image ranges [a, b), and
-    ``fill(a, b)`` returns their columns, (rows, KK*C) for one group or (G, rows, KK*Cg) for several."""
+    ``fill(a, b)`` returns their columns, (rows, KK*C) for one group or (G, rows, KK*Cg) for several.
+
+    NOTE: with few channels (C <= 4: images) the columns are stored kernel-major, (KK*C, rows), and handed
+    out transposed: each row is then a long contiguous copy (C = 1: 0.6 -> 0.09 ms for SmallCNN's conv1).
+    """
 
     def __init__(self, x, geom: Geometry) -> None:
         n, c = x.shape[0], x.shape[1]
         self.groups, self.positions = geom.groups, math.prod(geom.out)
         self.width = math.prod(geom.kernel) * c
         self.win = _windows(_padded(x, geom), geom)
-        if self.groups > 1:  # (G, N, *out, *kernel, Cg): each group's columns contiguous
+        self.kmajor = self.groups == 1 and c <= 4
+        if self.kmajor:  # (*kernel, C, N, *out)
+            nsp = len(geom.out)
+            self.before_batch = (slice(None),) * (nsp + 1)
+            self.win = self.win.transpose(tuple(range(1 + nsp, 2 + 2 * nsp)) + (0,) + tuple(range(1, 1 + nsp)))
+        elif self.groups > 1:  # (G, N, *out, *kernel, Cg): each group's columns contiguous
             self.win = xp.moveaxis(self.win.reshape(self.win.shape[:-1] + (self.groups, -1)), -2, 0)
         step = max(1, CHUNK_BYTES // max(1, self.positions * self.width * x.itemsize))
-        self.chunks = [(a, min(a + step, n)) for a in range(0, n, step)]
+        self.chunks = [(a, min(a + step, n)) for a in range(0, n, step)] or [(0, 0)]  # (0, 0): empty batch
         self.buffer = _scratch.take(x, (min(step, n) * self.positions * self.width,))
 
     def fill(self, a: int, b: int):
         rows = (b - a) * self.positions
+        if self.kmajor:
+            part = self.win[self.before_batch + (slice(a, b),)]
+            cols = self.buffer[:rows * self.width].reshape(self.width, rows)
+            xp.copyto(cols.reshape(part.shape), part)
+            return cols.T
         if self.groups == 1:
             cols = self.buffer[:rows * self.width].reshape(rows, self.width)
             xp.copyto(cols.reshape(self.win[a:b].shape), self.win[a:b])
@@ -367,6 +381,11 @@ def conv_input_grad(g2, w, geom: Geometry, n: int, c: int):
     return _first(_unpadded(dxp, geom))
 
 
+def _column_sums(g2):
+    """Sums of the columns of (M, O) rows as one GEMV (10x faster than sum(axis=0) for narrow rows)."""
+    return xp.matmul(xp.ones_like(g2, shape=(g2.shape[0],)), g2)
+
+
 def _bias_grad(g):
     return g.sum(axis=(0,) + tuple(range(2, g.ndim)))
 
@@ -385,7 +404,7 @@ class Conv(Function):
         g2 = _rows(g)
         return (conv_input_grad(g2, w, self.geom, x.shape[0], x.shape[1]) if nx else None,
                 conv_weight_grad(x, g2, self.geom, w.shape) if nw else None,
-                g2.sum(axis=0) if nb else None, None)
+                _column_sums(g2) if nb else None, None)
 
     def backward(self, g):
         x, w = self.inputs[:2]
@@ -619,9 +638,13 @@ def _max_forward(x, geom: Geometry):
 def _max_scatter(g, arg, geom: Geometry, shape: tuple):
     """Each output gradient added at its window's maximum (strided adds per kernel offset)."""
     gl = xp.ascontiguousarray(_last(g))  # read once per offset: channels-last pays (measured 2.0 -> 1.4 ms)
-    dxp = xp.zeros_like(gl, shape=(shape[0],) + geom.padded + (shape[1],), order="C")
-    lead = (slice(None),)
     overlap = any(s < d * (k - 1) + 1 for s, d, k in zip(geom.stride, geom.dilation, geom.kernel))
+    tiled = all(s == k and d == 1 and o * s == p for s, k, d, o, p in
+                zip(geom.stride, geom.kernel, geom.dilation, geom.out, geom.padded))
+    shape_cl = (shape[0],) + geom.padded + (shape[1],)
+    # windows that tile the input write every position once: no zero fill needed
+    dxp = xp.empty_like(gl, shape=shape_cl, order="C") if tiled else xp.zeros_like(gl, shape=shape_cl, order="C")
+    lead = (slice(None),)
     for k, where in enumerate(geom.offsets()):
         if overlap:
             dxp[lead + where] += gl * (arg == k)
