@@ -1,10 +1,11 @@
 """SmallCNN (conv32-conv64-maxpool-fc128-fc10) training step and single convolutions: nerve vs PyTorch.
 
-Run: python bench/cnn.py [--steps 30] [--repeats 3] [--quick]
+Run: python bench/cnn.py [--steps 30] [--repeats 3] [--threads N] [--quick]
 Prints, in one run: ms per training step (forward, backward, Adam) of SmallCNN at batch 64 on 1x28x28
 inputs and its GFLOP/s, the same in PyTorch on the CPU (default NCHW, and channels_last), then forward and
 backward (input and weight gradients) of single convolutions of a few shapes. Ratios are taken within
-this one run. ``--quick`` is a smoke run (2 steps, 1 repeat).
+this one run. ``--quick`` is a smoke run (2 steps, 1 repeat). ``--threads N`` limits both libraries to N threads
+(OpenBLAS and OpenMP): on a machine shared with other work, N = 1 gives the steadier comparison.
 NOTE: each figure runs in a fresh process: PyTorch's OpenMP threads keep spinning after its work and
 slow down whatever NumPy computes next in the same process.
 """
@@ -70,6 +71,12 @@ def _batches(steps: int):
             for _ in range(min(steps, 8))]
 
 
+def _torch_threads(torch) -> None:
+    """Apply --threads (passed through the environment) to PyTorch's intra-op pool."""
+    if os.environ.get("NERVE_BENCH_THREADS"):
+        torch.set_num_threads(int(os.environ["NERVE_BENCH_THREADS"]))
+
+
 def measure_step(lib: str, steps: int, repeats: int, channels_last: bool = False) -> float:
     """ms per SmallCNN training step in ``lib`` (run inside a fresh process)."""
     data = _batches(steps)
@@ -85,6 +92,7 @@ def measure_step(lib: str, steps: int, repeats: int, channels_last: bool = False
         batches = [(nerve.tensor(x), nerve.tensor(y)) for x, y in data]
     else:
         import torch
+        _torch_threads(torch)
         torch.manual_seed(0)
         tnn = torch.nn
         model = tnn.Sequential(tnn.Conv2d(1, 32, 3), tnn.ReLU(), tnn.Conv2d(32, 64, 3), tnn.ReLU(),
@@ -106,8 +114,25 @@ def measure_step(lib: str, steps: int, repeats: int, channels_last: bool = False
     return _timed(step, steps, repeats)
 
 
+def _timed_backward(make, backward, steps: int, repeats: int) -> float:
+    """Median over repeats of the mean time of ``backward(make())`` (ms), ``make`` left out of the clock."""
+    for _ in range(2):
+        backward(make())
+    runs = []
+    for _ in range(repeats):
+        total = 0.0
+        for _ in range(steps):
+            out = make()
+            t0 = time.perf_counter()
+            backward(out)
+            total += time.perf_counter() - t0
+        runs.append(total / steps)
+    return float(np.median(runs)) * 1e3
+
+
 def measure_conv(lib: str, spec: tuple, steps: int, repeats: int) -> tuple:
-    """(forward ms, backward ms) of one convolution with bias, input and weight gradients."""
+    """(forward ms, backward ms) of one convolution with bias; backward gives input, weight and bias
+    gradients."""
     _, shape, out, k, stride, pad = spec
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape, dtype=np.float32)
@@ -125,10 +150,14 @@ def measure_conv(lib: str, spec: tuple, steps: int, repeats: int) -> tuple:
             with nerve.no_grad():
                 F.conv2d(xt, wt, bt, stride, pad)
 
-        def both():
-            nerve.grad(F.conv2d(xt, wt, bt, stride, pad), (xt, wt, bt), g)
+        def make():
+            return F.conv2d(xt, wt, bt, stride, pad)
+
+        def backward(y):
+            nerve.grad(y, (xt, wt, bt), g)
     else:
         import torch
+        _torch_threads(torch)
         xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
         g = torch.from_numpy(rng.standard_normal(
             torch.nn.functional.conv2d(xt, wt, bt, stride, pad).shape, dtype=np.float32))
@@ -137,10 +166,12 @@ def measure_conv(lib: str, spec: tuple, steps: int, repeats: int) -> tuple:
             with torch.no_grad():
                 torch.nn.functional.conv2d(xt, wt, bt, stride, pad)
 
-        def both():
-            torch.autograd.grad(torch.nn.functional.conv2d(xt, wt, bt, stride, pad), (xt, wt, bt), g)
-    fwd = _timed(forward, steps, repeats)
-    return fwd, max(_timed(both, steps, repeats) - fwd, 0.0)
+        def make():
+            return torch.nn.functional.conv2d(xt, wt, bt, stride, pad)
+
+        def backward(y):
+            torch.autograd.grad(y, (xt, wt, bt), g)
+    return _timed(forward, steps, repeats), _timed_backward(make, backward, steps, repeats)
 
 
 def isolated(fn, *args):
@@ -156,16 +187,21 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30, help="training steps per timing")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 steps, 1 repeat")
+    parser.add_argument("--threads", type=int, default=None, help="threads for both libraries (default: theirs)")
     args = parser.parse_args()
+    if args.threads:  # read by the fresh processes at start-up
+        for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "NERVE_BENCH_THREADS"):
+            os.environ[name] = str(args.threads)
     steps, repeats = (2, 1) if args.quick else (args.steps, args.repeats)
     try:
         import torch
-        torch_text = f"torch {torch.__version__} ({torch.get_num_threads()} threads)"
+        torch_text = f"torch {torch.__version__} ({args.threads or torch.get_num_threads()} threads)"
     except ImportError:
         torch = None
         torch_text = "torch not installed"
     print(f"SmallCNN training step, batch {BATCH}, 1x28x28, Adam; numpy {np.__version__}, "
-          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, {torch_text}")
+          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, "
+          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '(unset)')}, {torch_text}")
     flops = step_flops()
     nerve_ms = isolated(measure_step, "nerve", steps, repeats)
     rows = [("nerve", nerve_ms)]
@@ -178,12 +214,12 @@ def main() -> None:
     print(f"({flops / 1e9:.2f} GFLOP per step: forward, weight and input gradients of the convolutions and "
           "linear layers)")
 
-    print(f"\nsingle conv2d with bias (ms): forward; backward = input + weight + bias gradients")
+    print("\nsingle conv2d with bias (ms): forward; backward = input + weight + bias gradients")
     header = (f"{'layer':<22}{'input':>18}{'nerve fwd':>11}{'torch fwd':>11}{'ratio':>7}"
               f"{'nerve bwd':>11}{'torch bwd':>11}{'ratio':>7}{'nerve GF/s':>12}")
     print(header)
     print("-" * len(header))
-    conv_steps = max(1, steps // 3)
+    conv_steps = max(2, steps // 3)
     for spec in CONVS:
         nf, nb = isolated(measure_conv, "nerve", spec, conv_steps, repeats)
         tf, tb = isolated(measure_conv, "torch", spec, conv_steps, repeats) if torch else (float("nan"),) * 2

@@ -33,9 +33,8 @@ def estimate_loss(model: GPT, splits: dict, args, rng: np.random.Generator, eval
     out = {}
     with nerve.no_grad():
         for name, ids in splits.items():
-            losses = [model.loss(model(x), y).item()
-                      for x, y in (random_windows(ids, args.block_size, args.batch_size, rng) for _ in range(eval_iters))]
-            out[name] = float(np.mean(losses))
+            batches = (random_windows(ids, args.block_size, args.batch_size, rng) for _ in range(eval_iters))
+            out[name] = float(np.mean([model.loss(model(x), y).item() for x, y in batches]))
     model.train()
     return out
 

@@ -95,8 +95,8 @@ def main() -> None:
         t0 = time.perf_counter()
         results[name] = train(build(), data, test, args)
         print(f"{name:<20} test accuracy {results[name]:.3f}  ({time.perf_counter() - t0:.1f} s)")
-    print(f"the transformer {'beats' if results['transformer encoder'] > results['bag of words'] + 0.2 else 'does not beat'}"
-          " the bag of words, which cannot see where a token sits")
+    verdict = "beats" if results["transformer encoder"] > results["bag of words"] + 0.2 else "does not beat"
+    print(f"the transformer {verdict} the bag of words, which cannot see where a token sits")
 
 
 if __name__ == "__main__":

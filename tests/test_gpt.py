@@ -24,7 +24,8 @@ def test_shapes_and_nanogpt_names():
     assert model(idx[0]).shape == (5, 11)
     names = [n for n, _ in model.named_parameters()]
     assert names[:3] == ["transformer.wte.weight", "transformer.wpe.weight", "transformer.h.0.ln_1.weight"]
-    assert {"transformer.h.1.attn.c_attn.weight", "transformer.h.1.mlp.c_proj.bias", "transformer.ln_f.bias"} <= set(names)
+    assert {"transformer.h.1.attn.c_attn.weight", "transformer.h.1.mlp.c_proj.bias",
+            "transformer.ln_f.bias"} <= set(names)
     assert model.get_config()["n_layer"] == 2
     with pytest.raises(ValueError, match="sequence of length 9 is longer than block_size=8"):
         model(np.zeros((1, 9), np.int64))
@@ -152,3 +153,36 @@ def test_warmup_cosine():
         seen.append(opt.param_groups[0]["lr"])
         sched.step()
     np.testing.assert_allclose(seen, [lr(s) for s in range(1200)], rtol=1e-12)
+
+
+def test_attention_maps_of_a_layer_and_head():
+    import matplotlib
+    matplotlib.use("Agg")
+    from nerve.explain import attention_layers, attention_maps, plot_attention
+    model = tiny()
+    idx = np.array([[1, 5, 2, 7, 3]])
+    assert [n for n, _ in attention_layers(model)] == ["transformer.h.0.attn", "transformer.h.1.attn"]
+    maps = attention_maps(model, idx, layer=1)
+    assert maps.shape == (1, 2, 5, 5) and model.training
+    np.testing.assert_allclose(maps.sum(-1), 1.0, rtol=1e-5)
+    assert np.all(np.triu(maps, 1) == 0)
+    # the same weights computed by hand from layer 1's input
+    block = model.transformer.h[1]
+    with nerve.no_grad():
+        x = model.transformer.wte(idx) + model.transformer.wpe.weight[:5]
+        x = model.transformer.h[0](x)
+        qkv = block.attn.c_attn(block.ln_1(x)).numpy().reshape(1, 5, 3, 2, 4)
+    q, k = qkv[:, :, 0].transpose(0, 2, 1, 3), qkv[:, :, 1].transpose(0, 2, 1, 3)
+    scores = q @ k.transpose(0, 1, 3, 2) / 2.0 + np.triu(np.full((5, 5), -np.inf), 1)
+    want = np.exp(scores - scores.max(-1, keepdims=True))
+    np.testing.assert_allclose(maps, want / want.sum(-1, keepdims=True), rtol=1e-4, atol=1e-6)
+    np.testing.assert_array_equal(attention_maps(model, idx, layer="transformer.h.1.attn", head=1), maps[:, 1])
+    assert block.attn.saved_attention is None and not block.attn.save_attention
+    ax = plot_attention(maps[0, 1], list("abcde"), list("abcde"), title="layer 1, head 1")
+    assert ax.get_title() == "layer 1, head 1"
+    with pytest.raises(IndexError, match="layer 2 is out of range for 2 attention layers"):
+        attention_maps(model, idx, layer=2)
+    with pytest.raises(ValueError, match="no attention layers"):
+        attention_maps(nn.Linear(2, 2), np.zeros((1, 2), np.float32))
+    with pytest.raises(ValueError, match=r"expected one \(L, S\) map"):
+        plot_attention(maps)

@@ -52,7 +52,8 @@ def image_grid(tiles: np.ndarray, ncols: int | None = None, padding: int = 1, no
     return grid
 
 
-def filter_grid(model: Module, ncols: int | None = None, padding: int = 1, normalize: str | None = "each") -> np.ndarray:
+def filter_grid(model: Module, ncols: int | None = None, padding: int = 1,
+                normalize: str | None = "each") -> np.ndarray:
     """The first convolution layer's filters as one image: an RGB tile per filter for 3 input channels, else
     a grey tile per (filter, input channel) pair, a filter per row (1-d kernels become 1-pixel-high tiles)."""
     conv = first_conv(model)

@@ -77,11 +77,9 @@ class MultiheadAttention(Module):
         bias = None
         if attn_mask is not None:
             bias = mask_to_bias(name, attn_mask, dtype, attend_when_true=False)
-            if bias.shape == (L, S):
-                pass
-            elif bias.ndim == 3 and bias.shape == (n * self.num_heads, L, S):
+            if bias.shape == (n * self.num_heads, L, S):
                 bias = bias.reshape(n, self.num_heads, L, S)
-            else:
+            elif bias.shape != (L, S):
                 raise ValueError(f"{name}: attn_mask must have shape ({L}, {S}) or ({n * self.num_heads}, {L}, "
                                  f"{S}), got {tuple(bias.shape)}")
         elif is_causal:
@@ -133,24 +131,27 @@ class MultiheadAttention(Module):
         n = query.shape[0] if batch_first else query.shape[1]
         L = query.shape[1] if batch_first else query.shape[0]
         S = key.shape[1] if batch_first else key.shape[0]
-        bias = self._bias(attn_mask, key_padding_mask, is_causal, n, L, S, query.dtype)
+        # a causal mask alone goes to the kernels as is_causal (their exact and faster causal path)
+        causal = is_causal and attn_mask is None and key_padding_mask is None and L == S
+        bias = None if causal else self._bias(attn_mask, key_padding_mask, is_causal, n, L, S, query.dtype)
         p = self.dropout if self.training else 0.0
         want_weights = need_weights or self.save_attention
         if not want_weights and same and self._qkv_same_embed_dim:
             qkv = F.linear(query, self.in_proj_weight, self.in_proj_bias)
-            out = self.out_proj(packed_self_attention(qkv, self.num_heads, bias, p, batch_first=batch_first))
+            out = self.out_proj(packed_self_attention(qkv, self.num_heads, bias, p, causal, batch_first=batch_first))
             return (out if batched else out.squeeze(0)), None
         if not batch_first:
             query, key, value = _each(lambda t: t.transpose(0, 1), query, key, value, same)
         q, k, v = (self._heads(t, n) for t in self._project(query, key, value, same))
         weights = None
         if want_weights:
-            weights = attention_weights(q, k, bias)
+            weights = attention_weights(q, k, bias, causal)
             if self.save_attention:
                 self.saved_attention = weights.detach()
-            heads = F.dropout(weights, p, self.training) @ v
+            weights = F.dropout(weights, p, self.training)  # PyTorch returns the weights after dropout
+            heads = weights @ v
         else:
-            heads = scaled_dot_product_attention(q, k, v, bias, p)
+            heads = scaled_dot_product_attention(q, k, v, bias, p, causal)
         out = self.out_proj(heads.permute(0, 2, 1, 3).reshape(n, L, self.embed_dim))
         if not batch_first:
             out = out.transpose(0, 1)

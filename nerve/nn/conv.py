@@ -19,6 +19,7 @@ _SPATIAL = {1: "L", 2: "H, W"}
 
 
 def _size_text(t: tuple) -> str:
+    """A kernel size as written in layer names: "3" for (3, 3), "(3, 5)" otherwise."""
     return str(t[0]) if len(set(t)) == 1 else str(t)
 
 

@@ -68,22 +68,54 @@ def mask_to_bias(op: str, mask, dtype, attend_when_true: bool = True):
 
 
 # --- kernels on raw arrays -------------------------------------------------------------------------
-def _softmax_rows_(s, masked: bool):
-    """Softmax over the last axis of ``s`` in place; rows that are all -inf become 0 (their ``dead`` flag).
+_TINY = math.exp(-60.0)
 
-    Returns the boolean (..., L, 1) array of dead rows, or None when there are none.
+
+def _row_sums(e):
+    """Sums over the last axis, (..., L, 1), as a matrix-vector product (several times faster than sum(-1))."""
+    return xp.matmul(e, xp.ones((e.shape[-1], 1), dtype=e.dtype))
+
+
+def _softmax_fast_(s, diagonal: bool) -> bool:
+    """Softmax over the last axis of ``s`` in place with a cheap shift: each row's diagonal entry
+    (``diagonal``, for causal attention, where a query always sees its own key), else each (L, S) matrix's
+    maximum. Returns False, with ``s`` spoiled, when a row needs its own maximum instead.
+
+    NOTE: L row maxima cost an order of magnitude more than these shifts. exp keeps full relative precision
+    far below e^-60, so a row is exact unless its sum falls below e^-60 (it lies that far below the matrix
+    maximum, or is fully masked) or overflows (an entry 88 above the diagonal); those redo it row by row.
+    With the diagonal shift each row depends on its own allowed entries only, so future keys never change a
+    causal output, not even by rounding.
     """
+    if diagonal:
+        m = xp.diagonal(s, axis1=-2, axis2=-1)[..., None].copy()
+    else:
+        m = s.reshape(s.shape[:-2] + (-1,)).max(axis=-1)[..., None, None]
+    if not xp.isfinite(m).all():
+        return False
+    s -= m
+    with xp.errstate(over="ignore"):
+        xp.exp(s, out=s)
+    total = _row_sums(s)
+    if not (total.min() >= _TINY and xp.isfinite(total).all()):
+        return False
+    xp.reciprocal(total, out=total)
+    s *= total
+    return True
+
+
+def _softmax_rows_(s):
+    """Softmax over the last axis of ``s`` in place, each row shifted by its own maximum; rows that are all
+    -inf become 0. Returns the boolean (..., L, 1) array of those dead rows, or None when there are none."""
     m = s.max(axis=-1, keepdims=True)
-    dead = None
-    if masked:
-        dead = xp.isneginf(m)
-        if dead.any():
-            m[dead] = 0.0
-        else:
-            dead = None
+    dead = xp.isneginf(m)
+    if dead.any():
+        m[dead] = 0.0
+    else:
+        dead = None
     s -= m
     xp.exp(s, out=s)
-    total = s.sum(axis=-1, keepdims=True)
+    total = _row_sums(s)
     if dead is not None:
         total[dead] = 1.0
     xp.reciprocal(total, out=total)
@@ -91,15 +123,24 @@ def _softmax_rows_(s, masked: bool):
     return dead
 
 
-def _attention_forward(q, k, v, bias, scale, keep, out=None):
-    """(P~ v, P, dead) with P = softmax(q k^T scale + bias) and P~ = P * keep (dropout), or P."""
+def _scores(q, k, bias, scale):
+    """q k^T * scale + bias, (..., L, S)."""
     s = xp.matmul(q * scale, _swap(k))
     if bias is not None:
         if xp.broadcast_shapes(s.shape, bias.shape) == s.shape:
             s += bias
         else:
             s = s + bias
-    dead = _softmax_rows_(s, bias is not None)
+    return s
+
+
+def _attention_forward(q, k, v, bias, scale, keep, causal, out=None):
+    """(P~ v, P, dead) with P = softmax(q k^T scale + bias) and P~ = P * keep (dropout), or P."""
+    s = _scores(q, k, bias, scale)
+    dead = None
+    if s.size and not _softmax_fast_(s, causal and s.shape[-1] == s.shape[-2]):
+        s = _scores(q, k, bias, scale)
+        dead = _softmax_rows_(s)
     pd = s if keep is None else s * keep
     if out is None:
         return xp.matmul(pd, v), s, dead
@@ -167,10 +208,10 @@ def _dropout_keep(shape: tuple, p: float, dtype):
 class ScaledDotProductAttention(Function):
     """softmax(q k^T * scale + bias) v over the last two axes; batch axes broadcast."""
 
-    def forward(self, q, k, v, bias, scale, dropout_p):
+    def forward(self, q, k, v, bias, scale, dropout_p, causal):
         shape = xp.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2]) + (q.shape[-2], k.shape[-2])
         keep = _dropout_keep(shape, dropout_p, q.dtype) if dropout_p > 0.0 else None
-        out, p, dead = _attention_forward(q, k, v, bias, scale, keep)
+        out, p, dead = _attention_forward(q, k, v, bias, scale, keep, causal)
         self.p, self.dead, self.keep, self.bias, self.scale = p, dead, keep, bias, scale
         return out
 
@@ -178,14 +219,14 @@ class ScaledDotProductAttention(Function):
         q, k, v = (t.data for t in self.inputs[:3])
         grads = _attention_vjp(g, q, k, v, self.p, self.keep, self.scale, self.needs_input_grad[:3])
         return tuple(None if d is None else sum_to_array(d, x.shape)
-                     for d, x in zip(grads, (q, k, v))) + (None, None, None)
+                     for d, x in zip(grads, (q, k, v))) + (None, None, None, None)
 
     def backward(self, g):
         q, k, v = self.inputs[:3]
         grads = _attention_backward(g, q, k, v, self.bias, self.dead, self.keep, self.scale,
                                     self.needs_input_grad[:3])
         return tuple(None if d is None else sum_to(d, x.shape)
-                     for d, x in zip(grads, (q, k, v))) + (None, None, None)
+                     for d, x in zip(grads, (q, k, v))) + (None, None, None, None)
 
 
 def _check_mask_shape(op: str, bias, scores_shape: tuple, what: str) -> None:
@@ -234,7 +275,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
         bias = mask_to_bias(op, attn_mask, query.dtype)
         _check_mask_shape(op, bias, batch + (L, S), "attn_mask")
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
-    return ScaledDotProductAttention.apply(query, key, value, bias, scale, float(dropout_p))
+    return ScaledDotProductAttention.apply(query, key, value, bias, scale, float(dropout_p), bool(is_causal))
 
 
 def attention_weights(query: Tensor, key: Tensor, attn_mask=None, is_causal: bool = False,
@@ -265,14 +306,14 @@ class PackedSelfAttention(Function):
     """Multi-head attention on packed projections: qkv (B, T, 3E) -> (B, T, E), heads split and merged
     by strided views, so no transpose is ever copied (``batch_first=False`` takes (T, B, 3E))."""
 
-    def forward(self, qkv, num_heads, bias, scale, dropout_p, batch_first):
+    def forward(self, qkv, num_heads, bias, scale, dropout_p, causal, batch_first):
         self.layout = (0, 2, 1, 3) if batch_first else (1, 2, 0, 3)
         q, k, v = self._heads(qkv, num_heads)
         shape = q.shape[:-1] + (k.shape[-2],)
         keep = _dropout_keep(shape, dropout_p, qkv.dtype) if dropout_p > 0.0 else None
         out = xp.empty(qkv.shape[:-1] + (qkv.shape[-1] // 3,), dtype=qkv.dtype)
         merged = out.reshape(out.shape[:-1] + (num_heads, -1)).transpose(self.layout)
-        _, p, dead = _attention_forward(q, k, v, bias, scale, keep, merged)
+        _, p, dead = _attention_forward(q, k, v, bias, scale, keep, causal, merged)
         self.p, self.dead, self.keep, self.bias, self.scale = p, dead, keep, bias, scale
         self.num_heads = num_heads
         return out
@@ -291,7 +332,7 @@ class PackedSelfAttention(Function):
         outs = self._heads(gqkv, self.num_heads)
         g = g.reshape(g.shape[:-1] + (self.num_heads, -1)).transpose(self.layout)
         _attention_vjp(g, q, k, v, self.p, self.keep, self.scale, (True, True, True), outs)
-        return gqkv, None, None, None, None, None
+        return gqkv, None, None, None, None, None, None
 
     def backward(self, g):
         q, k, v = self._heads(self.inputs[0], self.num_heads)
@@ -300,7 +341,7 @@ class PackedSelfAttention(Function):
                                     (True, True, True))
         inverse = [self.layout.index(i) for i in range(4)]
         stacked = stack([d.permute(*inverse) for d in grads], 2)
-        return stacked.reshape(self.inputs[0].shape), None, None, None, None, None
+        return stacked.reshape(self.inputs[0].shape), None, None, None, None, None, None
 
 
 def packed_self_attention(qkv: Tensor, num_heads: int, attn_mask=None, dropout_p: float = 0.0,
@@ -330,7 +371,8 @@ def packed_self_attention(qkv: Tensor, num_heads: int, attn_mask=None, dropout_p
         _check_mask_shape(op, bias, (B, num_heads, T, T), "attn_mask")
     head_dim = qkv.shape[-1] // (3 * num_heads)
     scale = 1.0 / math.sqrt(head_dim) if scale is None else float(scale)
-    return PackedSelfAttention.apply(qkv, num_heads, bias, scale, float(dropout_p), batch_first)
+    return PackedSelfAttention.apply(qkv, num_heads, bias, scale, float(dropout_p), bool(is_causal),
+                                     batch_first)
 
 
 # --- the feed-forward layer gelu(x W^T + b) -------------------------------------------------------------

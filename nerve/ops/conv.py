@@ -9,15 +9,15 @@ format), which the next convolution, ReLU or pooling reads without a transpose.
 A convolution y = conv(x, w) is bilinear, and its three faces are the primitives here: ``Conv`` (x, w -> y),
 ``ConvTranspose`` (y, w -> x, the adjoint in x, which is also the user's transposed convolution) and
 ``ConvWeight`` (x, y -> w, the adjoint in w). Each one's backward is written with the other two, so
-derivatives of any order exist; ``vjp`` runs the same kernels on raw arrays. col2im loops over the KH*KW
-kernel offsets with strided adds (never ``add.at``), and im2col scratch memory is reused across calls, so
-memory stays at one layer's im2col.
+derivatives of any order exist; ``vjp`` runs the same kernels on raw arrays. im2col runs a few images at a
+time (its columns are recomputed for the weight gradient, not kept), so extra memory stays below one layer's
+im2col; col2im loops over the KH*KW kernel offsets with strided adds (never ``add.at``).
 """
 from __future__ import annotations
 
 import itertools
 import math
-import threading
+import numbers
 from typing import NamedTuple
 
 from nerve import backend
@@ -61,7 +61,7 @@ class Geometry(NamedTuple):
 
 def _ints(value, n: int, name: str, op: str) -> tuple:
     """An int or a sequence of ``n`` ints as a tuple of ``n`` ints."""
-    if isinstance(value, (int,)) and not isinstance(value, bool):
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return (int(value),) * n
     try:
         t = tuple(int(v) for v in value)
@@ -137,44 +137,6 @@ def transpose_geometry(op: str, size: tuple, kernel, stride=1, padding=0, output
                     tuple(p - e for p, e in zip(pad, extra)), groups)
 
 
-# --- scratch memory -------------------------------------------------------------------------------
-class _Scratch:
-    """A few large scratch arrays, reused: a fresh 40 MB array costs page faults that a warm one doesn't
-    (measured: im2col into a fresh array 5.8 ms, into a reused one 2.2 ms)."""
-
-    def __init__(self, keep: int = 3) -> None:
-        self.keep = keep
-        self.free: list = []
-        self.lock = threading.Lock()
-
-    def take(self, like, shape: tuple, dtype=None):
-        """An uninitialised array of ``shape`` on ``like``'s device (warm memory when some is free)."""
-        dtype = xp.dtype(dtype or like.dtype)
-        nbytes = math.prod(shape) * dtype.itemsize
-        if like.__class__ is backend.ndarray:
-            with self.lock:
-                for i, buf in enumerate(self.free):
-                    if buf.nbytes >= nbytes:
-                        del self.free[i]
-                        return buf[:nbytes].view(dtype).reshape(shape)
-        return xp.empty_like(like, shape=shape, dtype=dtype, order="C")
-
-    def give(self, array) -> None:
-        """Return an array from ``take`` (the caller keeps no reference to it)."""
-        buf = array.base if array.base is not None else array
-        if buf.__class__ is not backend.ndarray or not buf.flags.c_contiguous or buf.nbytes < (1 << 20):
-            return
-        buf = buf.reshape(-1).view(xp.uint8)
-        with self.lock:
-            self.free.append(buf)
-            self.free.sort(key=lambda b: b.nbytes)
-            if len(self.free) > self.keep:
-                del self.free[0]
-
-
-_scratch = _Scratch()
-
-
 # --- channels-last kernels on raw arrays --------------------------------------------------------------
 def _as_strided(a, shape: tuple, strides: tuple):
     if a.__class__ is backend.ndarray:
@@ -192,21 +154,45 @@ def _first(a):
     return xp.moveaxis(a, -1, 1)
 
 
+def _copy_last(dst, src) -> None:
+    """dst[...] = src for channels-last views; from channels-first memory, 16 channels at a time.
+
+    NOTE: a plain transposing copy reads one value per channel plane; with power-of-two planes those reads
+    collide in the cache (32x64x32x32: 9.9 ms plain, 2.0 ms by blocks of 16 channels).
+    """
+    c = src.shape[-1]
+    if c <= 16 or src.ndim < 3 or abs(src.strides[-1]) <= abs(src.strides[-2]):
+        xp.copyto(dst, src)
+        return
+    for c0 in range(0, c, 16):
+        xp.copyto(dst[..., c0:c0 + 16], src[..., c0:c0 + 16])
+
+
+def _contiguous_last(a):
+    """(N, C, *S) as a C-contiguous channels-last array (N, *S, C): a view when its memory already is."""
+    al = _last(a)
+    if al.flags.c_contiguous:
+        return al
+    out = xp.empty_like(al, order="C")
+    _copy_last(out, al)
+    return out
+
+
 def _rows(a):
     """(N, C, *S) as contiguous channels-last rows (N * prod(S), C), copied only when needed."""
-    return xp.ascontiguousarray(_last(a)).reshape(-1, a.shape[1])
+    return _contiguous_last(a).reshape(-1, a.shape[1])
 
 
 def _padded(x, geom: Geometry, fill: float = 0.0):
-    """Channels-last contiguous (N, *padded, C) copy of channels-first x, with ``fill`` around it."""
-    xl = _last(x)
+    """Channels-last contiguous (N, *padded, C) x with ``fill`` around it (x itself when it already is)."""
     if not any(geom.lo) and not any(geom.hi):
-        return xp.ascontiguousarray(xl)
+        return _contiguous_last(x)
+    xl = _last(x)
     shape = (x.shape[0],) + geom.padded + (x.shape[1],)
     out = xp.full_like(xl, fill, shape=shape, order="C") if fill else xp.zeros_like(xl, shape=shape, order="C")
     keep = tuple(min(s, p - a) for s, p, a in zip(geom.size, geom.padded, geom.lo))
-    out[(slice(None),) + tuple(slice(a, a + k) for a, k in zip(geom.lo, keep))] = \
-        xl[(slice(None),) + tuple(slice(0, k) for k in keep)]
+    _copy_last(out[(slice(None),) + tuple(slice(a, a + k) for a, k in zip(geom.lo, keep))],
+               xl[(slice(None),) + tuple(slice(0, k) for k in keep)])
     return out
 
 
@@ -264,7 +250,7 @@ class _Columns:
             self.win = xp.moveaxis(self.win.reshape(self.win.shape[:-1] + (self.groups, -1)), -2, 0)
         step = max(1, CHUNK_BYTES // max(1, self.positions * self.width * x.itemsize))
         self.chunks = [(a, min(a + step, n)) for a in range(0, n, step)] or [(0, 0)]  # (0, 0): empty batch
-        self.buffer = _scratch.take(x, (min(step, n) * self.positions * self.width,))
+        self.buffer = xp.empty_like(x, shape=(min(step, n) * self.positions * self.width,), order="C")
 
     def fill(self, a: int, b: int):
         rows = (b - a) * self.positions
@@ -280,10 +266,6 @@ class _Columns:
             cols = self.buffer[:rows * self.width].reshape(self.groups, rows, -1)
             xp.copyto(cols.reshape(self.win[:, a:b].shape), self.win[:, a:b])
         return cols
-
-    def release(self) -> None:
-        _scratch.give(self.buffer)
-        self.buffer = None
 
 
 def _weight_matrix(w, groups: int):
@@ -319,7 +301,6 @@ def conv_forward(x, w, b, geom: Geometry):
                 y[a * p:z * p] = (cols.fill(a, z) @ wm).transpose(1, 0, 2).reshape(-1, o)
             if b is not None:  # while the chunk is in cache
                 y[a * p:z * p] += b
-        cols.release()
     return _first(y.reshape((x.shape[0],) + geom.out + (o,)))
 
 
@@ -342,7 +323,6 @@ def conv_weight_grad(x, g2, geom: Geometry, w_shape: tuple):
                 gw = part
             else:
                 gw += part
-        cols.release()
     o, cg = w_shape[0], w_shape[1]
     gw = gw.reshape((groups,) + geom.kernel + (cg, o // groups))
     axes = (0, gw.ndim - 1, gw.ndim - 2) + tuple(range(1, gw.ndim - 2))
@@ -352,33 +332,45 @@ def conv_weight_grad(x, g2, geom: Geometry, w_shape: tuple):
 def conv_input_grad(g2, w, geom: Geometry, n: int, c: int):
     """dX of y = conv(x, w) for output-gradient rows g2 (M, O), i.e. the transposed convolution (col2im).
 
-    Per chunk of images, one batched GEMM gives a (rows, C) block g2 W_k for every kernel offset k, and each
-    block is added into the padded input at its offset with one strided add (no ``add.at``).
+    Per chunk of images, one (batched) GEMM gives a (rows, C) block g2 W_k for every kernel offset k, and each
+    block is added into the padded input at its offset with one strided add (no ``add.at``). With few
+    channels (C <= 4) the blocks come kernel-major, (KK*C, rows), from one wide GEMM, and go into
+    channels-first memory (25 GEMMs three columns wide are slow: 5x5 kernel on 32x3x64x64, 46 -> 26 ms).
     """
     groups = geom.groups
     o, cg = w.shape[0], w.shape[1]
     kk, p = math.prod(geom.kernel), math.prod(geom.out)
-    wk = xp.ascontiguousarray(w.reshape(groups, o // groups, cg, kk).transpose(0, 3, 1, 2))  # (G, KK, Og, Cg)
     dtype = xp.result_type(g2, w)
-    dxp = xp.zeros_like(g2, shape=(n,) + geom.padded + (c,), dtype=dtype, order="C")
+    kmajor = groups == 1 and c <= 4
+    if kmajor:
+        wk = xp.ascontiguousarray(w.reshape(o, c, kk).transpose(2, 1, 0)).reshape(kk * c, o)  # rows (k, c)
+        dxp = xp.zeros_like(g2, shape=(n, c) + geom.padded, dtype=dtype, order="C")
+    else:
+        wk = xp.ascontiguousarray(w.reshape(groups, o // groups, cg, kk).transpose(0, 3, 1, 2))  # (G, KK, Og, Cg)
+        dxp = xp.zeros_like(g2, shape=(n,) + geom.padded + (c,), dtype=dtype, order="C")
     step = max(1, CHUNK_BYTES // max(1, p * kk * c * dtype.itemsize))
-    buffer = _scratch.take(g2, (min(step, n) * p * kk * c,), dtype) if groups == 1 else None
-    lead = (slice(None),)
+    buffer = xp.empty_like(g2, shape=(min(step, n) * p * kk * c,), dtype=dtype, order="C") if groups == 1 else None
+    lead = (slice(None),) * (2 if kmajor else 1)
     for a in range(0, n, step):
         b = min(a + step, n)
         rows = (b - a) * p
-        if groups == 1:
+        if kmajor:
+            blocks = buffer[:kk * rows * c].reshape(kk * c, rows)
+            xp.matmul(wk, g2[a * p:b * p].T, out=blocks)
+        elif groups == 1:
             blocks = buffer[:kk * rows * c].reshape(kk, rows, c)
             xp.matmul(g2[a * p:b * p], wk[0], out=blocks)
         else:
             blocks = xp.matmul(_group_rows(g2[a * p:b * p], groups)[:, None], wk)  # (G, KK, rows, Cg)
         target = dxp[a:b]
         for k, where in enumerate(geom.offsets()):
-            block = blocks[k] if groups == 1 else blocks[:, k].transpose(1, 0, 2)
-            target[lead + where] += block.reshape((b - a,) + geom.out + (c,))
-    if buffer is not None:
-        _scratch.give(buffer)
-    return _first(_unpadded(dxp, geom))
+            if kmajor:
+                block = blocks[k * c:(k + 1) * c].reshape((c, b - a) + geom.out).swapaxes(0, 1)
+            else:
+                block = (blocks[k] if groups == 1 else blocks[:, k].transpose(1, 0, 2)).reshape(
+                    (b - a,) + geom.out + (c,))
+            target[lead + where] += block
+    return _first(_unpadded(_last(dxp) if kmajor else dxp, geom))
 
 
 def _column_sums(g2):
@@ -387,6 +379,7 @@ def _column_sums(g2):
 
 
 def _bias_grad(g):
+    """The gradient of a per-channel bias: g summed over all dims but the channels."""
     return g.sum(axis=(0,) + tuple(range(2, g.ndim)))
 
 
@@ -465,12 +458,10 @@ def _shape_text(n: int, c) -> str:
     return f"(N, {c}, {_SPATIAL[n]})"
 
 
-def _batched(op: str, input: Tensor, n: int, channels: int | None, what: str = "") -> bool:
-    """Check an (N, C, *S) or unbatched (C, *S) input; True when unbatched."""
-    ok = input.ndim in (n + 1, n + 2) and (channels is None or input.shape[input.ndim - n - 1] == channels)
-    if not ok:
-        c = "C" if channels is None else channels
-        raise ValueError(f"{op}: expected input {_shape_text(n, c)}{what}, got {tuple(input.shape)}")
+def _batched(op: str, input: Tensor, n: int, channels: int, what: str) -> bool:
+    """Check an (N, C, *S) or unbatched (C, *S) input with C = ``channels``; True when unbatched."""
+    if input.ndim not in (n + 1, n + 2) or input.shape[input.ndim - n - 1] != channels:
+        raise ValueError(f"{op}: expected input {_shape_text(n, channels)}{what}, got {tuple(input.shape)}")
     return input.ndim == n + 1
 
 
@@ -593,7 +584,7 @@ def _pool_geometry(op: str, size: tuple, kernel, stride, padding, dilation, ceil
     (dropped when it would start in the right padding, as in PyTorch)."""
     n = len(size)
     kernel = _ints(kernel, n, "kernel_size", op)
-    stride = kernel if stride is None or (not isinstance(stride, int) and len(stride) == 0) \
+    stride = kernel if stride is None or (isinstance(stride, (tuple, list)) and not stride) \
         else _ints(stride, n, "stride", op)
     pad, dilation = _ints(padding, n, "padding", op), _ints(dilation, n, "dilation", op)
     if min(kernel + stride + dilation) < 1 or min(pad) < 0:
@@ -637,7 +628,7 @@ def _max_forward(x, geom: Geometry):
 
 def _max_scatter(g, arg, geom: Geometry, shape: tuple):
     """Each output gradient added at its window's maximum (strided adds per kernel offset)."""
-    gl = xp.ascontiguousarray(_last(g))  # read once per offset: channels-last pays (measured 2.0 -> 1.4 ms)
+    gl = _contiguous_last(g)  # read once per offset: channels-last pays (measured 2.0 -> 1.4 ms)
     overlap = any(s < d * (k - 1) + 1 for s, d, k in zip(geom.stride, geom.dilation, geom.kernel))
     tiled = all(s == k and d == 1 and o * s == p for s, k, d, o, p in
                 zip(geom.stride, geom.kernel, geom.dilation, geom.out, geom.padded))
@@ -732,6 +723,7 @@ def _flat_indices(arg, geom: Geometry):
 
 
 def _pool_input(op: str, input: Tensor, n: int) -> tuple:
+    """(input as a batch, whether it was one unbatched example), after checking its number of dims."""
     if input.ndim not in (n + 1, n + 2):
         raise ValueError(f"{op}: expected input {_shape_text(n, 'C')} or (C, {_SPATIAL[n]}), got "
                          f"{tuple(input.shape)}")
@@ -770,6 +762,7 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, c
 
 
 def _window_sum(x, geom: Geometry):
+    """Channels-last sums of every window (padding counts as zeros): one strided add per kernel offset."""
     win = _windows(_padded(x, geom), geom)
     lead = (slice(None),) * (1 + len(geom.out))
     offsets = list(itertools.product(*(range(n) for n in geom.kernel)))
@@ -781,7 +774,7 @@ def _window_sum(x, geom: Geometry):
 
 def _window_spread(g, geom: Geometry, shape: tuple):
     """Each output value added to every input position of its window (the adjoint of a window sum)."""
-    gl = _last(g)
+    gl = _contiguous_last(g)
     dxp = xp.zeros_like(gl, shape=(shape[0],) + geom.padded + (shape[1],), order="C")
     lead = (slice(None),)
     for where in geom.offsets():
@@ -884,6 +877,7 @@ def _adaptive_bins(size: int, out: int):
 
 
 def _adaptive_sizes(op: str, input: Tensor, n: int, output_size) -> tuple:
+    """``output_size`` as n ints (None keeps the input's size), checked."""
     sizes = _ints(output_size, n, "output_size", op) if not isinstance(output_size, (tuple, list)) \
         else tuple(input.shape[-n + i] if s is None else int(s) for i, s in enumerate(output_size))
     if len(sizes) != n or min(sizes) < 1:
@@ -898,9 +892,9 @@ def _adaptive_avg_nd(op: str, n: int, input: Tensor, output_size) -> Tensor:
     x, unbatched = _pool_input(op, input, n)
     sizes = _adaptive_sizes(op, x, n, output_size)
     spatial = tuple(x.shape[2:])
-    if all(s % o == 0 for s, o in zip(spatial, sizes)):
-        k = tuple(s // o for s, o in zip(spatial, sizes))
-        out = AvgPool.apply(x, _pool_geometry(op, spatial, k, k, 0, 1, False), float(math.prod(k)))
+    if all(s % o == 0 for s, o in zip(spatial, sizes)):  # even bins: split each dim into (bins, bin size)
+        split = x.shape[:2] + tuple(v for o, s in zip(sizes, spatial) for v in (o, s // o))
+        out = x.reshape(split).mean(tuple(range(3, 3 + 2 * n, 2)))
     else:  # uneven bins: multiply by an averaging matrix along each dim
         out = x
         for i, (s, o) in enumerate(zip(spatial, sizes)):
@@ -927,11 +921,11 @@ def _adaptive_max_nd(op: str, n: int, input: Tensor, output_size, return_indices
     x, unbatched = _pool_input(op, input, n)
     sizes = _adaptive_sizes(op, x, n, output_size)
     spatial = tuple(x.shape[2:])
-    if all(s % o == 0 for s, o in zip(spatial, sizes)) and not return_indices:
-        k = tuple(s // o for s, o in zip(spatial, sizes))
+    k = tuple(s // o for s, o in zip(spatial, sizes))
+    if all(s % o == 0 for s, o in zip(spatial, sizes)) and math.prod(k) <= 16 and not return_indices:
         out = MaxPool.apply(x, _pool_geometry(op, spatial, k, k, 0, 1, False), None)
         return out.squeeze(0) if unbatched else out
-    # each output's window as flat positions (bins padded to the longest by repeating their last element)
+    # uneven or large bins: each output's window as flat positions (bins padded to the longest by repeating their last element)
     table = xp.zeros((1, 1), dtype=xp.int64)
     for i, (s, o) in enumerate(zip(spatial, sizes)):
         start, end = _adaptive_bins(s, o)

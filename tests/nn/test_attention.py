@@ -374,3 +374,31 @@ def test_mha_bad_inputs():
         m(x, x, x, attn_mask=np.zeros((3, 5, 5), bool))
     with pytest.raises(ValueError, match="different batch sizes"):
         m(x, nerve.randn(3, 5, 8), nerve.randn(3, 5, 8))
+
+
+def test_softmax_shift_fallbacks_stay_exact(monkeypatch):
+    """The kernel shifts rows by a cheap common value; rows that value would underflow or overflow are redone."""
+    from nerve.ops import attention
+    calls = []
+    exact = attention._softmax_rows_
+    monkeypatch.setattr(attention, "_softmax_rows_", lambda s: calls.append(1) or exact(s))
+    q, k, v = _qkv((1, 2), (1, 2))
+    q[0, 0, 1] *= 400.0  # this row's scores dwarf the others': shifting by the matrix maximum underflows them
+    for dtype in (np.float64, np.float32):
+        got = F.scaled_dot_product_attention(*(nerve.tensor(a.astype(dtype)) for a in (q, k, v))).numpy()
+        np.testing.assert_allclose(got, ref_attention(q, k, v)[0], rtol=2e-5 if dtype == np.float32 else 1e-12,
+                                   atol=1e-6 if dtype == np.float32 else 1e-12)
+    assert len(calls) == 2
+    q, k, v = _qkv((1,), (1,))
+    k, v = k[:, :4], v[:, :4]
+    k[0, 0] = 230 * q[0, 3] / np.linalg.norm(q[0, 3]) ** 2  # key 0 scores ~100 above query 3's own key
+    got = F.scaled_dot_product_attention(*(nerve.tensor(a.astype(np.float32)) for a in (q, k, v)),
+                                         is_causal=True).numpy()
+    assert len(calls) == 3  # exp(100) overflows float32
+    np.testing.assert_allclose(got, ref_attention(q, k, v, causal(4, 4))[0], rtol=2e-5, atol=1e-6)
+    assert np.allclose(got[0, 3], v[0, 0], atol=1e-6)
+
+
+def test_empty_keys_give_zeros():
+    out = F.scaled_dot_product_attention(T(np.ones((2, 3, 4))), T(np.ones((2, 0, 4))), T(np.ones((2, 0, 5))))
+    assert out.shape == (2, 3, 5) and not out.numpy().any()

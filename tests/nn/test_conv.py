@@ -47,7 +47,6 @@ def ref_conv(x, w, b, stride, lo, hi, dilation, groups):
 
 def ref_conv_grads(x, w, g, stride, lo, hi, dilation, groups):
     """(dx, dw, db) of ref_conv by the same loops: each output spreads g * w into its window of x."""
-    nsp = x.ndim - 2
     xpad = np.pad(x, [(0, 0), (0, 0)] + list(zip(lo, hi)))
     dxpad, dw = np.zeros_like(xpad), np.zeros_like(w)
     out_ch, cg, kernel = w.shape[0], w.shape[1], w.shape[2:]
@@ -217,6 +216,21 @@ def test_chunked_im2col_equals_one_chunk(monkeypatch):
         np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("padding", [0, 1])
+def test_channels_first_and_channels_last_inputs_agree(padding):
+    """Inputs in either memory layout (many channels: the blocked transposing copy) give the same results."""
+    data = RNG.standard_normal((2, 20, 5, 6))
+    first = T(data)
+    last = nerve.tensor(np.ascontiguousarray(data.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2), requires_grad=True)
+    w = T(RNG.standard_normal((3, 20, 3, 3)))
+    for fn in (lambda x: F.conv2d(x, w, padding=padding), lambda x: F.max_pool2d(x, 3, 2, padding),
+               lambda x: F.avg_pool2d(x, 3, 1, padding)):
+        a, b = fn(first), fn(last)
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12)
+        g = nerve.tensor(RNG.standard_normal(a.shape))
+        np.testing.assert_allclose(nerve.grad(a, first, g)[0].numpy(), nerve.grad(b, last, g)[0].numpy(), rtol=1e-12)
+
+
 def test_output_is_channels_last_view_and_float32():
     """The GEMM writes channels-last memory; the tensor keeps PyTorch's (N, C, H, W) shape."""
     x = nerve.randn(2, 3, 8, 8)
@@ -299,7 +313,8 @@ def test_conv_transpose_layer_shapes_and_output_size():
 
 def test_bad_inputs_name_the_layer_and_shapes():
     conv = nn.Conv2d(1, 32, 3)
-    with pytest.raises(ValueError, match=r"^Conv2d\(1 -> 32, k=3\): expected input \(N, 1, H, W\), got \(32, 28, 28\)$"):
+    message = r"^Conv2d\(1 -> 32, k=3\): expected input \(N, 1, H, W\), got \(32, 28, 28\)$"
+    with pytest.raises(ValueError, match=message):
         conv(nerve.randn(32, 28, 28))
     with pytest.raises(ValueError, match=r"Conv1d\(3 -> 4, k=5\): expected input \(N, 3, L\), got \(2, 3, 4, 5\)"):
         nn.Conv1d(3, 4, 5)(nerve.randn(2, 3, 4, 5))

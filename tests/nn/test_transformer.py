@@ -201,3 +201,16 @@ def test_encoder_learns_a_task_bag_of_words_cannot():
         opt.step()
     accuracy = (logits.numpy().argmax(1) == y).mean()
     assert accuracy > 0.9, accuracy
+
+
+def test_attention_maps_of_an_encoder():
+    from nerve.explain import attention_maps
+    enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16, batch_first=True), 2)
+    enc.eval()
+    x = nerve.randn(3, 5, 8)
+    maps = attention_maps(enc, x, layer=0, head=1)
+    assert maps.shape == (3, 5, 5)
+    layer = enc.layers[0]
+    with nerve.no_grad():
+        _, want = layer.self_attn(x, x, x, average_attn_weights=False)
+    np.testing.assert_allclose(maps, want.numpy()[:, 1], rtol=1e-6)
