@@ -108,10 +108,24 @@ def load_data(cfg: dict):
 
 
 # --- model and training ----------------------------------------------------------------------------------
+IMAGE_MODELS = ("cnn", "lenet")
+
+
 def build_model(cfg: dict, n_features: int, n_outputs: int):
-    from nerve.models import MLP
+    """The network ``--model`` names, for inputs of ``n_features`` values (square images for CNNs)."""
+    from nerve.models import MLP, LeNet5, SmallCNN
+    if cfg["model"] in IMAGE_MODELS:
+        side = int(round(n_features ** 0.5))
+        if side * side != n_features:
+            raise CLIError(f"--model {cfg['model']} needs square images; --data {cfg['data']} has "
+                           f"{n_features} features per sample")
+        if cfg["model"] == "lenet":
+            if side != 28:
+                raise CLIError(f"--model lenet takes 28x28 images (mnist, fashion-mnist), not {side}x{side}")
+            return LeNet5(1, n_outputs)
+        return SmallCNN(1, n_outputs, image_size=side)
     if cfg["model"] != "mlp":
-        raise CLIError(f"unknown --model {cfg['model']!r}: this version has 'mlp'")
+        raise CLIError(f"unknown --model {cfg['model']!r}: choose mlp, cnn or lenet")
     try:
         hidden = [int(h) for h in str(cfg["hidden"]).split(",") if h.strip()]
     except ValueError:
@@ -142,20 +156,29 @@ class _Prepared:
         from nerve import nn
         nerve.manual_seed(cfg["seed"])
         Xtr, ytr, Xte, yte, classes = load_data(cfg)
-        self.mean = Xtr.mean(axis=0).astype(np.float32)
-        std = Xtr.std(axis=0)
-        # NOTE: a feature constant in training (digits' blank border pixels) is left unscaled.
+        self.image = cfg["model"] in IMAGE_MODELS
+        # NOTE: images are scaled by one mean and std (as torchvision's Normalize does); tabular data per
+        # feature, where a feature constant in training (digits' blank border pixels) is left unscaled.
+        axis = None if self.image else 0
+        self.mean = np.atleast_1d(Xtr.mean(axis=axis)).astype(np.float32)
+        std = np.atleast_1d(Xtr.std(axis=axis))
         self.std = np.where(std > 1e-6, std, 1.0).astype(np.float32)
+        self.n_features = Xtr.shape[1]
         self.Xtr, self.ytr = self.scale(Xtr), ytr
         self.Xte, self.yte = self.scale(Xte), yte
         self.classes = classes
         n_out = len(classes) if classes is not None else ytr.shape[1]
-        self.model = build_model(cfg, Xtr.shape[1], n_out)
+        self.model = build_model(cfg, self.n_features, n_out)
         self.loss = nn.CrossEntropyLoss() if classes is not None else nn.MSELoss()
         self.metrics = ["accuracy"] if classes is not None else ["mae", "r2"]
 
     def scale(self, X: np.ndarray) -> np.ndarray:
-        return ((X - self.mean) / self.std).astype(np.float32)
+        """Standardise with the training statistics; images become (N, 1, side, side)."""
+        X = ((X - self.mean) / self.std).astype(np.float32)
+        if self.image:
+            side = int(round(X.shape[1] ** 0.5))
+            X = X.reshape(len(X), 1, side, side)
+        return X
 
 
 def _save_weights(run: Path, prep: _Prepared, cfg: dict) -> None:
@@ -212,7 +235,7 @@ def cmd_train(cfg: dict, resume_dir: str | None) -> int:
         run.mkdir(parents=True, exist_ok=True)
         (run / "config.json").write_text(json.dumps(cfg, indent=2))
     print(f"nerve train: {cfg['data']} ({len(prep.Xtr)} training, {len(prep.Xte)} test samples), "
-          f"{cfg['model']} {prep.model.get_config()['hidden']}, {cfg['optimizer']} lr {cfg['lr']}, run {run}")
+          f"{cfg['model']} {prep.model.get_config()}, {cfg['optimizer']} lr {cfg['lr']}, run {run}")
     try:
         history = fit(prep.model, (prep.Xtr, prep.ytr), loss=prep.loss, optimizer=optimizer,
                       epochs=cfg["epochs"], batch_size=cfg["batch_size"], validation_split=0.1,
@@ -265,7 +288,7 @@ def cmd_predict(run_dir: str, input_path: str, output: str | None) -> int:
         X = X.reshape(len(X), -1)
     else:
         X, _, _ = read_csv(input_path, cfg.get("target") if _has_column(input_path, cfg.get("target")) else None)
-    n_features = len(prep.mean)
+    n_features = prep.n_features
     if X.shape[1] != n_features:
         raise CLIError(f"predict: {input_path} has {X.shape[1]} features per row, the model takes {n_features}")
     if not np.isfinite(X).all():
@@ -312,7 +335,7 @@ def _parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a network (default: an MLP on the embedded digits)")
     train.add_argument("--data", help="digits, mnist, fashion-mnist, moons, circles, spirals, xor or csv:PATH")
     train.add_argument("--target", help="the target column of --data csv:PATH")
-    train.add_argument("--model", help="mlp")
+    train.add_argument("--model", help="mlp (default), cnn (conv32-conv64-pool-fc128) or lenet (28x28 images)")
     train.add_argument("--hidden", help="hidden layer widths, e.g. 128,64")
     train.add_argument("--activation", help="relu, tanh, sigmoid, gelu, silu, elu, leaky_relu, softplus")
     train.add_argument("--optimizer", help="adam, adamw, sgd, rmsprop, adagrad")

@@ -110,7 +110,7 @@ def test_config_file_sets_options(tmp_path, capsys):
     (tmp_path / "c.toml").write_text('[train]\nhidden = [16]\nepochs = 2\nlr = 0.01\n')
     code, out, _ = run(["train", "--config", str(tmp_path / "c.toml"), "--out", str(tmp_path / "r"),
                         "--verbose", "0"], capsys)
-    assert code == 0 and "[16]" in out
+    assert code == 0 and "'hidden': [16]" in out
     (tmp_path / "bad.toml").write_text("epochz = 2\n")
     code, _, err = run(["train", "--config", str(tmp_path / "bad.toml")], capsys)
     assert code == 2 and "unknown keys ['epochz']" in err
@@ -138,3 +138,12 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "accuracy" in result.stdout
     assert sum(1 for _ in open(out_dir / "history.csv")) - 1 == done + 2
+
+
+def test_cnn_on_digits_images(tmp_path, capsys):
+    code, out, _ = run(["train", "--model", "cnn", "--epochs", "2", "--out", str(tmp_path / "c"), "--verbose", "0"],
+                       capsys)
+    assert code == 0 and "'image_size': 8" in out
+    assert float(re.search(r"accuracy (\S+)", out.splitlines()[-2]).group(1)) > 0.8
+    code, _, err = run(["train", "--model", "lenet"], capsys)
+    assert code == 2 and "28x28" in err

@@ -77,39 +77,38 @@ class RecurrentLayer(Function):
             bias = b_ih + b_hh if mode != "gru" else xp.concatenate([b_ih[:2 * hidden] + b_hh[:2 * hidden],
                                                                     b_ih[2 * hidden:]])
             xw += bias if rows is None else bias * rows
-        self.acts = xw.reshape(T, B, -1)
+        acts = xw.reshape(T, B, -1)
         n_states = 2 if mode == "lstm" else 1
         flat = xp.empty((T * B + n_states * B) * hidden, dtype=x.dtype)
         out = _time(flat[:T * B * hidden].reshape((B, T, hidden) if batch_first else (T, B, hidden)), batch_first)
         self.hp = xp.empty((T, B, hidden), dtype=x.dtype)  # the state before each step
         w_rec = (w_hh if rows is None else w_hh * rows[:, None]).T
         if mode == "lstm":
-            h, c = self._lstm(out, w_rec, h0, c0, rows)
+            h, c = self._lstm(acts, out, w_rec, h0, c0, rows)
         elif mode == "gru":
-            h, c = self._gru(out, w_rec, h0, None if b_hh is None else b_hh[2 * hidden:])
+            h, c = self._gru(acts, out, w_rec, h0, None if b_hh is None else b_hh[2 * hidden:])
         else:
-            h, c = self._rnn(out, w_rec, h0, mode == "rnn_relu")
+            h, c = self._rnn(acts, out, w_rec, h0, mode == "rnn_relu")
         flat[T * B * hidden:(T + 1) * B * hidden] = h.reshape(-1)
         if c is not None:
             flat[(T + 1) * B * hidden:] = c.reshape(-1)
-        if mode == "rnn_tanh" or mode == "rnn_relu":
-            self.out = out
         return flat
 
     def _masked(self, t) -> bool:
         return self.full is not None and not self.full[t]
 
-    def _carry(self, t, new, old, out=None):
-        """At a partly masked step: the state where the mask is set, else the old one; zero outputs."""
+    def _carry(self, t, out, old):
+        """At a partly masked step: the new state (in ``out``) where the mask is set, else the old one;
+        then the masked outputs are zeroed."""
         m = self.mask[t][:, None]
-        state = xp.where(m, new, old)
-        if out is not None:
-            xp.copyto(out, 0, where=~m)
+        state = xp.where(m, out, old)
+        xp.copyto(out, 0, where=~m)
         return state
 
     # --- forward loops ----------------------------------------------------------------------------
-    def _rnn(self, out, w_rec, h, use_relu):
-        acts, hp = self.acts, self.hp
+    def _rnn(self, acts, out, w_rec, h, use_relu):
+        self.out = out  # its own derivative: tanh' = 1 - out^2, relu' = [out > 0]
+        hp = self.hp
         tmp = xp.empty((h.shape[0], w_rec.shape[1]), dtype=out.dtype)
         for t in self.steps:
             hp[t] = h
@@ -120,11 +119,11 @@ class RecurrentLayer(Function):
                 xp.maximum(ho, 0, out=ho)
             else:
                 xp.tanh(ho, out=ho)
-            h = self._carry(t, ho, h, ho) if self._masked(t) else ho
+            h = self._carry(t, ho, h) if self._masked(t) else ho
         return h, None
 
-    def _lstm(self, out, w_rec, h, c, rows):
-        acts, hp = self.acts, self.hp
+    def _lstm(self, acts, out, w_rec, h, c, rows):
+        self.acts, hp = acts, self.hp
         T, B, H = out.shape
         self.cs = cs = xp.empty((T, B, H), dtype=out.dtype)
         self.tc = tc = xp.empty((T, B, H), dtype=out.dtype)
@@ -148,14 +147,14 @@ class RecurrentLayer(Function):
             xp.multiply(a[:, 3 * H:], tc[t], out=ho)
             if self._masked(t):
                 xp.copyto(cn, c, where=~self.mask[t][:, None])
-                h = self._carry(t, ho, h, ho)
+                h = self._carry(t, ho, h)
             else:
                 h = ho
             c = cn
         return h, c
 
-    def _gru(self, out, w_rec, h, b_hn):
-        acts, hp = self.acts, self.hp
+    def _gru(self, acts, out, w_rec, h, b_hn):
+        self.acts, hp = acts, self.hp
         T, B, H = out.shape
         self.hn = hns = xp.empty((T, B, H), dtype=out.dtype)
         hw = xp.empty((B, 3 * H), dtype=out.dtype)
@@ -182,7 +181,7 @@ class RecurrentLayer(Function):
             xp.subtract(h, n, out=tmp)
             tmp *= z
             xp.add(n, tmp, out=ho)
-            h = self._carry(t, ho, h, ho) if self._masked(t) else ho
+            h = self._carry(t, ho, h) if self._masked(t) else ho
         return h, None
 
     # --- backward through time on raw arrays --------------------------------------------------------
@@ -229,7 +228,7 @@ class RecurrentLayer(Function):
 
     def _rnn_back(self, d_out, dh, w_hh):
         out = self.out
-        dgt = dg = xp.empty_like(self.acts)
+        dgt = dg = xp.empty_like(self.hp)
         relu_mode = self.mode == "rnn_relu"
         for t in reversed(self.steps):
             masked = self._masked(t)

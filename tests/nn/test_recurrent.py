@@ -49,7 +49,6 @@ def ref_sequence(mode, xs, w_ih, w_hh, b_ih, b_hh, h, c):
 
 def ref_sequence_backward(mode, cache, dhs, dh, dc, w_ih, w_hh):
     """Backpropagate dhs (L, H) and the final-state gradients through one sequence, last step first."""
-    H = w_hh.shape[1]
     g_ih, g_hh, gb_ih, gb_hh = (np.zeros_like(w_ih), np.zeros_like(w_hh), np.zeros(w_hh.shape[0]),
                                 np.zeros(w_hh.shape[0]))
     dxs = []
@@ -251,8 +250,7 @@ def test_padding_never_changes_the_real_steps():
     out, h_n = m(x, lengths=[5, 2, 4])
     (out.sum() + h_n.sum()).backward()
     grads = {n: p.grad.numpy().copy() for n, p in m.named_parameters()}
-    m.zero_grad()
-    total = {n: 0.0 for n in grads}
+    m.zero_grad()  # the per-sequence runs below accumulate their gradients: they must sum to the batch's
     for b, s in enumerate(seqs):
         xb = T(s[None])
         ob, hb = m(xb)
