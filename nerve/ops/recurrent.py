@@ -228,7 +228,7 @@ class RecurrentLayer(Function):
 
     def _rnn_back(self, d_out, dh, w_hh):
         out = self.out
-        dgt = dg = xp.empty_like(self.hp)
+        dg = xp.empty_like(self.hp)
         relu_mode = self.mode == "rnn_relu"
         for t in reversed(self.steps):
             masked = self._masked(t)
@@ -236,7 +236,7 @@ class RecurrentLayer(Function):
                 dh, _, passed = self._split_masked(t, dh, d_out[t])
             else:
                 dh += d_out[t]
-            y, da = out[t], dgt[t]
+            y, da = out[t], dg[t]
             if relu_mode:  # y = relu(a): da = dy [y > 0]
                 xp.multiply(dh, y > 0, out=da)
             else:  # y = tanh(a): da = dy (1 - y^2)
@@ -250,7 +250,7 @@ class RecurrentLayer(Function):
 
     def _lstm_back(self, d_out, dh, dc, w_hh, c0):
         acts = self.acts
-        dgt = dg = xp.empty_like(self.acts)
+        dg = xp.empty_like(self.acts)
         B, H = dh.shape
         deriv = xp.empty((B, 4 * H), dtype=dh.dtype)
         tmp = xp.empty((B, H), dtype=dh.dtype)
@@ -263,7 +263,7 @@ class RecurrentLayer(Function):
                 dh, dc, passed = self._split_masked(t, dh, d_out[t], dc)
             else:
                 dh += d_out[t]
-            a, da, tc = acts[t], dgt[t], self.tc[t]
+            a, da, tc = acts[t], dg[t], self.tc[t]
             i, f, gg, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
             # h = o tanh(c), c = f c_prev + i g: do = dh tanh(c); dc += dh o (1 - tanh^2 c)
             xp.multiply(dh, tc, out=da[:, 3 * H:])
@@ -291,8 +291,8 @@ class RecurrentLayer(Function):
 
     def _gru_back(self, d_out, dh, w_hh):
         acts, hp = self.acts, self.hp
-        dgxt = dgx = xp.empty_like(self.acts)
-        dght = dgh = xp.empty_like(self.acts)
+        dgx = xp.empty_like(self.acts)
+        dgh = xp.empty_like(self.acts)
         B, H = dh.shape
         tmp = xp.empty((B, H), dtype=dh.dtype)
         deriv = xp.empty((B, 2 * H), dtype=dh.dtype)
@@ -302,7 +302,7 @@ class RecurrentLayer(Function):
                 dh, _, passed = self._split_masked(t, dh, d_out[t])
             else:
                 dh += d_out[t]
-            a, gx, gh = acts[t], dgxt[t], dght[t]
+            a, gx, gh = acts[t], dgx[t], dgh[t]
             r, z, n = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
             # h = n + z (h_prev - n): dn = dh (1 - z), dz = dh (h_prev - n), dh_prev = dh z + ...
             dan = gx[:, 2 * H:]
