@@ -142,7 +142,8 @@ class GPT(nn.Module):
         x = tr.drop(tr.wte(ids) + tr.wpe.weight[:t])
         for block in tr.h:
             x = block(x)
-        return self.lm_head(tr.ln_f(x))
+        b, _, c = x.shape
+        return self.lm_head(tr.ln_f(x).reshape(b * t, c)).reshape(b, t, -1)
 
     @staticmethod
     def loss(logits: Tensor, targets) -> Tensor:
