@@ -1,7 +1,9 @@
 """Character-level LSTM training step: embedding 65->128, 1-layer LSTM with hidden 256, sequence 64, batch 32,
 linear head 256->65, cross-entropy, Adam. Prints ms per step for nerve and, when installed, PyTorch on the CPU.
 
-Run: python bench/rnn.py [--steps 30] [--repeats 5]   (about a minute)
+Run: python bench/rnn.py [--steps 30] [--repeats 5] [--threads N]   (about a minute)
+``--threads N`` runs both with N threads (OPENBLAS_NUM_THREADS for NumPy, set_num_threads for PyTorch); on a
+busy machine one thread each gives the steadier comparison.
 Also times the GRU of the same size and nerve's LSTM layer alone (forward, and forward + backward) with the
 fused node against the same layer composed from Tensor ops, the measurement behind fusing it.
 NOTE: each figure is measured in a fresh process: PyTorch's OpenMP threads keep spinning after its work
@@ -60,6 +62,8 @@ def nerve_step_time(cell: str, steps: int, repeats: int) -> float:
 
 def torch_step_time(cell: str, steps: int, repeats: int) -> float:
     import torch
+    if os.environ.get("OPENBLAS_NUM_THREADS"):
+        torch.set_num_threads(int(os.environ["OPENBLAS_NUM_THREADS"]))
     torch.manual_seed(0)
     emb = torch.nn.Embedding(VOCAB, EMBED)
     rnn = (torch.nn.LSTM if cell == "lstm" else torch.nn.GRU)(EMBED, HIDDEN, batch_first=True)
@@ -127,16 +131,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30, help="training steps per timed run")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per figure (the best is kept)")
+    parser.add_argument("--threads", type=int, default=None, help="threads for both (default: as configured)")
     args = parser.parse_args()
+    if args.threads:
+        os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)  # inherited by the measuring processes
     try:
         import torch
-        torch_info = f"torch {torch.__version__} ({torch.get_num_threads()} threads)"
+        torch_info = f"torch {torch.__version__} ({args.threads or torch.get_num_threads()} threads)"
     except ImportError:
         torch = None
         torch_info = "torch not installed"
     print(f"char-RNN step: embedding {VOCAB}->{EMBED}, 1 layer hidden {HIDDEN}, seq {SEQ}, batch {BATCH}, "
           f"linear head, cross-entropy, Adam; numpy {np.__version__}, "
-          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, {torch_info}")
+          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, "
+          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '(unset)')}, {torch_info}")
     header = f"{'training step (ms)':<24}{'nerve':>10}{'torch':>10}{'nerve/torch':>13}"
     print(header)
     print("-" * len(header))

@@ -206,6 +206,9 @@ class _RNNBase(Module):
         params = tuple(getattr(self, n) for n in names)
         return params if self.bias else params + (None, None)
 
+    def flatten_parameters(self) -> None:
+        """Does nothing: PyTorch compacts its cuDNN weights here; nerve's weights are always usable as they are."""
+
     @property
     def all_weights(self) -> list:
         """The parameters per layer and direction, in PyTorch's order."""
