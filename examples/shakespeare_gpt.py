@@ -7,7 +7,7 @@ clipping at 1.0, 100 warm-up iterations then cosine decay to 1e-4 at iteration 2
 training, last 10% for validation; losses estimated as nanoGPT does, the mean over ``eval_iters`` random
 batches of each split, every ``eval_interval`` iterations. Then it writes a sample (temperature 0.8, top-k 200).
 
-Run:  python examples/shakespeare_gpt.py --data ../shared/data   (about 1-2 minutes per 1000 iterations here)
+Run:  python examples/shakespeare_gpt.py --data ../shared/data   (about 1.5 minutes on 2 idle cores, ~41 ms/iter)
 Quick check:  python examples/shakespeare_gpt.py --iters 20 --eval-interval 10 --sample-tokens 100
 """
 from __future__ import annotations
