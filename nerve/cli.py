@@ -19,8 +19,9 @@ import numpy as np
 DEFAULTS = {
     "data": "digits", "target": None, "model": "mlp", "hidden": "128,64", "activation": "relu",
     "optimizer": "adam", "lr": 1e-3, "epochs": 30, "batch_size": 32, "dropout": 0.0,
-    "weight_decay": 0.0, "seed": 0, "out": None, "verbose": 1,
+    "weight_decay": 0.0, "seed": 0, "out": None, "verbose": 1, "iters": 2000, "block_size": 64,
 }
+LM_MODELS = ("char-lstm", "char-gru", "gpt")
 TOY = ("moons", "circles", "spirals", "xor")
 
 
@@ -125,7 +126,7 @@ def build_model(cfg: dict, n_features: int, n_outputs: int):
             return LeNet5(1, n_outputs)
         return SmallCNN(1, n_outputs, image_size=side)
     if cfg["model"] != "mlp":
-        raise CLIError(f"unknown --model {cfg['model']!r}: choose mlp, cnn or lenet")
+        raise CLIError(f"unknown --model {cfg['model']!r}: choose mlp, cnn, lenet, char-lstm, char-gru or gpt")
     try:
         hidden = [int(h) for h in str(cfg["hidden"]).split(",") if h.strip()]
     except ValueError:
@@ -215,6 +216,81 @@ def _run_dir(cfg: dict) -> Path:
         return Path(cfg["out"])
     stem = cfg["data"].split(":")[0] + "-" + cfg["model"] + time.strftime("-%Y%m%d-%H%M%S")
     return Path("runs") / stem
+
+
+def _lm_text(cfg: dict) -> str:
+    from nerve.data.datasets import load_shakespeare
+    if cfg["data"] == "shakespeare":
+        return load_shakespeare()
+    if cfg["data"].startswith("text:"):
+        path = cfg["data"][5:]
+        if not os.path.exists(path):
+            raise CLIError(f"text: no file {path!r}")
+        return Path(path).read_text(encoding="utf-8")
+    raise CLIError(f"--model {cfg['model']} trains on text: --data shakespeare or text:PATH, not {cfg['data']!r}")
+
+
+def cmd_train_lm(cfg: dict) -> int:
+    """A character-level language model (CharRNN or GPT) trained on random windows of a text."""
+    import nerve
+    from nerve.data.text import CharVocab, random_windows, split_text
+    from nerve.models import GPT, CharRNN
+    from nerve.models.gpt import warmup_cosine
+    nerve.manual_seed(cfg["seed"])
+    text = _lm_text(cfg)
+    vocab = CharVocab(text)
+    train_ids, val_ids = split_text(vocab.encode(text), 0.1)
+    gpt = cfg["model"] == "gpt"
+    block = cfg["block_size"]
+    batch = cfg["batch_size"] if cfg["batch_size"] != DEFAULTS["batch_size"] or not gpt else 12
+    if gpt:  # nanoGPT's shakespeare_char CPU configuration
+        model = GPT(vocab.size, block_size=block, n_layer=4, n_head=4, n_embd=128, dropout=cfg["dropout"])
+        optimizer = model.configure_optimizers(0.1, cfg["lr"], (0.9, 0.99), decay_embeddings=True)
+    else:
+        model = CharRNN(vocab.size, 64, 256, cell=cfg["model"][5:], chars="".join(vocab.chars))
+        optimizer = build_optimizer(cfg, model)
+    run = _run_dir(cfg)
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "config.json").write_text(json.dumps(cfg, indent=2))
+    rng = np.random.default_rng(cfg["seed"])
+    print(f"nerve train: {cfg['data']} ({len(text):,} characters, vocabulary {vocab.size}), {cfg['model']}, "
+          f"{cfg['iters']} iterations of batch {batch} x {block}, run {run}")
+
+    def val_loss(iters: int = 20) -> float:
+        model.eval()
+        with nerve.no_grad():
+            losses = [model.loss(model(x), y).item() for x, y in
+                      (random_windows(val_ids, block, batch, rng) for _ in range(iters))]
+        model.train()
+        return float(np.mean(losses))
+
+    start = time.perf_counter()
+    try:
+        for it in range(cfg["iters"]):
+            if gpt:
+                for group in optimizer.param_groups:
+                    group["lr"] = warmup_cosine(it, cfg["lr"], 100, cfg["iters"], cfg["lr"] / 10)
+            x, y = random_windows(train_ids, block, batch, rng)
+            loss = model.loss(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            nerve.optim.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            if cfg["verbose"] and (it % 250 == 0 or it == cfg["iters"] - 1):
+                print(f"iter {it}: loss {loss.item():.4f}, val loss {val_loss():.4f}, "
+                      f"{time.perf_counter() - start:.0f} s", flush=True)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted at iteration {it}; saving the model as it is", file=sys.stderr)
+    nerve.save(model, run / "model.safetensors", metadata={"chars": "".join(vocab.chars), "cli": cfg})
+    print(f"validation loss {val_loss(200):.4f} nats per character")
+    prompt = vocab.decode(val_ids[:1])
+    sample = (model.generate(nerve.tensor(val_ids[None, :1]), 300, temperature=0.8, top_k=20) if gpt
+              else None)
+    text_out = (vocab.decode(sample.numpy()[0]) if gpt else
+                model.generate(prompt, 300, temperature=0.8, top_k=20))
+    print("sample:\n" + text_out)
+    print(f"saved {run / 'model.safetensors'}")
+    return 0
 
 
 def cmd_train(cfg: dict, resume_dir: str | None) -> int:
@@ -333,9 +409,13 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nerve", description="nerve: train and study neural networks")
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train a network (default: an MLP on the embedded digits)")
-    train.add_argument("--data", help="digits, mnist, fashion-mnist, moons, circles, spirals, xor or csv:PATH")
+    train.add_argument("--data", help="digits, mnist, fashion-mnist, moons, circles, spirals, xor, csv:PATH; "
+                       "shakespeare or text:PATH for language models")
     train.add_argument("--target", help="the target column of --data csv:PATH")
-    train.add_argument("--model", help="mlp (default), cnn (conv32-conv64-pool-fc128) or lenet (28x28 images)")
+    train.add_argument("--model", help="mlp (default), cnn (conv32-conv64-pool-fc128), lenet (28x28 images); "
+                       "char-lstm, char-gru or gpt with --data shakespeare or text:PATH")
+    train.add_argument("--iters", type=int, help="training iterations of a language model (default 2000)")
+    train.add_argument("--block-size", type=int, dest="block_size", help="context length of a language model")
     train.add_argument("--hidden", help="hidden layer widths, e.g. 128,64")
     train.add_argument("--activation", help="relu, tanh, sigmoid, gelu, silu, elu, leaky_relu, softplus")
     train.add_argument("--optimizer", help="adam, adamw, sgd, rmsprop, adagrad")
@@ -366,6 +446,8 @@ def main(argv=None) -> int:
             if args.config:
                 cfg.update(_load_toml(args.config))
             cfg.update({k: v for k, v in vars(args).items() if k in DEFAULTS and v is not None})
+            if cfg["model"] in LM_MODELS:
+                return cmd_train_lm(cfg)
             return cmd_train(cfg, args.resume)
         if args.command == "evaluate":
             return cmd_evaluate(args.run_dir)
