@@ -20,6 +20,7 @@ DEFAULTS = {
     "data": "digits", "target": None, "model": "mlp", "hidden": "128,64", "activation": "relu",
     "optimizer": "adam", "lr": 1e-3, "epochs": 30, "batch_size": 32, "dropout": 0.0,
     "weight_decay": 0.0, "seed": 0, "out": None, "verbose": 1, "iters": 2000, "block_size": 64,
+    "eval_iters": 200,
 }
 LM_MODELS = ("char-lstm", "char-gru", "gpt")
 TOY = ("moons", "circles", "spirals", "xor")
@@ -282,7 +283,7 @@ def cmd_train_lm(cfg: dict) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted at iteration {it}; saving the model as it is", file=sys.stderr)
     nerve.save(model, run / "model.safetensors", metadata={"chars": "".join(vocab.chars), "cli": cfg})
-    print(f"validation loss {val_loss(200):.4f} nats per character")
+    print(f"validation loss {val_loss(cfg['eval_iters']):.4f} nats per character")
     prompt = vocab.decode(val_ids[:1])
     sample = (model.generate(nerve.tensor(val_ids[None, :1]), 300, temperature=0.8, top_k=20) if gpt
               else None)
@@ -416,6 +417,8 @@ def _parser() -> argparse.ArgumentParser:
                        "char-lstm, char-gru or gpt with --data shakespeare or text:PATH")
     train.add_argument("--iters", type=int, help="training iterations of a language model (default 2000)")
     train.add_argument("--block-size", type=int, dest="block_size", help="context length of a language model")
+    train.add_argument("--eval-iters", type=int, dest="eval_iters",
+                       help="validation batches of a language model's closing estimate (default 200)")
     train.add_argument("--hidden", help="hidden layer widths, e.g. 128,64")
     train.add_argument("--activation", help="relu, tanh, sigmoid, gelu, silu, elu, leaky_relu, softplus")
     train.add_argument("--optimizer", help="adam, adamw, sgd, rmsprop, adagrad")

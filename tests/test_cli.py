@@ -147,3 +147,20 @@ def test_cnn_on_digits_images(tmp_path, capsys):
     assert float(re.search(r"accuracy (\S+)", out.splitlines()[-2]).group(1)) > 0.8
     code, _, err = run(["train", "--model", "lenet"], capsys)
     assert code == 2 and "28x28" in err
+
+
+@pytest.mark.parametrize("model", ["char-gru", "gpt"])
+def test_language_model_on_a_text_file(tmp_path, capsys, model):
+    text = "To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n" * 60
+    (tmp_path / "t.txt").write_text(text)
+    code, out, _ = run(["train", "--model", model, "--data", f"text:{tmp_path / 't.txt'}", "--iters", "60",
+                        "--block-size", "16", "--batch-size", "8", "--lr", "0.01", "--eval-iters", "10",
+                        "--out", str(tmp_path / "lm")],
+                       capsys)
+    assert code == 0
+    first = float(re.search(r"iter 0: loss (\S+),", out).group(1))
+    final = float(re.search(r"validation loss (\S+) nats", out).group(1))
+    assert final < first - 0.5  # it learned the repeated text
+    assert "sample:" in out and (tmp_path / "lm" / "model.safetensors").exists()
+    code, _, err = run(["train", "--model", model, "--data", "digits"], capsys)
+    assert code == 2 and "shakespeare or text:PATH" in err
