@@ -218,4 +218,12 @@ __all__ = [
     "elu", "embedding", "gelu", "huber_loss", "kl_div", "l1_loss", "layer_norm", "leaky_relu", "linear",
     "log_softmax", "mse_loss", "nll_loss", "one_hot", "relu", "sigmoid", "silu", "smooth_l1_loss",
     "softmax", "softplus", "tanh",
+    # convolution and pooling
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d", "avg_pool1d",
+    "avg_pool2d", "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "dropout1d", "dropout2d",
+    "interpolate", "max_pool1d", "max_pool2d", "pad",
+    # recurrent cells and layers
+    "gru_cell", "lengths_to_mask", "lstm_cell", "recurrent_layer", "rnn_relu_cell", "rnn_tanh_cell",
+    # attention
+    "attention_weights", "linear_gelu", "scaled_dot_product_attention",
 ]

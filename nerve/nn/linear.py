@@ -1,7 +1,6 @@
 """``Linear`` (fully connected) and the reshaping layers that sit around it, ``Flatten`` and ``Unflatten``."""
 from __future__ import annotations
 
-import math
 
 from nerve import backend
 from nerve.backend import xp
@@ -40,10 +39,7 @@ class Linear(Module):
 
     def reset_parameters(self) -> None:
         """PyTorch's default: kaiming_uniform_(a=sqrt(5)) for W, U(+-1/sqrt(fan_in)) for b."""
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            bound = 1.0 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
-            init.uniform_(self.bias, -bound, bound)
+        init.default_(self.weight, self.bias)
 
     def forward(self, input: Tensor) -> Tensor:
         """x W^T + b over the last dimension."""

@@ -6,7 +6,7 @@ from hypothesis.extra import numpy as hnp
 from scipy import special
 
 import nerve
-from tests.ops.table import Case, make_inputs, table_tests
+from tests.ops.table import Case, table_tests
 
 # (shape, dim, keepdim): full, int, negative int, tuples, 0-d, size-0 (reducing a non-empty and an empty dim)
 DIMS = [((5,), None, False), ((3, 4), 1, False), ((3, 4), -1, True), ((2, 3, 4), (0, 2), False),
