@@ -150,8 +150,7 @@ class Tensor:
         if dtype is not None and xp.dtype(dtype) != self.dtype:
             out = out.astype(dtype)
         if device is not None and backend.device_of(out.data) != str(device).split(":")[0]:
-            from nerve import ops
-            out = ops.to_device(out, device)
+            out = _ops.to_device(out, device)
         return out
 
     def cpu(self) -> "Tensor":
@@ -175,8 +174,7 @@ class Tensor:
 
     def clone(self) -> "Tensor":
         """A copy that stays in the graph."""
-        from nerve import ops
-        return ops.clone(self)
+        return _ops.clone(self)
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
         """Mark a leaf as needing its gradient; only floating tensors can."""

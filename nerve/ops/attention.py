@@ -16,7 +16,7 @@ from nerve import backend
 from nerve.autograd.function import Function
 from nerve.backend import xp
 from nerve.ops.elementwise import erf, exp
-from nerve.ops.nn_ops import linear
+from nerve.ops.nn_ops import check_linear_args, linear
 from nerve.ops.reduce import softmax, sum_to, sum_to_array
 from nerve.ops.shape import stack
 from nerve.tensor import Tensor
@@ -449,11 +449,7 @@ class LinearGELU(Function):
 
 def linear_gelu(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``gelu(input @ weight.T + bias)`` (exact GELU) as one graph node; weight is (out, in)."""
-    if weight.ndim != 2 or input.ndim == 0 or input.shape[-1] != weight.shape[1]:
-        raise ValueError(f"linear_gelu: input {tuple(input.shape)} does not match weight "
-                         f"{tuple(weight.shape)}: expected input (..., {weight.shape[-1]})")
-    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
-        raise ValueError(f"linear_gelu: bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
+    check_linear_args("linear_gelu", input, weight, bias)
     return LinearGELU.apply(input, weight, bias)
 
 

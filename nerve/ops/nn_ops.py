@@ -84,13 +84,18 @@ class Linear(Function):
         return gx, gw, gb
 
 
-def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """``input @ weight.T + bias`` as one graph node (weight has shape (out_features, in_features))."""
+def check_linear_args(op: str, input: Tensor, weight: Tensor, bias: Tensor | None) -> None:
+    """Raise a clear error when input (..., in), weight (out, in) and bias (out,) do not fit together."""
     if weight.ndim != 2 or input.ndim == 0 or input.shape[-1] != weight.shape[1]:
-        raise ValueError(f"linear: input {tuple(input.shape)} does not match weight {tuple(weight.shape)}: "
+        raise ValueError(f"{op}: input {tuple(input.shape)} does not match weight {tuple(weight.shape)}: "
                          f"expected input (..., {weight.shape[-1]})")
     if bias is not None and tuple(bias.shape) != (weight.shape[0],):
-        raise ValueError(f"linear: bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
+        raise ValueError(f"{op}: bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``input @ weight.T + bias`` as one graph node (weight has shape (out_features, in_features))."""
+    check_linear_args("linear", input, weight, bias)
     return Linear.apply(input, weight, bias)
 
 
