@@ -1,13 +1,11 @@
 """SmallCNN (conv32-conv64-maxpool-fc128-fc10) training step and single convolutions: nerve vs PyTorch.
 
-Run: python bench/cnn.py [--steps 30] [--repeats 3] [--threads N] [--quick]
+Run: python bench/cnn.py [--steps 10] [--rounds 9] [--threads N] [--quick]
 Prints, in one run: ms per training step (forward, backward, Adam) of SmallCNN at batch 64 on 1x28x28
 inputs and its GFLOP/s, the same in PyTorch on the CPU (default NCHW, and channels_last), then forward and
-backward (input and weight gradients) of single convolutions of a few shapes. Ratios are taken within
-this one run. ``--quick`` is a smoke run (2 steps, 1 repeat). ``--threads N`` limits both libraries to N threads
-(OpenBLAS and OpenMP): on a machine shared with other work, N = 1 gives the steadier comparison.
-NOTE: each figure runs in a fresh process: PyTorch's OpenMP threads keep spinning after its work and
-slow down whatever NumPy computes next in the same process.
+backward (input and weight gradients) of single convolutions of a few shapes. Each library runs in its own
+process and they take turns at short bursts (bench/_paired.py), so every ratio compares the same machine
+conditions; ``--quick`` is a smoke run. ``--threads N`` limits both libraries to N threads (OpenBLAS and OpenMP).
 """
 from __future__ import annotations
 
@@ -19,6 +17,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from _paired import compare, cycling, per_call  # noqa: E402
 
 BATCH = 64
 #: (name, input shape, out channels, kernel, stride, padding)
@@ -52,19 +51,6 @@ def conv_flops(shape, out, k, stride, pad) -> float:
     return _gemm_flops(n * oh * ow, c * k * k, out)
 
 
-def _timed(fn, steps: int, repeats: int) -> float:
-    """Median over repeats of the mean time of ``steps`` calls (ms), after a warm-up."""
-    for _ in range(3):
-        fn()
-    runs = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            fn()
-        runs.append((time.perf_counter() - t0) / steps)
-    return float(np.median(runs)) * 1e3
-
-
 def _batches(steps: int):
     rng = np.random.default_rng(0)
     return [(rng.random((BATCH, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, BATCH))
@@ -77,10 +63,9 @@ def _torch_threads(torch) -> None:
         torch.set_num_threads(int(os.environ["NERVE_BENCH_THREADS"]))
 
 
-def measure_step(lib: str, steps: int, repeats: int, channels_last: bool = False) -> float:
-    """ms per SmallCNN training step in ``lib`` (run inside a fresh process)."""
-    data = _batches(steps)
-    state = {"i": 0}
+def setup_step(lib: str, channels_last: bool = False):
+    """A burst runner of SmallCNN training steps in ``lib`` (built inside its own process)."""
+    data = _batches(8)
     if lib == "nerve":
         import nerve
         from nerve import nn
@@ -104,35 +89,17 @@ def measure_step(lib: str, steps: int, repeats: int, channels_last: bool = False
         loss_fn = tnn.CrossEntropyLoss()
         batches = [(torch.from_numpy(x).contiguous(memory_format=fmt), torch.from_numpy(y)) for x, y in data]
 
-    def step():
-        x, y = batches[state["i"] % len(batches)]
-        state["i"] += 1
+    def step(x, y):
         opt.zero_grad()
         loss = loss_fn(model(x), y)
         loss.backward()
         opt.step()
-    return _timed(step, steps, repeats)
+    return cycling(step, batches)
 
 
-def _timed_backward(make, backward, steps: int, repeats: int) -> float:
-    """Median over repeats of the mean time of ``backward(make())`` (ms), ``make`` left out of the clock."""
-    for _ in range(2):
-        backward(make())
-    runs = []
-    for _ in range(repeats):
-        total = 0.0
-        for _ in range(steps):
-            out = make()
-            t0 = time.perf_counter()
-            backward(out)
-            total += time.perf_counter() - t0
-        runs.append(total / steps)
-    return float(np.median(runs)) * 1e3
-
-
-def measure_conv(lib: str, spec: tuple, steps: int, repeats: int) -> tuple:
-    """(forward ms, backward ms) of one convolution with bias; backward gives input, weight and bias
-    gradients."""
+def setup_conv(lib: str, spec: tuple, backward_only: bool):
+    """A burst runner of one convolution with bias in ``lib``: its forward, or (``backward_only``) its
+    backward alone (input, weight and bias gradients; the forward that builds the graph is not timed)."""
     _, shape, out, k, stride, pad = spec
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape, dtype=np.float32)
@@ -171,28 +138,31 @@ def measure_conv(lib: str, spec: tuple, steps: int, repeats: int) -> tuple:
 
         def backward(y):
             torch.autograd.grad(y, (xt, wt, bt), g)
-    return _timed(forward, steps, repeats), _timed_backward(make, backward, steps, repeats)
+    if not backward_only:
+        return per_call(forward)
 
-
-def isolated(fn, *args):
-    """Run ``fn(*args)`` in a fresh spawned process and return its result."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(fn, *args).result()
+    def run(n: int) -> float:
+        total = 0.0
+        for _ in range(n):
+            out = make()
+            t0 = time.perf_counter()
+            backward(out)
+            total += time.perf_counter() - t0
+        return total
+    return run
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30, help="training steps per timing")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="smoke run: 2 steps, 1 repeat")
+    parser.add_argument("--steps", type=int, default=10, help="training steps per burst")
+    parser.add_argument("--rounds", type=int, default=9, help="bursts per library, taken in turn")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2 steps, 2 rounds")
     parser.add_argument("--threads", type=int, default=None, help="threads for both libraries (default: theirs)")
     args = parser.parse_args()
     if args.threads:  # read by the fresh processes at start-up
         for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "NERVE_BENCH_THREADS"):
             os.environ[name] = str(args.threads)
-    steps, repeats = (2, 1) if args.quick else (args.steps, args.repeats)
+    steps, rounds = (2, 2) if args.quick else (args.steps, args.rounds)
     try:
         import torch
         torch_text = f"torch {torch.__version__} ({args.threads or torch.get_num_threads()} threads)"
@@ -200,32 +170,40 @@ def main() -> None:
         torch = None
         torch_text = "torch not installed"
     print(f"SmallCNN training step, batch {BATCH}, 1x28x28, Adam; numpy {np.__version__}, "
-          f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, "
-          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '(unset)')}, {torch_text}")
+          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '(unset)')}, {torch_text}; "
+          f"{rounds} rounds of {steps} steps, libraries in turn")
     flops = step_flops()
-    nerve_ms = isolated(measure_step, "nerve", steps, repeats)
-    rows = [("nerve", nerve_ms)]
+    setups = {"nerve": (setup_step, "nerve")}
     if torch is not None:
-        rows.append(("PyTorch (NCHW, default)", isolated(measure_step, "torch", steps, repeats)))
-        rows.append(("PyTorch (channels_last)", isolated(measure_step, "torch", steps, repeats, True)))
-    print(f"{'':<26}{'ms/step':>10}{'GFLOP/s':>10}{'nerve / this':>14}")
-    for name, ms in rows:
-        print(f"{name:<26}{ms:>10.2f}{flops / ms / 1e6:>10.1f}{nerve_ms / ms:>14.2f}")
+        setups["PyTorch (NCHW, default)"] = (setup_step, "torch")
+        setups["PyTorch (channels_last)"] = (setup_step, "torch", True)
+    result = compare(setups, steps, rounds)
+    print(f"{'':<26}{'best ms':>9}{'median ms':>11}{'GFLOP/s':>9}{'nerve / this':>14}")
+    for name, r in result.items():
+        print(f"{name:<26}{r['best']:>9.2f}{r['median']:>11.2f}{flops / r['best'] / 1e6:>9.1f}{r['ratio']:>14.2f}")
     print(f"({flops / 1e9:.2f} GFLOP per step: forward, weight and input gradients of the convolutions and "
-          "linear layers)")
+          "linear layers; GFLOP/s from the best burst; the ratio is the median of the per-round ratios)")
 
-    print("\nsingle conv2d with bias (ms): forward; backward = input + weight + bias gradients")
+    print("\nsingle conv2d with bias: median ms per call; backward = input + weight + bias gradients; "
+          "ratios nerve/PyTorch")
     header = (f"{'layer':<22}{'input':>18}{'nerve fwd':>11}{'torch fwd':>11}{'ratio':>7}"
               f"{'nerve bwd':>11}{'torch bwd':>11}{'ratio':>7}{'nerve GF/s':>12}")
     print(header)
     print("-" * len(header))
-    conv_steps = max(2, steps // 3)
+    conv_steps = max(2, steps // 2)
     for spec in CONVS:
-        nf, nb = isolated(measure_conv, "nerve", spec, conv_steps, repeats)
-        tf, tb = isolated(measure_conv, "torch", spec, conv_steps, repeats) if torch else (float("nan"),) * 2
+        row = []
+        for backward_only in (False, True):
+            setups = {"nerve": (setup_conv, "nerve", spec, backward_only)}
+            if torch is not None:
+                setups["torch"] = (setup_conv, "torch", spec, backward_only)
+            r = compare(setups, conv_steps, max(3, rounds // 2))
+            row.append((r["nerve"]["median"], r["torch"]["median"] if torch else float("nan"),
+                        r["torch"]["ratio"] if torch else float("nan")))
+        (nf, tf, rf), (nb, tb, rb) = row
         gf = 3 * conv_flops(*spec[1:]) / (nf + nb) / 1e6
-        print(f"{spec[0]:<22}{'x'.join(map(str, spec[1])):>18}{nf:>11.2f}{tf:>11.2f}{nf / tf:>7.2f}"
-              f"{nb:>11.2f}{tb:>11.2f}{nb / tb:>7.2f}{gf:>12.1f}")
+        print(f"{spec[0]:<22}{'x'.join(map(str, spec[1])):>18}{nf:>11.2f}{tf:>11.2f}{rf:>7.2f}"
+              f"{nb:>11.2f}{tb:>11.2f}{rb:>7.2f}{gf:>12.1f}")
 
 
 if __name__ == "__main__":

@@ -2,14 +2,13 @@
 
 Configuration: block 64, batch 12, 4 layers, 4 heads, embedding 128, dropout 0, no biases, tied head,
 AdamW (betas 0.9/0.99, weight decay 0.1 on matrices) with gradient clipping at 1.0; 65-character vocabulary.
-Run: python bench/gpt.py [--steps 10] [--repeats 10] [--run-iters 0]
-Prints ms per iteration for each framework and their ratio: the best (and the median) over ``--repeats``
-timings of ``--steps`` iterations each, after a warm-up; the best is the figure to compare on a shared
-machine, where other processes inflate the others. Then the projected time of nanoGPT's 2000 iterations
-(with its evaluations: 9 of 20 batches each of train and val); ``--run-iters N`` also times N iterations
-end to end (``--run-iters 2000`` is the whole run, a few minutes per framework).
-NOTE: each framework runs in a fresh process: PyTorch's OpenMP threads keep spinning after its work and
-would slow NumPy down in the same process.
+Run: python bench/gpt.py [--steps 10] [--rounds 15] [--run-iters 0] [--no-torch]
+Prints ms per iteration for each framework and their ratio. The frameworks run in their own processes and
+take turns at bursts of ``--steps`` iterations (bench/_paired.py): the ratio is the median of the per-round
+ratios, so both sides see the same machine conditions; "best" is each side's fastest burst. Then the
+projected time of nanoGPT's 2000 iterations (with its evaluations: 9 of 20 batches each of train and val);
+``--run-iters N`` also times N iterations end to end, one framework after the other (``--run-iters 2000`` is
+the whole run, a few minutes per framework).
 """
 from __future__ import annotations
 
@@ -23,6 +22,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from _paired import compare, cycling  # noqa: E402
 
 CONFIG = dict(vocab=65, block=64, batch=12, n_layer=4, n_head=4, n_embd=128)
 EVAL_FORWARDS = 9 * 2 * 20  # evaluations at 0, 250, ..., 2000, train and val, eval_iters=20
@@ -120,42 +120,31 @@ def _torch_setup():
     return step, evaluate
 
 
-def _measure(framework: str, steps: int, repeats: int, run_iters: int) -> dict:
-    """Timings in this (fresh) process: ms per training step and per evaluation forward (best and median of
-    the repeats), and optionally an end-to-end run of ``run_iters`` steps (s)."""
+def setup(framework: str, part: str):
+    """A burst runner of training iterations (``part="step"``) or evaluation forwards (``"eval"``)."""
     step, evaluate = (_nerve_setup if framework == "nerve" else _torch_setup)()
-    batches = _batches(max(steps, 10))
-    for x, y in batches[:5]:
+    return cycling(step if part == "step" else evaluate, _batches(10))
+
+
+def _run(framework: str, iters: int) -> float:
+    """Seconds for ``iters`` training iterations end to end, in this (fresh) process."""
+    step, _ = (_nerve_setup if framework == "nerve" else _torch_setup)()
+    run = _batches(iters, seed=1)
+    t0 = time.perf_counter()
+    for x, y in run:
         step(x, y)
-    runs, evals = [], []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for x, y in batches[:steps]:
-            step(x, y)
-        runs.append((time.perf_counter() - t0) / steps * 1e3)
-        t0 = time.perf_counter()
-        for x, y in batches[:steps]:
-            evaluate(x, y)
-        evals.append((time.perf_counter() - t0) / steps * 1e3)
-    result = {"step_ms": min(runs), "step_median_ms": float(np.median(runs)), "eval_ms": min(evals)}
-    if run_iters:
-        run = _batches(run_iters, seed=1)
-        t0 = time.perf_counter()
-        for x, y in run:
-            step(x, y)
-        result["run_s"] = time.perf_counter() - t0
-    return result
+    return time.perf_counter() - t0
 
 
-def isolated(*args) -> dict:
+def isolated(*args) -> float:
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_measure, *args).result()
+        return pool.submit(_run, *args).result()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10, help="iterations per timing")
-    parser.add_argument("--repeats", type=int, default=10, help="timings per framework")
+    parser.add_argument("--rounds", type=int, default=15, help="bursts per framework, taken in turn")
     parser.add_argument("--run-iters", type=int, default=0, help="also time this many iterations end to end")
     parser.add_argument("--no-torch", action="store_true", help="time nerve only")
     args = parser.parse_args()
@@ -167,9 +156,14 @@ def main() -> None:
     print(f"GPT {CONFIG}; numpy {np.__version__}, OPENBLAS_CORETYPE="
           f"{os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, {os.cpu_count()} CPUs"
           + (f", torch {torch_version}" if torch_version else ", torch not timed"))
-    results = {"nerve": isolated("nerve", args.steps, args.repeats, args.run_iters)}
-    if torch_version:
-        results["torch"] = isolated("torch", args.steps, args.repeats, args.run_iters)
+    names = ["nerve", "torch"] if torch_version else ["nerve"]
+    step = compare({n: (setup, n, "step") for n in names}, args.steps, args.rounds)
+    evals = compare({n: (setup, n, "eval") for n in names}, args.steps, max(3, args.rounds // 2))
+    results = {n: {"step_ms": step[n]["best"], "step_median_ms": step[n]["median"], "eval_ms": evals[n]["best"],
+                   "ratio": step[n]["ratio"]} for n in names}
+    if args.run_iters:
+        for n in names:
+            results[n]["run_s"] = isolated(n, args.run_iters)
     header = f"{'':<34}" + "".join(f"{name:>10}" for name in results) + (f"{'ratio':>10}" if len(results) > 1 else "")
     print(header)
     print("-" * len(header))
@@ -187,8 +181,8 @@ def main() -> None:
         row(f"{args.run_iters} iterations measured (s)", [r["run_s"] for r in results.values()])
         row("  -> 2000 iterations (s)", [r["run_s"] * 2000 / args.run_iters for r in results.values()])
     if len(results) > 1:
-        ratio = results["nerve"]["step_ms"] / results["torch"]["step_ms"]
-        print(f"nerve / torch per training iteration (best): {ratio:.2f}x (target <= 1.2x)")
+        print(f"nerve / torch per training iteration: {results['torch']['ratio']:.2f}x, the median of "
+              f"{args.rounds} paired rounds (target <= 1.2x)")
 
 
 if __name__ == "__main__":

@@ -2,9 +2,9 @@
 
 Run: python bench/mlp.py [--data DIR]   (DIR holds Fashion-MNIST's IDX files; random data of the same shape
 otherwise). Compares nerve with scikit-learn's MLPClassifier (same layers, Adam, batch 128) and, when
-installed, PyTorch on the CPU; ratios are taken within this one run.
-NOTE: each measurement runs in a fresh process, because PyTorch's OpenMP threads keep spinning after
-its work and slow down whatever NumPy computes next in the same process.
+installed, PyTorch on the CPU; ratios are taken within this one run. Step times: the libraries run in their
+own processes and take turns at bursts (bench/_paired.py), the ratio being the median of the per-round ratios
+and the times medians; each epoch runs once in a fresh process, one library after the other.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import nerve  # noqa: E402
+from _paired import compare, cycling  # noqa: E402
 from nerve import nn  # noqa: E402
 
 try:
@@ -64,19 +65,6 @@ def torch_step(model, opt, loss_fn, xb, yb):
     opt.step()
 
 
-def time_steps(step, batches, repeats: int = 3) -> float:
-    """Median over repeats of the mean step time over the batches (ms)."""
-    for xb, yb in batches[:5]:
-        step(xb, yb)
-    runs = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for xb, yb in batches:
-            step(xb, yb)
-        runs.append((time.perf_counter() - t0) / len(batches))
-    return float(np.median(runs)) * 1e3
-
-
 def epoch_nerve(X, y, batch: int) -> float:
     model, opt, loss_fn = nerve_model()
     t0 = time.perf_counter()
@@ -107,37 +95,38 @@ def epoch_sklearn(X, y, batch: int) -> float:
     return time.perf_counter() - t0
 
 
-def _measure(kind: str, batch: int, data_path: str | None, steps: int) -> float:
-    """One figure, computed in this (fresh) process."""
+def steps(lib: str, batch: int, data_path: str | None):
+    """A burst runner of training steps in ``lib`` over 16 batches of the data (built in its own process)."""
     X, y, _ = data(data_path)
-    if kind == "epoch-nerve":
-        return epoch_nerve(X, y, batch)
-    if kind == "epoch-torch":
-        return epoch_torch(X, y, batch)
-    if kind == "epoch-sklearn":
-        return epoch_sklearn(X, y, batch)
-    batches_np = [(X[i:i + batch], y[i:i + batch]) for i in range(0, batch * steps, batch)]
-    if kind == "step-nerve":
+    pairs = [(X[i:i + batch], y[i:i + batch]) for i in range(0, batch * 16, batch)]
+    if lib == "nerve":
         model, opt, loss_fn = nerve_model()
-        nb = [(nerve.tensor(a), nerve.tensor(b)) for a, b in batches_np]
-        return time_steps(lambda a, b: nerve_step(model, opt, loss_fn, a, b), nb)
+        return cycling(lambda a, b: nerve_step(model, opt, loss_fn, a, b),
+                       [(nerve.tensor(a), nerve.tensor(b)) for a, b in pairs])
     tm, topt, tloss = torch_model()
-    tb = [(torch.from_numpy(a), torch.from_numpy(b)) for a, b in batches_np]
-    return time_steps(lambda a, b: torch_step(tm, topt, tloss, a, b), tb)
+    return cycling(lambda a, b: torch_step(tm, topt, tloss, a, b),
+                   [(torch.from_numpy(a), torch.from_numpy(b)) for a, b in pairs])
+
+
+def _epoch(kind: str, data_path: str | None) -> float:
+    """Seconds of one epoch at batch 128, computed in this (fresh) process."""
+    X, y, _ = data(data_path)
+    return {"nerve": epoch_nerve, "torch": epoch_torch, "sklearn": epoch_sklearn}[kind](X, y, 128)
 
 
 def isolated(*args) -> float:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_measure, *args).result()
+        return pool.submit(_epoch, *args).result()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data",
                                                        "fashion-mnist"))
-    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--steps", type=int, default=30, help="training steps per burst")
+    parser.add_argument("--rounds", type=int, default=9, help="bursts per library, taken in turn")
     args = parser.parse_args()
     X, y, name = data(args.data)
     print(f"MLP {'-'.join(map(str, SIZES))} ReLU, cross-entropy, Adam; data: {name} {X.shape}; "
@@ -148,12 +137,16 @@ def main() -> None:
     print("-" * len(header))
     nan = float("nan")
     for batch in (128, 32):
-        t_nv = isolated("step-nerve", batch, args.data, args.steps)
-        t_th = isolated("step-torch", batch, args.data, args.steps) if torch else nan
-        print(f"{'step, batch ' + str(batch) + ' (ms)':<28}{t_nv:>10.3f}{t_th:>10.3f}{'':>10}{t_nv / t_th:>13.2f}")
-    e_nv = isolated("epoch-nerve", 128, args.data, 0)
-    e_th = isolated("epoch-torch", 128, args.data, 0) if torch else nan
-    e_sk = isolated("epoch-sklearn", 128, args.data, 0)
+        setups = {"nerve": (steps, "nerve", batch, args.data)}
+        if torch:
+            setups["torch"] = (steps, "torch", batch, args.data)
+        r = compare(setups, args.steps, args.rounds)
+        t_th, ratio = (r["torch"]["median"], r["torch"]["ratio"]) if torch else (nan, nan)
+        print(f"{'step, batch ' + str(batch) + ' (ms)':<28}{r['nerve']['median']:>10.3f}{t_th:>10.3f}{'':>10}"
+              f"{ratio:>13.2f}")
+    e_nv = isolated("nerve", args.data)
+    e_th = isolated("torch", args.data) if torch else nan
+    e_sk = isolated("sklearn", args.data)
     print(f"{'epoch 60k, batch 128 (s)':<28}{e_nv:>10.2f}{e_th:>10.2f}{e_sk:>10.2f}{e_nv / e_th:>13.2f}"
           f"{e_sk / e_nv:>15.2f}")
 

@@ -1,13 +1,13 @@
 """Character-level LSTM training step: embedding 65->128, 1-layer LSTM with hidden 256, sequence 64, batch 32,
 linear head 256->65, cross-entropy, Adam. Prints ms per step for nerve and, when installed, PyTorch on the CPU.
 
-Run: python bench/rnn.py [--steps 30] [--repeats 5] [--threads N]   (about a minute)
+Run: python bench/rnn.py [--steps 10] [--rounds 9] [--threads N]   (about a minute)
+The libraries run in their own processes and take turns at bursts of steps (bench/_paired.py); the ratio
+is the median of the per-round ratios, so both see the same conditions of this shared machine.
 ``--threads N`` runs both with N threads (OPENBLAS_NUM_THREADS for NumPy, set_num_threads for PyTorch); on a
 busy machine one thread each gives the steadier comparison.
 Also times the GRU of the same size and nerve's LSTM layer alone (forward, and forward + backward) with the
 fused node against the same layer composed from Tensor ops, the measurement behind fusing it.
-NOTE: each figure is measured in a fresh process: PyTorch's OpenMP threads keep spinning after its work
-and slow down whatever NumPy computes next in the same process.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from _paired import compare, cycling  # noqa: E402
 
 VOCAB, EMBED, HIDDEN, SEQ, BATCH = 65, 128, 256, 64, 32
 
@@ -28,20 +29,8 @@ def batches(steps: int) -> list:
     return [(rng.integers(0, VOCAB, (BATCH, SEQ)), rng.integers(0, VOCAB, (BATCH, SEQ))) for _ in range(steps)]
 
 
-def best_mean(step, data, repeats: int) -> float:
-    """The best over ``repeats`` of the mean time per step over ``data`` (ms), after a warm-up."""
-    for xb, yb in data[:5]:
-        step(xb, yb)
-    runs = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for xb, yb in data:
-            step(xb, yb)
-        runs.append((time.perf_counter() - t0) / len(data))
-    return min(runs) * 1e3
-
-
-def nerve_step_time(cell: str, steps: int, repeats: int) -> float:
+def nerve_steps(cell: str):
+    """A burst runner of nerve training steps (built in its own process)."""
     import nerve
     from nerve import nn
     nerve.manual_seed(0)
@@ -56,11 +45,11 @@ def nerve_step_time(cell: str, steps: int, repeats: int) -> float:
         loss = nerve.functional.cross_entropy(head(out).reshape(-1, VOCAB), yb.reshape(-1))
         loss.backward()
         opt.step()
-    data = [(nerve.tensor(x), nerve.tensor(y)) for x, y in batches(steps)]
-    return best_mean(step, data, repeats)
+    return cycling(step, [(nerve.tensor(x), nerve.tensor(y)) for x, y in batches(8)])
 
 
-def torch_step_time(cell: str, steps: int, repeats: int) -> float:
+def torch_steps(cell: str):
+    """A burst runner of PyTorch training steps (built in its own process)."""
     import torch
     if os.environ.get("OPENBLAS_NUM_THREADS"):
         torch.set_num_threads(int(os.environ["OPENBLAS_NUM_THREADS"]))
@@ -77,8 +66,7 @@ def torch_step_time(cell: str, steps: int, repeats: int) -> float:
         loss = torch.nn.functional.cross_entropy(head(out).reshape(-1, VOCAB), yb.reshape(-1))
         loss.backward()
         opt.step()
-    data = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches(steps)]
-    return best_mean(step, data, repeats)
+    return cycling(step, [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches(8)])
 
 
 def layer_times(fused: bool, repeats: int) -> tuple:
@@ -112,25 +100,19 @@ def layer_times(fused: bool, repeats: int) -> tuple:
     return tuple(out)
 
 
-def _measure(kind: str, *args):
-    if kind == "nerve":
-        return nerve_step_time(*args)
-    if kind == "torch":
-        return torch_step_time(*args)
-    return layer_times(*args)
-
-
 def isolated(*args):
+    """``layer_times(*args)`` in a fresh spawned process."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_measure, *args).result()
+        return pool.submit(layer_times, *args).result()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30, help="training steps per timed run")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per figure (the best is kept)")
+    parser.add_argument("--steps", type=int, default=10, help="training steps per burst")
+    parser.add_argument("--rounds", type=int, default=9, help="bursts per library, taken in turn")
+    parser.add_argument("--repeats", type=int, default=5, help="timings of the layer alone (the best is kept)")
     parser.add_argument("--threads", type=int, default=None, help="threads for both (default: as configured)")
     args = parser.parse_args()
     if args.threads:
@@ -145,17 +127,22 @@ def main() -> None:
           f"linear head, cross-entropy, Adam; numpy {np.__version__}, "
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, "
           f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '(unset)')}, {torch_info}")
-    header = f"{'training step (ms)':<24}{'nerve':>10}{'torch':>10}{'nerve/torch':>13}"
+    header = f"{'training step (median ms)':<26}{'nerve':>10}{'torch':>10}{'nerve/torch':>13}"
     print(header)
     print("-" * len(header))
     for cell in ("lstm", "gru"):
-        t_nv = isolated("nerve", cell, args.steps, args.repeats)
-        t_th = isolated("torch", cell, args.steps, args.repeats) if torch else float("nan")
-        print(f"{cell.upper():<24}{t_nv:>10.2f}{t_th:>10.2f}{t_nv / t_th:>13.2f}")
+        setups = {"nerve": (nerve_steps, cell)}
+        if torch:
+            setups["torch"] = (torch_steps, cell)
+        r = compare(setups, args.steps, args.rounds)
+        t_th, ratio = (r["torch"]["median"], r["torch"]["ratio"]) if torch else (float("nan"),) * 2
+        print(f"{cell.upper():<26}{r['nerve']['median']:>10.2f}{t_th:>10.2f}{ratio:>13.2f}")
+    print("(ratio: median over the rounds of nerve / torch, the libraries taking turns at bursts of "
+          f"{args.steps} steps in their own processes)")
     print()
     print(f"{'LSTM layer alone (ms)':<24}{'forward':>10}{'fwd+bwd':>10}")
     for fused in (True, False):
-        fwd, both = isolated("layer", fused, args.repeats)
+        fwd, both = isolated(fused, args.repeats)
         print(f"{'fused node' if fused else 'composed ops':<24}{fwd:>10.2f}{both:>10.2f}")
 
 

@@ -1,0 +1,90 @@
+"""Paired timing: each library in its own process, short bursts taken in turn, a ratio per round.
+
+Why: this machine is shared, and its speed changes for seconds at a time (another tenant takes part of a
+core; two-thread GEMMs then slow by a third and a step of small kernels by up to 2x). Timing one library
+after the other compares different conditions. Here every contender runs in its own spawned process (PyTorch's
+OpenMP threads and OpenBLAS's threads spin after work and would slow the other library in one process),
+the contenders take turns at short bursts, and each round gives a ratio under the same conditions. The
+report is the median of those ratios and each contender's best burst.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import statistics
+import time
+
+#: seconds between bursts, so that the last burst's spinning BLAS/OpenMP threads have gone to sleep
+PAUSE = 0.25
+
+
+def per_call(fn, *args):
+    """A burst runner for a plain callable: ``run(n)`` calls ``fn(*args)`` n times, returns the seconds."""
+    def run(n: int) -> float:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn(*args)
+        return time.perf_counter() - t0
+    return run
+
+
+def cycling(step, batches: list):
+    """A burst runner that calls ``step(*batch)`` over ``batches`` in turn, round and round."""
+    state = {"i": 0}
+
+    def one() -> None:
+        step(*batches[state["i"] % len(batches)])
+        state["i"] += 1
+    return per_call(one)
+
+
+def _serve(conn, setup, args) -> None:
+    """Worker: build the burst runner, warm it up, then answer each burst request with its seconds."""
+    run = setup(*args)
+    run(3)
+    conn.send("ready")
+    while (n := conn.recv()) is not None:
+        conn.send(run(n))
+
+
+class Contender:
+    """One library's benchmark living in its own spawned process; ``setup(*args)`` returns ``run(n)``."""
+
+    def __init__(self, setup, *args) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_serve, args=(child, setup, args), daemon=True)
+        self.process.start()
+        if self.conn.recv() != "ready":
+            raise RuntimeError("benchmark worker failed to start")
+
+    def burst(self, n: int) -> float:
+        """Mean seconds per call over ``n`` calls."""
+        self.conn.send(n)
+        return self.conn.recv() / n
+
+    def close(self) -> None:
+        self.conn.send(None)
+        self.process.join()
+
+
+def compare(setups: dict, steps: int, rounds: int) -> dict:
+    """Time every ``name -> (setup, *args)`` in turn for ``rounds`` bursts of ``steps`` calls.
+
+    Returns ``name -> {"best": ms, "median": ms, "ratio": median over rounds of first / name}``, the first
+    entry being the reference of the ratios. Workers are started one at a time, so start-up is not timed.
+    """
+    contenders = {}
+    try:
+        for name, (setup, *args) in setups.items():
+            contenders[name] = Contender(setup, *args)
+        times = {name: [] for name in contenders}
+        for _ in range(rounds):
+            for name, c in contenders.items():
+                time.sleep(PAUSE)
+                times[name].append(c.burst(steps) * 1e3)
+    finally:
+        for c in contenders.values():
+            c.close()
+    first = times[next(iter(times))]
+    return {name: {"best": min(t), "median": statistics.median(t),
+                   "ratio": statistics.median(a / b for a, b in zip(first, t))} for name, t in times.items()}
