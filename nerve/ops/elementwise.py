@@ -180,6 +180,16 @@ def pow(a, b) -> Tensor:
     return Pow.apply(a, b)
 
 
+def square(a) -> Tensor:
+    """a * a, elementwise."""
+    return PowScalar.apply(a, 2)
+
+
+def reciprocal(a) -> Tensor:
+    """1 / a, elementwise."""
+    return PowScalar.apply(a, -1)
+
+
 def floor_divide(a, b) -> Tensor:
     """a // b; piecewise constant, so it carries no gradient."""
     a = a.data if isinstance(a, Tensor) else a
@@ -670,6 +680,6 @@ def to_device(a: Tensor, device: str) -> Tensor:
     return ToDevice.apply(a, device)
 
 
-__all__ = ["abs", "add", "astype", "clamp", "clone", "cos", "div", "elu", "erf", "exp", "expm1", "floor_divide", "gelu", "leaky_relu", "log", "log1p", "maximum", "minimum", "mul", "neg", "pow", "relu", "remainder", "rsqrt", "sigmoid", "sign", "silu", "sin", "softplus", "sqrt", "sub", "tanh", "to_device", "where"]
+__all__ = ["abs", "add", "astype", "clamp", "clone", "cos", "div", "elu", "erf", "exp", "expm1", "floor_divide", "gelu", "leaky_relu", "log", "log1p", "maximum", "minimum", "mul", "neg", "pow", "reciprocal", "relu", "remainder", "rsqrt", "sigmoid", "sign", "silu", "sin", "softplus", "sqrt", "square", "sub", "tanh", "to_device", "where"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
-METHODS = ["abs", "add", "astype", "clamp", "clone", "cos", "div", "elu", "erf", "exp", "expm1", "floor_divide", "gelu", "leaky_relu", "log", "log1p", "maximum", "minimum", "mul", "neg", "pow", "relu", "remainder", "rsqrt", "sigmoid", "sign", "silu", "sin", "softplus", "sqrt", "sub", "tanh"]
+METHODS = ["abs", "add", "astype", "clamp", "clone", "cos", "div", "elu", "erf", "exp", "expm1", "floor_divide", "gelu", "leaky_relu", "log", "log1p", "maximum", "minimum", "mul", "neg", "pow", "reciprocal", "relu", "remainder", "rsqrt", "sigmoid", "sign", "silu", "sin", "softplus", "sqrt", "square", "sub", "tanh"]

@@ -461,3 +461,32 @@ def test_cnn1d_learns_bump_shapes():
         opt.step()
     xt, yt = data(300)
     assert (model(nerve.tensor(xt)).numpy().argmax(1) == yt).mean() > 0.95
+
+
+def test_memory_stays_within_one_layers_columns_and_does_not_grow():
+    """Training steps of a conv layer allocate at most the activations, the gradients and one chunk of
+    columns (CHUNK_BYTES) beyond what they keep, and the peak is the same at step 8 as at step 2."""
+    import tracemalloc
+    nerve.manual_seed(0)
+    conv = nn.Conv2d(32, 16, 3, padding=1)
+    opt = nerve.optim.Adam(conv.parameters())
+    x = nerve.randn(16, 32, 32, 32)  # 2.1 MB; columns of the whole batch: 16 * 32 * 32 * 288 * 4 B = 18.9 MB
+    act = 16 * 16 * 32 * 32 * 4  # one output (or output gradient): 1 MB
+
+    def step():
+        opt.zero_grad()
+        conv(x).square().mean().backward()
+        opt.step()
+    peaks = []
+    tracemalloc.start()
+    try:
+        for i in range(8):
+            tracemalloc.reset_peak()
+            base = tracemalloc.get_traced_memory()[0]
+            step()
+            peaks.append(tracemalloc.get_traced_memory()[1] - base)
+    finally:
+        tracemalloc.stop()
+    whole_columns = 16 * 32 * 32 * 288 * 4
+    assert max(peaks) < C.CHUNK_BYTES + 4 * act + x.data.nbytes < whole_columns, peaks
+    assert peaks[-1] <= peaks[1] * 1.05, peaks

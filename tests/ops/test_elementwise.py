@@ -64,6 +64,8 @@ UNARY = [
     ("pow_half", lambda a: a ** 0.5, np.sqrt, 0.3, 2, None),
     ("rpow", lambda a: 2.0 ** a, lambda a: 2.0 ** a, -2, 2, None),
     ("square", lambda a: a ** 2, np.square, -2, 2, None),
+    ("square_fn", nerve.square, np.square, -2, 2, None),
+    ("reciprocal", lambda a: a.reciprocal(), np.reciprocal, 0.5, 2, None),
     ("clamp", lambda a: nerve.clamp(a, -0.5, 0.7), lambda a: np.clip(a, -0.5, 0.7), -2, 2, "away"),
     ("scalar_ops", lambda a: (3.0 - a) * 2.0 / (a * a + 1.0) + 1.0,
      lambda a: (3.0 - a) * 2.0 / (a * a + 1.0) + 1.0, -2, 2, None),
