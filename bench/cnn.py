@@ -178,11 +178,12 @@ def main() -> None:
         setups["PyTorch (NCHW, default)"] = (setup_step, "torch")
         setups["PyTorch (channels_last)"] = (setup_step, "torch", True)
     result = compare(setups, steps, rounds)
-    print(f"{'':<26}{'best ms':>9}{'median ms':>11}{'GFLOP/s':>9}{'nerve / this':>14}")
+    print(f"{'':<26}{'best ms':>9}{'median ms':>11}{'GFLOP/s':>9}{'nerve / this':>14}{'best / best':>13}")
     for name, r in result.items():
-        print(f"{name:<26}{r['best']:>9.2f}{r['median']:>11.2f}{flops / r['best'] / 1e6:>9.1f}{r['ratio']:>14.2f}")
+        print(f"{name:<26}{r['best']:>9.2f}{r['median']:>11.2f}{flops / r['best'] / 1e6:>9.1f}{r['ratio']:>14.2f}"
+              f"{r['best_ratio']:>13.2f}")
     print(f"({flops / 1e9:.2f} GFLOP per step: forward, weight and input gradients of the convolutions and "
-          "linear layers; GFLOP/s from the best burst; the ratio is the median of the per-round ratios)")
+          "linear layers; GFLOP/s from the best burst; 'nerve / this' is the median of the per-round ratios)")
 
     print("\nsingle conv2d with bias: median ms per call; backward = input + weight + bias gradients; "
           "ratios nerve/PyTorch")
