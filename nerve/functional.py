@@ -227,3 +227,9 @@ __all__ = [
     # attention
     "attention_weights", "linear_gelu", "scaled_dot_product_attention",
 ]
+# more activations, group/instance norm, normalize and cosine_similarity, in modules of their own
+from nerve import functional_extra as _extra, functional_similarity as _similarity  # noqa: E402
+from nerve.functional_extra import *  # noqa: E402,F401,F403
+from nerve.functional_similarity import *  # noqa: E402,F401,F403
+
+__all__ += _extra.__all__ + _similarity.__all__

@@ -8,8 +8,11 @@ import sys as _sys
 from nerve import functional
 from nerve.nn import init, utils
 from nerve.nn.activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid, Softmax, Softplus, Tanh
+from nerve.nn.activation import (
+    CELU, SELU, Hardsigmoid, Hardswish, Hardtanh, LogSigmoid, Mish, PReLU, ReLU6, Softsign, Tanhshrink,
+)
 from nerve.nn.attention import MultiheadAttention
-from nerve.nn.containers import Identity, ModuleDict, ModuleList, Sequential
+from nerve.nn.containers import Identity, ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from nerve.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from nerve.nn.dropout import Dropout, Dropout1d, Dropout2d
 from nerve.nn.embedding import Embedding
@@ -19,7 +22,7 @@ from nerve.nn.loss import (
     SmoothL1Loss,
 )
 from nerve.nn.module import IncompatibleKeys, Module, RemovableHandle
-from nerve.nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+from nerve.nn.normalization import BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm1d, InstanceNorm2d, LayerNorm
 from nerve.nn.parameter import Parameter
 from nerve.nn.pooling import (
     AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d, AdaptiveMaxPool2d, AvgPool1d, AvgPool2d, MaxPool1d,
@@ -47,4 +50,6 @@ __all__ = [
     "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AvgPool1d", "AvgPool2d",
     "BatchNorm2d", "Conv1d", "Conv2d", "ConvTranspose1d", "ConvTranspose2d", "Dropout1d", "Dropout2d",
     "MaxPool1d", "MaxPool2d", "Upsample", "UpsamplingBilinear2d", "UpsamplingNearest2d",
+    "CELU", "Hardsigmoid", "Hardswish", "Hardtanh", "LogSigmoid", "Mish", "PReLU", "ReLU6", "SELU", "Softsign",
+    "Tanhshrink", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "ParameterDict", "ParameterList",
 ]

@@ -1,11 +1,14 @@
-"""Containers: ``Sequential`` (a chain), ``ModuleList`` and ``ModuleDict`` (registered collections),
-``Identity`` (a placeholder)."""
+"""Containers: ``Sequential`` (a chain), ``ModuleList`` and ``ModuleDict`` (registered collections of
+modules), ``ParameterList`` and ``ParameterDict`` (registered collections of parameters), ``Identity`` (a
+placeholder)."""
 from __future__ import annotations
 
 from collections import OrderedDict
 from typing import Iterable, Iterator, Mapping
 
 from nerve.nn.module import Module
+from nerve.nn.parameter import Parameter
+from nerve.tensor import Tensor
 
 
 def _layer_configs(modules: Iterable[Module]) -> list:
@@ -169,6 +172,119 @@ class ModuleDict(Module):
 
     def get_config(self) -> dict:
         return {"modules": {k: {"type": type(m).__name__, "config": m.get_config()} for k, m in self.items()}}
+
+
+def _as_parameter(container: str, value) -> Parameter:
+    """A Parameter as is; another Tensor becomes a Parameter sharing its memory (as PyTorch does)."""
+    if isinstance(value, Parameter):
+        return value
+    if isinstance(value, Tensor):
+        return Parameter(value)
+    raise TypeError(f"{container} holds Parameters or Tensors, got {type(value).__name__}")
+
+
+class ParameterList(Module):
+    """A list of parameters registered as "0", "1", ... (so parameters(), state_dict() and to() see them)."""
+
+    def __init__(self, values: Iterable | None = None) -> None:
+        super().__init__()
+        if values is not None:
+            self.extend(values)
+
+    def _index(self, idx: int) -> int:
+        n = len(self._parameters)
+        if not -n <= idx < n:
+            raise IndexError(f"index {idx} is out of range for ParameterList of length {n}")
+        return idx % n
+
+    def __len__(self) -> int:
+        return len(self._parameters)
+
+    def __iter__(self) -> Iterator[Parameter]:
+        return iter(self._parameters.values())
+
+    def __getitem__(self, idx):
+        if isinstance(idx, slice):
+            return ParameterList(list(self._parameters.values())[idx])
+        return self._parameters[str(self._index(idx))]
+
+    def __setitem__(self, idx: int, value) -> None:
+        self.register_parameter(str(self._index(idx)), _as_parameter("ParameterList", value))
+
+    def append(self, value) -> "ParameterList":
+        """Add ``value`` at the end."""
+        self.register_parameter(str(len(self)), _as_parameter("ParameterList", value))
+        return self
+
+    def extend(self, values: Iterable) -> "ParameterList":
+        """Add each of ``values`` at the end."""
+        for v in values:
+            self.append(v)
+        return self
+
+    def extra_repr(self) -> str:
+        return "\n".join(f"({i}): Parameter of shape {tuple(p.shape)}" for i, p in enumerate(self))
+
+
+class ParameterDict(Module):
+    """A dict of parameters registered under their keys, in insertion order."""
+
+    def __init__(self, parameters: Mapping | Iterable | None = None) -> None:
+        super().__init__()
+        if parameters is not None:
+            self.update(parameters)
+
+    def __getitem__(self, key: str) -> Parameter:
+        return self._parameters[key]
+
+    def __setitem__(self, key: str, value) -> None:
+        self.register_parameter(key, _as_parameter("ParameterDict", value))
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self._parameters:
+            raise KeyError(key)
+        delattr(self, key)
+
+    def __len__(self) -> int:
+        return len(self._parameters)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parameters)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._parameters
+
+    def keys(self):
+        """The names."""
+        return self._parameters.keys()
+
+    def values(self):
+        """The parameters."""
+        return self._parameters.values()
+
+    def items(self):
+        """(name, parameter) pairs."""
+        return self._parameters.items()
+
+    def update(self, parameters: Mapping | Iterable) -> None:
+        """Add or replace entries from a mapping or an iterable of (name, parameter) pairs."""
+        pairs = parameters.items() if isinstance(parameters, Mapping) else parameters
+        for key, value in pairs:
+            self[key] = value
+
+    def pop(self, key: str) -> Parameter:
+        """Remove and return the parameter ``key``."""
+        value = self[key]
+        del self[key]
+        return value
+
+    def clear(self) -> None:
+        """Remove every entry."""
+        for key in list(self._parameters):
+            del self[key]
+
+    def extra_repr(self) -> str:
+        return "\n".join(f"({k}): Parameter of shape {tuple(p.shape)}" for k, p in self.items())
 
 
 class Identity(Module):

@@ -1,5 +1,6 @@
-"""Normalisation layers: ``BatchNorm1d``/``BatchNorm2d`` (per channel, over the batch) and ``LayerNorm`` (per
-sample)."""
+"""Normalisation layers: ``BatchNorm1d``/``BatchNorm2d`` (per channel, over the batch), ``LayerNorm`` (per
+sample), ``GroupNorm`` (per sample and group of channels) and ``InstanceNorm1d``/``InstanceNorm2d`` (per sample
+and channel)."""
 from __future__ import annotations
 
 from nerve import functional as F
@@ -15,13 +16,9 @@ def _filled(n: int, value: float, device, dtype) -> Tensor:
     return init.constant_(_empty((n,), device, dtype).detach(), value)
 
 
-class BatchNorm1d(Module):
-    """Normalise each of ``num_features`` channels of (N, C) or (N, C, L) inputs over the batch.
-
-    Training uses the batch's mean and variance and updates ``running_mean``/``running_var``
-    (exponential average with ``momentum``, or the cumulative average when momentum is None);
-    evaluation uses the running statistics. weight/bias start at ones/zeros.
-    """
+class _NormBase(Module):
+    """Per-channel state shared by batch and instance norm: optional weight/bias (ones/zeros) and optional
+    running statistics with their batch counter, under PyTorch's names."""
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True, device=None, dtype=None) -> None:
@@ -53,6 +50,33 @@ class BatchNorm1d(Module):
             init.ones_(self.running_var)
             self.num_batches_tracked.fill_(0)
 
+    def _momentum_factor(self) -> float:
+        """Count a training batch and return the weight of its statistics in the running averages
+        (``momentum``, or 1 / batches seen for the cumulative average when momentum is None)."""
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.add_(1)
+            if self.momentum is None:
+                factor = 1.0 / int(self.num_batches_tracked.item())
+        return factor
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"track_running_stats={self.track_running_stats}")
+
+    def get_config(self) -> dict:
+        return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,
+                "affine": self.affine, "track_running_stats": self.track_running_stats}
+
+
+class BatchNorm1d(_NormBase):
+    """Normalise each of ``num_features`` channels of (N, C) or (N, C, L) inputs over the batch.
+
+    Training uses the batch's mean and variance and updates ``running_mean``/``running_var``
+    (exponential average with ``momentum``, or the cumulative average when momentum is None);
+    evaluation uses the running statistics. weight/bias start at ones/zeros.
+    """
+
     def forward(self, input: Tensor) -> Tensor:
         """Batch statistics while training (updating the running ones), running statistics in eval."""
         if input.ndim not in (2, 3) or input.shape[1] != self.num_features:
@@ -62,23 +86,11 @@ class BatchNorm1d(Module):
 
     def _normalize(self, input: Tensor) -> Tensor:
         """F.batch_norm over (N, C) rows with this layer's statistics and update rule."""
-        factor = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked.add_(1)
-            if self.momentum is None:
-                factor = 1.0 / int(self.num_batches_tracked.item())
+        factor = self._momentum_factor()
         use_batch = self.training or self.running_mean is None
         track = not self.training or self.track_running_stats
         return F.batch_norm(input, self.running_mean if track else None, self.running_var if track else None,
                             self.weight, self.bias, use_batch, factor, self.eps)
-
-    def extra_repr(self) -> str:
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"track_running_stats={self.track_running_stats}")
-
-    def get_config(self) -> dict:
-        return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,
-                "affine": self.affine, "track_running_stats": self.track_running_stats}
 
 
 class BatchNorm2d(BatchNorm1d):
@@ -138,3 +150,80 @@ class LayerNorm(Module):
     def get_config(self) -> dict:
         return {"normalized_shape": list(self.normalized_shape), "eps": self.eps,
                 "elementwise_affine": self.elementwise_affine, "bias": self.bias is not None}
+
+
+class GroupNorm(Module):
+    """Normalise each sample of (N, C, *) inputs over groups of ``num_channels / num_groups`` channels and
+    all positions, then scale and shift per channel; weight/bias start at ones/zeros. Independent of the
+    batch, so the same in training and evaluation."""
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
+                 device=None, dtype=None) -> None:
+        super().__init__()
+        if num_groups <= 0 or num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by num_groups "
+                             f"({num_groups})")
+        self.num_groups = num_groups
+        self.num_channels = num_channels
+        self.eps = eps
+        self.affine = affine
+        if affine:
+            self.weight = init.ones_(_empty((num_channels,), device, dtype))
+            self.bias = init.zeros_(_empty((num_channels,), device, dtype))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def forward(self, input: Tensor) -> Tensor:
+        """(x - mean) / sqrt(var + eps) per sample and group, then weight * . + bias per channel."""
+        c = self.num_channels
+        if input.ndim < 2 or input.shape[1] != c:
+            raise ValueError(f"GroupNorm({self.num_groups}, {c}): expected input (N, {c}, *), got "
+                             f"{tuple(input.shape)}")
+        return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+
+    def get_config(self) -> dict:
+        return {"num_groups": self.num_groups, "num_channels": self.num_channels, "eps": self.eps,
+                "affine": self.affine}
+
+
+class _InstanceNorm(_NormBase):
+    """Instance norm over ``_spatial`` trailing dims; unbatched inputs (C, *) are accepted as in PyTorch."""
+
+    _spatial: int
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = False, track_running_stats: bool = False, device=None, dtype=None) -> None:
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
+
+    def forward(self, input: Tensor) -> Tensor:
+        """Each sample's own statistics (updating the running ones if tracked) in training or when
+        statistics are not tracked; the running statistics in eval."""
+        c, k = self.num_features, self._spatial
+        dims = "L" if k == 1 else "H, W"
+        if input.ndim not in (k + 1, k + 2) or input.shape[input.ndim - k - 1] != c:
+            raise ValueError(f"{type(self).__name__}({c}): expected input (N, {c}, {dims}) or ({c}, {dims}), "
+                             f"got {tuple(input.shape)}")
+        if input.ndim == k + 1:
+            return self.forward(input.unsqueeze(0)).squeeze(0)
+        factor = self._momentum_factor()
+        use_input_stats = self.training or not self.track_running_stats
+        return F.instance_norm(input, self.running_mean, self.running_var, self.weight, self.bias,
+                               use_input_stats, factor, self.eps)
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """Normalise each channel of each sample of (N, C, L) inputs over its L positions (no learned affine
+    and no running statistics by default, as in PyTorch)."""
+
+    _spatial = 1
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """Normalise each channel of each sample of (N, C, H, W) feature maps over its H * W positions (style
+    transfer's normalisation; no learned affine and no running statistics by default)."""
+
+    _spatial = 2

@@ -629,6 +629,25 @@ def where(cond, a, b) -> Tensor:
     return Where.apply(cond, a, b)
 
 
+# --- comparisons without gradients -------------------------------------------------------------------
+def isclose(input, other, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> Tensor:
+    """|input - other| <= atol + rtol |other| elementwise (broadcasting); a boolean tensor, no gradient."""
+    a = input.data if isinstance(input, Tensor) else xp.asarray(input)
+    b = other.data if isinstance(other, Tensor) else xp.asarray(other)
+    if rtol < 0 or atol < 0:
+        raise ValueError(f"isclose: rtol and atol must be non-negative, got rtol={rtol}, atol={atol}")
+    try:
+        xp.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ValueError(f"isclose: shapes {tuple(a.shape)} and {tuple(b.shape)} do not broadcast") from None
+    return _const(xp.asarray(xp.isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan)))
+
+
+def allclose(input, other, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> bool:
+    """True when ``isclose`` holds for every element (a Python bool, as in PyTorch)."""
+    return bool(isclose(input, other, rtol, atol, equal_nan).data.all())
+
+
 # --- copies and conversions ---------------------------------------------------------------------
 class Clone(Function):
     uses_inputs = False
@@ -680,6 +699,6 @@ def to_device(a: Tensor, device: str) -> Tensor:
     return ToDevice.apply(a, device)
 
 
-__all__ = ["abs", "add", "astype", "clamp", "clone", "cos", "div", "elu", "erf", "exp", "expm1", "floor_divide", "gelu", "leaky_relu", "log", "log1p", "maximum", "minimum", "mul", "neg", "pow", "reciprocal", "relu", "remainder", "rsqrt", "sigmoid", "sign", "silu", "sin", "softplus", "sqrt", "square", "sub", "tanh", "to_device", "where"]
+__all__ = ["abs", "add", "allclose", "astype", "clamp", "clone", "cos", "div", "elu", "erf", "exp", "expm1", "floor_divide", "gelu", "isclose", "leaky_relu", "log", "log1p", "maximum", "minimum", "mul", "neg", "pow", "reciprocal", "relu", "remainder", "rsqrt", "sigmoid", "sign", "silu", "sin", "softplus", "sqrt", "square", "sub", "tanh", "to_device", "where"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
-METHODS = ["abs", "add", "astype", "clamp", "clone", "cos", "div", "elu", "erf", "exp", "expm1", "floor_divide", "gelu", "leaky_relu", "log", "log1p", "maximum", "minimum", "mul", "neg", "pow", "reciprocal", "relu", "remainder", "rsqrt", "sigmoid", "sign", "silu", "sin", "softplus", "sqrt", "square", "sub", "tanh"]
+METHODS = ["abs", "add", "allclose", "astype", "clamp", "clone", "cos", "div", "elu", "erf", "exp", "expm1", "floor_divide", "gelu", "isclose", "leaky_relu", "log", "log1p", "maximum", "minimum", "mul", "neg", "pow", "reciprocal", "relu", "remainder", "rsqrt", "sigmoid", "sign", "silu", "sin", "softplus", "sqrt", "square", "sub", "tanh"]

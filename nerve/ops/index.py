@@ -1,4 +1,4 @@
-"""Indexing primitives: ``a[key]``, gather/scatter, index_select, masked_fill, tril/triu, sort/topk, one_hot.
+"""Indexing primitives: ``a[key]``, gather/scatter, index_select/add, masked_fill, tril/triu, sort/topk, one_hot.
 
 Reading by index is a gather; its backward scatters the gradient back and adds where an index repeats.
 Scatter-adds go through ``bincount`` or a sort-and-reduce, both several times faster than ``add.at``.
@@ -374,6 +374,55 @@ def index_select(input: Tensor, dim: int, index) -> Tensor:
     return GetItem.apply(input, (slice(None),) * d + (idx.reshape(-1),))
 
 
+class IndexAdd(Function):
+    """The primitive behind ``index_add``; ``key`` is (whole slices..., index), the rows written along dim."""
+
+    uses_inputs = False
+
+    def forward(self, a, src, key, alpha):
+        self.key, self.alpha = key, alpha
+        out = a.copy()  # C order: the kernel writes through a reshape view
+        idx, d = key[-1], len(key) - 1
+        if idx.size and out.size:
+            values = src.astype(a.dtype, copy=False)
+            if alpha != 1:
+                values = values * alpha
+            pre = 1
+            for s in a.shape[:d]:
+                pre *= s
+            _index_add(out.reshape(pre, a.shape[d], -1), idx, values.reshape(pre, idx.size, -1))
+        return out
+
+    def backward(self, g):  # d input = g; d source = alpha g[index] along dim (an index_select)
+        na, ns = self.needs_input_grad[:2]
+        gs = None
+        if ns:
+            gs = g[self.key] if self.alpha == 1 else g[self.key] * self.alpha
+        return g if na else None, gs, None, None
+
+    vjp = backward  # indexing and scaling are the same on arrays and on Tensors
+
+
+def index_add(input: Tensor, dim: int, index, source, alpha=1) -> Tensor:
+    """A copy of input with alpha * source[.., i, ..] added at [.., index[i], ..] along ``dim``; repeats add up."""
+    idx = _index_array(index, "index_add")
+    if idx.ndim > 1:
+        raise ValueError(f"index_add: index must be 1-D, got shape {tuple(idx.shape)}")
+    d = normalize_dim(dim, input.ndim, "index_add")
+    if input.ndim == 0:
+        raise ValueError("index_add: input must have at least one dimension, got shape ()")
+    source = source if isinstance(source, Tensor) else Tensor(source, dtype=input.dtype)
+    idx = idx.reshape(-1)
+    want = input.shape[:d] + (idx.size,) + input.shape[d + 1:]
+    if source.shape != want:
+        raise ValueError(f"index_add: source of shape {tuple(source.shape)} does not match input "
+                         f"{tuple(input.shape)} and an index of length {idx.size} along dim {d}: expected {want}")
+    if source.dtype != input.dtype:
+        raise TypeError(f"index_add: input ({input.dtype}) and source ({source.dtype}) must have the same dtype")
+    _check_bounds(idx, input.shape[d], d, "index_add")
+    return IndexAdd.apply(input, source, (slice(None),) * d + (idx,), alpha)
+
+
 # --- masks and triangles ------------------------------------------------------------------------
 def masked_fill(input: Tensor, mask, value) -> Tensor:
     """A copy of input with ``value`` where ``mask`` (boolean, broadcastable to input) is true."""
@@ -497,7 +546,8 @@ def one_hot(tensor, num_classes: int = -1) -> Tensor:
     return Tensor._make(out, None)
 
 
-__all__ = ["gather", "index", "index_select", "masked_fill", "one_hot", "scatter", "scatter_add", "sort", "topk",
-           "tril", "triu"]
+__all__ = ["gather", "index", "index_add", "index_select", "masked_fill", "one_hot", "scatter", "scatter_add",
+           "sort", "topk", "tril", "triu"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
-METHODS = ["gather", "index_select", "masked_fill", "scatter", "scatter_add", "sort", "topk", "tril", "triu"]
+METHODS = ["gather", "index_add", "index_select", "masked_fill", "scatter", "scatter_add", "sort", "topk", "tril",
+           "triu"]

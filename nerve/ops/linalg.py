@@ -1,4 +1,4 @@
-"""Linear algebra: matmul (batched, broadcasting, NumPy's 1-D rules), einsum, outer and dot."""
+"""Linear algebra: matmul (batched, broadcasting, NumPy's 1-D rules), bmm, einsum, outer and dot."""
 from __future__ import annotations
 
 import string
@@ -58,6 +58,17 @@ def matmul(a, b) -> Tensor:
         k_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
         why = (f"{k_a} != {k_b}" if k_a != k_b else "batch dimensions do not broadcast")
         raise ValueError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} do not align ({why})") from None
+
+
+def bmm(input, mat2) -> Tensor:
+    """Batched matrix product of (b, n, m) and (b, m, p) tensors, without broadcasting (PyTorch's bmm)."""
+    a, b = _tensor(input), _tensor(mat2)
+    if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0]:
+        raise ValueError(f"bmm: expected 3-D tensors with equal batch, got {tuple(a.shape)} and {tuple(b.shape)}")
+    if a.shape[2] != b.shape[1]:
+        raise ValueError(f"bmm: shapes {tuple(a.shape)} and {tuple(b.shape)} do not align "
+                         f"({a.shape[2]} != {b.shape[1]})")
+    return MatMul.apply(a, b)
 
 
 # --- einsum -----------------------------------------------------------------------------------------
@@ -202,6 +213,6 @@ def dot(a, b) -> Tensor:
     return MatMul.apply(a, b)
 
 
-__all__ = ["dot", "einsum", "matmul", "outer"]
+__all__ = ["bmm", "dot", "einsum", "matmul", "outer"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
-METHODS = ["dot", "matmul", "outer"]
+METHODS = ["bmm", "dot", "matmul", "outer"]

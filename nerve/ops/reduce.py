@@ -297,6 +297,17 @@ def argmin(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     return _arg_extreme(a, dim, keepdim, False, "argmin")
 
 
+# --- all, any ------------------------------------------------------------------------------------
+def all(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    """True where every element over ``dim`` (all dims when None) is nonzero; a boolean tensor, no gradient."""
+    return _const(xp.asarray(a.data.all(axis=_norm_dims(dim, a.ndim, "all"), keepdims=keepdim)))
+
+
+def any(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+    """True where some element over ``dim`` (all dims when None) is nonzero; a boolean tensor, no gradient."""
+    return _const(xp.asarray(a.data.any(axis=_norm_dims(dim, a.ndim, "any"), keepdims=keepdim)))
+
+
 # --- logsumexp and the softmax family ------------------------------------------------------------
 def _shifted(a, axes):
     """``a - max(a)`` over ``axes``, with infinite maxima replaced by 0 so inf - inf never appears."""
@@ -473,8 +484,8 @@ def norm(a: Tensor, p=2, dim=None, keepdim: bool = False) -> Tensor:
     return Norm.apply(a, float(p), axes, keepdim)
 
 
-__all__ = ["ValuesIndices", "amax", "amin", "argmax", "argmin", "cumsum", "log_softmax", "logsumexp",
-           "max", "mean", "min", "nansum", "norm", "prod", "softmax", "std", "sum", "sum_to", "var"]
+__all__ = ["ValuesIndices", "all", "amax", "amin", "any", "argmax", "argmin", "cumsum", "log_softmax",
+           "logsumexp", "max", "mean", "min", "nansum", "norm", "prod", "softmax", "std", "sum", "sum_to", "var"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
-METHODS = ["amax", "amin", "argmax", "argmin", "cumsum", "log_softmax", "logsumexp", "max", "mean", "min",
-           "nansum", "norm", "prod", "softmax", "std", "sum", "var"]
+METHODS = ["all", "amax", "amin", "any", "argmax", "argmin", "cumsum", "log_softmax", "logsumexp", "max", "mean",
+           "min", "nansum", "norm", "prod", "softmax", "std", "sum", "var"]

@@ -1,12 +1,15 @@
 """Optimisers, learning-rate schedulers, gradient clipping and weight penalties."""
 from nerve.optim import lr_scheduler
+from nerve.optim.adadelta import Adadelta
 from nerve.optim.adagrad import Adagrad
 from nerve.optim.adam import Adam, AdamW
 from nerve.optim.clip import clip_grad_norm_, clip_grad_value_
+from nerve.optim.nadam import NAdam
 from nerve.optim.optimizer import Optimizer
 from nerve.optim.penalties import l1_penalty, l2_penalty
+from nerve.optim.radam import RAdam
 from nerve.optim.rmsprop import RMSprop
 from nerve.optim.sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "lr_scheduler", "clip_grad_norm_",
-           "clip_grad_value_", "l1_penalty", "l2_penalty"]
+__all__ = ["Optimizer", "SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "NAdam", "RAdam", "lr_scheduler",
+           "clip_grad_norm_", "clip_grad_value_", "l1_penalty", "l2_penalty"]

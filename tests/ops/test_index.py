@@ -40,6 +40,14 @@ def _np_scatter(a, dim, idx, src):
     return out
 
 
+def _np_index_add(a, dim, idx, src, alpha=1.0):
+    """PyTorch's index_add by a loop over the index: out[..., idx[i], ...] += alpha * src[..., i, ...]."""
+    out = a.copy()
+    for i, j in enumerate(idx):
+        out[(slice(None),) * dim + (j,)] += alpha * src[(slice(None),) * dim + (i,)]
+    return out
+
+
 GATHER_IDX = np.array([[0, 3, 3], [2, 2, 0]])
 SCATTER_IDX = np.array([[0, 2, 1, 0], [2, 0, 0, 1]])  # repeats along dim 0 within columns 0..3
 UNIQUE_IDX = np.array([[0, 2, 1, 2], [1, 0, 2, 0]])   # no repeated target per column
@@ -105,6 +113,16 @@ def _other_cases():
              [(2, 3, 2)]),
         Case("index_select_empty", lambda a: a.index_select(1, np.zeros(0, dtype=int)), lambda a: a[:, :0],
              [(2, 3)]),
+        Case("index_add", lambda a, s: a.index_add(0, nerve.tensor([2, 0, 2]), s),
+             lambda a, s: _np_index_add(a, 0, [2, 0, 2], s), [(3, 4), (3, 4)], second=True),
+        Case("index_add_alpha_dim1", lambda a, s: nerve.index_add(a, -2, [1, 1], s, alpha=-0.5),
+             lambda a, s: _np_index_add(a, 1, [1, 1], s, -0.5), [(2, 3, 4), (2, 2, 4)], second=True),
+        Case("index_add_wide_rows", lambda a, s: a.index_add(0, [4, 4, 0, 4, 2], s, alpha=2),
+             lambda a, s: _np_index_add(a, 0, [4, 4, 0, 4, 2], s, 2), [(5, 130), (5, 130)]),
+        Case("index_add_only_input", lambda a, s: a.index_add(1, [0, 2], s),
+             lambda a, s: _np_index_add(a, 1, [0, 2], s), [(2, 3), (2, 2)], grad=[0]),
+        Case("index_add_empty", lambda a, s: a.index_add(1, np.zeros(0, dtype=int), s), lambda a, s: a,
+             [(2, 3), (2, 0)]),
         Case("masked_fill", lambda a: a.masked_fill(nerve.tensor(MASK), -1.5), lambda a: np.where(MASK, -1.5, a),
              [(3, 4)], second=True),
         Case("masked_fill_broadcast", lambda a: nerve.masked_fill(a, MASK[:1], 0.0),
@@ -195,6 +213,23 @@ def test_repeated_scatter_add_sums_every_copy():
     np.testing.assert_array_equal(x.grad.numpy(), [1, 2, 3])
 
 
+def test_index_add_sums_repeats_and_leaves_input_unchanged():
+    x = nerve.zeros(3, 2)
+    out = x.index_add(0, nerve.tensor([1, 1, 1]), nerve.ones(3, 2), alpha=2)
+    np.testing.assert_array_equal(out.numpy(), [[0, 0], [6, 6], [0, 0]])
+    np.testing.assert_array_equal(x.numpy(), np.zeros((3, 2)))
+    assert out.dtype == np.float32
+    ints = nerve.tensor([1, 2, 3]).index_add(0, nerve.tensor([0, 0]), nerve.tensor([5, 5]))
+    np.testing.assert_array_equal(ints.numpy(), [11, 2, 3])
+
+
+def test_index_add_source_gradient_is_index_select_of_grad():
+    s = nerve.ones(3, 2, requires_grad=True)
+    g = nerve.randn(4, 2)
+    nerve.zeros(4, 2).index_add(0, nerve.tensor([3, 0, 3]), s, alpha=0.5).backward(g)
+    np.testing.assert_allclose(s.grad.numpy(), 0.5 * g.index_select(0, nerve.tensor([3, 0, 3])).numpy())
+
+
 def test_embedding_style_lookup_accumulates_repeats():
     table = nerve.randn(5, 3, requires_grad=True)
     table[nerve.tensor([[1, 1], [4, 1]])].sum().backward()
@@ -264,6 +299,19 @@ def test_masked_fill_keeps_dtype_and_fills_minus_inf():
     (lambda: nerve.ones(2, 3).index_select(1, nerve.tensor([3])), IndexError,
      "index_select: index 3 is out of bounds for dim 1 with size 3"),
     (lambda: nerve.ones(2, 3).index_select(0, nerve.tensor([[0]])), ValueError, "index_select: index must be 1-D"),
+    (lambda: nerve.ones(2, 3).index_add(1, nerve.tensor([3]), nerve.ones(2, 1)), IndexError,
+     "index_add: index 3 is out of bounds for dim 1 with size 3"),
+    (lambda: nerve.ones(2, 3).index_add(1, nerve.tensor([[0]]), nerve.ones(2, 1)), ValueError,
+     "index_add: index must be 1-D"),
+    (lambda: nerve.ones(2, 3).index_add(1, nerve.tensor([0.0]), nerve.ones(2, 1)), TypeError,
+     "index_add: index must be an integer"),
+    (lambda: nerve.ones(2, 3).index_add(1, nerve.tensor([0, 1]), nerve.ones(2, 3)), ValueError,
+     r"index_add: source of shape \(2, 3\) does not match input \(2, 3\) and an index of length 2 along dim 1: "
+     r"expected \(2, 2\)"),
+    (lambda: nerve.ones(2, 3).index_add(0, nerve.tensor([0]), nerve.ones(1, 3, dtype=nerve.float64)), TypeError,
+     r"index_add: input \(float32\) and source \(float64\) must have the same dtype"),
+    (lambda: nerve.ones(2, 3).index_add(2, nerve.tensor([0]), nerve.ones(2, 3)), IndexError,
+     "index_add: dim 2 is out of range"),
     (lambda: nerve.ones(2, 3).masked_fill(nerve.ones(2, 3), 0.0), TypeError, "masked_fill: mask must be boolean"),
     (lambda: nerve.ones(2, 3).masked_fill(nerve.ones(3, 3) > 0, 0.0), ValueError,
      r"masked_fill: mask of shape \(3, 3\) does not broadcast to the input's shape \(2, 3\)"),

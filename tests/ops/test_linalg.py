@@ -1,4 +1,4 @@
-"""matmul, einsum, outer and dot: forward against NumPy, gradcheck and gradgradcheck in float64."""
+"""matmul, bmm, einsum, outer and dot: forward against NumPy, gradcheck and gradgradcheck in float64."""
 import numpy as np
 import pytest
 
@@ -41,6 +41,8 @@ def _cases():
         yield Case(f"einsum[{eq}]", lambda *ops, eq=eq: nerve.einsum(eq, *ops),
                    lambda *ops, eq=eq: np.einsum(eq, *ops), shapes, second=second)
     yield Case("einsum_list", lambda a, b: nerve.einsum("ij,jk->ik", [a, b]), np.matmul, [(2, 3), (3, 2)])
+    yield Case("bmm", lambda a, b: a.bmm(b), np.matmul, [(2, 3, 4), (2, 4, 5)], second=True)
+    yield Case("bmm_empty", nerve.bmm, np.matmul, [(0, 3, 4), (0, 4, 2)])
     yield Case("outer", lambda a, b: a.outer(b), np.outer, [(3,), (4,)], second=True)
     yield Case("outer_empty", nerve.outer, np.outer, [(0,), (4,)])
     yield Case("dot", lambda a, b: a.dot(b), np.dot, [(5,), (5,)], second=True)
@@ -100,3 +102,18 @@ def test_matmul_outer_dot_shape_errors():
         nerve.outer(nerve.ones(2, 3), nerve.ones(3))
     with pytest.raises(ValueError, match=r"dot: .* \(3,\) and \(4,\)"):
         nerve.dot(nerve.ones(3), nerve.ones(4))
+
+
+@pytest.mark.parametrize("sa, sb, match", [
+    ((2, 3, 4), (3, 4, 5), r"bmm: expected 3-D tensors with equal batch, got \(2, 3, 4\) and \(3, 4, 5\)"),
+    ((3, 4), (4, 5), r"bmm: expected 3-D tensors with equal batch, got \(3, 4\) and \(4, 5\)"),
+    ((2, 3, 4), (2, 5, 6), r"bmm: shapes \(2, 3, 4\) and \(2, 5, 6\) do not align \(4 != 5\)"),
+])
+def test_bmm_shape_errors(sa, sb, match):
+    with pytest.raises(ValueError, match=match):
+        nerve.bmm(nerve.ones(*sa), nerve.ones(*sb))
+
+
+def test_bmm_does_not_broadcast_the_batch():
+    with pytest.raises(ValueError, match="bmm: expected 3-D tensors with equal batch"):
+        nerve.ones(1, 3, 4).bmm(nerve.ones(2, 4, 5))

@@ -292,3 +292,61 @@ def test_softmax_rows_sum_to_one(x, dim):
     out = nerve.softmax(nerve.tensor(x), dim).numpy()
     assert out.dtype == np.float32 and np.isfinite(out).all() and (out >= 0).all()
     np.testing.assert_allclose(out.sum(dim), 1.0, rtol=1e-5)
+
+
+# --- all, any, isclose, allclose: boolean results without gradients ---------------------------------------
+def _with_some_zeros(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(-1, 1, shape) * (rng.uniform(0, 1, shape) > 0.3)
+
+
+@pytest.mark.parametrize("shape, dim, keepdim", DIMS + [((2, 3, 4), 1, True), ((2, 3, 4), -1, False)])
+@pytest.mark.parametrize("name", ["all", "any"])
+def test_all_any_match_numpy(name, shape, dim, keepdim):
+    x = _with_some_zeros(shape)
+    got = getattr(nerve, name)(nerve.tensor(x, requires_grad=True), dim, keepdim)
+    method = getattr(nerve.tensor(x), name)(dim=dim, keepdim=keepdim)
+    want = getattr(np, name)(x, axis=_axis(x, dim), keepdims=keepdim)
+    for out in (got, method):
+        assert out.dtype == np.bool_ and not out.requires_grad
+        np.testing.assert_array_equal(out.numpy(), want)
+
+
+def test_all_any_on_rows_of_zeros_and_integers():
+    x = nerve.tensor([[0.0, 0.0], [1.0, 0.0], [2.0, -1.0]])
+    np.testing.assert_array_equal(x.all(1).numpy(), [False, False, True])
+    np.testing.assert_array_equal(x.any(dim=1).numpy(), [False, True, True])
+    assert nerve.tensor([1, 2, 3]).all().item() is True
+    assert (nerve.tensor([1, 2]) > 5).any().item() is False
+    with pytest.raises(IndexError, match="all: dim 2 is out of range"):
+        x.all(2)
+    with pytest.raises(IndexError, match="any: dim -3 is out of range"):
+        x.any(-3)
+
+
+def test_isclose_matches_numpy_and_broadcasts():
+    a = np.array([[1.0, 2.0, np.nan, np.inf], [1e-9, 0.0, -np.inf, 5.0]])
+    b = np.array([1.0 + 1e-6, 2.0 + 1e-4, np.nan, np.inf])
+    for kw in ({}, {"rtol": 1e-3}, {"atol": 1e-3, "equal_nan": True}, {"rtol": 0.0, "atol": 0.0}):
+        got = nerve.isclose(nerve.tensor(a, requires_grad=True), nerve.tensor(b), **kw)
+        assert got.dtype == np.bool_ and not got.requires_grad and got.shape == (2, 4)
+        np.testing.assert_array_equal(got.numpy(), np.isclose(a, b, **kw))
+        np.testing.assert_array_equal(nerve.tensor(a).isclose(nerve.tensor(b), **kw).numpy(), np.isclose(a, b, **kw))
+
+
+def test_allclose_returns_a_python_bool():
+    a = nerve.tensor([1.0, 2.0, np.nan])
+    assert nerve.allclose(a, a) is False  # NaN is not close to NaN unless equal_nan
+    assert nerve.allclose(a, a, equal_nan=True) is True
+    assert a[:2].allclose(nerve.tensor([1.0 + 1e-7, 2.0])) is True
+    assert nerve.allclose(nerve.tensor([1.0]), nerve.tensor([1.1]), rtol=0.0, atol=0.05) is False
+    assert nerve.allclose(nerve.tensor([1.0]), nerve.tensor([1.1]), rtol=0.1) is True
+
+
+def test_isclose_errors_name_the_op_and_shapes():
+    with pytest.raises(ValueError, match=r"isclose: shapes \(2, 3\) and \(4,\) do not broadcast"):
+        nerve.isclose(nerve.ones(2, 3), nerve.ones(4))
+    with pytest.raises(ValueError, match=r"isclose: shapes \(2,\) and \(3,\) do not broadcast"):
+        nerve.allclose(nerve.ones(2), nerve.ones(3))
+    with pytest.raises(ValueError, match="isclose: rtol and atol must be non-negative"):
+        nerve.isclose(nerve.ones(2), nerve.ones(2), rtol=-1.0)

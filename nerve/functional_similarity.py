@@ -1,0 +1,36 @@
+"""Vector normalisation and cosine similarity (``F.normalize``, ``F.cosine_similarity``), composed from
+differentiable ops so that their second derivatives come for free.
+"""
+from __future__ import annotations
+
+from nerve.backend import xp
+from nerve.ops.elementwise import clamp
+from nerve.ops.reduce import norm
+from nerve.ops.shape import normalize_dim
+from nerve.tensor import Tensor
+
+
+def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
+    """input / max(||input||_p, eps) along ``dim``: unit p-norm vectors, and zero vectors stay zero."""
+    d = normalize_dim(dim, input.ndim, "normalize")
+    return input / clamp(norm(input, p, d, keepdim=True), min=eps)
+
+
+def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
+    """x1 . x2 / (max(||x1||, eps) max(||x2||, eps)) along ``dim``, after broadcasting x1 against x2.
+
+    Each input is divided by its own clamped norm before the product (PyTorch's formula), which keeps the
+    result within [-1, 1].
+    """
+    try:
+        shape = xp.broadcast_shapes(x1.shape, x2.shape)
+    except ValueError:
+        raise ValueError(f"cosine_similarity: x1 {tuple(x1.shape)} and x2 {tuple(x2.shape)} do not "
+                         "broadcast") from None
+    d = normalize_dim(dim, len(shape), "cosine_similarity")
+    x1 = x1 if x1.shape == shape else x1.expand(shape)
+    x2 = x2 if x2.shape == shape else x2.expand(shape)
+    return (normalize(x1, 2.0, d, eps) * normalize(x2, 2.0, d, eps)).sum(d)
+
+
+__all__ = ["cosine_similarity", "normalize"]
