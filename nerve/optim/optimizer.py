@@ -117,6 +117,14 @@ class Optimizer:
             expected = f"{low:g} <= {name} {'<' if high_open else '<='} {high:g}"
         self._check(ok, name, value, expected, index)
 
+    def _check_betas(self, group: dict, index: int) -> None:
+        """``group["betas"]`` is a pair of decay rates in [0, 1) (the Adam family's moments)."""
+        betas = group["betas"]
+        self._check(isinstance(betas, (tuple, list)) and len(betas) == 2, "betas", betas, "a pair (beta1, beta2)",
+                    index)
+        self._check_range("betas[0]", betas[0], index, high=1.0)
+        self._check_range("betas[1]", betas[1], index, high=1.0)
+
     # --- gradients and steps ---------------------------------------------------------------------
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset the gradients: drop them (default, frees memory) or fill them with zeros in place."""

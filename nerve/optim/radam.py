@@ -32,11 +32,7 @@ class RAdam(Optimizer):
     def _validate(self, group: dict, index: int) -> None:
         for key in ("lr", "eps", "weight_decay"):
             self._check_range(key, group[key], index)
-        betas = group["betas"]
-        self._check(isinstance(betas, (tuple, list)) and len(betas) == 2, "betas", betas, "a pair (beta1, beta2)",
-                    index)
-        self._check_range("betas[0]", betas[0], index, high=1.0)
-        self._check_range("betas[1]", betas[1], index, high=1.0)
+        self._check_betas(group, index)
 
     def _update_group(self, group: dict) -> None:
         lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
