@@ -54,16 +54,28 @@ class Contender:
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(target=_serve, args=(child, setup, args), daemon=True)
         self.process.start()
-        if self.conn.recv() != "ready":
-            raise RuntimeError("benchmark worker failed to start")
+        child.close()  # the worker holds the only other end now: its death reads as EOF instead of a hang
+        try:
+            ready = self.conn.recv()
+        except EOFError:
+            ready = None
+        if ready != "ready":
+            raise RuntimeError(f"benchmark worker {getattr(setup, '__name__', setup)}{args} failed to start "
+                               "(its traceback is above)")
 
     def burst(self, n: int) -> float:
         """Mean seconds per call over ``n`` calls."""
         self.conn.send(n)
-        return self.conn.recv() / n
+        try:
+            return self.conn.recv() / n
+        except EOFError:
+            self.process.join()
+            raise RuntimeError(f"benchmark worker exited with code {self.process.exitcode} during a burst "
+                               "(its traceback is above)") from None
 
     def close(self) -> None:
-        self.conn.send(None)
+        if self.process.is_alive():
+            self.conn.send(None)
         self.process.join()
 
 

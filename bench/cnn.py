@@ -1,6 +1,6 @@
 """SmallCNN (conv32-conv64-maxpool-fc128-fc10) training step and single convolutions: nerve vs PyTorch.
 
-Run: python bench/cnn.py [--steps 10] [--rounds 9] [--threads N] [--quick]
+Run: python bench/cnn.py [--steps 10] [--rounds 9] [--threads N] [--quick] [--convs N]
 Prints, in one run: ms per training step (forward, backward, Adam) of SmallCNN at batch 64 on 1x28x28
 inputs and its GFLOP/s, the same in PyTorch on the CPU (default NCHW, and channels_last), then forward and
 backward (input and weight gradients) of single convolutions of a few shapes. Each library runs in its own
@@ -158,6 +158,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9, help="bursts per library, taken in turn")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 steps, 2 rounds")
     parser.add_argument("--threads", type=int, default=None, help="threads for both libraries (default: theirs)")
+    parser.add_argument("--convs", type=int, default=len(CONVS), help="time only the first N convolution shapes")
     args = parser.parse_args()
     if args.threads:  # read by the fresh processes at start-up
         for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "NERVE_BENCH_THREADS"):
@@ -192,7 +193,7 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     conv_steps = max(2, steps // 2)
-    for spec in CONVS:
+    for spec in CONVS[:args.convs]:
         row = []
         for backward_only in (False, True):
             setups = {"nerve": (setup_conv, "nerve", spec, backward_only)}

@@ -1,10 +1,11 @@
 """MLP 784-512-256-10 (ReLU, cross-entropy, Adam): training-step time and one epoch of 60,000 samples.
 
-Run: python bench/mlp.py [--data DIR]   (DIR holds Fashion-MNIST's IDX files; random data of the same shape
-otherwise). Compares nerve with scikit-learn's MLPClassifier (same layers, Adam, batch 128) and, when
-installed, PyTorch on the CPU; ratios are taken within this one run. Step times: the libraries run in their
-own processes and take turns at bursts (bench/_paired.py), the ratio being the median of the per-round ratios
-and the times medians; each epoch runs once in a fresh process, one library after the other.
+Run: python bench/mlp.py [--data DIR] [--steps 30] [--rounds 9] [--epoch-samples 60000]
+(DIR holds Fashion-MNIST's IDX files; random data of the same shape otherwise). Compares nerve with
+scikit-learn's MLPClassifier (same layers, Adam, batch 128) and, when installed, PyTorch on the CPU; ratios
+are taken within this one run. Step times: the libraries run in their own processes and take turns at bursts
+(bench/_paired.py), the ratio being the median of the per-round ratios and the times medians; each epoch runs
+once in a fresh process, one library after the other (``--epoch-samples N``: over the first N samples only).
 """
 from __future__ import annotations
 
@@ -108,10 +109,11 @@ def steps(lib: str, batch: int, data_path: str | None):
                    [(torch.from_numpy(a), torch.from_numpy(b)) for a, b in pairs])
 
 
-def _epoch(kind: str, data_path: str | None) -> float:
-    """Seconds of one epoch at batch 128, computed in this (fresh) process."""
+def _epoch(kind: str, data_path: str | None, samples: int) -> float:
+    """Seconds of one epoch over the first ``samples`` samples at batch 128, computed in this (fresh) process."""
     X, y, _ = data(data_path)
-    return {"nerve": epoch_nerve, "torch": epoch_torch, "sklearn": epoch_sklearn}[kind](X, y, 128)
+    run = {"nerve": epoch_nerve, "torch": epoch_torch, "sklearn": epoch_sklearn}[kind]
+    return run(X[:samples], y[:samples], 128)
 
 
 def isolated(*args) -> float:
@@ -127,6 +129,7 @@ def main() -> None:
                                                        "fashion-mnist"))
     parser.add_argument("--steps", type=int, default=30, help="training steps per burst")
     parser.add_argument("--rounds", type=int, default=9, help="bursts per library, taken in turn")
+    parser.add_argument("--epoch-samples", type=int, default=60000, help="samples in the timed epoch")
     args = parser.parse_args()
     X, y, name = data(args.data)
     print(f"MLP {'-'.join(map(str, SIZES))} ReLU, cross-entropy, Adam; data: {name} {X.shape}; "
@@ -144,11 +147,11 @@ def main() -> None:
         t_th, ratio = (r["torch"]["median"], r["torch"]["ratio"]) if torch else (nan, nan)
         print(f"{'step, batch ' + str(batch) + ' (ms)':<28}{r['nerve']['median']:>10.3f}{t_th:>10.3f}{'':>10}"
               f"{ratio:>13.2f}")
-    e_nv = isolated("nerve", args.data)
-    e_th = isolated("torch", args.data) if torch else nan
-    e_sk = isolated("sklearn", args.data)
-    print(f"{'epoch 60k, batch 128 (s)':<28}{e_nv:>10.2f}{e_th:>10.2f}{e_sk:>10.2f}{e_nv / e_th:>13.2f}"
-          f"{e_sk / e_nv:>15.2f}")
+    e_nv = isolated("nerve", args.data, args.epoch_samples)
+    e_th = isolated("torch", args.data, args.epoch_samples) if torch else nan
+    e_sk = isolated("sklearn", args.data, args.epoch_samples)
+    label = f"epoch {args.epoch_samples / 1000:g}k, batch 128 (s)"
+    print(f"{label:<28}{e_nv:>10.2f}{e_th:>10.2f}{e_sk:>10.2f}{e_nv / e_th:>13.2f}{e_sk / e_nv:>15.2f}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Optimiser step cost for an MLP 784-512-256-10 (535,818 float32 parameters).
 
-Run: python bench/optim.py   (PyTorch rows appear when torch is installed)
+Run: python bench/optim.py [--steps 100] [--repeats 5]   (PyTorch rows appear when torch is installed)
 Rows: nerve's per-parameter in-place updates; a flat-buffer variant (parameters and state in one array,
 the gradients copied into a flat buffer each step, one vectorised update) written here in NumPy to decide
 whether nerve should keep that layout; PyTorch's single-tensor and foreach (multi-tensor) loops.
@@ -14,6 +14,7 @@ one OpenBLAS thread but ran 4-7x slower and erratically with OpenBLAS's threads 
 """
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import sys
@@ -35,15 +36,15 @@ SHAPES = [(512, 784), (512,), (256, 512), (256,), (10, 256), (10,)]
 STEPS = 100
 
 
-def per_step(step, repeats: int = 5) -> float:
+def per_step(step, repeats: int = 5, steps: int = STEPS) -> float:
     for _ in range(5):
         step()
     best = math.inf
     for _ in range(repeats):
         t0 = time.perf_counter()
-        for _ in range(STEPS):
+        for _ in range(steps):
             step()
-        best = min(best, (time.perf_counter() - t0) / STEPS)
+        best = min(best, (time.perf_counter() - t0) / steps)
     return best * 1e6
 
 
@@ -109,6 +110,10 @@ def torch_step(make, **kw):
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=STEPS, help="optimizer steps per timing")
+    parser.add_argument("--repeats", type=int, default=5, help="timings per row (the best is kept)")
+    args = parser.parse_args()
     n = sum(math.prod(s) for s in SHAPES)
     print(f"optimizer step, MLP 784-512-256-10 ({n:,} float32 parameters), "
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
@@ -128,7 +133,7 @@ def main() -> None:
         ]
     print(f"{'':42s} {'us/step':>9s}")
     for name, step in rows:
-        print(f"{name:42s} {per_step(step):9.1f}")
+        print(f"{name:42s} {per_step(step, args.repeats, args.steps):9.1f}")
 
 
 if __name__ == "__main__":
