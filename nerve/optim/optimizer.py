@@ -229,12 +229,15 @@ def _export(value: Any) -> Any:
 
 
 def _import(value: Any, p: Tensor, key: str, name: str) -> Any:
-    """A saved state entry as this optimizer keeps it: ``step`` an int, arrays copied like ``p``."""
+    """A saved state entry as this optimizer keeps it: ``step`` an int, 0-d arrays of a non-scalar parameter
+    Python floats (PyTorch saves scalar state as 0-d tensors), other arrays copied like ``p``."""
     if key == "step":
         return int(value.item() if hasattr(value, "item") else value)
     if isinstance(value, Tensor):
         value = value.data
     if hasattr(value, "shape") and hasattr(value, "dtype"):
+        if tuple(value.shape) == () != tuple(p.shape):  # a scalar state (NAdam's mu_product) saved as a 0-d array
+            return float(value.item())
         if tuple(value.shape) != tuple(p.shape):
             raise ValueError(f"{name}.load_state_dict: state {key!r} has shape {tuple(value.shape)}, its "
                              f"parameter has shape {tuple(p.shape)}")

@@ -188,6 +188,24 @@ def test_state_dict_round_trip_resumes_trajectory(case):
     np.testing.assert_array_equal(np.array(rest), np.array(full[40:]))
 
 
+def test_nadam_loads_scalar_state_saved_as_0d_array():
+    """PyTorch saves NAdam's mu_product as a 0-d tensor: it loads as the float nerve keeps, same trajectory."""
+    ps = make_params()
+    full = run_nerve(optim.NAdam(ps), ps, 0, 30)
+    ps = make_params()
+    opt = optim.NAdam(ps)
+    run_nerve(opt, ps, 0, 20)
+    saved = opt.state_dict()
+    saved["state"] = {k: dict(st, mu_product=np.array(st["mu_product"]), step=np.array(float(st["step"])))
+                      for k, st in saved["state"].items()}
+    resumed = [nerve.tensor(row, dtype=nerve.float64, requires_grad=True)
+               for row in (full[19][:12].reshape(3, 4), full[19][12:])]
+    opt2 = optim.NAdam(resumed)
+    opt2.load_state_dict(saved)
+    assert all(isinstance(st["mu_product"], float) for st in opt2.state.values())
+    np.testing.assert_array_equal(np.array(run_nerve(opt2, resumed, 20, 30)), np.array(full[20:]))
+
+
 @pytest.mark.parametrize("name, keys", [
     ("Adadelta", {"step", "square_avg", "acc_delta"}),
     ("NAdam", {"step", "mu_product", "exp_avg", "exp_avg_sq"}),
