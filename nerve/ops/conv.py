@@ -336,12 +336,15 @@ def conv_input_grad(g2, w, geom: Geometry, n: int, c: int):
     block is added into the padded input at its offset with one strided add (no ``add.at``). With few
     channels (C <= 4) the blocks come kernel-major, (KK*C, rows), from one wide GEMM, and go into
     channels-first memory (25 GEMMs three columns wide are slow: 5x5 kernel on 32x3x64x64, 46 -> 26 ms).
+    Stride 1 with more channels takes ``_input_grad_shifted``.
     """
     groups = geom.groups
     o, cg = w.shape[0], w.shape[1]
     kk, p = math.prod(geom.kernel), math.prod(geom.out)
     dtype = xp.result_type(g2, w)
     kmajor = groups == 1 and c <= 4
+    if groups == 1 and not kmajor and all(s == 1 for s in geom.stride):
+        return _input_grad_shifted(g2, w, geom, n, c, dtype)
     if kmajor:
         wk = xp.ascontiguousarray(w.reshape(o, c, kk).transpose(2, 1, 0)).reshape(kk * c, o)  # rows (k, c)
         dxp = xp.zeros_like(g2, shape=(n, c) + geom.padded, dtype=dtype, order="C")
@@ -371,6 +374,37 @@ def conv_input_grad(g2, w, geom: Geometry, n: int, c: int):
                     (b - a,) + geom.out + (c,))
             target[lead + where] += block
     return _first(_unpadded(_last(dxp) if kmajor else dxp, geom))
+
+
+def _input_grad_shifted(g2, w, geom: Geometry, n: int, c: int, dtype):
+    """dX for stride 1 over flat rows: in padded input frames (N * prod(padded), C), kernel offset k is one
+    row shift s_k, so col2im is KK contiguous row-block adds.
+
+    The output gradient sits at the top-left of zero frames of the padded size; the GEMM runs over every row
+    (the zero rows are wasted work), but each add reads and writes contiguous memory. NOTE: measured against
+    the strided per-offset adds, interleaved: 4% faster on 64x32x26x26 -> 64 (3x3), 11% on 32x64x32x32 -> 64
+    (3x3, padding 1).
+    """
+    o, kk, frame = w.shape[0], math.prod(geom.kernel), math.prod(geom.padded)
+    flat = [math.prod(geom.padded[i + 1:]) for i in range(len(geom.padded))]  # row-major strides in rows
+    shifts = [sum(i * d * f for i, d, f in zip(k, geom.dilation, flat))
+              for k in itertools.product(*(range(m) for m in geom.kernel))]
+    gf = xp.zeros_like(g2, shape=(n,) + geom.padded + (o,), dtype=dtype, order="C")
+    gf[(slice(None),) + tuple(slice(0, m) for m in geom.out)] = g2.reshape((n,) + geom.out + (o,))
+    gf = gf.reshape(-1, o)
+    wk = xp.ascontiguousarray(w.reshape(o, c, kk).transpose(2, 0, 1)).astype(dtype, copy=False)  # (KK, O, C)
+    dx = xp.zeros_like(g2, shape=(n * frame, c), dtype=dtype, order="C")
+    step = max(1, CHUNK_BYTES // max(1, frame * kk * c * dtype.itemsize))
+    buffer = xp.empty_like(g2, shape=(kk, min(step, n) * frame, c), dtype=dtype, order="C")
+    for a in range(0, n, step):
+        r0 = a * frame
+        # rows past n * frame - shifts[-1] hold no output position: the last chunk stops there
+        rows = min(step, n - a) * frame if a + step < n else n * frame - shifts[-1] - r0
+        blocks = buffer[:, :rows]
+        xp.matmul(gf[r0:r0 + rows], wk, out=blocks)
+        for k, shift in enumerate(shifts):
+            dx[r0 + shift:r0 + shift + rows] += blocks[k]
+    return _first(_unpadded(dx.reshape((n,) + geom.padded + (c,)), geom))
 
 
 def _column_sums(g2):

@@ -106,11 +106,14 @@ CONV2D = [
     ((3, 1, 7, 7), (2, 1, 3, 3), 3, "valid", 1, 1, True),    # stride leaves input positions unused
     ((2, 6, 5, 5), (6, 2, 3, 3), 1, 1, 1, 3, True),          # groups with 2 outputs per group
     ((1, 6, 5, 5), (3, 6, 2, 2), 1, 1, 1, 1, True),          # channel-major im2col rows (C > 4)
+    ((2, 5, 6, 7), (3, 5, 3, 2), 1, (2, 1), (1, 2), 1, True),  # shifted-row input gradient: padding, dilation
+    ((1, 5, 6, 5), (4, 5, 4, 3), 1, "same", 1, 1, False),    # shifted rows, asymmetric "same" padding
 ]
 CONV1D = [
     ((2, 3, 9), (4, 3, 3), 1, 1, 1, 1, True),
     ((1, 2, 11), (4, 1, 4), 1, "same", 2, 2, False),
     ((2, 2, 10), (2, 2, 5), 3, 2, 1, 1, True),
+    ((2, 5, 9), (3, 5, 3), 1, 2, 2, 1, True),                # shifted-row input gradient in 1-d
 ]
 
 
@@ -158,6 +161,7 @@ CONV_T = [
     ((2, 4, 2, 3), (4, 1, 3, 3), 3, 2, 2, 2, 1),             # groups, large output_padding
     ((1, 2, 3, 3), (2, 2, 2, 3), (2, 1), (0, 1), (1, 0), 1, (2, 2)),  # dilation, per-dim
     ((2, 2, 3, 3), (2, 2, 3, 3), 1, 1, 1, 1, 2),             # output_padding < dilation (stride 1)
+    ((2, 3, 3, 4), (3, 5, 3, 3), 1, 1, 1, 1, 2),             # the same with 5 outputs: shifted rows, cropped end
 ]
 
 
