@@ -55,9 +55,8 @@ class Adam(Optimizer):
             p._version += 1
 
 
-def _adam_kernel(w, g, exp_avg, exp_avg_sq, work, *rest) -> None:
-    """One Adam update in place; ``rest`` is ([v_max,] beta1, beta2, eps * c2, -lr * c2 / c1)."""
-    *v_max, beta1, beta2, eps_c2, scale = rest
+def update_moments(g, exp_avg, exp_avg_sq, work, beta1: float, beta2: float) -> None:
+    """Adam's moving averages in place: m = beta1 m + (1 - beta1) g, v = beta2 v + (1 - beta2) g^2."""
     exp_avg *= beta1
     xp.multiply(g, 1 - beta1, out=work)
     exp_avg += work
@@ -65,6 +64,12 @@ def _adam_kernel(w, g, exp_avg, exp_avg_sq, work, *rest) -> None:
     xp.multiply(g, g, out=work)
     work *= 1 - beta2
     exp_avg_sq += work
+
+
+def _adam_kernel(w, g, exp_avg, exp_avg_sq, work, *rest) -> None:
+    """One Adam update in place; ``rest`` is ([v_max,] beta1, beta2, eps * c2, -lr * c2 / c1)."""
+    *v_max, beta1, beta2, eps_c2, scale = rest
+    update_moments(g, exp_avg, exp_avg_sq, work, beta1, beta2)
     v_hat = exp_avg_sq
     if v_max:
         v_hat = v_max[0]

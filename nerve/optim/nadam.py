@@ -5,6 +5,7 @@ import math
 from typing import Iterable
 
 from nerve.backend import xp
+from nerve.optim.adam import update_moments
 from nerve.optim.optimizer import Optimizer
 
 
@@ -54,13 +55,7 @@ class NAdam(Optimizer):
             # NOTE: `_with_grads` uses the first and the last scratch array; the middle one holds a term.
             term = self._buffers(p, 3)[1]
             exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-            exp_avg *= beta1
-            xp.multiply(g, 1 - beta1, out=work)
-            exp_avg += work
-            exp_avg_sq *= beta2
-            xp.multiply(g, g, out=work)
-            work *= 1 - beta2
-            exp_avg_sq += work
+            update_moments(g, exp_avg, exp_avg_sq, work, beta1, beta2)
             # NOTE: sqrt(v)/c2 + eps == (sqrt(v) + eps*c2)/c2: c2 goes into the scalars below.
             xp.sqrt(exp_avg_sq, out=work)
             work += eps * c2

@@ -5,6 +5,7 @@ import math
 from typing import Iterable
 
 from nerve.backend import xp
+from nerve.optim.adam import update_moments
 from nerve.optim.optimizer import Optimizer
 
 
@@ -49,13 +50,7 @@ class RAdam(Optimizer):
             if decoupled and weight_decay:  # NOTE: g does not read w here (no coupled decay), so order is free
                 w *= 1 - lr * weight_decay
             exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-            exp_avg *= beta1
-            xp.multiply(g, 1 - beta1, out=work)
-            exp_avg += work
-            exp_avg_sq *= beta2
-            xp.multiply(g, g, out=work)
-            work *= 1 - beta2
-            exp_avg_sq += work
+            update_moments(g, exp_avg, exp_avg_sq, work, beta1, beta2)
             bias_correction1 = 1 - beta1 ** step
             bias_correction2 = 1 - beta2 ** step
             rho_t = rho_inf - 2 * step * beta2 ** step / bias_correction2
