@@ -17,6 +17,18 @@ import time
 PAUSE = 0.25
 
 
+def best_of(fn, repeats: int, warmup: int = 1) -> float:
+    """The fastest of ``repeats`` timed calls of ``fn()`` (seconds), after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
 def per_call(fn, *args):
     """A burst runner for a plain callable: ``run(n)`` calls ``fn(*args)`` n times, returns the seconds."""
     def run(n: int) -> float:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import nerve  # noqa: E402
+from _paired import best_of  # noqa: E402
 
 try:
     import torch
@@ -25,14 +25,6 @@ N_CHAIN = 200
 REPEATS = 30
 
 
-def best_of(fn, repeats: int = REPEATS) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 # --- small-tensor chains -------------------------------------------------------------------------
@@ -166,13 +158,13 @@ def main() -> None:
     rows = []
     for op in OPS_NERVE:
         per = N_CHAIN * OPS_PER_STEP[op]
-        t_np = best_of(numpy_chain(op)) / per * 1e6
-        t_nv = best_of(nerve_chain(op)) / per * 1e6
-        t_th = best_of(torch_chain(op)) / per * 1e6 if torch else float("nan")
+        t_np = best_of(numpy_chain(op), REPEATS) / per * 1e6
+        t_nv = best_of(nerve_chain(op), REPEATS) / per * 1e6
+        t_th = best_of(torch_chain(op), REPEATS) / per * 1e6 if torch else float("nan")
         rows.append((f"{op} (8 elems) per op", t_np, t_nv, t_th))
-    t_np = best_of(numpy_matmul()) / DEPTH * 1e6
-    t_nv = best_of(nerve_matmul()) / DEPTH * 1e6
-    t_th = best_of(torch_matmul()) / DEPTH * 1e6 if torch else float("nan")
+    t_np = best_of(numpy_matmul(), REPEATS) / DEPTH * 1e6
+    t_nv = best_of(nerve_matmul(), REPEATS) / DEPTH * 1e6
+    t_th = best_of(torch_matmul(), REPEATS) / DEPTH * 1e6 if torch else float("nan")
     rows.append(("matmul 64x64 per op", t_np, t_nv, t_th))
     for name, a, b, c in rows:
         print(f"{name:<26}{a:>10.2f}{b:>10.2f}{c:>10.2f}{b / c:>13.2f}{b / a:>13.2f}")

@@ -14,12 +14,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from _paired import compare, cycling  # noqa: E402
+from _paired import best_of, compare, cycling  # noqa: E402
 
 VOCAB, EMBED, HIDDEN, SEQ, BATCH = 65, 128, 256, 64, 32
 
@@ -87,17 +86,7 @@ def layer_times(fused: bool, repeats: int) -> tuple:
 
     def both():
         run().backward(grad)
-    out = []
-    for fn in (run, both):
-        for _ in range(3):
-            fn()
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        out.append(min(times) * 1e3)
-    return tuple(out)
+    return tuple(best_of(fn, repeats, warmup=3) * 1e3 for fn in (run, both))
 
 
 def isolated(*args):

@@ -364,14 +364,20 @@ def scatter(input: Tensor, dim: int, index, src) -> Tensor:
 
 def index_select(input: Tensor, dim: int, index) -> Tensor:
     """The entries of ``input`` at positions ``index`` (1-D) along ``dim``."""
-    idx = _index_array(index, "index_select")
+    idx, d = _dim_index(input, dim, index, "index_select")
+    return GetItem.apply(input, (slice(None),) * d + (idx,))
+
+
+def _dim_index(input: Tensor, dim: int, index, op: str) -> tuple:
+    """(index as a checked, in-bounds 1-D integer array, dim as a non-negative int) for ``op`` on ``input``."""
+    idx = _index_array(index, op)
     if idx.ndim > 1:
-        raise ValueError(f"index_select: index must be 1-D, got shape {tuple(idx.shape)}")
-    d = normalize_dim(dim, input.ndim, "index_select")
+        raise ValueError(f"{op}: index must be 1-D, got shape {tuple(idx.shape)}")
+    d = normalize_dim(dim, input.ndim, op)
     if input.ndim == 0:
-        raise ValueError("index_select: input must have at least one dimension, got shape ()")
-    _check_bounds(idx, input.shape[d], d, "index_select")
-    return GetItem.apply(input, (slice(None),) * d + (idx.reshape(-1),))
+        raise ValueError(f"{op}: input must have at least one dimension, got shape ()")
+    _check_bounds(idx, input.shape[d], d, op)
+    return idx.reshape(-1), d
 
 
 class IndexAdd(Function):
@@ -405,21 +411,14 @@ class IndexAdd(Function):
 
 def index_add(input: Tensor, dim: int, index, source, alpha=1) -> Tensor:
     """A copy of input with alpha * source[.., i, ..] added at [.., index[i], ..] along ``dim``; repeats add up."""
-    idx = _index_array(index, "index_add")
-    if idx.ndim > 1:
-        raise ValueError(f"index_add: index must be 1-D, got shape {tuple(idx.shape)}")
-    d = normalize_dim(dim, input.ndim, "index_add")
-    if input.ndim == 0:
-        raise ValueError("index_add: input must have at least one dimension, got shape ()")
+    idx, d = _dim_index(input, dim, index, "index_add")
     source = source if isinstance(source, Tensor) else Tensor(source, dtype=input.dtype)
-    idx = idx.reshape(-1)
     want = input.shape[:d] + (idx.size,) + input.shape[d + 1:]
     if source.shape != want:
         raise ValueError(f"index_add: source of shape {tuple(source.shape)} does not match input "
                          f"{tuple(input.shape)} and an index of length {idx.size} along dim {d}: expected {want}")
     if source.dtype != input.dtype:
         raise TypeError(f"index_add: input ({input.dtype}) and source ({source.dtype}) must have the same dtype")
-    _check_bounds(idx, input.shape[d], d, "index_add")
     return IndexAdd.apply(input, source, (slice(None),) * d + (idx,), alpha)
 
 

@@ -99,7 +99,7 @@ def offline(monkeypatch, tmp_path):
 def test_shakespeare_from_shared_copy():
     path = SHARED / "tinyshakespeare" / "input.txt"
     if not path.is_file():
-        pytest.skip(f"{path} is not here")
+        pytest.skip(f"shared copy {path} is missing (the loader is also tested on small files the tests write)")
     text = load_shakespeare(SHARED, download=False)
     assert len(text) == 1115394 and text.startswith("First Citizen:")
     vocab = CharVocab(text)

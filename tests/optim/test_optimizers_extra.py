@@ -1,6 +1,5 @@
 """Adadelta, NAdam, RAdam: 100-step trajectories against plain NumPy versions of the published rules, parameter
 groups, state dicts, a small regression each must solve, errors."""
-import json
 import tracemalloc
 
 import numpy as np
@@ -8,7 +7,8 @@ import pytest
 
 import nerve
 from nerve import optim
-from tests.optim.test_optimizers import STEPS, X0, loss_nerve, make_params, run_nerve, run_ref
+from tests.optim.test_optimizers import (STEPS, X0, check_state_dict_resumes, loss_nerve, make_params,
+                                         run_nerve, run_ref)
 
 
 # --- plain NumPy references, written from the papers / PyTorch's documented algorithms -----------------
@@ -164,28 +164,7 @@ def test_defaults_are_pytorchs():
 
 @pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])
 def test_state_dict_round_trip_resumes_trajectory(case):
-    name, kw = case
-    sign = -1.0 if kw.get("maximize") else 1.0
-    cls = getattr(optim, name)
-    ps = make_params()
-    full = run_nerve(cls(ps, **kw), ps, 0, STEPS, sign)
-
-    ps = make_params()
-    opt = cls(ps, **kw)
-    run_nerve(opt, ps, 0, 40, sign)
-    saved = opt.state_dict()
-    run_nerve(opt, ps, 40, 45, sign)  # later steps must not change the saved copy
-    # what a checkpoint file gives back: JSON hyperparameters (string keys, lists), arrays
-    saved = {"state": {str(k): {n: (v.numpy() if isinstance(v, nerve.Tensor) else v) for n, v in s.items()}
-                       for k, s in saved["state"].items()},
-             "param_groups": json.loads(json.dumps(saved["param_groups"]))}
-    resumed = [nerve.tensor(row, dtype=nerve.float64, requires_grad=True)
-               for row in (full[39][:12].reshape(3, 4), full[39][12:])]
-    opt2 = cls(resumed, **dict(kw, lr=123.0))
-    opt2.load_state_dict(saved)
-    assert opt2.param_groups[0]["lr"] == kw.get("lr", opt.defaults["lr"])
-    rest = run_nerve(opt2, resumed, 40, STEPS, sign)
-    np.testing.assert_array_equal(np.array(rest), np.array(full[40:]))
+    check_state_dict_resumes(*case)
 
 
 def test_nadam_loads_scalar_state_saved_as_0d_array():
