@@ -29,15 +29,14 @@ class Adadelta(Optimizer):
 
     def _update_group(self, group: dict) -> None:
         lr, rho, eps = group["lr"], group["rho"], group["eps"]
-        for p, w, g, work in self._with_grads(group, group["weight_decay"], group["maximize"]):
+        for p, w, g, work in self._with_grads(group, group["weight_decay"], group["maximize"], extra=1):
             state = self.state[p]
             if not state:
                 state["step"] = 0
                 state["square_avg"] = xp.zeros_like(w)
                 state["acc_delta"] = xp.zeros_like(w)
             state["step"] += 1
-            # NOTE: `_with_grads` uses the first and the last scratch array; the middle one holds the step.
-            delta = self._buffers(p, 3)[1]
+            delta = self._buffers(p, 2)[1]  # the extra scratch array `_with_grads` reserved
             square_avg, acc_delta = state["square_avg"], state["acc_delta"]
             square_avg *= rho
             xp.multiply(g, g, out=work)

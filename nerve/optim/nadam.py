@@ -37,7 +37,7 @@ class NAdam(Optimizer):
     def _update_group(self, group: dict) -> None:
         lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
         weight_decay, psi, decoupled = group["weight_decay"], group["momentum_decay"], group["decoupled_weight_decay"]
-        for p, w, g, work in self._with_grads(group, 0.0 if decoupled else weight_decay, group["maximize"]):
+        for p, w, g, work in self._with_grads(group, 0.0 if decoupled else weight_decay, group["maximize"], extra=1):
             state = self.state[p]
             if not state:
                 state["step"] = 0
@@ -52,8 +52,7 @@ class NAdam(Optimizer):
             mu_next = beta1 * (1 - 0.5 * 0.96 ** ((step + 1) * psi))
             mu_product = state["mu_product"] = state["mu_product"] * mu
             c2 = math.sqrt(1 - beta2 ** step)
-            # NOTE: `_with_grads` uses the first and the last scratch array; the middle one holds a term.
-            term = self._buffers(p, 3)[1]
+            term = self._buffers(p, 2)[1]  # the extra scratch array `_with_grads` reserved
             exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
             update_moments(g, exp_avg, exp_avg_sq, work, beta1, beta2)
             # NOTE: sqrt(v)/c2 + eps == (sqrt(v) + eps*c2)/c2: c2 goes into the scalars below.

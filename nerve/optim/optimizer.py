@@ -161,13 +161,17 @@ class Optimizer:
             self._scratch[p] = bufs
         return bufs
 
-    def _with_grads(self, group: dict, weight_decay: float, maximize: bool):
+    def _with_grads(self, group: dict, weight_decay: float, maximize: bool, extra: int = 0):
         """For each parameter of ``group`` that has a gradient: (p, its array, the direction PyTorch's rules
-        step along (see ``direction``), a scratch array shaped like it)."""
+        step along (see ``direction``), a scratch array shaped like it).
+
+        Scratch layout per parameter: [work, ``extra`` arrays for the optimiser (``_buffers(p, 1 + extra)[1:]``),
+        the direction's array when weight decay or maximize needs one].
+        """
         for p in group["params"]:
             if p.grad is None:
                 continue
-            bufs = self._buffers(p, 2 if (weight_decay or maximize) else 1)
+            bufs = self._buffers(p, 1 + extra + (1 if (weight_decay or maximize) else 0))
             yield p, p.data, direction(p.grad.data, p.data, weight_decay, maximize, bufs[-1]), bufs[0]
 
     # --- state dicts -----------------------------------------------------------------------------
