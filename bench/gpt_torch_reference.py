@@ -29,6 +29,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "examples"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from shakespeare_gpt import add_config_arguments  # noqa: E402  (the example's flags and defaults)
+
 
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention: one q/k/v projection, fused attention, an output projection."""
@@ -146,7 +150,6 @@ def load_text(path: str | None) -> str:
 
 def nerve_initial_state(args, vocab_size: int) -> dict:
     """The initial weights the nerve example starts from with this seed, as torch tensors."""
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
     import nerve
     from nerve.models import GPT as NerveGPT
     nerve.manual_seed(args.seed)
@@ -157,25 +160,8 @@ def nerve_initial_state(args, vocab_size: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=None, help="input.txt or a folder holding it (default ../shared/data)")
-    parser.add_argument("--seed", type=int, default=1337)
-    parser.add_argument("--iters", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (0: leave torch's default)")
-    parser.add_argument("--eval-interval", type=int, default=250)
-    parser.add_argument("--eval-iters", type=int, default=20)
-    parser.add_argument("--final-eval-iters", type=int, default=200)
-    parser.add_argument("--log-interval", type=int, default=100)
-    parser.add_argument("--batch-size", type=int, default=12)
-    parser.add_argument("--block-size", type=int, default=64)
-    parser.add_argument("--n-layer", type=int, default=4)
-    parser.add_argument("--n-head", type=int, default=4)
-    parser.add_argument("--n-embd", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--min-lr", type=float, default=1e-4)
-    parser.add_argument("--warmup-iters", type=int, default=100)
-    parser.add_argument("--lr-decay-iters", type=int, default=2000)
-    parser.add_argument("--beta2", type=float, default=0.99)
-    parser.add_argument("--weight-decay", type=float, default=0.1)
-    parser.add_argument("--grad-clip", type=float, default=1.0)
+    add_config_arguments(parser)
     parser.add_argument("--init", choices=("torch", "nerve"), default="torch")
     parser.add_argument("--batches", choices=("torch", "numpy"), default="torch")
     args = parser.parse_args()

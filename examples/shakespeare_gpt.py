@@ -44,10 +44,9 @@ def estimate_loss(model: GPT, splits: dict, args, rng: np.random.Generator, eval
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=None, help="tiny shakespeare's input.txt or a folder holding it "
-                        "(default: $NERVE_DATA or the cache; downloaded when missing)")
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """The run's configuration flags, nanoGPT's shakespeare_char CPU values by default; bench/
+    gpt_torch_reference.py takes the same ones, so the two runs cannot drift apart."""
     parser.add_argument("--iters", type=int, default=2000)
     parser.add_argument("--eval-interval", type=int, default=250)
     parser.add_argument("--eval-iters", type=int, default=20)
@@ -59,7 +58,6 @@ def main() -> None:
     parser.add_argument("--n-layer", type=int, default=4)
     parser.add_argument("--n-head", type=int, default=4)
     parser.add_argument("--n-embd", type=int, default=128)
-    parser.add_argument("--dropout", type=float, default=0.0)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--min-lr", type=float, default=1e-4)
     parser.add_argument("--warmup-iters", type=int, default=100)
@@ -68,6 +66,14 @@ def main() -> None:
     parser.add_argument("--weight-decay", type=float, default=0.1)
     parser.add_argument("--grad-clip", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=1337)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=None, help="tiny shakespeare's input.txt or a folder holding it "
+                        "(default: $NERVE_DATA or the cache; downloaded when missing)")
+    add_config_arguments(parser)
+    parser.add_argument("--dropout", type=float, default=0.0)
     parser.add_argument("--sample-tokens", type=int, default=500)
     parser.add_argument("--save", default=None, help="write the trained weights to this file (nerve.save)")
     args = parser.parse_args()
