@@ -4,6 +4,7 @@ It holds no math of its own: operators and methods call the primitives in ``nerv
 """
 from __future__ import annotations
 
+import weakref
 from typing import Any, Callable
 
 from nerve import backend
@@ -150,7 +151,7 @@ class Tensor:
         if dtype is not None and xp.dtype(dtype) != self.dtype:
             out = out.astype(dtype)
         if device is not None and backend.device_of(out.data) != str(device).split(":")[0]:
-            out = _ops.to_device(out, device)
+            out = out.to_device(device)
         return out
 
     def cpu(self) -> "Tensor":
@@ -172,10 +173,6 @@ class Tensor:
         """The same values, cut from the graph (shares memory)."""
         return Tensor._make(self.data, None)
 
-    def clone(self) -> "Tensor":
-        """A copy that stays in the graph."""
-        return _ops.clone(self)
-
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
         """Mark a leaf as needing its gradient; only floating tensors can."""
         if requires_grad and self.data.dtype.kind not in "fc":
@@ -185,13 +182,7 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         return self
 
-    # --- autograd ---------------------------------------------------------------------------
-    def backward(self, gradient=None, retain_graph: bool | None = None, create_graph: bool = False,
-                 inputs=None) -> None:
-        """Backpropagate from this tensor, accumulating gradients into the leaves' ``.grad``."""
-        from nerve.autograd.engine import backward
-        backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph, inputs=inputs)
-
+    # --- autograd (``backward`` is bound by nerve.autograd.engine) ---------------------------
     def register_hook(self, hook: Callable) -> Callable:
         """Call ``hook(grad)`` when this tensor's gradient is computed; a returned tensor replaces it."""
         if not self.requires_grad:
@@ -206,7 +197,6 @@ class Tensor:
         """Keep the gradient of a non-leaf tensor in ``.grad`` after backward."""
         if self.grad_fn is None:
             return
-        import weakref
         self.grad_fn._retained = weakref.ref(self)
 
     def zero_(self) -> "Tensor":
@@ -269,63 +259,9 @@ class Tensor:
             key = tuple(k.data if isinstance(k, Tensor) else k for k in key)
         self.data[key] = value.data if isinstance(value, Tensor) else value
 
-    # --- operators (the math lives in nerve.ops) -------------------------------------------------
-    def __add__(self, other):
-        return _ops.add(self, other)
-
-    def __radd__(self, other):
-        return _ops.add(other, self)
-
-    def __sub__(self, other):
-        return _ops.sub(self, other)
-
-    def __rsub__(self, other):
-        return _ops.sub(other, self)
-
-    def __mul__(self, other):
-        return _ops.mul(self, other)
-
-    def __rmul__(self, other):
-        return _ops.mul(other, self)
-
-    def __truediv__(self, other):
-        return _ops.div(self, other)
-
-    def __rtruediv__(self, other):
-        return _ops.div(other, self)
-
-    def __floordiv__(self, other):
-        return _ops.floor_divide(self, other)
-
-    def __rfloordiv__(self, other):
-        return _ops.floor_divide(other, self)
-
-    def __mod__(self, other):
-        return _ops.remainder(self, other)
-
-    def __pow__(self, other):
-        return _ops.pow(self, other)
-
-    def __rpow__(self, other):
-        return _ops.pow(other, self)
-
-    def __matmul__(self, other):
-        return _ops.matmul(self, other)
-
-    def __rmatmul__(self, other):
-        return _ops.matmul(other, self)
-
-    def __neg__(self):
-        return _ops.neg(self)
-
+    # --- operators: arithmetic ones are bound to the ops by nerve.ops' table -------------------
     def __pos__(self):
         return self
-
-    def __abs__(self):
-        return _ops.abs(self)
-
-    def __getitem__(self, key):
-        return _ops.index(self, key)
 
     def __lt__(self, other):
         return _compare(xp.less, self, other)
@@ -380,6 +316,5 @@ def _compare(fn, a, b) -> Tensor:
     return Tensor._make(xp.asarray(fn(a, b)), None)
 
 
-# NOTE: autograd and ops import Tensor, so they are bound after the class exists.
+# NOTE: grad_mode is imported once Tensor exists: importing it runs nerve.autograd, which needs Tensor.
 from nerve.autograd.grad_mode import state as _grad_state  # noqa: E402
-from nerve import ops as _ops  # noqa: E402

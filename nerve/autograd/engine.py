@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from nerve.autograd.grad_mode import set_grad_enabled
+from nerve.autograd.rule_math import ARRAY, TENSOR
 from nerve.backend import ndarray, xp
 from nerve.tensor import Tensor
 
@@ -67,8 +68,8 @@ def run_backward(roots: Sequence[Tensor], grads: Sequence[Tensor], retain_graph:
     """Backpropagate ``grads`` from ``roots``; return the gradients of ``capture`` if given.
 
     With ``accumulate`` the leaves (only those in ``capture``, when it is given) sum into ``.grad``.
-    NOTE: without ``create_graph`` gradients travel as raw arrays and nodes that define ``vjp``
-    use it (no Tensor wrapping at all); with it they travel as Tensors through ``backward``.
+    NOTE: without ``create_graph`` gradients travel as raw arrays and each rule runs on the array
+    namespace (no Tensor wrapping at all); with it they travel as Tensors through the Tensor namespace.
     """
     node_grads: dict = {}
     captured: dict = {}
@@ -141,15 +142,17 @@ def _needed_nodes(order, capture_ids) -> set:
 
 
 def _call_backward(node, g, create_graph: bool) -> tuple:
-    """Gradients for the node's inputs: arrays from ``vjp`` (or unwrapped ``backward``), or Tensors."""
+    """Gradients for the node's inputs: the rule on arrays (first order) or on Tensors (with a graph)."""
     if create_graph:
         if node.once_differentiable:
             raise RuntimeError(f"{node.name} is differentiable once only: create_graph=True cannot "
                                "go through it")
-        results = node.backward(g)
+        if node.reference is not None:
+            return node.backward_reference(g)
+        results = node.backward(g, TENSOR) if node.takes_math else node.backward(g)
         return results if results.__class__ is tuple else (results,)
-    if node.vjp is not None:
-        results = node.vjp(g)
+    if node.takes_math:
+        results = node.backward(g, ARRAY)
         return results if results.__class__ is tuple else (results,)
     results = node.backward(_wrap(g))
     if results.__class__ is not tuple:
@@ -248,3 +251,6 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None,
         if g is not None and not create_graph:
             result[i] = g.detach()
     return tuple(result)
+
+
+Tensor.backward = backward

@@ -1,14 +1,24 @@
 """``Function``: the base of every differentiable primitive, public so users can write their own.
 
-A subclass defines ``forward(self, *arrays, **options)`` on raw arrays and ``backward(self, grad)``,
-which gets the output's gradient as a Tensor and returns one gradient per input (``None`` where
-``self.needs_input_grad[i]`` is false). Backward is written with Tensor ops so that
-``create_graph=True`` differentiates it again; ``self.inputs`` are the input Tensors and
-``self.output()`` is the output as a Tensor still attached to this node.
+A subclass defines ``forward(self, *arrays, **options)`` on raw arrays and one derivative rule,
+which returns one gradient per input (``None`` where ``self.needs_input_grad[i]`` is false):
+
+- ``backward(self, g, m)``: the rule written once against the namespace ``m``
+  (``nerve.autograd.rule_math``): raw arrays on the first-order path, Tensors under
+  ``create_graph=True``. Every built-in primitive has this form.
+- ``backward(self, grad)``: the rule in Tensor ops (``self.inputs``, ``self.output()``), PyTorch's
+  habit; simpler to write, always run on Tensors.
+
+A fused kernel writes its fast rule for arrays only and defines ``reference(self, *inputs)``, the
+same function composed from primitives: under ``create_graph=True`` the engine differentiates the
+reference instead, and the tests use it as the kernel's oracle.
 """
 from __future__ import annotations
 
-from nerve.autograd.grad_mode import state as _grad_state
+import inspect
+
+from nerve.autograd.engine import grad as _grad
+from nerve.autograd.grad_mode import enable_grad, state as _grad_state
 from nerve.backend import generic as _generic, ndarray as _ndarray, xp
 from nerve.tensor import Tensor
 
@@ -22,13 +32,21 @@ class Function:
     uses_inputs = True
     #: whether apply keeps the output array for ``self.output()``
     saves_output = False
-    #: True for fused kernels whose backward works on raw arrays: a second derivative raises
+    #: True for kernels whose backward works on raw arrays only: a second derivative raises
     once_differentiable = False
-    #: optional fast first-order path: ``vjp(self, grad_array)`` -> one array (or None) per input,
-    #: used instead of ``backward`` when no graph of the derivative is needed
-    vjp = None
+    #: ``reference(self, *inputs) -> Tensor``: a fused kernel's composition from primitives, which
+    #: ``create_graph=True`` differentiates in place of the array-only ``backward(g, m)``
+    reference = None
+    #: set per class: whether ``backward`` takes the rule namespace (``backward(self, g, m)``)
+    takes_math = False
     _hooks = None
     _retained = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        params = list(inspect.signature(cls.backward).parameters.values())
+        cls.takes_math = len(params) >= 3 and params[2].kind in (params[2].POSITIONAL_ONLY,
+                                                                  params[2].POSITIONAL_OR_KEYWORD)
 
     @classmethod
     def apply(cls, *inputs, **options) -> Tensor:
@@ -69,6 +87,15 @@ class Function:
     def output(self) -> Tensor:
         """The forward result as a Tensor linked to this node (requires ``saves_output = True``)."""
         return Tensor._make(self._out, self)
+
+    def backward_reference(self, g: Tensor) -> tuple:
+        """Gradients of a fused kernel through its ``reference``, with their graph (higher orders)."""
+        inputs = self.inputs
+        wanted = [t for t, n in zip(inputs, self.needs_input_grad) if n]
+        with enable_grad():
+            out = self.reference(*inputs)
+        grads = iter(_grad([out], wanted, [g], create_graph=True, allow_unused=True))
+        return tuple(next(grads) if n else None for n in self.needs_input_grad)
 
     @property
     def name(self) -> str:

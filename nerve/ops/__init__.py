@@ -1,27 +1,40 @@
-"""Differentiable primitives, grouped by kind, and the Tensor methods that call them.
+"""Differentiable primitives, one module per family, and the one table that binds Tensor's operators
+and methods to them.
 
 Each module lists its public functions in ``__all__`` and those that are also Tensor methods in
-``METHODS``; this file re-exports the first and binds the second.
+``METHODS`` (``x.exp()`` is ``exp(x)``); this file re-exports the first and binds the second, with the
+operators (``x + y`` is ``add(x, y)``). ``nerve.tensor`` holds no math and imports none of this.
 """
-from nerve.ops import attention as _attention, conv as _conv
-from nerve.ops import elementwise as _elementwise, index as _index, linalg as _linalg
-from nerve.ops import nn_ops as _nn_ops, reduce as _reduce, shape as _shape
-from nerve.ops import recurrent as _recurrent
-from nerve.ops.attention import *  # noqa: F401,F403
-from nerve.ops.conv import *  # noqa: F401,F403
-from nerve.ops.elementwise import *  # noqa: F401,F403
-from nerve.ops.index import *  # noqa: F401,F403
-from nerve.ops.linalg import *  # noqa: F401,F403
-from nerve.ops.nn_ops import *  # noqa: F401,F403
-from nerve.ops.recurrent import *  # noqa: F401,F403
-from nerve.ops.reduce import *  # noqa: F401,F403
-from nerve.ops.shape import *  # noqa: F401,F403
+from importlib import import_module
+
 from nerve.tensor import Tensor
 
-_MODULES = (_conv, _attention, _elementwise, _index, _linalg, _nn_ops, _recurrent, _reduce, _shape)
-__all__ = sorted({name for m in _MODULES for name in m.__all__})
+FAMILIES = ("broadcast", "elementwise", "activation", "reduce", "shape", "index", "linalg", "conv",
+            "pool", "loss", "normalization", "embedding", "attention", "recurrent", "nn_ops")
+_modules = [import_module(f"nerve.ops.{name}") for name in FAMILIES]
+for _module in _modules:
+    globals().update({name: getattr(_module, name) for name in _module.__all__})
+__all__ = sorted({name for m in _modules for name in m.__all__})
 
-# NOTE: x.exp() is exp(x): each module's METHODS become Tensor methods with the tensor first.
-for _module in _MODULES:
+
+def _reflected(op):
+    def method(self, other):
+        return op(other, self)
+    method.__name__ = f"r{op.__name__}"
+    return method
+
+
+# NOTE: operators are the op functions themselves (no extra frame); reflected ones swap the operands.
+_OPERATORS = {
+    "__add__": add, "__radd__": _reflected(add), "__sub__": sub, "__rsub__": _reflected(sub),  # noqa: F821
+    "__mul__": mul, "__rmul__": _reflected(mul), "__truediv__": div, "__rtruediv__": _reflected(div),  # noqa: F821
+    "__floordiv__": floor_divide, "__rfloordiv__": _reflected(floor_divide),  # noqa: F821
+    "__mod__": remainder, "__pow__": pow, "__rpow__": _reflected(pow),  # noqa: F821
+    "__matmul__": matmul, "__rmatmul__": _reflected(matmul),  # noqa: F821
+    "__neg__": neg, "__abs__": abs, "__getitem__": index,  # noqa: F821
+}
+for _name, _fn in _OPERATORS.items():
+    setattr(Tensor, _name, _fn)
+for _module in _modules:
     for _name in _module.METHODS:
         setattr(Tensor, _name, getattr(_module, _name))

@@ -30,15 +30,10 @@ class Add(Function):
     def forward(self, a, b):
         return a + b
 
-    def backward(self, g):  # d(a+b) = da + db
+    def backward(self, g, m):  # d(a+b) = da + db
         a, b = self.inputs
         na, nb = self.needs_input_grad
-        return (sum_to(g, a.shape) if na else None, sum_to(g, b.shape) if nb else None)
-
-    def vjp(self, g):
-        a, b = self.inputs
-        na, nb = self.needs_input_grad
-        return (sum_to_array(g, a.shape) if na else None, sum_to_array(g, b.shape) if nb else None)
+        return (m.sum_to(g, a.shape) if na else None, m.sum_to(g, b.shape) if nb else None)
 
 
 class Sub(Function):
@@ -47,32 +42,20 @@ class Sub(Function):
     def forward(self, a, b):
         return a - b
 
-    def backward(self, g):  # d(a-b) = da - db
+    def backward(self, g, m):  # d(a-b) = da - db
         a, b = self.inputs
         na, nb = self.needs_input_grad
-        return (sum_to(g, a.shape) if na else None, sum_to(-g, b.shape) if nb else None)
-
-    def vjp(self, g):
-        a, b = self.inputs
-        na, nb = self.needs_input_grad
-        return (sum_to_array(g, a.shape) if na else None, sum_to_array(-g, b.shape) if nb else None)
+        return (m.sum_to(g, a.shape) if na else None, m.sum_to(-g, b.shape) if nb else None)
 
 
 class Mul(Function):
     def forward(self, a, b):
         return a * b
 
-    def backward(self, g):  # d(ab) = b da + a db
-        a, b = self.inputs
+    def backward(self, g, m):  # d(ab) = b da + a db
+        a, b = m.inputs(self)
         na, nb = self.needs_input_grad
-        return (sum_to(g * b, a.shape) if na else None, sum_to(g * a, b.shape) if nb else None)
-
-    def vjp(self, g):
-        a, b = self.inputs
-        na, nb = self.needs_input_grad
-        av = a.data if isinstance(a, Tensor) else a
-        bv = b.data if isinstance(b, Tensor) else b
-        return (sum_to_array(g * bv, a.shape) if na else None, sum_to_array(g * av, b.shape) if nb else None)
+        return (m.sum_to(g * b, a.shape) if na else None, m.sum_to(g * a, b.shape) if nb else None)
 
 
 class Div(Function):
@@ -81,19 +64,11 @@ class Div(Function):
     def forward(self, a, b):
         return a / b
 
-    def backward(self, g):  # d(a/b) = da / b - (a/b) db / b
-        a, b = self.inputs
+    def backward(self, g, m):  # d(a/b) = da / b - (a/b) db / b
+        a, b = m.inputs(self)
         na, nb = self.needs_input_grad
-        ga = sum_to(g / b, a.shape) if na else None
-        gb = sum_to(-(g * self.output()) / b, b.shape) if nb else None
-        return ga, gb
-
-    def vjp(self, g):
-        a, b = self.inputs
-        na, nb = self.needs_input_grad
-        bv = b.data if isinstance(b, Tensor) else b
-        ga = sum_to_array(g / bv, a.shape) if na else None
-        gb = sum_to_array(-(g * self._out) / bv, b.shape) if nb else None
+        ga = m.sum_to(g / b, a.shape) if na else None
+        gb = m.sum_to(-(g * m.output(self)) / b, b.shape) if nb else None
         return ga, gb
 
 
@@ -103,10 +78,7 @@ class Neg(Function):
     def forward(self, a):
         return -a
 
-    def backward(self, g):
-        return -g
-
-    def vjp(self, g):
+    def backward(self, g, m):  # d(-a) = -da
         return -g
 
 
@@ -115,15 +87,8 @@ class PowScalar(Function):
         self.p = p
         return a ** p
 
-    def backward(self, g):  # d(a^p) = p a^(p-1) da
-        a = self.inputs[0]
-        p = self.p
-        if p == 2:
-            return g * a * 2.0, None
-        return g * (a ** (p - 1)) * p, None
-
-    def vjp(self, g):
-        a = self.inputs[0].data
+    def backward(self, g, m):  # d(a^p) = p a^(p-1) da
+        a = m.inputs(self)[0]
         p = self.p
         return (g * a * 2.0 if p == 2 else g * (a ** (p - 1)) * p), None
 
@@ -701,4 +666,4 @@ def to_device(a: Tensor, device: str) -> Tensor:
 
 __all__ = ["abs", "add", "allclose", "astype", "clamp", "clone", "cos", "div", "elu", "erf", "exp", "expm1", "floor_divide", "gelu", "isclose", "leaky_relu", "log", "log1p", "maximum", "minimum", "mul", "neg", "pow", "reciprocal", "relu", "remainder", "rsqrt", "sigmoid", "sign", "silu", "sin", "softplus", "sqrt", "square", "sub", "tanh", "to_device", "where"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
-METHODS = ["abs", "add", "allclose", "astype", "clamp", "clone", "cos", "div", "elu", "erf", "exp", "expm1", "floor_divide", "gelu", "isclose", "leaky_relu", "log", "log1p", "maximum", "minimum", "mul", "neg", "pow", "reciprocal", "relu", "remainder", "rsqrt", "sigmoid", "sign", "silu", "sin", "softplus", "sqrt", "square", "sub", "tanh"]
+METHODS = ["to_device", "abs", "add", "allclose", "astype", "clamp", "clone", "cos", "div", "elu", "erf", "exp", "expm1", "floor_divide", "gelu", "isclose", "leaky_relu", "log", "log1p", "maximum", "minimum", "mul", "neg", "pow", "reciprocal", "relu", "remainder", "rsqrt", "sigmoid", "sign", "silu", "sin", "softplus", "sqrt", "square", "sub", "tanh"]

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 import nerve
+from nerve.autograd import engine
+from nerve.autograd.rule_math import ArrayMath
 
 
 @dataclass
@@ -77,21 +79,78 @@ def check_second(case: Case) -> None:
     assert nerve.gradgradcheck(case.fn, tensors)
 
 
+def _graph_outputs(case: Case, tensors):
+    out = case.fn(*tensors)
+    return [o for o in (out if isinstance(out, tuple) else (out,)) if isinstance(o, nerve.Tensor) and o.requires_grad]
+
+
+def _cotangents(outs) -> list:
+    rng = np.random.default_rng(1)
+    return [nerve.tensor(rng.standard_normal(o.shape)) for o in outs]
+
+
 def check_paths(case: Case) -> None:
-    """The fast first-order path (``vjp`` on arrays) and ``backward`` in Tensor ops give the same gradient."""
+    """A rule gives the same gradient on the array namespace (first order) and on the Tensor one."""
     tensors = [nerve.tensor(a, requires_grad=a.dtype.kind == "f") for a in make_inputs(case)]
     diff = [t for t in tensors if t.requires_grad]
     results = []
     for create_graph in (False, True):
-        out = case.fn(*tensors)
-        outs = [o for o in (out if isinstance(out, tuple) else (out,)) if o.requires_grad]
-        rng = np.random.default_rng(1)
-        vs = [nerve.tensor(rng.standard_normal(o.shape)) for o in outs]
-        results.append(nerve.grad(outs, diff, vs, create_graph=create_graph, allow_unused=True))
+        outs = _graph_outputs(case, tensors)
+        results.append(nerve.grad(outs, diff, _cotangents(outs), create_graph=create_graph, allow_unused=True))
     for fast, graph in zip(*results):
         assert (fast is None) == (graph is None), str(case)
         if fast is not None:
             np.testing.assert_allclose(fast.numpy(), graph.numpy(), rtol=1e-12, atol=1e-12, err_msg=str(case))
+
+
+class _PoisonedMath(ArrayMath):
+    """The array namespace, but every value it hands out comes from a stash: the Tensors and outputs in
+    the graph itself hold NaN, so a rule that reads them without the namespace returns NaN."""
+
+    def __init__(self, stash: dict) -> None:
+        self.stash = stash
+
+    def inputs(self, node) -> list:
+        return [self.stash.get(id(t), t.data) if isinstance(t, nerve.Tensor) else t for t in node.inputs]
+
+    def output(self, node):
+        return self.stash[("out", id(node))]
+
+
+def _graph_nodes(outs) -> list:
+    nodes, stack = [], [o.grad_fn for o in outs if o.grad_fn is not None]
+    seen = set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        nodes.append(node)
+        stack.extend(t.grad_fn for t in node.inputs if isinstance(t, nerve.Tensor) and t.grad_fn is not None)
+    return nodes
+
+
+def check_poisoned(case: Case, monkeypatch) -> None:
+    """Every rule reads saved values only through its namespace (so one rule serves both paths)."""
+    tensors = [nerve.tensor(a, requires_grad=a.dtype.kind == "f") for a in make_inputs(case)]
+    diff = [t for t in tensors if t.requires_grad]
+    outs = _graph_outputs(case, tensors)
+    vs = _cotangents(outs)
+    want = nerve.grad(outs, diff, vs, retain_graph=True, allow_unused=True)
+    stash: dict = {}
+    for node in _graph_nodes(outs):
+        for t in node.inputs:
+            if isinstance(t, nerve.Tensor) and t.dtype.kind == "f" and id(t) not in stash:
+                stash[id(t)] = t.data
+                t.data = np.full_like(t.data, np.nan)
+        if hasattr(node, "_out"):
+            stash[("out", id(node))] = node._out
+            node._out = np.full_like(node._out, np.nan)
+    monkeypatch.setattr(engine, "ARRAY", _PoisonedMath(stash))
+    got = nerve.grad(outs, diff, vs, allow_unused=True)
+    for g, w in zip(got, want):
+        if w is not None:
+            np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-12, atol=1e-12, err_msg=str(case))
 
 
 def _nonempty(case: Case) -> bool:
@@ -99,8 +158,9 @@ def _nonempty(case: Case) -> bool:
 
 
 def table_tests(cases: list) -> tuple:
-    """The four tests of an op table: forward vs reference, gradcheck, gradgradcheck (cases marked
-    ``second``, non-empty), and vjp vs backward; a test module binds them to module-level names."""
+    """The five tests of an op table: forward vs reference, gradcheck, gradgradcheck (cases marked
+    ``second``, non-empty), the array and Tensor paths of each rule agree, and no rule bypasses its
+    namespace; a test module binds them to module-level names."""
 
     @pytest.mark.parametrize("case", cases, ids=str)
     def test_forward(case):
@@ -115,7 +175,12 @@ def table_tests(cases: list) -> tuple:
         check_second(case)
 
     @pytest.mark.parametrize("case", [c for c in cases if c.check_grad], ids=str)
-    def test_vjp_matches_backward(case):
+    def test_array_and_tensor_paths_agree(case):
         check_paths(case)
 
-    return test_forward, test_gradcheck, test_gradgradcheck, test_vjp_matches_backward
+    @pytest.mark.parametrize("case", [c for c in cases if c.check_grad], ids=str)
+    def test_rule_reads_only_its_namespace(case, monkeypatch):
+        check_poisoned(case, monkeypatch)
+
+    return (test_forward, test_gradcheck, test_gradgradcheck, test_array_and_tensor_paths_agree,
+            test_rule_reads_only_its_namespace)

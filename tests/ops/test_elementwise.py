@@ -109,7 +109,8 @@ CASES.append(Case("remainder", lambda a, b: a % b, np.remainder, [(3, 4), (4,)],
 CASES.append(Case("clone_astype", lambda a: a.clone().astype(nerve.float32).astype(nerve.float64) * 1.0,
                   lambda a: a.astype(np.float32).astype(np.float64), [(2, 3)], rtol=1e-6, check_grad=False))
 
-test_forward, test_gradcheck, test_gradgradcheck, test_vjp_matches_backward = table_tests(CASES)
+(test_forward, test_gradcheck, test_gradgradcheck, test_array_and_tensor_paths_agree,
+ test_rule_reads_only_its_namespace) = table_tests(CASES)
 
 
 

@@ -152,7 +152,8 @@ def _other_cases():
 
 CASES = list(_index_cases()) + list(_other_cases())
 
-test_forward, test_gradcheck, test_gradgradcheck, test_vjp_matches_backward = table_tests(CASES)
+(test_forward, test_gradcheck, test_gradgradcheck, test_array_and_tensor_paths_agree,
+ test_rule_reads_only_its_namespace) = table_tests(CASES)
 
 
 

@@ -50,7 +50,8 @@ def _cases():
 
 CASES = list(_cases())
 
-test_forward, test_gradcheck, test_gradgradcheck, test_vjp_matches_backward = table_tests(CASES)
+(test_forward, test_gradcheck, test_gradgradcheck, test_array_and_tensor_paths_agree,
+ test_rule_reads_only_its_namespace) = table_tests(CASES)
 
 
 

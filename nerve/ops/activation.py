@@ -1,0 +1,3 @@
+"""Placeholder while the family moves here."""
+__all__: list = []
+METHODS: list = []
