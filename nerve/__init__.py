@@ -1,7 +1,8 @@
 """nerve: a deep-learning framework with its own reverse-mode autodiff over NumPy (CuPy on a GPU)."""
-__version__ = "0.1.0"
 
 import numpy as _np
+
+from nerve.version import __version__
 
 from nerve.backend import (
     default_generator, get_default_dtype, get_rng_state, manual_seed, set_default_dtype, set_rng_state,

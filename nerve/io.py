@@ -20,6 +20,7 @@ import numpy as np
 
 from nerve import backend
 from nerve.tensor import Tensor
+from nerve.version import __version__
 
 __all__ = ["save", "load", "load_metadata", "atomic_write", "CorruptFileError"]
 
@@ -136,9 +137,7 @@ def save(obj: Any, path: str | os.PathLike, metadata: Mapping[str, Any] | None =
     A ``Module`` is saved as its ``state_dict`` with its class and ``get_config()`` in the metadata.
     ``metadata`` values that are not strings are stored as JSON. The write is atomic.
     """
-    import nerve
-
-    meta = {"format": "pt", "nerve.version": nerve.__version__}
+    meta = {"format": "pt", "nerve.version": __version__}
     if not isinstance(obj, Mapping) and callable(getattr(obj, "state_dict", None)):
         config = obj.get_config() if callable(getattr(obj, "get_config", None)) else {}
         meta["nerve.config"] = json.dumps({"class": type(obj).__name__, "config": config})

@@ -1,9 +1,9 @@
 """Optimisers, learning-rate schedulers, gradient clipping and weight penalties."""
+from nerve.nn.utils import clip_grad_norm_, clip_grad_value_
 from nerve.optim import lr_scheduler
 from nerve.optim.adadelta import Adadelta
 from nerve.optim.adagrad import Adagrad
 from nerve.optim.adam import Adam, AdamW
-from nerve.optim.clip import clip_grad_norm_, clip_grad_value_
 from nerve.optim.nadam import NAdam
 from nerve.optim.optimizer import Optimizer
 from nerve.optim.penalties import l1_penalty, l2_penalty
