@@ -189,3 +189,10 @@ def test_bench_gpt_torch_reference():
     number(r"^iter 4: loss ([^,\s]+)", out, 0.0, 10.0)
     number(r"^final val loss (\S+)", out, 0.0, 10.0)
     number(r"^closer estimate \(2 batches\): train \S+, val (\S+)", out, 0.0, 10.0)
+
+
+def test_bench_commits(without_torch):
+    out = run_script("bench/commits.py", ".", "--steps", 1, "--rounds", 1, "--only", "add chain,matmul",
+                     env=without_torch)
+    number(r"^add chain \(8 elems\)\s+\S+\s+\S+\s+(\S+)", out, 0.0, 100.0)
+    number(r"^matmul chain 64x64\s+\S+\s+\S+\s+(\S+)", out, 0.0, 100.0)
