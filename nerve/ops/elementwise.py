@@ -9,8 +9,9 @@ import math
 
 from nerve import backend
 from nerve.autograd.function import Function
+from nerve.autograd.rule_math import define
 from nerve.backend import xp
-from nerve.ops.reduce import sum_to, sum_to_array
+from nerve.ops.broadcast import sum_to
 from nerve.tensor import Tensor
 
 _SQRT1_2 = 1.0 / math.sqrt(2.0)
@@ -592,6 +593,17 @@ def where(cond, a, b) -> Tensor:
     """a where cond is true, else b (cond carries no gradient)."""
     cond = cond.data if isinstance(cond, Tensor) else cond
     return Where.apply(cond, a, b)
+
+
+define("exp", xp.exp, exp)
+define("log", xp.log, log)
+define("sin", xp.sin, sin)
+define("cos", xp.cos, cos)
+define("sign", xp.sign, sign)
+define("tanh", xp.tanh, tanh)
+define("sigmoid", backend.expit, sigmoid)
+define("erf", backend.erf, erf)
+define("where", xp.where, where)
 
 
 # --- comparisons without gradients -------------------------------------------------------------------
