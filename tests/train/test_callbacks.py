@@ -12,8 +12,7 @@ import nerve.optim as optim
 from nerve.train import (
     Callback, CSVLogger, EarlyStopping, LearningRateScheduler, ModelCheckpoint, TensorBoard, TerminateOnNaN, fit,
 )
-from tests.train.test_fit import blobs, mlp, weights
-from tests.train.test_tensorboard import _read_events
+from tests.helpers import blobs, mlp, read_events, state_arrays
 
 
 class Scripted(Callback):
@@ -29,7 +28,7 @@ class Scripted(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs["score"] = self.scores[epoch]
-        self.snapshots.append(weights(self.model))
+        self.snapshots.append(state_arrays(self.model))
 
 
 def _fit(model, epochs, callbacks, **kw):
@@ -51,7 +50,7 @@ def test_early_stopping_stops_and_restores_best_weights():
     assert history.epoch == [0, 1, 2, 3] and history.history["score"] == [3.0, 1.0, 1.5, 0.95]
     assert stop.best_epoch == 1 and stop.stopped_epoch == 3
     assert "score did not improve for 2 epochs" in history.stop_reason
-    assert _same(weights(model), scripted.snapshots[1])
+    assert _same(state_arrays(model), scripted.snapshots[1])
 
 
 def test_early_stopping_mode_auto_max_and_normal_end_restores():
@@ -66,7 +65,7 @@ def test_early_stopping_mode_auto_max_and_normal_end_restores():
     model = mlp()
     history = _fit(model, 3, [scripted, Rename(), stop])
     assert len(history.epoch) == 3 and history.stop_reason is None
-    assert _same(weights(model), scripted.snapshots[1])
+    assert _same(state_arrays(model), scripted.snapshots[1])
 
 
 @pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
@@ -76,7 +75,7 @@ def test_early_stopping_restores_when_training_dies(error):
     model = mlp()
     with pytest.raises(error, match="boom"):
         _fit(model, 4, [scripted, stop])
-    assert _same(weights(model), scripted.snapshots[1])
+    assert _same(state_arrays(model), scripted.snapshots[1])
 
 
 def test_model_checkpoint_best_only_with_template(tmp_path):
@@ -92,7 +91,7 @@ def test_model_checkpoint_best_only_with_template(tmp_path):
     assert meta["epoch"] == "3" and meta["score"] == "0.5" and "Sequential" in meta["nerve.config"]
     fresh = mlp()
     fresh.load_state_dict(back)
-    assert _same(weights(fresh), scripted.snapshots[2])
+    assert _same(state_arrays(fresh), scripted.snapshots[2])
 
 
 def test_model_checkpoint_crash_while_writing_keeps_the_old_file(tmp_path, monkeypatch):
@@ -201,10 +200,10 @@ def test_tensorboard_callback_writes_train_and_validation_runs(tmp_path):
     h = _fit(model, 3, [TensorBoard(tmp_path, update_freq=2)], validation_data=blobs(16, seed=1)).history
     (train,) = glob.glob(str(tmp_path / "train" / "events.out.tfevents.*"))
     (val,) = glob.glob(str(tmp_path / "validation" / "events.out.tfevents.*"))
-    events = _read_events(train)
+    events = read_events(train)
     epochs = [e for e in events if "epoch_loss" in e["scalars"]]
     assert [e["step"] for e in epochs] == [0, 1, 2]
     assert [e["scalars"]["epoch_loss"] for e in epochs] == pytest.approx(h["loss"], rel=1e-6)
     assert [e["step"] for e in events if "batch_loss" in e["scalars"]] == [2, 4, 6, 8]
-    val_events = [e for e in _read_events(val) if e["scalars"]]
+    val_events = [e for e in read_events(val) if e["scalars"]]
     assert [e["scalars"]["epoch_loss"] for e in val_events] == pytest.approx(h["val_loss"], rel=1e-6)

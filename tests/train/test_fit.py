@@ -9,26 +9,7 @@ import nerve.nn as nn
 import nerve.optim as optim
 from nerve.data import DataLoader, TensorDataset
 from nerve.train import Callback, ProgressBar, evaluate, fit, predict
-
-
-def blobs(n=120, seed=0):
-    """Three well separated Gaussian blobs in 4-D (float32 X, int64 y)."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 3, n)
-    centres = np.array([[2, 0, 0, 0], [0, 2, 0, 0], [0, 0, 2, 0]], dtype=np.float32)
-    X = (centres[y] + 0.5 * rng.standard_normal((n, 4))).astype(np.float32)
-    return X, y.astype(np.int64)
-
-
-def mlp(dropout=0.0):
-    layers = [nn.Linear(4, 16), nn.ReLU()]
-    if dropout:
-        layers.append(nn.Dropout(dropout))
-    return nn.Sequential(*layers, nn.Linear(16, 3))
-
-
-def weights(model):
-    return {k: v.numpy().copy() for k, v in model.state_dict().items()}
+from tests.helpers import blobs, mlp, state_arrays
 
 
 def test_fit_learns_and_history_has_every_log():
@@ -72,8 +53,8 @@ def test_every_data_form_gives_the_same_run(form):
             opt.zero_grad()
             nn.functional.cross_entropy(ref(nerve.tensor(X[lo:lo + 16])), nerve.tensor(y[lo:lo + 16])).backward()
             opt.step()
-    for k, v in weights(ref).items():
-        np.testing.assert_array_equal(weights(model)[k], v)
+    for k, v in state_arrays(ref).items():
+        np.testing.assert_array_equal(state_arrays(model)[k], v)
     assert len(h["loss"]) == 2
 
 
