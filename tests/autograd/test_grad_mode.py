@@ -1,6 +1,4 @@
 """Grad mode: no_grad and enable_grad as context managers and decorators."""
-
-
 import nerve
 from tests.helpers import randn64
 

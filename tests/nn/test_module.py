@@ -1,5 +1,4 @@
-"""Module, Parameter and containers: registration, traversal, state dicts, modes, hooks, summary."""
-import copy
+"""Module: registration, traversal, state dicts (strict and not), modes, dtype moves, hooks."""
 from collections import OrderedDict
 
 import numpy as np
@@ -7,6 +6,7 @@ import pytest
 
 import nerve
 import nerve.nn as nn
+from tests.helpers import n_params
 
 
 class Net(nn.Module):
@@ -28,7 +28,7 @@ def test_registration_and_traversal():
     net = Net()
     names = [n for n, _ in net.named_parameters()]
     assert names == ["scale", "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
-    assert sum(p.numel() for p in net.parameters()) == 3 + 4 * 8 + 8 + 8 * 3 + 3
+    assert n_params(net) == 3 + 4 * 8 + 8 + 8 * 3 + 3
     assert [n for n, _ in net.named_buffers()] == ["steps", "cache"]
     assert [n for n, _ in net.named_children()] == ["fc1", "act", "fc2"]
     assert [n for n, _ in net.named_modules()] == ["", "fc1", "act", "fc2"]
@@ -155,99 +155,3 @@ def test_forward_hooks_and_removal():
     pre.remove()
     fc(nerve.ones(1, 2))
     assert calls == [(3, 2)]
-
-
-def test_parameter():
-    p = nn.Parameter(nerve.randn(2, 3))
-    assert p.requires_grad and p.is_leaf and isinstance(p, nerve.Tensor)
-    assert repr(p).startswith("Parameter containing:\ntensor(")
-    t = nerve.ones(3)
-    assert np.shares_memory(nn.Parameter(t).data, t.data)
-    assert not nn.Parameter(nerve.ones(1), requires_grad=False).requires_grad
-    with pytest.raises(TypeError, match="floating"):
-        nn.Parameter(nerve.tensor([1, 2]))
-    y = p * 2
-    assert type(y) is nerve.Tensor
-
-
-def test_sequential_indexing_len_append_insert_delete():
-    seq = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 1))
-    assert len(seq) == 3 and isinstance(seq[1], nn.ReLU) and seq[-1] is seq[2]
-    head = seq[:2]
-    assert isinstance(head, nn.Sequential) and len(head) == 2 and head[0] is seq[0]
-    assert head(nerve.randn(5, 2)).shape == (5, 4)
-    seq.append(nn.Sigmoid())
-    assert len(seq) == 4 and seq(nerve.randn(5, 2)).shape == (5, 1)
-    seq.insert(0, nn.Identity())
-    assert [type(m).__name__ for m in seq] == ["Identity", "Linear", "ReLU", "Linear", "Sigmoid"]
-    del seq[0]
-    assert [n for n, _ in seq.named_children()] == ["0", "1", "2", "3"]
-    seq[1] = nn.Tanh()
-    assert isinstance(seq[1], nn.Tanh)
-    with pytest.raises(IndexError, match="index 7 is out of range for Sequential of length 4"):
-        seq[7]
-    named = nn.Sequential(OrderedDict(enc=nn.Linear(2, 2), act=nn.ReLU()))
-    assert named.enc is named[0] and list(named.state_dict()) == ["enc.weight", "enc.bias"]
-
-
-def test_module_list_and_dict():
-    layers = nn.ModuleList([nn.Linear(2, 2) for _ in range(3)])
-    assert len(layers) == 3 and len(list(layers.parameters())) == 6
-    layers.append(nn.Linear(2, 1))
-    assert isinstance(layers[1:], nn.ModuleList) and len(layers[1:]) == 3
-    assert layers.pop().out_features == 1 and len(layers) == 3
-    blocks = nn.ModuleDict({"a": nn.Linear(2, 3), "keys": nn.ReLU()})
-    assert "a" in blocks and list(blocks) == ["a", "keys"] and len(blocks) == 2
-    assert list(blocks.keys()) == ["a", "keys"]  # an entry named like a method does not hide the method
-    assert isinstance(blocks["keys"], nn.ReLU)
-    blocks["b"] = nn.Linear(3, 1)
-    assert [n for n, _ in blocks.named_parameters()] == ["a.weight", "a.bias", "b.weight", "b.bias"]
-    del blocks["a"]
-    assert list(blocks) == ["keys", "b"]
-
-
-def test_identity_repr_config_and_deepcopy():
-    assert nn.Identity(3, foo=1)(x := nerve.ones(2)) is x
-    seq = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Dropout(0.25))
-    assert repr(seq) == ("Sequential(\n  (0): Linear(in_features=2, out_features=3, bias=True)\n"
-                         "  (1): ReLU()\n  (2): Dropout(p=0.25)\n)")
-    assert seq.get_config() == {"layers": [
-        {"type": "Linear", "config": {"in_features": 2, "out_features": 3, "bias": True}},
-        {"type": "ReLU", "config": {}}, {"type": "Dropout", "config": {"p": 0.25}}]}
-    twin = copy.deepcopy(seq)
-    assert twin[0].weight is not seq[0].weight and twin._parameters is not seq._parameters
-    np.testing.assert_array_equal(twin[0].weight.numpy(), seq[0].weight.numpy())
-    assert twin[0].weight is twin[0]._parameters["weight"]
-
-
-def test_summary_table():
-    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 2))
-    model[1].requires_grad_(False)
-    lines = []
-    text = nn.summary(model, (3, 4), print_fn=lines.append)
-    assert lines == [text]
-    assert "1 (Linear)" in text and "[-1, 5]" in text and "[-1, 12]" in text
-    row = next(line for line in text.splitlines() if line.startswith("2 (BatchNorm1d)"))
-    assert row.split()[-1] == "10"
-    assert "Total params: 87" in text and "Trainable params: 22" in text
-    assert "Non-trainable params: 65" in text
-    assert model.training and not model[2].num_batches_tracked.item()  # mode and running stats untouched
-    assert nn.summary(nn.Embedding(10, 3), (7,), dtype=nerve.int64, print_fn=None).count("[-1, 7, 3]") == 1
-
-
-def test_parameters_to_vector_round_trip():
-    model = nn.Linear(3, 2)
-    vec = nn.utils.parameters_to_vector(model.parameters())
-    assert vec.shape == (8,)
-    nn.utils.vector_to_parameters(vec * 0 + 1, model.parameters())
-    assert np.all(model.weight.numpy() == 1) and np.all(model.bias.numpy() == 1)
-    with pytest.raises(ValueError, match="expected a 1-D vector of 8 values"):
-        nn.utils.vector_to_parameters(nerve.ones(3), model.parameters())
-
-
-def test_functional_aliases_and_utils_reexports():
-    import nerve.functional
-    import nerve.nn.functional as F
-    assert F is nerve.functional and nn.functional is nerve.functional
-    assert nerve.optim.clip_grad_norm_ is nn.utils.clip_grad_norm_
-    assert nerve.optim.clip_grad_value_ is nn.utils.clip_grad_value_
