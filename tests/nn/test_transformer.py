@@ -8,13 +8,9 @@ import pytest
 import nerve
 import nerve.functional as F
 from nerve import nn
-from tests.nn.test_attention import ref_gelu, ref_mha
+from tests.helpers import T, n_params, np_gelu, ref_mha
 
 RNG = np.random.default_rng(11)
-
-
-def T(a, grad=True):
-    return nerve.tensor(np.asarray(a, dtype=np.float64), requires_grad=grad)
 
 
 def ref_norm(x, m):
@@ -32,7 +28,7 @@ def ref_ff(layer, x, act):
     return ref_linear(act(ref_linear(x, layer.linear1)), layer.linear2)
 
 
-ACTS = {"relu": lambda h: np.maximum(h, 0), "gelu": ref_gelu}
+ACTS = {"relu": lambda h: np.maximum(h, 0), "gelu": np_gelu}
 
 
 def ref_encoder_layer(layer, x, act, bias):
@@ -99,13 +95,13 @@ def test_decoder_layer_matches_reference(norm_first, activation):
 
 def test_layers_gradcheck():
     enc = _randomise(nn.TransformerEncoderLayer(4, 2, 6, dropout=0.0, activation="gelu", batch_first=True).double())
-    x = T(RNG.standard_normal((2, 3, 4)))
+    x = T(RNG.standard_normal((2, 3, 4)), True)
     assert nerve.gradcheck(lambda a, *p: enc(a, src_key_padding_mask=KPM[:, :3], is_causal=True),
                            [x] + list(enc.parameters()))
     dec = _randomise(nn.TransformerDecoderLayer(4, 2, 6, dropout=0.0, norm_first=True, batch_first=True).double())
-    mem = T(RNG.standard_normal((2, 2, 4)))
+    mem = T(RNG.standard_normal((2, 2, 4)), True)
     assert nerve.gradcheck(lambda a, b, *p: dec(a, b, tgt_is_causal=True), [x, mem] + list(dec.parameters()))
-    assert nerve.gradgradcheck(lambda a: enc(a), [T(x.numpy()[:1, :2])])
+    assert nerve.gradgradcheck(lambda a: enc(a), [T(x.numpy()[:1, :2], True)])
 
 
 def test_layer_names_and_config_follow_pytorch():
@@ -138,7 +134,7 @@ def test_stacks_copy_layers_and_apply_norm():
     assert len(enc.layers) == 3
     p0, p1 = enc.layers[0].linear1.weight, enc.layers[1].linear1.weight
     assert p0 is not p1 and np.array_equal(p0.numpy(), p1.numpy())
-    assert sum(p.numel() for p in enc.parameters()) == 3 * sum(p.numel() for p in layer.parameters()) + 12
+    assert n_params(enc) == 3 * n_params(layer) + 12
     x = nerve.randn(2, 4, 6)
     want = x
     for sub in enc.layers:
@@ -172,7 +168,7 @@ def test_sinusoidal_encoding():
 
 def test_learned_encoding_gets_gradients():
     pe = nn.LearnedPositionalEncoding(8, 4, batch_first=True).double()
-    x = T(RNG.standard_normal((3, 5, 4)))
+    x = T(RNG.standard_normal((3, 5, 4)), True)
     assert nerve.gradcheck(lambda a, w: pe(a), [x, pe.weight])
     pe(x).sum().backward()
     np.testing.assert_allclose(pe.weight.grad.numpy()[:5], 3.0)
