@@ -15,7 +15,7 @@ from nerve.ops.conv import (  # noqa: F401
     conv1d, conv2d, conv_transpose1d, conv_transpose2d, dropout1d, dropout2d, interpolate, max_pool1d,
     max_pool2d, pad,
 )
-from nerve.ops.elementwise import elu, gelu, leaky_relu, log, relu, sigmoid, silu, softplus, tanh, where
+from nerve.ops import elu, gelu, leaky_relu, log, relu, sigmoid, silu, softplus, tanh, where
 from nerve.ops.index import one_hot
 from nerve.ops.nn_ops import (
     Normalize, binary_cross_entropy, binary_cross_entropy_with_logits, check_classes, check_reduction,

@@ -8,7 +8,7 @@ derivatives come for free. ``inplace=`` is accepted for PyTorch compatibility; n
 from __future__ import annotations
 
 from nerve.autograd.grad_mode import no_grad
-from nerve.ops.elementwise import elu, softplus, tanh, where
+from nerve.ops import elu, softplus, tanh, where
 from nerve.ops.nn_ops import Normalize
 from nerve.tensor import Tensor
 

@@ -1,7 +1,7 @@
-"""Elementwise primitives: arithmetic, transcendental functions and activations.
+"""Elementwise primitives: arithmetic, transcendental functions, comparisons with gradients, casts.
 
-Binary ops broadcast as NumPy does; their backward sums the gradient back to each input's shape
-with ``sum_to``. Each backward is written with Tensor ops, so it can be differentiated again.
+Binary ops broadcast as NumPy does; their rules sum the gradient back to each input's shape with
+``m.sum_to``. This module also registers the rule-namespace helpers other ops' rules use (``m.exp``, ...).
 """
 from __future__ import annotations
 
@@ -11,17 +11,9 @@ from nerve import backend
 from nerve.autograd.function import Function
 from nerve.autograd.rule_math import define
 from nerve.backend import xp
-from nerve.ops.broadcast import sum_to
 from nerve.tensor import Tensor
 
-_SQRT1_2 = 1.0 / math.sqrt(2.0)
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-_SQRT_2_PI = math.sqrt(2.0 / math.pi)
-
-
-def _const(array) -> Tensor:
-    """A Tensor that carries no gradient (masks, signs)."""
-    return Tensor._make(array, None)
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 
 
 # --- arithmetic -------------------------------------------------------------------------------
@@ -100,17 +92,11 @@ class Pow(Function):
     def forward(self, a, b):
         return a ** b
 
-    def backward(self, g):  # d(a^b) = b a^(b-1) da + a^b ln(a) db
-        a, b = self.inputs
+    def backward(self, g, m):  # d(a^b) = b a^(b-1) da + a^b ln(a) db (ln taken as 0 where a <= 0)
+        a, b = m.inputs(self)
         na, nb = self.needs_input_grad
-        ga = sum_to(g * b * a ** (b - 1), a.shape) if na else None
-        gb = None
-        if nb:
-            if isinstance(a, Tensor):
-                log_a = log(where(a.data > 0, a, 1.0))
-            else:
-                log_a = float(xp.log(a)) if xp.ndim(a) == 0 else xp.log(a)
-            gb = sum_to(g * self.output() * log_a, b.shape)
+        ga = m.sum_to(g * b * a ** (b - 1), self.inputs[0].shape) if na else None
+        gb = m.sum_to(g * m.output(self) * m.log(m.where(a > 0, a, 1.0)), self.inputs[1].shape) if nb else None
         return ga, gb
 
 
@@ -167,14 +153,11 @@ class Remainder(Function):
     def forward(self, a, b):
         return xp.remainder(a, b)
 
-    def backward(self, g):  # a mod b = a - b floor(a/b)
-        a, b = self.inputs
+    def backward(self, g, m):  # a mod b = a - b floor(a/b): da - floor(a/b) db
+        a, b = m.inputs(self)
         na, nb = self.needs_input_grad
-        gb = None
-        if nb:
-            a_data = a.data if isinstance(a, Tensor) else a
-            gb = sum_to(g * _const(-xp.floor_divide(a_data, b.data)), b.shape)
-        return (sum_to(g, a.shape) if na else None), gb
+        return (m.sum_to(g, self.inputs[0].shape) if na else None,
+                m.sum_to(-(g * (a // b)), self.inputs[1].shape) if nb else None)
 
 
 def remainder(a, b) -> Tensor:
@@ -190,30 +173,24 @@ class Exp(Function):
     def forward(self, a):
         return xp.exp(a)
 
-    def backward(self, g):  # d e^a = e^a da
-        return g * self.output()
-
-    def vjp(self, g):
-        return g * self._out
+    def backward(self, g, m):  # d e^a = e^a da
+        return g * m.output(self)
 
 
 class Log(Function):
     def forward(self, a):
         return xp.log(a)
 
-    def backward(self, g):  # d ln a = da / a
-        return g / self.inputs[0]
-
-    def vjp(self, g):
-        return g / self.inputs[0].data
+    def backward(self, g, m):  # d ln a = da / a
+        return g / m.inputs(self)[0]
 
 
 class Log1p(Function):
     def forward(self, a):
         return xp.log1p(a)
 
-    def backward(self, g):  # d ln(1+a) = da / (1+a)
-        return g / (self.inputs[0] + 1.0)
+    def backward(self, g, m):  # d ln(1+a) = da / (1+a)
+        return g / (m.inputs(self)[0] + 1.0)
 
 
 class Expm1(Function):
@@ -223,8 +200,8 @@ class Expm1(Function):
     def forward(self, a):
         return xp.expm1(a)
 
-    def backward(self, g):  # d(e^a - 1) = e^a da
-        return g * (self.output() + 1.0)
+    def backward(self, g, m):  # d(e^a - 1) = e^a da
+        return g * (m.output(self) + 1.0)
 
 
 class Sqrt(Function):
@@ -234,8 +211,8 @@ class Sqrt(Function):
     def forward(self, a):
         return xp.sqrt(a)
 
-    def backward(self, g):  # d sqrt(a) = da / (2 sqrt(a))
-        return g * 0.5 / self.output()
+    def backward(self, g, m):  # d sqrt(a) = da / (2 sqrt(a))
+        return g * 0.5 / m.output(self)
 
 
 class Rsqrt(Function):
@@ -245,8 +222,8 @@ class Rsqrt(Function):
     def forward(self, a):
         return 1.0 / xp.sqrt(a)
 
-    def backward(self, g):  # d a^(-1/2) = -1/2 a^(-3/2) da
-        y = self.output()
+    def backward(self, g, m):  # d a^(-1/2) = -1/2 a^(-3/2) da
+        y = m.output(self)
         return g * (y * y * y) * -0.5
 
 
@@ -254,8 +231,8 @@ class Abs(Function):
     def forward(self, a):
         return xp.abs(a)
 
-    def backward(self, g):  # d|a| = sign(a) da
-        return g * _const(xp.sign(self.inputs[0].data))
+    def backward(self, g, m):  # d|a| = sign(a) da
+        return g * m.sign(m.inputs(self)[0])
 
 
 class Sign(Function):
@@ -264,7 +241,7 @@ class Sign(Function):
     def forward(self, a):
         return xp.sign(a)
 
-    def backward(self, g):  # piecewise constant
+    def backward(self, g, m):  # piecewise constant: 0
         return g * 0.0
 
 
@@ -272,16 +249,16 @@ class Sin(Function):
     def forward(self, a):
         return xp.sin(a)
 
-    def backward(self, g):  # d sin a = cos a da
-        return g * cos(self.inputs[0])
+    def backward(self, g, m):  # d sin a = cos a da
+        return g * m.cos(m.inputs(self)[0])
 
 
 class Cos(Function):
     def forward(self, a):
         return xp.cos(a)
 
-    def backward(self, g):  # d cos a = -sin a da
-        return g * -sin(self.inputs[0])
+    def backward(self, g, m):  # d cos a = -sin a da
+        return -(g * m.sin(m.inputs(self)[0]))
 
 
 class Tanh(Function):
@@ -291,12 +268,8 @@ class Tanh(Function):
     def forward(self, a):
         return xp.tanh(a)
 
-    def backward(self, g):  # d tanh a = (1 - tanh^2 a) da
-        y = self.output()
-        return g * (1.0 - y * y)
-
-    def vjp(self, g):
-        y = self._out
+    def backward(self, g, m):  # d tanh a = (1 - tanh^2 a) da
+        y = m.output(self)
         return g * (1.0 - y * y)
 
 
@@ -307,12 +280,8 @@ class Sigmoid(Function):
     def forward(self, a):
         return backend.expit(a)
 
-    def backward(self, g):  # d s(a) = s(a)(1 - s(a)) da
-        y = self.output()
-        return g * (y * (1.0 - y))
-
-    def vjp(self, g):
-        y = self._out
+    def backward(self, g, m):  # d s(a) = s(a)(1 - s(a)) da
+        y = m.output(self)
         return g * (y * (1.0 - y))
 
 
@@ -320,87 +289,9 @@ class Erf(Function):
     def forward(self, a):
         return backend.erf(a)
 
-    def backward(self, g):  # d erf a = 2/sqrt(pi) e^(-a^2) da
-        a = self.inputs[0]
-        return g * exp(a * a * -1.0) * (2.0 / math.sqrt(math.pi))
-
-
-# --- activations ------------------------------------------------------------------------------
-class ReLU(Function):
-    uses_inputs = False
-    saves_output = True
-
-    def forward(self, a):
-        return xp.maximum(a, 0)
-
-    def backward(self, g):  # 1 where a > 0
-        return g * _const(self._out > 0)
-
-    def vjp(self, g):
-        # NOTE: g * mask is several times faster than xp.where(mask, g, 0) in NumPy.
-        return g * (self._out > 0)
-
-
-class LeakyReLU(Function):
-    def forward(self, a, negative_slope):
-        self.slope = negative_slope
-        return xp.where(a > 0, a, a * negative_slope)
-
-    def backward(self, g):  # 1 where a > 0, else the slope
-        a = self.inputs[0].data
-        return g * _const(xp.where(a > 0, 1.0, self.slope).astype(a.dtype)), None
-
-
-class ELU(Function):
-    uses_inputs = False
-    saves_output = True
-
-    def forward(self, a, alpha):
-        self.alpha = alpha
-        return xp.where(a > 0, a, alpha * xp.expm1(xp.minimum(a, 0)))
-
-    def backward(self, g):  # 1 where a > 0, else alpha e^a = y + alpha
-        y = self.output()
-        return where(self._out > 0, g, g * (y + self.alpha)), None
-
-
-class GELU(Function):
-    def forward(self, a, approximate):
-        self.approximate = approximate
-        if approximate == "tanh":
-            return 0.5 * a * (1.0 + xp.tanh(_SQRT_2_PI * (a + 0.044715 * a * a * a)))
-        return 0.5 * a * (1.0 + backend.erf(a * _SQRT1_2))
-
-    def backward(self, g):
-        x = self.inputs[0]
-        if self.approximate == "tanh":  # y = x/2 (1 + tanh u), u = c (x + 0.044715 x^3)
-            t = tanh((x + x * x * x * 0.044715) * _SQRT_2_PI)
-            du = (x * x * (3 * 0.044715) + 1.0) * _SQRT_2_PI
-            return g * ((t + 1.0) * 0.5 + x * 0.5 * (1.0 - t * t) * du), None
-        cdf = (erf(x * _SQRT1_2) + 1.0) * 0.5  # y = x Phi(x); y' = Phi(x) + x phi(x)
-        pdf = exp(x * x * -0.5) * _INV_SQRT_2PI
-        return g * (cdf + x * pdf), None
-
-
-class SiLU(Function):
-    def forward(self, a):
-        return a * backend.expit(a)
-
-    def backward(self, g):  # d(a s(a)) = s(a) (1 + a (1 - s(a))) da
-        a = self.inputs[0]
-        s = sigmoid(a)
-        return g * (s * (a * (1.0 - s) + 1.0))
-
-
-class Softplus(Function):
-    def forward(self, a, beta, threshold):
-        self.beta = beta
-        z = a * beta
-        self.linear = z > threshold
-        return xp.where(self.linear, a, xp.logaddexp(0, z) / beta)
-
-    def backward(self, g):  # d log(1 + e^(b a)) / b = s(b a) da; 1 where linear
-        return g * where(self.linear, 1.0, sigmoid(self.inputs[0] * self.beta)), None, None
+    def backward(self, g, m):  # d erf a = 2/sqrt(pi) e^(-a^2) da
+        a = m.inputs(self)[0]
+        return g * m.exp(a * -a) * _TWO_OVER_SQRT_PI
 
 
 def exp(a) -> Tensor:
@@ -468,86 +359,30 @@ def erf(a) -> Tensor:
     return Erf.apply(a)
 
 
-def relu(a) -> Tensor:
-    """max(a, 0)."""
-    return ReLU.apply(a)
-
-
-def leaky_relu(a, negative_slope: float = 0.01) -> Tensor:
-    """a where a > 0, else negative_slope * a."""
-    return LeakyReLU.apply(a, negative_slope)
-
-
-def elu(a, alpha: float = 1.0) -> Tensor:
-    """a where a > 0, else alpha (e^a - 1)."""
-    return ELU.apply(a, alpha)
-
-
-def gelu(a, approximate: str = "none") -> Tensor:
-    """a Phi(a) with the exact normal CDF, or its tanh approximation (``approximate="tanh"``)."""
-    if approximate not in ("none", "tanh"):
-        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
-    return GELU.apply(a, approximate)
-
-
-def silu(a) -> Tensor:
-    """a * sigmoid(a) (also called swish)."""
-    return SiLU.apply(a)
-
-
-def softplus(a, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
-    """log(1 + e^(beta a)) / beta, linear above ``threshold`` (PyTorch's definition)."""
-    return Softplus.apply(a, beta, threshold)
-
-
 # --- comparisons with gradients ----------------------------------------------------------------
-def _tie_split(a, b, greater: bool):
-    """Mask sending the gradient to the selected operand; ties split it evenly (as PyTorch does)."""
-    av = a.data if isinstance(a, Tensor) else a
-    bv = b.data if isinstance(b, Tensor) else b
-    win = (av > bv) if greater else (av < bv)
-    return win + 0.5 * (av == bv)
+class Extremum(Function):
+    """Elementwise maximum (``greater``) or minimum of two operands."""
 
+    def forward(self, a, b, greater):
+        self.greater = greater
+        return xp.maximum(a, b) if greater else xp.minimum(a, b)
 
-class Maximum(Function):
-    def forward(self, a, b):
-        return xp.maximum(a, b)
-
-    def backward(self, g):
-        a, b = self.inputs
-        na, nb = self.needs_input_grad
-        mask = _tie_split(a, b, True).astype(g.dtype)
-        ga = sum_to(g * _const(mask), a.shape) if na else None
-        gb = sum_to(g * _const(1.0 - mask), b.shape) if nb else None
-        return ga, gb
-
-
-class Minimum(Function):
-    def forward(self, a, b):
-        return xp.minimum(a, b)
-
-    def backward(self, g):
-        a, b = self.inputs
-        na, nb = self.needs_input_grad
-        mask = _tie_split(a, b, False).astype(g.dtype)
-        ga = sum_to(g * _const(mask), a.shape) if na else None
-        gb = sum_to(g * _const(1.0 - mask), b.shape) if nb else None
-        return ga, gb
+    def backward(self, g, m):  # g goes to the selected operand; ties split it evenly (as PyTorch does)
+        a, b, _ = m.inputs(self)
+        na, nb, _ = self.needs_input_grad
+        ga = m.where(a > b if self.greater else a < b, g, m.where(a == b, g * 0.5, 0.0))
+        return (m.sum_to(ga, self.inputs[0].shape) if na else None,
+                m.sum_to(g - ga, self.inputs[1].shape) if nb else None, None)
 
 
 class Clamp(Function):
+    saves_output = True
+
     def forward(self, a, lo, hi):
-        self.lo, self.hi = lo, hi
         return xp.clip(a, lo, hi)
 
-    def backward(self, g):  # 1 inside [lo, hi], 0 outside
-        a = self.inputs[0].data
-        inside = xp.ones(a.shape, dtype=bool)
-        if self.lo is not None:
-            inside &= a >= self.lo
-        if self.hi is not None:
-            inside &= a <= self.hi
-        return g * _const(inside), None, None
+    def backward(self, g, m):  # 1 inside [lo, hi] (where clipping left a as it was), 0 outside
+        return m.where(m.output(self) == m.inputs(self)[0], g, 0.0), None, None
 
 
 class Where(Function):
@@ -557,22 +392,20 @@ class Where(Function):
         self.cond = cond
         return xp.where(cond, a, b)
 
-    def backward(self, g):
-        _, a, b = self.inputs
+    def backward(self, g, m):  # g where cond to a, elsewhere to b
         _, na, nb = self.needs_input_grad
-        ga = sum_to(where(self.cond, g, 0.0), a.shape) if na else None
-        gb = sum_to(where(self.cond, 0.0, g), b.shape) if nb else None
-        return None, ga, gb
+        return (None, m.sum_to(m.where(self.cond, g, 0.0), self.inputs[1].shape) if na else None,
+                m.sum_to(m.where(self.cond, 0.0, g), self.inputs[2].shape) if nb else None)
 
 
 def maximum(a, b) -> Tensor:
     """Elementwise maximum (ties share the gradient)."""
-    return Maximum.apply(a, b)
+    return Extremum.apply(a, b, True)
 
 
 def minimum(a, b) -> Tensor:
     """Elementwise minimum (ties share the gradient)."""
-    return Minimum.apply(a, b)
+    return Extremum.apply(a, b, False)
 
 
 def clamp(a, min=None, max=None) -> Tensor:
@@ -595,17 +428,6 @@ def where(cond, a, b) -> Tensor:
     return Where.apply(cond, a, b)
 
 
-define("exp", xp.exp, exp)
-define("log", xp.log, log)
-define("sin", xp.sin, sin)
-define("cos", xp.cos, cos)
-define("sign", xp.sign, sign)
-define("tanh", xp.tanh, tanh)
-define("sigmoid", backend.expit, sigmoid)
-define("erf", backend.erf, erf)
-define("where", xp.where, where)
-
-
 # --- comparisons without gradients -------------------------------------------------------------------
 def isclose(input, other, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> Tensor:
     """|input - other| <= atol + rtol |other| elementwise (broadcasting); a boolean tensor, no gradient."""
@@ -617,7 +439,7 @@ def isclose(input, other, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: b
         xp.broadcast_shapes(a.shape, b.shape)
     except ValueError:
         raise ValueError(f"isclose: shapes {tuple(a.shape)} and {tuple(b.shape)} do not broadcast") from None
-    return _const(xp.asarray(xp.isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan)))
+    return Tensor._make(xp.asarray(xp.isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan)), None)
 
 
 def allclose(input, other, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> bool:
@@ -632,7 +454,7 @@ class Clone(Function):
     def forward(self, a):
         return a.copy()
 
-    def backward(self, g):
+    def backward(self, g, m):  # identity
         return g
 
 
@@ -642,8 +464,8 @@ class Cast(Function):
     def forward(self, a, dtype):
         return a.astype(dtype)
 
-    def backward(self, g):
-        return g.astype(self.inputs[0].dtype), None
+    def backward(self, g, m):  # adjoint: cast back to the input's dtype
+        return m.apply(Cast, g, self.inputs[0].dtype), None
 
 
 class ToDevice(Function):
@@ -652,8 +474,8 @@ class ToDevice(Function):
     def forward(self, a, device):
         return backend.to_device(a, device)
 
-    def backward(self, g):
-        return to_device(g, self.inputs[0].device), None
+    def backward(self, g, m):  # adjoint: move back to the input's device
+        return m.apply(ToDevice, g, self.inputs[0].device), None
 
 
 def clone(a: Tensor) -> Tensor:
@@ -676,6 +498,21 @@ def to_device(a: Tensor, device: str) -> Tensor:
     return ToDevice.apply(a, device)
 
 
-__all__ = ["abs", "add", "allclose", "astype", "clamp", "clone", "cos", "div", "elu", "erf", "exp", "expm1", "floor_divide", "gelu", "isclose", "leaky_relu", "log", "log1p", "maximum", "minimum", "mul", "neg", "pow", "reciprocal", "relu", "remainder", "rsqrt", "sigmoid", "sign", "silu", "sin", "softplus", "sqrt", "square", "sub", "tanh", "to_device", "where"]
+# helpers for derivative rules anywhere in ops (m.exp, m.where, ...): raw arrays first, Tensors second
+define("exp", xp.exp, exp)
+define("log", xp.log, log)
+define("sin", xp.sin, sin)
+define("cos", xp.cos, cos)
+define("sign", xp.sign, sign)
+define("tanh", xp.tanh, tanh)
+define("sigmoid", backend.expit, sigmoid)
+define("erf", backend.erf, erf)
+define("where", xp.where, where)
+
+__all__ = ["abs", "add", "allclose", "astype", "clamp", "clone", "cos", "div", "erf", "exp", "expm1", "floor_divide",
+           "isclose", "log", "log1p", "maximum", "minimum", "mul", "neg", "pow", "reciprocal", "remainder", "rsqrt",
+           "sigmoid", "sign", "sin", "sqrt", "square", "sub", "tanh", "to_device", "where"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
-METHODS = ["to_device", "abs", "add", "allclose", "astype", "clamp", "clone", "cos", "div", "elu", "erf", "exp", "expm1", "floor_divide", "gelu", "isclose", "leaky_relu", "log", "log1p", "maximum", "minimum", "mul", "neg", "pow", "reciprocal", "relu", "remainder", "rsqrt", "sigmoid", "sign", "silu", "sin", "softplus", "sqrt", "square", "sub", "tanh"]
+METHODS = ["to_device", "abs", "add", "allclose", "astype", "clamp", "clone", "cos", "div", "erf", "exp", "expm1",
+           "floor_divide", "isclose", "log", "log1p", "maximum", "minimum", "mul", "neg", "pow", "reciprocal",
+           "remainder", "rsqrt", "sigmoid", "sign", "sin", "sqrt", "square", "sub", "tanh"]

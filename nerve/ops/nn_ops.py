@@ -11,7 +11,8 @@ from __future__ import annotations
 from nerve import backend
 from nerve.autograd.function import Function
 from nerve.backend import xp
-from nerve.ops.elementwise import clamp, log, log1p, sigmoid, softplus
+from nerve.ops.activation import softplus
+from nerve.ops.elementwise import clamp, log, log1p, sigmoid
 from nerve.ops.index import IndexBackward, index_backward_array
 from nerve.ops.reduce import log_softmax, softmax, sum_to
 from nerve.tensor import Tensor

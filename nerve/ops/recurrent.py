@@ -19,7 +19,8 @@ from nerve.autograd.engine import grad as _grad
 from nerve.autograd.function import Function
 from nerve.autograd.grad_mode import enable_grad
 from nerve.backend import xp
-from nerve.ops.elementwise import relu, sigmoid, tanh, where
+from nerve.ops.activation import relu
+from nerve.ops.elementwise import sigmoid, tanh, where
 from nerve.ops.nn_ops import linear
 from nerve.ops.shape import cat, stack
 from nerve.tensor import Tensor
