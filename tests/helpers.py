@@ -1,13 +1,15 @@
 """Helpers shared by the test files: float64 tensors, seeded inputs, NumPy references used by more than one file,
-layer checks, a small classification task and an independent TensorBoard event reader."""
+layer checks, a small classification task, data sets without the network, an independent TensorBoard reader."""
 import math
 import struct
+import urllib.error
 
 import numpy as np
 from scipy.special import erf
 
 import nerve
 from nerve import nn
+from nerve.data.datasets import download
 
 
 # --- tensors and seeded inputs -------------------------------------------------------------------------------
@@ -139,6 +141,18 @@ def mlp(dropout=0.0):
     if dropout:
         layers.append(nn.Dropout(dropout))
     return nn.Sequential(*layers, nn.Linear(16, 3))
+
+
+# --- data sets without the network --------------------------------------------------------------------------
+def offline_data(monkeypatch, tmp_path):
+    """No NERVE_DATA, an empty cache in ``tmp_path``, and a network that is unreachable; returns ``tmp_path``."""
+    monkeypatch.delenv("NERVE_DATA", raising=False)
+    monkeypatch.setenv("NERVE_CACHE", str(tmp_path / "cache"))
+
+    def no_network(url, dest, timeout=60.0):
+        raise urllib.error.URLError("network is unreachable")
+    monkeypatch.setattr(download, "fetch", no_network)
+    return tmp_path
 
 
 # --- TensorBoard event files, read without the writer's code ------------------------------------------------

@@ -3,7 +3,6 @@ import gzip
 import os
 import shutil
 import struct
-import urllib.error
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 
 from nerve.data import datasets
 from nerve.data.datasets import download, idx
+from tests.helpers import offline_data
 
 _REPO = Path(__file__).resolve().parents[2]
 # the shared datasets sit beside the checkout (../shared/data) or inside it (shared/data)
@@ -30,14 +30,8 @@ def write_idx(path, array, compress):
 @pytest.fixture
 def isolated(monkeypatch, tmp_path):
     """No NERVE_DATA, an empty cache in tmp_path, no Debian directory, and no network."""
-    monkeypatch.delenv("NERVE_DATA", raising=False)
-    monkeypatch.setenv("NERVE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(idx, "_FASHION", dataclasses.replace(idx._FASHION, system_dirs=()))
-
-    def offline(url, dest, timeout=60.0):
-        raise urllib.error.URLError("network is unreachable")
-    monkeypatch.setattr(download, "fetch", offline)
-    return tmp_path
+    return offline_data(monkeypatch, tmp_path)
 
 
 def test_digits():

@@ -1,5 +1,4 @@
 """Character vocabulary, text split and windows, and the tiny shakespeare loader."""
-import urllib.error
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +8,7 @@ import nerve
 from nerve.data import DataLoader
 from nerve.data.datasets import download, load_shakespeare, shakespeare
 from nerve.data.text import CharVocab, TextDataset, random_windows, split_text
+from tests.helpers import offline_data
 
 _REPO = Path(__file__).resolve().parents[2]
 SHARED = next((p for p in (_REPO.parent / "shared" / "data", _REPO / "shared" / "data") if p.is_dir()),
@@ -87,13 +87,7 @@ def test_text_dataset_windows_and_loader():
 @pytest.fixture
 def offline(monkeypatch, tmp_path):
     """No NERVE_DATA, an empty cache in tmp_path, and no network."""
-    monkeypatch.delenv("NERVE_DATA", raising=False)
-    monkeypatch.setenv("NERVE_CACHE", str(tmp_path / "cache"))
-
-    def no_network(url, dest, timeout=60.0):
-        raise urllib.error.URLError("network is unreachable")
-    monkeypatch.setattr(download, "fetch", no_network)
-    return tmp_path
+    return offline_data(monkeypatch, tmp_path)
 
 
 def test_shakespeare_from_shared_copy():

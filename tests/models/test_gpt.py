@@ -9,6 +9,7 @@ import nerve
 from nerve import nn
 from nerve.models import GPT
 from nerve.models.gpt import decay_groups, warmup_cosine, warmup_cosine_scheduler
+from tests.helpers import n_params
 
 
 def tiny(**kwargs) -> GPT:
@@ -38,8 +39,7 @@ def test_weight_tying_and_initialisation():
     model = GPT(50, block_size=16, n_layer=4, n_head=4, n_embd=64, bias=False)
     assert model.lm_head.weight is model.transformer.wte.weight
     untied = GPT(50, block_size=16, n_layer=4, n_head=4, n_embd=64, bias=False, tie_weights=False)
-    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-    assert count(untied) - count(model) == 50 * 64
+    assert n_params(untied) - n_params(model) == 50 * 64
     assert not any(n.endswith("bias") for n, _ in model.named_parameters())
     assert abs(model.transformer.h[0].attn.c_attn.weight.numpy().std() - 0.02) < 0.002
     assert abs(model.transformer.h[0].mlp.c_proj.weight.numpy().std() - 0.02 / math.sqrt(8)) < 0.001
