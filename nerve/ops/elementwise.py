@@ -129,6 +129,9 @@ def pow(a, b) -> Tensor:
     """a ** b; a scalar exponent takes the cheaper path."""
     if isinstance(a, Tensor) and not isinstance(b, Tensor) and xp.ndim(b) == 0:
         return PowScalar.apply(a, b)
+    if isinstance(a, (int, float)) and isinstance(b, Tensor) and b.dtype.kind == "f":
+        # NOTE: a Python base becomes an array of b's dtype on b's device, so the rule's log(a) lands there too
+        a = backend.to_device(xp.asarray(a, dtype=b.dtype), b.device)
     return Pow.apply(a, b)
 
 

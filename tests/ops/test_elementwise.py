@@ -166,3 +166,13 @@ def test_rule_where_takes_raw_values_on_both_paths():
     got = TENSOR.where(nerve.tensor(cond), 1.0, b)
     assert isinstance(got, nerve.Tensor)
     np.testing.assert_array_equal(got.numpy(), [1.0, 5.0, 1.0])
+
+
+def test_python_base_power_keeps_numpy_dtypes():
+    assert (2.0 ** nerve.tensor([1.0, 2.0], dtype=nerve.float32)).dtype == np.float32
+    assert (2.0 ** nerve.tensor([1, 2])).dtype == np.float64
+    assert (2 ** nerve.tensor([1, 2])).dtype == np.int64
+    x = nerve.tensor([1.0, 2.0], dtype=nerve.float32, requires_grad=True)
+    (2.0 ** x).sum().backward()
+    assert x.grad.dtype == np.float32
+    np.testing.assert_allclose(x.grad.numpy(), 2.0 ** np.array([1.0, 2.0]) * np.log(2.0), rtol=1e-6)
