@@ -403,12 +403,18 @@ class Where(Function):
 
 def maximum(a, b) -> Tensor:
     """Elementwise maximum (ties share the gradient)."""
-    return Extremum.apply(a, b, True)
+    try:
+        return Extremum.apply(a, b, True)
+    except ValueError as exc:  # NOTE: the error names the function called, not the class it shares
+        raise ValueError(str(exc).replace("extremum", "maximum", 1)) from None
 
 
 def minimum(a, b) -> Tensor:
     """Elementwise minimum (ties share the gradient)."""
-    return Extremum.apply(a, b, False)
+    try:
+        return Extremum.apply(a, b, False)
+    except ValueError as exc:  # NOTE: the error names the function called, not the class it shares
+        raise ValueError(str(exc).replace("extremum", "minimum", 1)) from None
 
 
 def clamp(a, min=None, max=None) -> Tensor:

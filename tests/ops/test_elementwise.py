@@ -141,6 +141,10 @@ def test_broadcast_error_names_op_and_shapes():
         nerve.ones(3) * nerve.ones(4)
     with pytest.raises(ValueError, match=r"where: shapes"):
         nerve.where(nerve.ones(2) > 0, nerve.ones(3), 0.0)
+    with pytest.raises(ValueError, match=r"maximum: shapes \(3,\) and \(4,\) do not broadcast"):
+        nerve.maximum(nerve.ones(3), nerve.ones(4))
+    with pytest.raises(ValueError, match=r"minimum: shapes \(2,\) and \(4,\) do not broadcast"):
+        nerve.minimum(nerve.ones(2), nerve.ones(4))
 
 
 def test_cast_rule_agrees_on_both_paths():
