@@ -1,15 +1,17 @@
 """Indexing primitives: ``a[key]``, gather/scatter, index_select/add, masked_fill, tril/triu, sort/topk, one_hot.
 
-Reading by index is a gather; its backward scatters the gradient back and adds where an index repeats.
+Reading by index is a gather; its adjoint scatters the gradient back and adds where an index repeats.
 Scatter-adds go through ``bincount`` or a sort-and-reduce, both several times faster than ``add.at``.
+This module registers ``m.ungather`` (gather's adjoint) for derivative rules anywhere in ops.
 """
 from __future__ import annotations
 
 from nerve.autograd.function import Function
+from nerve.autograd.rule_math import define
 from nerve.backend import xp
 from nerve.ops.elementwise import where
 from nerve.ops.reduce import ValuesIndices
-from nerve.ops.shape import _along, normalize_dim, pad
+from nerve.ops.shape import Pad, _along, normalize_dim
 from nerve.tensor import Tensor
 
 
@@ -112,11 +114,8 @@ class GetItem(Function):
         self.key = key
         return a[key]
 
-    def backward(self, g):
-        return IndexBackward.apply(g, self.inputs[0].shape, self.key), None
-
-    def vjp(self, g):
-        return index_backward_array(g, self.inputs[0].shape, self.key), None
+    def backward(self, g, m):  # adjoint: scatter into zeros, summing repeats
+        return m.apply(IndexBackward, g, self.inputs[0].shape, self.key), None
 
 
 class IndexBackward(Function):
@@ -128,10 +127,8 @@ class IndexBackward(Function):
         self.key = key
         return index_backward_array(g, shape, key)
 
-    def backward(self, gg):  # linear in g: its derivative gathers again
-        return gg[self.key], None, None
-
-    vjp = backward  # indexing is the same on arrays and on Tensors
+    def backward(self, gg, m):  # adjoint: gather again
+        return m.apply(GetItem, gg, self.key), None, None
 
 
 def index(a: Tensor, key) -> Tensor:
@@ -227,11 +224,8 @@ class Gather(Function):
         self.idx, self.dim, self.unique = idx, dim, unique
         return _gather_array(a, idx, dim)
 
-    def backward(self, g):  # out = a[coords]: da = scatter-add of g at coords
-        return GatherBackward.apply(g, self.inputs[0].shape, self.idx, self.dim, self.unique), None, None, None
-
-    def vjp(self, g):
-        return _gather_backward_array(g, self.inputs[0].shape, self.idx, self.dim, self.unique), None, None, None
+    def backward(self, g, m):  # adjoint: out = a[coords], so da = scatter-add of g at coords
+        return m.apply(GatherBackward, g, self.inputs[0].shape, self.idx, self.dim, self.unique), None, None, None
 
 
 class GatherBackward(Function):
@@ -243,11 +237,8 @@ class GatherBackward(Function):
         self.idx, self.dim, self.unique = idx, dim, unique
         return _gather_backward_array(g, shape, idx, dim, unique)
 
-    def backward(self, gg):  # linear in g: gather again
-        return Gather.apply(gg, self.idx, self.dim, self.unique), None, None, None, None
-
-    def vjp(self, gg):
-        return _gather_array(gg, self.idx, self.dim), None, None, None, None
+    def backward(self, gg, m):  # adjoint: gather again
+        return m.apply(Gather, gg, self.idx, self.dim, self.unique), None, None, None, None
 
 
 def gather(input: Tensor, dim: int, index) -> Tensor:
@@ -271,14 +262,9 @@ class ScatterAdd(Function):
         _scatter_add_along(out, dim, idx, src[_prefix(idx.shape)].astype(a.dtype, copy=False))
         return out
 
-    def backward(self, g):  # d input = g; d src = g gathered at the positions, zero where src was unused
+    def backward(self, g, m):  # d input = g; d src = g gathered at the positions, zero where src was unused
         na, ns = self.needs_input_grad[:2]
-        gs = _src_grad(g, self.idx, self.dim, self.inputs[1].shape) if ns else None
-        return g if na else None, gs, None, None
-
-    def vjp(self, g):
-        na, ns = self.needs_input_grad[:2]
-        gs = _src_grad_array(g, self.idx, self.dim, self.inputs[1].shape) if ns else None
+        gs = _src_grad(g, m, self.idx, self.dim, self.inputs[1].shape) if ns else None
         return g if na else None, gs, None, None
 
 
@@ -294,43 +280,18 @@ class Scatter(Function):
         out[_coords(idx, dim)] = values
         return out
 
-    def backward(self, g):  # overwritten entries of input get no gradient; src gets the gradient there
+    def backward(self, g, m):  # overwritten entries of input get no gradient (scatter 0 there); src gets g there
         na, ns = self.needs_input_grad[:2]
-        ga = None
-        if na:
-            hit = xp.zeros_like(g.data, dtype=bool)
-            hit[_coords(self.idx, self.dim)] = True
-            ga = masked_fill(g, Tensor._make(hit, None), 0.0)
-        return ga, _src_grad(g, self.idx, self.dim, self.inputs[1].shape) if ns else None, None, None
-
-    def vjp(self, g):
-        na, ns = self.needs_input_grad[:2]
-        ga = None
-        if na:
-            ga = g.copy()
-            ga[_coords(self.idx, self.dim)] = 0
-        return ga, _src_grad_array(g, self.idx, self.dim, self.inputs[1].shape) if ns else None, None, None
+        ga = m.apply(Scatter, g, 0, self.idx, self.dim) if na else None
+        return ga, _src_grad(g, m, self.idx, self.dim, self.inputs[1].shape) if ns else None, None, None
 
 
-def _src_grad_array(g, idx, dim: int, src_shape: tuple):
-    """``_src_grad`` on raw arrays."""
-    out = _gather_array(g, idx, dim)
-    if out.shape == src_shape:
-        return out
-    full = xp.zeros_like(out, shape=src_shape)
-    full[_prefix(idx.shape)] = out
-    return full
-
-
-def _src_grad(g: Tensor, idx, dim: int, src_shape: tuple) -> Tensor:
+def _src_grad(g, m, idx, dim: int, src_shape: tuple):
     """The gradient of scatter's ``src``: g at the scattered positions, zero-padded to src's shape."""
-    out = Gather.apply(g, idx, dim, False)
+    out = m.apply(Gather, g, idx, dim, False)
     if out.shape == src_shape:
         return out
-    widths = []
-    for have, want in zip(reversed(idx.shape), reversed(src_shape)):
-        widths += [0, want - have]
-    return pad(out, tuple(widths))
+    return m.apply(Pad, out, tuple((0, want - have) for have, want in zip(idx.shape, src_shape)), 0)
 
 
 def _scatter_args(op: str, input: Tensor, dim: int, index, src):
@@ -399,14 +360,13 @@ class IndexAdd(Function):
             _index_add(out.reshape(pre, a.shape[d], -1), idx, values.reshape(pre, idx.size, -1))
         return out
 
-    def backward(self, g):  # d input = g; d source = alpha g[index] along dim (an index_select)
+    def backward(self, g, m):  # d input = g; d source = alpha g[index] along dim (an index_select)
         na, ns = self.needs_input_grad[:2]
         gs = None
         if ns:
-            gs = g[self.key] if self.alpha == 1 else g[self.key] * self.alpha
+            gs = m.apply(GetItem, g, self.key)
+            gs = gs if self.alpha == 1 else gs * self.alpha
         return g if na else None, gs, None, None
-
-    vjp = backward  # indexing and scaling are the same on arrays and on Tensors
 
 
 def index_add(input: Tensor, dim: int, index, source, alpha=1) -> Tensor:
@@ -453,11 +413,8 @@ class Triangle(Function):
         self.diagonal, self.upper = diagonal, upper
         return xp.triu(a, diagonal) if upper else xp.tril(a, diagonal)
 
-    def backward(self, g):  # a mask: the kept triangle passes the gradient through
-        return Triangle.apply(g, self.diagonal, self.upper), None, None
-
-    def vjp(self, g):
-        return (xp.triu(g, self.diagonal) if self.upper else xp.tril(g, self.diagonal)), None, None
+    def backward(self, g, m):  # adjoint (a mask): the kept triangle passes the gradient through
+        return m.apply(Triangle, g, self.diagonal, self.upper), None, None
 
 
 def _triangle(input: Tensor, diagonal: int, upper: bool) -> Tensor:
@@ -521,6 +478,11 @@ def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: boo
     return ValuesIndices(Gather.apply(input, idx, d, True), Tensor._make(idx, None))
 
 
+def _ungather(g, shape: tuple, idx, dim: int, unique: bool = False) -> Tensor:
+    """``g`` scatter-added into zeros of ``shape`` at the positions ``gather(dim, idx)`` reads."""
+    return GatherBackward.apply(g, shape, idx, dim, unique)
+
+
 # --- one-hot --------------------------------------------------------------------------------------
 def one_hot(tensor, num_classes: int = -1) -> Tensor:
     """int64 one-hot vectors in a new last dimension of size ``num_classes`` (max + 1 when -1); no gradient."""
@@ -544,6 +506,9 @@ def one_hot(tensor, num_classes: int = -1) -> Tensor:
         xp.put_along_axis(out, idx[..., None].astype(xp.int64), 1, axis=-1)
     return Tensor._make(out, None)
 
+
+# helper for derivative rules anywhere in ops: m.ungather(g, shape, idx, dim, unique), gather's adjoint
+define("ungather", _gather_backward_array, _ungather)
 
 __all__ = ["gather", "index", "index_add", "index_select", "masked_fill", "one_hot", "scatter", "scatter_add",
            "sort", "topk", "tril", "triu"]

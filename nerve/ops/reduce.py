@@ -1,7 +1,7 @@
-"""Reductions and the softmax family, and ``sum_to``, the one place where broadcasting is undone.
+"""Reductions and the softmax family: sum, mean, var, max/min, prod, norm, logsumexp, softmax, cumsum.
 
-Every backward is written with Tensor ops, so it can be differentiated again. Reductions take
-PyTorch's ``dim`` (int, negative int, tuple of ints or None for all) and ``keepdim``.
+Reductions take PyTorch's ``dim`` (int, negative int, tuple of ints or None for all) and ``keepdim``.
+This module registers ``m.sum`` for derivative rules anywhere in ops.
 """
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import builtins
 from typing import NamedTuple
 
 from nerve.autograd.function import Function
+from nerve.autograd.rule_math import define
 from nerve.backend import xp
+from nerve.ops.elementwise import maximum, minimum, where
 from nerve.tensor import Tensor
 
 
@@ -55,14 +57,9 @@ def _count(shape: tuple, axes: tuple) -> int:
     return n
 
 
-def _keep(t: Tensor, shape: tuple, axes: tuple, keepdim: bool) -> Tensor:
+def _keep(t, shape: tuple, axes: tuple, keepdim: bool):
     """A reduced result or its gradient (Tensor or array) reshaped to keep its reduced dims as size 1."""
     return t if keepdim else t.reshape(_kept_shape(shape, axes))
-
-
-def _const(array) -> Tensor:
-    """A Tensor that carries no gradient (masks, weights)."""
-    return Tensor._make(array, None)
 
 
 def _check_nonempty(a: Tensor, axes: tuple, op: str) -> None:
@@ -81,18 +78,19 @@ class Sum(Function):
         self.keepdim = keepdim
         return a.sum(axis=axes, keepdims=keepdim)
 
-    def backward(self, g):  # every summed element gets the gradient of the sum
+    def backward(self, g, m):  # adjoint: every summed element gets the gradient of the sum
         shape = self.inputs[0].shape
-        return _keep(g, shape, self.axes, self.keepdim).expand(shape), None, None
-
-    def vjp(self, g):
-        shape = self.inputs[0].shape
-        return xp.broadcast_to(_keep(g, shape, self.axes, self.keepdim), shape), None, None
+        return m.expand(_keep(g, shape, self.axes, self.keepdim), shape), None, None
 
 
 def sum(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     """Sum over ``dim`` (all dimensions when None)."""
     return Sum.apply(a, _norm_dims(dim, a.ndim, "sum"), keepdim)
+
+
+def _sum_array(a, dim=None, keepdim: bool = False):
+    """``sum`` on a raw array (``m.sum`` on the first-order path)."""
+    return a.sum(axis=dim, keepdims=keepdim)
 
 
 def mean(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
@@ -104,51 +102,24 @@ def mean(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
 
 def nansum(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     """Sum over ``dim`` treating NaN as zero (NaN entries get no gradient)."""
-    from nerve.ops.elementwise import where
     return sum(where(xp.isnan(a.data), 0.0, a), dim, keepdim)
-
-
-def sum_to_array(g, shape: tuple):
-    """``sum_to`` on a raw array (the first-order fast path)."""
-    if g.shape == shape:
-        return g
-    lead = g.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape)
-                                      if s == 1 and g.shape[i + lead] != 1)
-    return g.sum(axis=axes).reshape(shape)
-
-
-def sum_to(g: Tensor, shape: tuple) -> Tensor:
-    """Sum a broadcast gradient back to ``shape`` (the input's shape before broadcasting)."""
-    if g.shape == shape:
-        return g
-    lead = g.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(i + lead for i, s in enumerate(shape)
-                                      if s == 1 and g.shape[i + lead] != 1)
-    out = Sum.apply(g, axes, False)
-    return out if out.shape == shape else out.reshape(shape)
 
 
 class Var(Function):
     def forward(self, a, axes, correction, keepdim):
         self.axes, self.keepdim = axes, keepdim
         n = _count(a.shape, axes)
+        self.inv_n = 1.0 / n if n else float("nan")
         # NOTE: as NumPy and PyTorch do, a correction >= n divides by 0 (inf or nan, no error).
         self.denom = builtins.max(n - correction, 0)
         with xp.errstate(divide="ignore", invalid="ignore"):
             centered = a - a.sum(axis=axes, keepdims=True) / n
             return (centered * centered).sum(axis=axes, keepdims=keepdim) / self.denom
 
-    def backward(self, g):  # d var = 2 (x - mean x) / (n - correction) dx
-        x = self.inputs[0]
+    def backward(self, g, m):  # d var = 2 (x - mean x) / (n - correction) dx
+        x = m.inputs(self)[0]
         scale = 2.0 / self.denom if self.denom else float("nan")  # 0 degrees of freedom: undefined
-        centered = x - mean(x, self.axes, keepdim=True)
-        return _keep(g, x.shape, self.axes, self.keepdim) * centered * scale, None, None, None
-
-    def vjp(self, g):
-        x = self.inputs[0].data
-        scale = 2.0 / self.denom if self.denom else float("nan")
-        centered = x - x.mean(axis=self.axes, keepdims=True)
+        centered = x - m.sum(x, self.axes, True) * self.inv_n
         return _keep(g, x.shape, self.axes, self.keepdim) * centered * scale, None, None, None
 
 
@@ -177,52 +148,31 @@ def std(a: Tensor, dim=None, unbiased: bool = True, keepdim: bool = False, corre
 
 # --- max, min, argmax, argmin ---------------------------------------------------------------------
 class Extreme(Function):
-    """amax/amin over several dims: ties share the gradient evenly, as PyTorch does."""
+    """max/min over ``axes``: without ``idx`` ties share the gradient evenly (amax/amin, as PyTorch
+    does); with ``idx`` (argmax/argmin along the one axis, kept) the value there takes it all."""
 
-    def forward(self, a, axes, keepdim, largest):
-        self.axes, self.keepdim = axes, keepdim
-        self.kept = a.max(axis=axes, keepdims=True) if largest else a.min(axis=axes, keepdims=True)
+    def forward(self, a, axes, keepdim, largest, idx):
+        self.axes, self.keepdim, self.idx = axes, keepdim, idx
+        if idx is None:
+            self.kept = a.max(axis=axes, keepdims=True) if largest else a.min(axis=axes, keepdims=True)
+        else:
+            self.kept = xp.take_along_axis(a, idx, axis=axes[0])
         return self.kept if keepdim else self.kept.reshape(
             tuple(s for i, s in enumerate(a.shape) if i not in axes))
 
-    def _weights(self, dtype):
-        hit = (self.inputs[0].data == self.kept).astype(dtype)
-        return hit / hit.sum(axis=self.axes, keepdims=True)
-
-    def backward(self, g):
-        shape = self.inputs[0].shape
-        return _keep(g, shape, self.axes, self.keepdim) * _const(self._weights(g.dtype)), None, None, None
-
-    def vjp(self, g):
-        shape = self.inputs[0].shape
-        return _keep(g, shape, self.axes, self.keepdim) * self._weights(g.dtype), None, None, None
-
-
-class TakeAlong(Function):
-    """Values at given indices along one dim (max/min with indices); backward scatters into zeros."""
-
-    uses_inputs = False
-
-    def forward(self, a, idx, axis, keepdim):
-        self.idx, self.axis, self.keepdim, self.in_shape = idx, axis, keepdim, a.shape
-        out = xp.take_along_axis(a, idx, axis=axis)
-        return out if keepdim else out.squeeze(axis)
-
-    def backward(self, g):  # linear in a: the selected entry gets the gradient, the others 0
-        mask = xp.zeros(self.in_shape, dtype=g.dtype)
-        xp.put_along_axis(mask, self.idx, 1, axis=self.axis)
-        return _keep(g, self.in_shape, (self.axis,), self.keepdim) * _const(mask), None, None, None
-
-    def vjp(self, g):
-        out = xp.zeros(self.in_shape, dtype=g.dtype)
-        xp.put_along_axis(out, self.idx, _keep(g, self.in_shape, (self.axis,), self.keepdim), axis=self.axis)
-        return out, None, None, None
+    def backward(self, g, m):  # dx = g at the extreme (shared among ties without idx), 0 elsewhere
+        shape, axes = self.inputs[0].shape, self.axes
+        gk = _keep(g, shape, axes, self.keepdim)
+        if self.idx is not None:
+            return m.ungather(gk, shape, self.idx, axes[0], True), None, None, None, None
+        hit = (m.inputs(self)[0] == self.kept).astype(g.dtype)  # a comparison: no gradient
+        return gk * (hit / m.sum(hit, axes, True)), None, None, None, None
 
 
 def _extreme(a: Tensor, dim, keepdim: bool, largest: bool, op: str):
     axes = _norm_dims(dim, a.ndim, op)
     _check_nonempty(a, axes, op)
-    return Extreme.apply(a, axes, keepdim, largest)
+    return Extreme.apply(a, axes, keepdim, largest, None)
 
 
 def _extreme_with_indices(a: Tensor, dim: int, keepdim: bool, largest: bool, op: str) -> ValuesIndices:
@@ -233,8 +183,8 @@ def _extreme_with_indices(a: Tensor, dim: int, keepdim: bool, largest: bool, op:
     _check_nonempty(a, (axis,), op)
     find = xp.argmax if largest else xp.argmin
     idx = find(a.data, axis=axis, keepdims=True)
-    values = TakeAlong.apply(a, idx, axis, keepdim)
-    return ValuesIndices(values, _const(idx if keepdim else idx.squeeze(axis)))
+    values = Extreme.apply(a, (axis,), keepdim, largest, idx)
+    return ValuesIndices(values, Tensor._make(idx if keepdim else idx.squeeze(axis), None))
 
 
 def max(a: Tensor, dim=None, keepdim: bool = False):
@@ -243,7 +193,6 @@ def max(a: Tensor, dim=None, keepdim: bool = False):
     ``max(a, b)`` with a Tensor ``b`` is the elementwise ``maximum``, as in PyTorch.
     """
     if isinstance(dim, Tensor):
-        from nerve.ops.elementwise import maximum
         return maximum(a, dim)
     if dim is None:
         return _extreme(a, None, False, True, "max")
@@ -256,7 +205,6 @@ def min(a: Tensor, dim=None, keepdim: bool = False):
     ``min(a, b)`` with a Tensor ``b`` is the elementwise ``minimum``, as in PyTorch.
     """
     if isinstance(dim, Tensor):
-        from nerve.ops.elementwise import minimum
         return minimum(a, dim)
     if dim is None:
         return _extreme(a, None, False, False, "min")
@@ -278,13 +226,13 @@ def _arg_extreme(a: Tensor, dim, keepdim: bool, largest: bool, op: str) -> Tenso
     if dim is None:
         _check_nonempty(a, tuple(range(a.ndim)), op)
         idx = xp.asarray(find(a.data))
-        return _const(idx.reshape((1,) * a.ndim) if keepdim else idx)
+        return Tensor._make(idx.reshape((1,) * a.ndim) if keepdim else idx, None)
     if a.ndim == 0:
         _one_dim(dim, 0, op)
-        return _const(xp.zeros((), dtype=xp.int64))
+        return Tensor._make(xp.zeros((), dtype=xp.int64), None)
     (axis,) = _one_dim(dim, a.ndim, op)
     _check_nonempty(a, (axis,), op)
-    return _const(find(a.data, axis=axis, keepdims=keepdim))
+    return Tensor._make(find(a.data, axis=axis, keepdims=keepdim), None)
 
 
 def argmax(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
@@ -300,12 +248,12 @@ def argmin(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
 # --- all, any ------------------------------------------------------------------------------------
 def all(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     """True where every element over ``dim`` (all dims when None) is nonzero; a boolean tensor, no gradient."""
-    return _const(xp.asarray(a.data.all(axis=_norm_dims(dim, a.ndim, "all"), keepdims=keepdim)))
+    return Tensor._make(xp.asarray(a.data.all(axis=_norm_dims(dim, a.ndim, "all"), keepdims=keepdim)), None)
 
 
 def any(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     """True where some element over ``dim`` (all dims when None) is nonzero; a boolean tensor, no gradient."""
-    return _const(xp.asarray(a.data.any(axis=_norm_dims(dim, a.ndim, "any"), keepdims=keepdim)))
+    return Tensor._make(xp.asarray(a.data.any(axis=_norm_dims(dim, a.ndim, "any"), keepdims=keepdim)), None)
 
 
 # --- logsumexp and the softmax family ------------------------------------------------------------
@@ -329,15 +277,10 @@ class LogSumExp(Function):
             out = xp.log(xp.exp(s).sum(axis=axes, keepdims=True)) + xp.where(xp.isfinite(m), m, 0)
         return out.reshape(out_shape)
 
-    def backward(self, g):  # d lse = softmax(x) dx = exp(x - lse) dx
-        x = self.inputs[0]
-        y = _keep(self.output(), x.shape, self.axes, self.keepdim)
-        return _keep(g, x.shape, self.axes, self.keepdim) * (x - y).exp(), None, None
-
-    def vjp(self, g):
-        x = self.inputs[0].data
-        y = _keep(self._out, x.shape, self.axes, self.keepdim)
-        return _keep(g, x.shape, self.axes, self.keepdim) * xp.exp(x - y), None, None
+    def backward(self, g, m):  # d lse = softmax(x) dx = exp(x - lse) dx
+        x = m.inputs(self)[0]
+        y = _keep(m.output(self), x.shape, self.axes, self.keepdim)
+        return _keep(g, x.shape, self.axes, self.keepdim) * m.exp(x - y), None, None
 
 
 def logsumexp(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
@@ -356,13 +299,9 @@ class Softmax(Function):
         e = xp.exp(_shifted(a, axes)[0])
         return e / e.sum(axis=axes, keepdims=True)
 
-    def backward(self, g):  # dx = y (g - sum(g y))
-        y = self.output()
-        return y * (g - (g * y).sum(self.axes, keepdim=True)), None
-
-    def vjp(self, g):
-        y = self._out
-        return y * (g - (g * y).sum(axis=self.axes, keepdims=True)), None
+    def backward(self, g, m):  # dx = y (g - sum(g y))
+        y = m.output(self)
+        return y * (g - m.sum(g * y, self.axes, True)), None
 
 
 class LogSoftmax(Function):
@@ -377,11 +316,8 @@ class LogSoftmax(Function):
         with xp.errstate(divide="ignore"):
             return s - xp.log(xp.exp(s).sum(axis=axes, keepdims=True))
 
-    def backward(self, g):  # dx = g - softmax(x) sum(g)
-        return g - self.output().exp() * g.sum(self.axes, keepdim=True), None
-
-    def vjp(self, g):
-        return g - xp.exp(self._out) * g.sum(axis=self.axes, keepdims=True), None
+    def backward(self, g, m):  # dx = g - softmax(x) sum(g)
+        return g - m.exp(m.output(self)) * m.sum(g, self.axes, True), None
 
 
 def softmax(a: Tensor, dim: int = -1) -> Tensor:
@@ -402,23 +338,22 @@ class Prod(Function):
         self.axes, self.keepdim = axes, keepdim
         return a.prod(axis=axes, keepdims=keepdim)
 
-    def backward(self, g):  # d prod = prod of the others; out / x unless x has zeros
-        from nerve.ops.elementwise import where
-        x, axes = self.inputs[0], self.axes
+    def backward(self, g, m):  # d prod = prod of the others; out / x unless x has zeros
+        x, axes = m.inputs(self)[0], self.axes
         gk = _keep(g, x.shape, axes, self.keepdim)
-        out = _keep(self.output(), x.shape, axes, self.keepdim)
-        zero = x.data == 0
+        out = _keep(m.output(self), x.shape, axes, self.keepdim)
+        zero = x == 0  # a comparison: no gradient
         if not zero.any():
             return gk * out / x, None, None
         # NOTE: with zeros, out / x is 0/0. The product of the others is prod(nonzeros) at a lone
-        # zero, prod(nonzeros) * the other zero where there are two, 0 with more; kept as Tensor
-        # expressions (not constants) so that second derivatives stay right.
-        x_safe = where(zero, 1.0, x)
-        nonzero_prod = prod(x_safe, axes, keepdim=True)
-        count = zero.sum(axis=axes, keepdims=True)
-        other_zero = where(zero, x, 0.0).sum(axes, keepdim=True) - x
-        at_zero = nonzero_prod * where(count == 1, 1.0, where(count == 2, other_zero, 0.0))
-        return gk * where(zero, at_zero, out / x_safe), None, None
+        # zero, prod(nonzeros) * the other zero where there are two, 0 with more; kept as expressions
+        # of x (not constants) so that second derivatives stay right.
+        x_safe = m.where(zero, 1.0, x)
+        nonzero_prod = m.apply(Prod, x_safe, axes, True)
+        count = m.sum(zero, axes, True)
+        other_zero = m.sum(m.where(zero, x, 0.0), axes, True) - x
+        at_zero = nonzero_prod * m.where(count == 1, 1.0, m.where(count == 2, other_zero, 0.0))
+        return gk * m.where(zero, at_zero, out / x_safe), None, None
 
 
 def prod(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
@@ -433,9 +368,9 @@ class Cumsum(Function):
         self.axis = axis
         return xp.cumsum(a, axis=axis)
 
-    def backward(self, g):  # dx_i = sum_{j >= i} g_j: a cumsum of the reversed gradient, reversed
+    def backward(self, g, m):  # adjoint: dx_i = sum_{j >= i} g_j, a cumsum of the reversed gradient, reversed
         flip = (slice(None),) * self.axis + (slice(None, None, -1),)
-        return cumsum(g[flip], self.axis)[flip], None
+        return m.apply(Cumsum, g[flip], self.axis)[flip], None
 
 
 def cumsum(a: Tensor, dim: int) -> Tensor:
@@ -457,15 +392,15 @@ class Norm(Function):
             return xp.sqrt((a * a).sum(axis=axes, keepdims=keepdim))
         return (xp.abs(a) ** p).sum(axis=axes, keepdims=keepdim) ** (1.0 / p)
 
-    def backward(self, g):  # d |x|_p = sign(x) |x|^(p-1) / |x|_p^(p-1) dx
-        x, p = self.inputs[0], self.p
-        out = _keep(self.output(), x.shape, self.axes, self.keepdim)
-        zero = (out.data == 0).astype(out.dtype)
-        scale = _keep(g, x.shape, self.axes, self.keepdim) * _const(1.0 - zero)
-        safe = out + _const(zero)
+    def backward(self, g, m):  # d |x|_p = sign(x) |x|^(p-1) / |x|_p^(p-1) dx
+        x, p = m.inputs(self)[0], self.p
+        out = _keep(m.output(self), x.shape, self.axes, self.keepdim)
+        zero = (out == 0).astype(out.dtype)  # a comparison: no gradient
+        scale = _keep(g, x.shape, self.axes, self.keepdim) * (1.0 - zero)
+        safe = out + zero
         if p == 2:
             return x * (scale / safe), None, None, None
-        return x.sign() * x.abs() ** (p - 1.0) * (scale / safe ** (p - 1.0)), None, None, None
+        return m.sign(x) * abs(x) ** (p - 1.0) * (scale / safe ** (p - 1.0)), None, None, None
 
 
 def norm(a: Tensor, p=2, dim=None, keepdim: bool = False) -> Tensor:
@@ -484,8 +419,11 @@ def norm(a: Tensor, p=2, dim=None, keepdim: bool = False) -> Tensor:
     return Norm.apply(a, float(p), axes, keepdim)
 
 
+# helper for derivative rules anywhere in ops: m.sum(x, dim, keepdim), raw arrays first, Tensors second
+define("sum", _sum_array, sum)
+
 __all__ = ["ValuesIndices", "all", "amax", "amin", "any", "argmax", "argmin", "cumsum", "log_softmax",
-           "logsumexp", "max", "mean", "min", "nansum", "norm", "prod", "softmax", "std", "sum", "sum_to", "var"]
+           "logsumexp", "max", "mean", "min", "nansum", "norm", "prod", "softmax", "std", "sum", "var"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
 METHODS = ["all", "amax", "amin", "any", "argmax", "argmin", "cumsum", "log_softmax", "logsumexp", "max", "mean",
            "min", "nansum", "norm", "prod", "softmax", "std", "sum", "var"]

@@ -1,13 +1,14 @@
-"""Shape primitives: reshape/view, expand, permute, squeeze, concat/stack/split, pad, flip, repeat, roll.
+"""Shape primitives: reshape/view, permute, squeeze, concat/stack/split, pad, flip, repeat, roll (and
+``expand``, through ``broadcast.Expand``).
 
-Each backward is written with Tensor ops (slicing, padding, summing), so it can be differentiated again.
-Multi-output ops (split, chunk, unbind) are several slicing ops over one input.
+All are linear: each rule applies the adjoint op (or slices). Multi-output ops (split, chunk, unbind)
+are several slicing ops over one input.
 """
 from __future__ import annotations
 
 from nerve.autograd.function import Function
 from nerve.backend import xp
-from nerve.ops.reduce import sum_to, sum_to_array
+from nerve.ops.broadcast import Expand
 from nerve.tensor import Tensor
 
 
@@ -27,26 +28,8 @@ class Reshape(Function):
         self.in_shape = a.shape
         return a.reshape(shape)
 
-    def backward(self, g):
-        return g.reshape(self.in_shape), None
-
-    def vjp(self, g):
-        return g.reshape(self.in_shape), None
-
-
-class Expand(Function):
-    """The primitive behind ``expand``/``broadcast_to``."""
-
-    uses_inputs = False
-
-    def forward(self, a, shape):
-        return xp.broadcast_to(a, shape)
-
-    def backward(self, g):
-        return sum_to(g, self.inputs[0].shape), None
-
-    def vjp(self, g):
-        return sum_to_array(g, self.inputs[0].shape), None
+    def backward(self, g, m):  # adjoint: reshape back
+        return m.apply(Reshape, g, self.in_shape), None
 
 
 def reshape(a: Tensor, *shape) -> Tensor:
@@ -93,17 +76,14 @@ class Permute(Function):
         self.dims = dims
         return a.transpose(dims)
 
-    def _inverse(self) -> list:
+    def _inverse(self) -> tuple:
         inverse = [0] * len(self.dims)
         for i, d in enumerate(self.dims):
             inverse[d] = i
-        return inverse
+        return tuple(inverse)
 
-    def backward(self, g):
-        return g.permute(*self._inverse()), None
-
-    def vjp(self, g):
-        return g.transpose(self._inverse()), None
+    def backward(self, g, m):  # adjoint: the inverse permutation
+        return m.apply(Permute, g, self._inverse()), None
 
 
 def permute(a: Tensor, *dims) -> Tensor:
@@ -200,14 +180,12 @@ class Concat(Function):
         self.sizes = [a.shape[axis] for a in arrays]
         return xp.concatenate(arrays, axis=axis)
 
-    def backward(self, g):  # each input gets its own slice of the gradient
+    def backward(self, g, m):  # adjoint: each input gets its own slice of the gradient
         grads, start = [], 0
         for size, need in zip(self.sizes, self.needs_input_grad):
             grads.append(g[_along(self.axis, slice(start, start + size))] if need else None)
             start += size
         return tuple(grads)
-
-    vjp = backward  # slicing is the same on arrays and on Tensors
 
 
 class Stack(Function):
@@ -219,11 +197,9 @@ class Stack(Function):
         self.axis = axis
         return xp.stack(arrays, axis=axis)
 
-    def backward(self, g):  # input i gets the gradient's i-th entry along the new axis
+    def backward(self, g, m):  # adjoint: input i gets the gradient's i-th entry along the new axis
         return tuple(g[_along(self.axis, i)] if need else None
                      for i, need in enumerate(self.needs_input_grad))
-
-    vjp = backward  # indexing is the same on arrays and on Tensors
 
 
 def concat(tensors, dim: int = 0) -> Tensor:
@@ -330,11 +306,8 @@ class Pad(Function):
     def _back(self) -> tuple:
         return tuple((-lo, -hi) for lo, hi in self.widths)
 
-    def backward(self, g):  # padding with -widths crops the pad and restores the cropped (zero) parts
-        return Pad.apply(g, self._back(), 0), None, None
-
-    def vjp(self, g):
-        return _pad_array(g, self._back(), 0), None, None
+    def backward(self, g, m):  # adjoint: padding with -widths crops the pad, restores cropped parts as 0
+        return m.apply(Pad, g, self._back(), 0), None, None
 
 
 def pad(a: Tensor, pad: tuple, value: float = 0.0) -> Tensor:
@@ -361,11 +334,8 @@ class Flip(Function):
         self.dims = dims
         return xp.flip(a, axis=dims)
 
-    def backward(self, g):  # flipping is its own inverse
-        return Flip.apply(g, self.dims), None
-
-    def vjp(self, g):
-        return xp.flip(g, axis=self.dims), None
+    def backward(self, g, m):  # adjoint: flipping is its own inverse
+        return m.apply(Flip, g, self.dims), None
 
 
 def flip(a: Tensor, *dims) -> Tensor:
@@ -388,11 +358,8 @@ class Roll(Function):
     def _back(self):
         return tuple(-s for s in self.shifts) if isinstance(self.shifts, tuple) else -self.shifts
 
-    def backward(self, g):  # roll back by the same amount
-        return Roll.apply(g, self._back(), self.dims), None, None
-
-    def vjp(self, g):
-        return xp.roll(g, self._back(), axis=self.dims), None, None
+    def backward(self, g, m):  # adjoint: roll back by the same amount
+        return m.apply(Roll, g, self._back(), self.dims), None, None
 
 
 def roll(a: Tensor, shifts, dims=None) -> Tensor:
@@ -440,14 +407,9 @@ class Repeat(Function):
     def _interleaved(self) -> tuple:
         return tuple(x for r, n in zip(self.reps, self.shape) for x in (r, n))
 
-    def backward(self, g):  # sum the copies: view (r0, n0, r1, n1, ...) and sum over the r axes
+    def backward(self, g, m):  # adjoint: sum the copies, viewed as (r0, n0, r1, n1, ...), over the r axes
         interleaved = self._interleaved()
-        summed = g.reshape(interleaved).sum(dim=tuple(range(0, len(interleaved), 2)))
-        return summed.reshape(self.in_shape), None
-
-    def vjp(self, g):
-        interleaved = self._interleaved()
-        return g.reshape(interleaved).sum(axis=tuple(range(0, len(interleaved), 2))).reshape(self.in_shape), None
+        return m.sum(g.reshape(interleaved), tuple(range(0, len(interleaved), 2))).reshape(self.in_shape), None
 
 
 def repeat(a: Tensor, *sizes) -> Tensor:
@@ -480,11 +442,8 @@ class RepeatInterleave(Function):
         shape, d = self.inputs[0].shape, self.axis
         return shape[:d] + (shape[d], self.repeats) + shape[d + 1:]
 
-    def backward(self, g):  # each entry's copies are adjacent: view (..., n, r, ...) and sum over r
-        return g.reshape(self._split_shape()).sum(dim=self.axis + 1), None, None
-
-    def vjp(self, g):
-        return g.reshape(self._split_shape()).sum(axis=self.axis + 1), None, None
+    def backward(self, g, m):  # adjoint: each entry's copies are adjacent; view (..., n, r, ...), sum over r
+        return m.sum(g.reshape(self._split_shape()), self.axis + 1), None, None
 
 
 def repeat_interleave(a: Tensor, repeats, dim: int | None = None) -> Tensor:
