@@ -6,11 +6,11 @@ U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 """
 from __future__ import annotations
 
-
+from nerve import functional as F
 from nerve.nn import init
 from nerve.nn.linear import _empty
 from nerve.nn.module import Module
-from nerve.ops import conv as C
+from nerve.ops import ntuple
 from nerve.tensor import Tensor
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
@@ -41,9 +41,9 @@ class _ConvNd(Module):
         if padding_mode not in _PADDING_MODES:
             raise ValueError(f"{name}: padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = C._ints(kernel_size, n, "kernel_size", name)
-        self.stride = C._ints(stride, n, "stride", name)
-        self.dilation = C._ints(dilation, n, "dilation", name)
+        self.kernel_size = ntuple(kernel_size, n, "kernel_size", name)
+        self.stride = ntuple(stride, n, "stride", name)
+        self.dilation = ntuple(dilation, n, "dilation", name)
         if isinstance(padding, str):
             if self._transposed:
                 raise ValueError(f"{name}: padding must be ints, got {padding!r}")
@@ -53,8 +53,8 @@ class _ConvNd(Module):
                 raise ValueError(f"{name}: padding='same' needs stride 1, got stride {self.stride}")
             self.padding = padding
         else:
-            self.padding = C._ints(padding, n, "padding", name)
-        self.output_padding = C._ints(output_padding, n, "output_padding", name)
+            self.padding = ntuple(padding, n, "padding", name)
+        self.output_padding = ntuple(output_padding, n, "output_padding", name)
         self.groups, self.padding_mode = groups, padding_mode
         shape = ((in_channels, out_channels // groups) if self._transposed
                  else (out_channels, in_channels // groups)) + self.kernel_size
@@ -131,9 +131,9 @@ class _Conv(_ConvNd):
             else:
                 widths = [(p, p) for p in padding]
             flat = tuple(w for pair in reversed(widths) for w in pair)
-            input = C.pad(input, flat, mode=self.padding_mode)
+            input = F.pad(input, flat, mode=self.padding_mode)
             padding = 0
-        conv = C.conv1d if self._n == 1 else C.conv2d
+        conv = F.conv1d if self._n == 1 else F.conv2d
         return conv(input, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
 
@@ -175,7 +175,7 @@ class _ConvTranspose(_ConvNd):
         extra = self.output_padding
         if output_size is not None:
             extra = self._output_padding(input, output_size)
-        conv = C.conv_transpose1d if self._n == 1 else C.conv_transpose2d
+        conv = F.conv_transpose1d if self._n == 1 else F.conv_transpose2d
         return conv(input, self.weight, self.bias, self.stride, self.padding, extra, self.groups, self.dilation)
 
     def _output_padding(self, input: Tensor, output_size) -> tuple:

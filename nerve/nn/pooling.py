@@ -3,7 +3,7 @@ fixed output grid (``AdaptiveAvgPool1d/2d``, ``AdaptiveMaxPool1d/2d``), with PyT
 from __future__ import annotations
 
 from nerve.nn.module import Module
-from nerve.ops import conv as C
+from nerve import functional as F
 from nerve.tensor import Tensor
 
 
@@ -25,7 +25,7 @@ class _MaxPoolNd(Module):
 
     def forward(self, input: Tensor):
         """Window maxima (and their flat input positions when ``return_indices``)."""
-        fn = C.max_pool1d if self._n == 1 else C.max_pool2d
+        fn = F.max_pool1d if self._n == 1 else F.max_pool2d
         return fn(input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
                   self.return_indices)
 
@@ -66,9 +66,9 @@ class _AvgPoolNd(Module):
     def forward(self, input: Tensor) -> Tensor:
         """Window means."""
         if self._n == 1:
-            return C.avg_pool1d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+            return F.avg_pool1d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                                 self.count_include_pad)
-        return C.avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+        return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                             self.count_include_pad, self.divisor_override)
 
     def extra_repr(self) -> str:
@@ -120,14 +120,14 @@ class _AdaptivePool(Module):
 class AdaptiveAvgPool1d(_AdaptivePool):
     """Mean over ``output_size`` bins of (N, C, L), whatever L is."""
 
-    _fn = C.adaptive_avg_pool1d
+    _fn = F.adaptive_avg_pool1d
 
 
 class AdaptiveAvgPool2d(_AdaptivePool):
     """Mean over an (OH, OW) grid of bins of (N, C, H, W), whatever H and W are; 1 is global average
     pooling (the usual head before a classifier)."""
 
-    _fn = C.adaptive_avg_pool2d
+    _fn = F.adaptive_avg_pool2d
 
 
 class _AdaptiveMax(_AdaptivePool):
@@ -146,10 +146,10 @@ class _AdaptiveMax(_AdaptivePool):
 class AdaptiveMaxPool1d(_AdaptiveMax):
     """Maximum over ``output_size`` bins of (N, C, L)."""
 
-    _fn = C.adaptive_max_pool1d
+    _fn = F.adaptive_max_pool1d
 
 
 class AdaptiveMaxPool2d(_AdaptiveMax):
     """Maximum over an (OH, OW) grid of bins of (N, C, H, W)."""
 
-    _fn = C.adaptive_max_pool2d
+    _fn = F.adaptive_max_pool2d

@@ -2,8 +2,13 @@
 from __future__ import annotations
 
 from nerve.nn.module import Module
-from nerve.ops import conv as C
+from nerve import functional as F
 from nerve.tensor import Tensor
+
+
+def _plain(value):
+    """Tuples as lists (for JSON configs), everything else unchanged."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 class Upsample(Module):
@@ -18,15 +23,14 @@ class Upsample(Module):
 
     def forward(self, input: Tensor) -> Tensor:
         """The resized input."""
-        return C.interpolate(input, self.size, self.scale_factor, self.mode, self.align_corners)
+        return F.interpolate(input, self.size, self.scale_factor, self.mode, self.align_corners)
 
     def extra_repr(self) -> str:
         what = f"size={self.size}" if self.size is not None else f"scale_factor={self.scale_factor}"
         return f"{what}, mode={self.mode!r}"
 
     def get_config(self) -> dict:
-        plain = (lambda v: list(v) if isinstance(v, tuple) else v)
-        return {"size": plain(self.size), "scale_factor": plain(self.scale_factor), "mode": self.mode,
+        return {"size": _plain(self.size), "scale_factor": _plain(self.scale_factor), "mode": self.mode,
                 "align_corners": self.align_corners}
 
 

@@ -1,18 +1,23 @@
-"""Vector normalisation and cosine similarity (``F.normalize``, ``F.cosine_similarity``), composed from
-differentiable ops so that their second derivatives come for free.
-"""
+"""Similarity and distance (``F.normalize``, ``F.cosine_similarity``), composed from differentiable ops so that
+their second derivatives come for free."""
 from __future__ import annotations
 
 from nerve.backend import xp
-from nerve.ops.elementwise import clamp
-from nerve.ops.reduce import norm
-from nerve.ops.shape import normalize_dim
+from nerve.ops import clamp, norm
 from nerve.tensor import Tensor
+
+
+def _dim(dim: int, ndim: int, op: str) -> int:
+    """``dim`` as a non-negative axis, or an IndexError naming ``op``."""
+    size = max(ndim, 1)
+    if not isinstance(dim, (int, xp.integer)) or not -size <= dim < size:
+        raise IndexError(f"{op}: dim {dim} is out of range for a tensor with {ndim} dimensions")
+    return int(dim) % size
 
 
 def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
     """input / max(||input||_p, eps) along ``dim``: unit p-norm vectors, and zero vectors stay zero."""
-    d = normalize_dim(dim, input.ndim, "normalize")
+    d = _dim(dim, input.ndim, "normalize")
     return input / clamp(norm(input, p, d, keepdim=True), min=eps)
 
 
@@ -27,7 +32,7 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
     except ValueError:
         raise ValueError(f"cosine_similarity: x1 {tuple(x1.shape)} and x2 {tuple(x2.shape)} do not "
                          "broadcast") from None
-    d = normalize_dim(dim, len(shape), "cosine_similarity")
+    d = _dim(dim, len(shape), "cosine_similarity")
     x1 = x1 if x1.shape == shape else x1.expand(shape)
     x2 = x2 if x2.shape == shape else x2.expand(shape)
     return (normalize(x1, 2.0, d, eps) * normalize(x2, 2.0, d, eps)).sum(d)

@@ -1,0 +1,59 @@
+"""Dropout (``F.dropout``, ``F.dropout1d``, ``F.dropout2d``): the input times a scaled random mask while training,
+the input itself otherwise. Masks come from an explicit generator or the seeded default one."""
+from __future__ import annotations
+
+from nerve import backend
+from nerve.backend import xp
+from nerve.tensor import Tensor
+
+_SPATIAL = {1: "L", 2: "H, W"}
+
+
+def _masked(input: Tensor, p: float, mask_shape: tuple, generator) -> Tensor:
+    """input times a mask of ``mask_shape`` (broadcast over the rest) holding 0 with probability p, else 1/(1-p)."""
+    if p == 1.0:
+        return input * 0.0
+    gen = generator if generator is not None else backend.default_generator()
+    keep = gen.random(mask_shape, dtype=xp.float32) >= p
+    mask = xp.multiply(keep, 1.0 / (1.0 - p), dtype=input.dtype)
+    mask = mask.reshape(mask_shape + (1,) * (input.ndim - len(mask_shape)))
+    if input.device != "cpu":
+        mask = backend.to_device(mask, input.device)
+    return input * Tensor._make(mask, None)
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, generator=None) -> Tensor:
+    """Zero each element with probability ``p`` and scale the rest by 1 / (1 - p); identity when not training.
+
+    The mask comes from ``generator`` (a NumPy Generator), or the seeded default one.
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return input
+    return _masked(input, p, tuple(input.shape), generator)
+
+
+def _channel_dropout(op: str, n: int, input: Tensor, p: float, training: bool, generator) -> Tensor:
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{op}: p must be in [0, 1], got {p}")
+    if input.ndim not in (n + 1, n + 2):
+        raise ValueError(f"{op}: expected input (N, C, {_SPATIAL[n]}) or (C, {_SPATIAL[n]}), got "
+                         f"{tuple(input.shape)}")
+    if not training or p == 0.0:
+        return input
+    return _masked(input, p, tuple(input.shape[:input.ndim - n]), generator)
+
+
+def dropout1d(input: Tensor, p: float = 0.5, training: bool = True, generator=None) -> Tensor:
+    """Zero whole channels of (N, C, L) with probability ``p`` (scaling the rest by 1 / (1 - p))."""
+    return _channel_dropout("dropout1d", 1, input, p, training, generator)
+
+
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, generator=None) -> Tensor:
+    """Zero whole feature maps of (N, C, H, W) with probability ``p``: neighbouring pixels are correlated,
+    so dropping single pixels regularises little."""
+    return _channel_dropout("dropout2d", 2, input, p, training, generator)
+
+
+__all__ = ["dropout", "dropout1d", "dropout2d"]

@@ -1,0 +1,211 @@
+"""Spatial functions of (N, C, *spatial) tensors: the convolution and pooling primitives of ``nerve.ops``, and
+what is composed from ops: padding modes, adaptive pooling and ``interpolate``. The compositions gather along
+each dim or reuse the pooling primitives, so every derivative exists."""
+from __future__ import annotations
+
+import math
+
+from nerve.backend import xp
+from nerve.ops import (  # noqa: F401  (re-exported: the convolution and pooling primitives)
+    avg_pool1d, avg_pool2d, conv1d, conv2d, conv_transpose1d, conv_transpose2d, gather, index_select, matmul,
+    max_pool1d, max_pool2d, ntuple, pad as constant_pad,
+)
+from nerve.tensor import Tensor
+
+_SPATIAL = {1: "L", 2: "H, W"}
+_MAX_POOL = {1: max_pool1d, 2: max_pool2d}
+
+
+def _batched(op: str, input: Tensor, n: int) -> tuple:
+    """(input as a batch, whether it was one unbatched example), after checking its number of dims."""
+    if input.ndim not in (n + 1, n + 2):
+        raise ValueError(f"{op}: expected input (N, C, {_SPATIAL[n]}) or (C, {_SPATIAL[n]}), got "
+                         f"{tuple(input.shape)}")
+    unbatched = input.ndim == n + 1
+    return (input.unsqueeze(0) if unbatched else input), unbatched
+
+
+# --- padding modes ----------------------------------------------------------------------------------
+def _source_index(n: int, lo: int, hi: int, mode: str):
+    """For each position of a dim of length n padded by (lo, hi), the input position it copies."""
+    p = xp.arange(-lo, n + hi)
+    if mode == "reflect":
+        period = 2 * (n - 1)
+        p = xp.abs(p) % period if period else xp.zeros_like(p)
+        return xp.where(p >= n, period - p, p)
+    if mode == "replicate":
+        return xp.clip(p, 0, n - 1)
+    return p % n
+
+
+def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) -> Tensor:
+    """PyTorch's F.pad: ``pad`` = (left, right) of the last dim, then of the one before, ...
+
+    Modes: "constant" (``value``, negative widths crop), "reflect" (mirror without repeating the edge,
+    width < size), "replicate" (repeat the edge), "circular" (wrap around, width <= size). The
+    non-constant modes gather along each padded dim, so their backward adds border gradients back.
+    """
+    widths = tuple(int(p) for p in pad)
+    if mode == "constant":
+        return constant_pad(input, widths, 0.0 if value is None else value)
+    if mode not in ("reflect", "replicate", "circular"):
+        raise ValueError(f"pad: mode must be 'constant', 'reflect', 'replicate' or 'circular', got {mode!r}")
+    if len(widths) % 2 or len(widths) // 2 > input.ndim - 1:
+        raise ValueError(f"pad: {mode} padding takes (left, right) pairs for at most {input.ndim - 1} trailing "
+                         f"dims of an input of shape {tuple(input.shape)}, got {widths}")
+    out = input
+    for i in range(len(widths) // 2):
+        dim = input.ndim - 1 - i
+        lo, hi, n = widths[2 * i], widths[2 * i + 1], input.shape[dim]
+        limit = n - 1 if mode == "reflect" else n
+        if min(lo, hi) < 0 or max(lo, hi) > limit or n == 0:
+            raise ValueError(f"pad: {mode} padding {(lo, hi)} of dim {dim} (size {n}) of input "
+                             f"{tuple(input.shape)} must be non-negative and at most {limit}")
+        if lo or hi:
+            out = index_select(out, dim, _source_index(n, lo, hi, mode))
+    return out
+
+
+
+# --- adaptive pooling -------------------------------------------------------------------------------
+def _adaptive_bins(size: int, out: int):
+    """PyTorch's adaptive bins: [floor(i S / O), ceil((i + 1) S / O)) for each output i."""
+    i = xp.arange(out)
+    return (i * size) // out, -((-(i + 1) * size) // out)
+
+
+def _adaptive_sizes(op: str, input: Tensor, n: int, output_size) -> tuple:
+    """``output_size`` as n ints (None keeps the input's size), checked."""
+    sizes = ntuple(output_size, n, "output_size", op) if not isinstance(output_size, (tuple, list)) \
+        else tuple(input.shape[-n + i] if s is None else int(s) for i, s in enumerate(output_size))
+    if len(sizes) != n or min(sizes) < 1:
+        raise ValueError(f"{op}: output_size must be {n} positive ints (or None to keep a size), "
+                         f"got {output_size!r}")
+    if min(input.shape[-n:]) < 1:
+        raise ValueError(f"{op}: input {tuple(input.shape)} has an empty spatial dim")
+    return sizes
+
+
+def _adaptive_avg_nd(op: str, n: int, input: Tensor, output_size) -> Tensor:
+    x, unbatched = _batched(op, input, n)
+    sizes = _adaptive_sizes(op, x, n, output_size)
+    spatial = tuple(x.shape[2:])
+    if all(s % o == 0 for s, o in zip(spatial, sizes)):  # even bins: split each dim into (bins, bin size)
+        split = x.shape[:2] + tuple(v for o, s in zip(sizes, spatial) for v in (o, s // o))
+        out = x.reshape(split).mean(tuple(range(3, 3 + 2 * n, 2)))
+    else:  # uneven bins: multiply by an averaging matrix along each dim
+        out = x
+        for i, (s, o) in enumerate(zip(spatial, sizes)):
+            start, end = _adaptive_bins(s, o)
+            pos = xp.arange(s)
+            a = ((pos >= start[:, None]) & (pos < end[:, None])) / (end - start)[:, None]
+            a = Tensor._make(a.T.astype(x.dtype), None)
+            dim = 2 + i
+            out = matmul(out.movedim(dim, -1), a).movedim(-1, dim)
+    return out.squeeze(0) if unbatched else out
+
+
+def adaptive_avg_pool1d(input: Tensor, output_size) -> Tensor:
+    """Mean over ``output_size`` adaptive bins of (N, C, L) (PyTorch's bin edges)."""
+    return _adaptive_avg_nd("adaptive_avg_pool1d", 1, input, output_size)
+
+
+def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
+    """Mean over an (OH, OW) grid of adaptive bins of (N, C, H, W); 1 gives global average pooling."""
+    return _adaptive_avg_nd("adaptive_avg_pool2d", 2, input, output_size)
+
+
+def _adaptive_max_nd(op: str, n: int, input: Tensor, output_size, return_indices: bool):
+    x, unbatched = _batched(op, input, n)
+    sizes = _adaptive_sizes(op, x, n, output_size)
+    spatial = tuple(x.shape[2:])
+    k = tuple(s // o for s, o in zip(spatial, sizes))
+    if all(s % o == 0 for s, o in zip(spatial, sizes)) and math.prod(k) <= 16 and not return_indices:
+        out = _MAX_POOL[n](x, k, k)
+        return out.squeeze(0) if unbatched else out
+    # uneven or large bins: each output's window as flat positions (bins padded to the longest by repeating
+    # their last element)
+    table = xp.zeros((1, 1), dtype=xp.int64)
+    for i, (s, o) in enumerate(zip(spatial, sizes)):
+        start, end = _adaptive_bins(s, o)
+        length = int((end - start).max())
+        pos = xp.minimum(start[:, None] + xp.arange(length), end[:, None] - 1) * math.prod(spatial[i + 1:])
+        table = (table[:, None, :, None] + pos[None, :, None, :]).reshape(table.shape[0] * o, -1)
+    flat = x.data.reshape(x.shape[:2] + (-1,))
+    chosen = table[xp.arange(table.shape[0]), xp.argmax(flat[:, :, table], axis=-1)]
+    out = gather(x.reshape(x.shape[:2] + (-1,)), 2, chosen).reshape(x.shape[:2] + sizes)
+    if unbatched:
+        out, chosen = out.squeeze(0), chosen[0]
+    if return_indices:
+        return out, Tensor(chosen.reshape(out.shape))
+    return out
+
+
+def adaptive_max_pool1d(input: Tensor, output_size, return_indices: bool = False):
+    """Maximum over ``output_size`` adaptive bins of (N, C, L)."""
+    return _adaptive_max_nd("adaptive_max_pool1d", 1, input, output_size, return_indices)
+
+
+def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False):
+    """Maximum over an (OH, OW) grid of adaptive bins of (N, C, H, W)."""
+    return _adaptive_max_nd("adaptive_max_pool2d", 2, input, output_size, return_indices)
+
+
+# --- upsampling -------------------------------------------------------------------------------------
+_INTERP_DIMS = {"nearest": (1, 2, 3), "linear": (1,), "bilinear": (2,), "trilinear": (3,)}
+
+
+def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",
+                align_corners: bool | None = None) -> Tensor:
+    """Resize the spatial dims of (N, C, *S) to ``size`` or ``S * scale_factor`` (PyTorch's coordinates).
+
+    Modes: "nearest" (1-3 spatial dims), "linear" (1), "bilinear" (2), "trilinear" (3); ``align_corners``
+    maps the corner pixels onto each other (linear modes only). Built from gathers along each dim, so
+    every derivative exists.
+    """
+    if mode not in _INTERP_DIMS:
+        raise ValueError(f"interpolate: mode must be one of {sorted(_INTERP_DIMS)}, got {mode!r}")
+    n = input.ndim - 2
+    if n not in _INTERP_DIMS[mode]:
+        raise ValueError(f"interpolate: mode {mode!r} takes inputs with "
+                         f"{' or '.join(str(d + 2) for d in _INTERP_DIMS[mode])} dims, got {tuple(input.shape)}")
+    if mode == "nearest" and align_corners is not None:
+        raise ValueError("interpolate: align_corners only applies to the linear modes")
+    if (size is None) == (scale_factor is None):
+        raise ValueError("interpolate: give exactly one of size and scale_factor")
+    spatial = tuple(input.shape[2:])
+    if size is not None:
+        out = ntuple(size, n, "size", "interpolate")
+        scales = tuple(s / o for s, o in zip(spatial, out))
+    else:
+        factors = tuple(float(f) for f in (scale_factor if isinstance(scale_factor, (tuple, list))
+                                           else (scale_factor,) * n))
+        if len(factors) != n or min(factors) <= 0:
+            raise ValueError(f"interpolate: scale_factor must be {n} positive numbers, got {scale_factor!r}")
+        out = tuple(int(math.floor(s * f)) for s, f in zip(spatial, factors))
+        scales = tuple(1.0 / f for f in factors)
+    if min(out) < 1 or min(spatial) < 1:
+        raise ValueError(f"interpolate: input {tuple(input.shape)} resized to {out} has an empty dim")
+    result = input
+    for i, (s, o, scale) in enumerate(zip(spatial, out, scales)):
+        dim = 2 + i
+        dst = xp.arange(o, dtype=xp.float64)
+        if mode == "nearest":
+            result = index_select(result, dim, xp.minimum(xp.floor(dst * scale).astype(xp.int64), s - 1))
+            continue
+        if align_corners:
+            src = dst * ((s - 1) / (o - 1) if o > 1 else 0.0)
+        else:
+            src = xp.maximum((dst + 0.5) * scale - 0.5, 0.0)
+        i0 = xp.minimum(xp.floor(src).astype(xp.int64), s - 1)
+        i1 = xp.minimum(i0 + 1, s - 1)
+        lam = Tensor._make((src - i0).astype(input.dtype).reshape((-1,) + (1,) * (n - 1 - i)), None)
+        result = index_select(result, dim, i0) * (1.0 - lam) + index_select(result, dim, i1) * lam
+    return result
+
+
+__all__ = [
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d", "avg_pool1d",
+    "avg_pool2d", "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "interpolate", "max_pool1d",
+    "max_pool2d", "pad",
+]
