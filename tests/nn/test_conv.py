@@ -1,10 +1,7 @@
-"""Convolutions (Conv1d/2d, ConvTranspose1d/2d), BatchNorm2d, Dropout2d and the CNN models.
-
-Forward and backward are compared with plain nested-loop NumPy references over a grid of configurations,
-checked with gradcheck in float64 (second order for a subset), and both backward paths (raw vjp and
-Tensor-op backward) must agree. Layers: shapes, parameters, init, state dicts, errors, a small task.
+"""Convolution layers (Conv1d/2d, ConvTranspose1d/2d), BatchNorm2d, Dropout2d and the CNN models: shapes,
+parameters, init, state dicts, padding modes, errors, memory and small tasks. The convolution ops themselves
+are checked against loop references in tests/ops/test_conv.py.
 """
-import itertools
 import math
 
 import numpy as np
@@ -14,234 +11,10 @@ import nerve
 import nerve.functional as F
 from nerve import nn
 from nerve.models import CNN1d, LeNet5, SmallCNN
-from nerve.ops import conv as C
+from nerve.ops.conv import CHUNK_BYTES
+from tests.helpers import T
 
 RNG = np.random.default_rng(7)
-
-
-def T(a, requires_grad=True):
-    return nerve.tensor(np.asarray(a, dtype=np.float64), requires_grad=requires_grad)
-
-
-# --- nested-loop references ------------------------------------------------------------------------
-def _window(pos, kernel, stride, dilation):
-    return tuple(slice(p * s, p * s + d * (k - 1) + 1, d) for p, k, s, d in zip(pos, kernel, stride, dilation))
-
-
-def ref_conv(x, w, b, stride, lo, hi, dilation, groups):
-    """out[n, o, p] = b[o] + sum over the window of x_padded[n, group of o, p * s + k * d] w[o, c, k]."""
-    nsp = x.ndim - 2
-    xpad = np.pad(x, [(0, 0), (0, 0)] + list(zip(lo, hi)))
-    out_ch, cg, kernel = w.shape[0], w.shape[1], w.shape[2:]
-    og = out_ch // groups
-    size = [(xpad.shape[2 + i] - dilation[i] * (kernel[i] - 1) - 1) // stride[i] + 1 for i in range(nsp)]
-    out = np.zeros((x.shape[0], out_ch, *size))
-    for n in range(x.shape[0]):
-        for o in range(out_ch):
-            g = o // og
-            for pos in itertools.product(*map(range, size)):
-                patch = xpad[(n, slice(g * cg, (g + 1) * cg)) + _window(pos, kernel, stride, dilation)]
-                out[(n, o) + pos] = (patch * w[o]).sum() + (0.0 if b is None else b[o])
-    return out
-
-
-def ref_conv_grads(x, w, g, stride, lo, hi, dilation, groups):
-    """(dx, dw, db) of ref_conv by the same loops: each output spreads g * w into its window of x."""
-    xpad = np.pad(x, [(0, 0), (0, 0)] + list(zip(lo, hi)))
-    dxpad, dw = np.zeros_like(xpad), np.zeros_like(w)
-    out_ch, cg, kernel = w.shape[0], w.shape[1], w.shape[2:]
-    og = out_ch // groups
-    for n in range(x.shape[0]):
-        for o in range(out_ch):
-            grp = slice((o // og) * cg, (o // og + 1) * cg)
-            for pos in itertools.product(*map(range, g.shape[2:])):
-                where = (n, grp) + _window(pos, kernel, stride, dilation)
-                dxpad[where] += g[(n, o) + pos] * w[o]
-                dw[o] += g[(n, o) + pos] * xpad[where]
-    crop = (slice(None), slice(None)) + tuple(slice(a, a + s) for a, s in zip(lo, x.shape[2:]))
-    return dxpad[crop], dw, g.sum(axis=(0,) + tuple(range(2, g.ndim)))
-
-
-def ref_conv_transpose(x, w, b, stride, padding, output_padding, groups, dilation):
-    """Each input value scatters x * w[c_in] into its output window; the padding is then cropped."""
-    nsp = x.ndim - 2
-    cin_g, cout_g, kernel = x.shape[1] // groups, w.shape[1], w.shape[2:]
-    full = [(s - 1) * st + d * (k - 1) + 1 + e for s, st, d, k, e in
-            zip(x.shape[2:], stride, dilation, kernel, output_padding)]
-    buf = np.zeros((x.shape[0], cout_g * groups, *full))
-    for n in range(x.shape[0]):
-        for ci in range(x.shape[1]):
-            block = slice((ci // cin_g) * cout_g, (ci // cin_g + 1) * cout_g)
-            for pos in itertools.product(*map(range, x.shape[2:])):
-                buf[(n, block) + _window(pos, kernel, stride, dilation)] += x[(n, ci) + pos] * w[ci]
-    size = [f - 2 * p for f, p in zip(full, padding)]
-    out = buf[(slice(None), slice(None)) + tuple(slice(p, p + s) for p, s in zip(padding, size))]
-    return out + (0.0 if b is None else b.reshape((-1,) + (1,) * nsp))
-
-
-def _padding_pairs(padding, kernel, dilation):
-    if padding == "valid":
-        return [0] * len(kernel), [0] * len(kernel)
-    if padding == "same":
-        total = [d * (k - 1) for k, d in zip(kernel, dilation)]
-        return [t // 2 for t in total], [t - t // 2 for t in total]
-    pad = list(padding) if isinstance(padding, tuple) else [padding] * len(kernel)
-    return pad, pad
-
-
-def _tup(v, n):
-    return tuple(v) if isinstance(v, tuple) else (v,) * n
-
-
-# --- the grid --------------------------------------------------------------------------------------
-#: (x shape, w shape, stride, padding, dilation, groups, bias)
-CONV2D = [
-    ((2, 3, 7, 6), (4, 3, 3, 2), 1, 0, 1, 1, True),          # non-square kernel, odd sizes
-    ((1, 2, 5, 5), (3, 2, 3, 3), 2, 1, 1, 1, True),          # batch 1, stride 2, padding
-    ((2, 4, 8, 7), (4, 2, 3, 3), 1, "same", 2, 2, True),     # groups, "same", dilation
-    ((2, 4, 6, 6), (4, 1, 3, 3), 1, 1, 1, 4, False),         # depthwise, no bias
-    ((2, 3, 9, 8), (2, 3, 2, 3), (2, 3), (1, 2), (2, 1), 1, True),  # per-dim stride/padding/dilation
-    ((1, 2, 4, 5), (3, 2, 1, 1), 1, 0, 1, 1, True),          # 1x1 (pointwise path)
-    ((2, 2, 5, 4), (2, 2, 4, 3), 1, "same", 1, 1, True),     # "same" with an even kernel (asymmetric)
-    ((3, 1, 7, 7), (2, 1, 3, 3), 3, "valid", 1, 1, True),    # stride leaves input positions unused
-    ((2, 6, 5, 5), (6, 2, 3, 3), 1, 1, 1, 3, True),          # groups with 2 outputs per group
-    ((1, 6, 5, 5), (3, 6, 2, 2), 1, 1, 1, 1, True),          # channel-major im2col rows (C > 4)
-    ((2, 5, 6, 7), (3, 5, 3, 2), 1, (2, 1), (1, 2), 1, True),  # shifted-row input gradient: padding, dilation
-    ((1, 5, 6, 5), (4, 5, 4, 3), 1, "same", 1, 1, False),    # shifted rows, asymmetric "same" padding
-]
-CONV1D = [
-    ((2, 3, 9), (4, 3, 3), 1, 1, 1, 1, True),
-    ((1, 2, 11), (4, 1, 4), 1, "same", 2, 2, False),
-    ((2, 2, 10), (2, 2, 5), 3, 2, 1, 1, True),
-    ((2, 5, 9), (3, 5, 3), 1, 2, 2, 1, True),                # shifted-row input gradient in 1-d
-]
-
-
-def _conv_case(case, dim):
-    xs, ws, stride, padding, dilation, groups, bias = case
-    x, w = T(RNG.standard_normal(xs)), T(RNG.standard_normal(ws))
-    b = T(RNG.standard_normal(ws[0])) if bias else None
-    fn = F.conv1d if dim == 1 else F.conv2d
-    lo, hi = _padding_pairs(padding, ws[2:], _tup(dilation, dim))
-    ref_args = (_tup(stride, dim), lo, hi, _tup(dilation, dim), groups)
-    return x, w, b, (lambda *a: fn(*a, stride=stride, padding=padding, dilation=dilation, groups=groups)), ref_args
-
-
-@pytest.mark.parametrize("dim,case", [(2, c) for c in CONV2D] + [(1, c) for c in CONV1D],
-                         ids=[f"2d-{i}" for i in range(len(CONV2D))] + [f"1d-{i}" for i in range(len(CONV1D))])
-def test_conv_matches_loop_reference_and_gradcheck(dim, case):
-    x, w, b, fn, ref_args = _conv_case(case, dim)
-    inputs = [x, w] + ([b] if b is not None else [])
-    out = fn(*inputs)
-    want = ref_conv(x.numpy(), w.numpy(), None if b is None else b.numpy(), *ref_args)
-    np.testing.assert_allclose(out.numpy(), want, rtol=1e-10, atol=1e-12)
-    g = RNG.standard_normal(out.shape)
-    grads = nerve.grad(out, inputs, nerve.tensor(g))
-    dx, dw, db = ref_conv_grads(x.numpy(), w.numpy(), g, *ref_args)
-    for got, ref in zip(grads, (dx, dw, db)):
-        np.testing.assert_allclose(got.numpy(), ref, rtol=1e-10, atol=1e-12)
-    graph = nerve.grad(fn(*inputs), inputs, nerve.tensor(g), create_graph=True)
-    for fast, slow in zip(grads, graph):
-        np.testing.assert_allclose(fast.numpy(), slow.numpy(), rtol=1e-12, atol=1e-12)
-    assert nerve.gradcheck(fn, inputs)
-
-
-@pytest.mark.parametrize("case", [CONV2D[1], CONV2D[3], CONV1D[1]], ids=["stride2", "depthwise", "1d-same"])
-def test_conv_second_order(case):
-    xs, ws = case[0], case[1]
-    small = ((1,) + xs[1:2] + tuple(min(s, 5) for s in xs[2:]), ws)
-    x, w, b, fn, _ = _conv_case(small + case[2:], len(xs) - 2)
-    assert nerve.gradgradcheck(fn, [x, w] + ([b] if b is not None else []))
-
-
-#: (x shape, w shape, stride, padding, output_padding, groups, dilation)
-CONV_T = [
-    ((2, 3, 3, 4), (3, 2, 3, 3), 1, 0, 0, 1, 1),
-    ((1, 2, 3, 3), (2, 3, 3, 2), 2, 1, 1, 1, 1),             # upsampling x2 with output_padding
-    ((2, 4, 2, 3), (4, 1, 3, 3), 3, 2, 2, 2, 1),             # groups, large output_padding
-    ((1, 2, 3, 3), (2, 2, 2, 3), (2, 1), (0, 1), (1, 0), 1, (2, 2)),  # dilation, per-dim
-    ((2, 2, 3, 3), (2, 2, 3, 3), 1, 1, 1, 1, 2),             # output_padding < dilation (stride 1)
-    ((2, 3, 3, 4), (3, 5, 3, 3), 1, 1, 1, 1, 2),             # the same with 5 outputs: shifted rows, cropped end
-]
-
-
-@pytest.mark.parametrize("case", CONV_T, ids=[f"t{i}" for i in range(len(CONV_T))])
-def test_conv_transpose2d_matches_reference_and_gradcheck(case):
-    xs, ws, stride, padding, extra, groups, dilation = case
-    x, w, b = T(RNG.standard_normal(xs)), T(RNG.standard_normal(ws)), T(RNG.standard_normal(ws[1] * groups))
-
-    def fn(x, w, b):
-        return F.conv_transpose2d(x, w, b, stride, padding, extra, groups, dilation)
-    out = fn(x, w, b)
-    want = ref_conv_transpose(x.numpy(), w.numpy(), b.numpy(), _tup(stride, 2), _tup(padding, 2),
-                              _tup(extra, 2), groups, _tup(dilation, 2))
-    np.testing.assert_allclose(out.numpy(), want, rtol=1e-10, atol=1e-12)
-    # its input gradient is the convolution it transposes
-    g = RNG.standard_normal(out.shape)
-    gx = nerve.grad(fn(x, w, b), x, nerve.tensor(g))[0]
-    p = _tup(padding, 2)
-    hi = [a - e for a, e in zip(p, _tup(extra, 2))]  # output_padding crops the end of the conv's input
-    cropped = g[(slice(None), slice(None)) + tuple(slice(0, s + min(h, 0)) for s, h in zip(g.shape[2:], hi))]
-    want_gx = ref_conv(cropped, w.numpy(), None, _tup(stride, 2), p, [max(h, 0) for h in hi], _tup(dilation, 2),
-                       groups)
-    np.testing.assert_allclose(gx.numpy(), want_gx, rtol=1e-10, atol=1e-12)
-    assert nerve.gradcheck(fn, [x, w, b])
-
-
-def test_conv_transpose_second_order_and_1d():
-    x, w = T(RNG.standard_normal((1, 2, 3, 2))), T(RNG.standard_normal((2, 1, 2, 2)))
-    assert nerve.gradgradcheck(lambda x, w: F.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1), [x, w])
-    x1, w1 = T(RNG.standard_normal((2, 3, 4))), T(RNG.standard_normal((3, 2, 3)))
-    out = F.conv_transpose1d(x1, w1, None, 2, 1, 1)
-    want = ref_conv_transpose(x1.numpy(), w1.numpy(), None, (2,), (1,), (1,), 1, (1,))
-    np.testing.assert_allclose(out.numpy(), want, rtol=1e-10, atol=1e-12)
-    assert nerve.gradcheck(lambda x, w: F.conv_transpose1d(x, w, None, 2, 1, 1), [x1, w1])
-
-
-def test_weight_gradient_face_second_order():
-    """ConvWeight (the weight gradient as an op) differentiates in both of its inputs."""
-    geom = C.conv_geometry("t", (4, 4), (2, 2), 1, 1, 1, 1)
-    x, y = T(RNG.standard_normal((1, 2, 4, 4))), T(RNG.standard_normal((1, 3, 5, 5)))
-    fn = lambda x, y: C.ConvWeight.apply(x, y, geom)  # noqa: E731
-    assert nerve.gradcheck(fn, [x, y])
-    assert nerve.gradgradcheck(fn, [x, y])
-
-
-def test_chunked_im2col_equals_one_chunk(monkeypatch):
-    """Forward, weight and input gradients are the same when im2col runs one image at a time."""
-    x, w, b = T(RNG.standard_normal((5, 4, 6, 7))), T(RNG.standard_normal((6, 2, 3, 3))), T(RNG.standard_normal(6))
-
-    def run():
-        out = F.conv2d(x, w, b, stride=(1, 2), padding=1, groups=2)
-        return [out.numpy()] + [g.numpy() for g in nerve.grad(out, [x, w, b], nerve.tensor(np.ones(out.shape)))]
-    whole = run()
-    monkeypatch.setattr(C, "CHUNK_BYTES", 1)
-    for a, b_ in zip(whole, run()):
-        np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12)
-
-
-@pytest.mark.parametrize("padding", [0, 1])
-def test_channels_first_and_channels_last_inputs_agree(padding):
-    """Inputs in either memory layout (many channels: the blocked transposing copy) give the same results."""
-    data = RNG.standard_normal((2, 20, 5, 6))
-    first = T(data)
-    last = nerve.tensor(np.ascontiguousarray(data.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2), requires_grad=True)
-    w = T(RNG.standard_normal((3, 20, 3, 3)))
-    for fn in (lambda x: F.conv2d(x, w, padding=padding), lambda x: F.max_pool2d(x, 3, 2, padding),
-               lambda x: F.avg_pool2d(x, 3, 1, padding)):
-        a, b = fn(first), fn(last)
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12)
-        g = nerve.tensor(RNG.standard_normal(a.shape))
-        np.testing.assert_allclose(nerve.grad(a, first, g)[0].numpy(), nerve.grad(b, last, g)[0].numpy(), rtol=1e-12)
-
-
-def test_output_is_channels_last_view_and_float32():
-    """The GEMM writes channels-last memory; the tensor keeps PyTorch's (N, C, H, W) shape."""
-    x = nerve.randn(2, 3, 8, 8)
-    out = F.conv2d(x, nerve.randn(5, 3, 3, 3))
-    assert out.shape == (2, 5, 6, 6) and out.dtype == np.float32
-    assert out.data.transpose(0, 2, 3, 1).flags.c_contiguous
-    np.testing.assert_allclose(F.conv2d(out, nerve.randn(4, 5, 1, 1)).shape, (2, 4, 6, 6))
 
 
 def test_empty_batch_and_unbatched_input():
@@ -256,29 +29,29 @@ def test_empty_batch_and_unbatched_input():
 
 
 # --- padding modes -----------------------------------------------------------------------------------
+def _same_pairs(kernel):
+    total = [k - 1 for k in kernel]
+    return [(t // 2, t - t // 2) for t in total]
+
+
 @pytest.mark.parametrize("mode,np_mode", [("reflect", "reflect"), ("replicate", "edge"), ("circular", "wrap")])
 @pytest.mark.parametrize("padding", [1, (2, 1), "same"])
-def test_padding_modes(mode, np_mode, padding):
+def test_padding_modes_pad_the_input_then_convolve(mode, np_mode, padding):
     nerve.manual_seed(0)
     conv = nn.Conv2d(2, 3, (3, 2), padding=padding, padding_mode=mode).double()
-    x = T(RNG.standard_normal((2, 2, 5, 4)))
-    lo, hi = _padding_pairs(padding, (3, 2), (1, 1))
-    xpad = np.pad(x.numpy(), [(0, 0), (0, 0)] + list(zip(lo, hi)), mode=np_mode)
-    want = ref_conv(xpad, conv.weight.numpy(), conv.bias.numpy(), (1, 1), (0, 0), (0, 0), (1, 1), 1)
-    np.testing.assert_allclose(conv(x).numpy(), want, rtol=1e-10, atol=1e-12)
+    x = T(RNG.standard_normal((2, 2, 5, 4)), True)
+    pairs = _same_pairs((3, 2)) if padding == "same" else [(p, p) for p in (padding if isinstance(padding, tuple)
+                                                                              else (padding, padding))]
+    xpad = nerve.tensor(np.pad(x.numpy(), [(0, 0), (0, 0)] + pairs, mode=np_mode))
+    np.testing.assert_allclose(conv(x).numpy(), F.conv2d(xpad, conv.weight, conv.bias).numpy(), rtol=1e-12)
     assert nerve.gradcheck(lambda x: conv(x), [x])
 
 
-def test_conv1d_padding_mode_and_pad_errors():
+def test_conv1d_padding_mode():
     conv = nn.Conv1d(1, 2, 3, padding=2, padding_mode="reflect").double()
     x = T(RNG.standard_normal((1, 1, 6)))
-    xpad = np.pad(x.numpy(), [(0, 0), (0, 0), (2, 2)], mode="reflect")
-    want = ref_conv(xpad, conv.weight.numpy(), conv.bias.numpy(), (1,), (0,), (0,), (1,), 1)
-    np.testing.assert_allclose(conv(x).numpy(), want, rtol=1e-10)
-    with pytest.raises(ValueError, match=r"pad: reflect padding \(3, 3\) of dim 2 \(size 3\)"):
-        F.pad(nerve.randn(1, 1, 3), (3, 3), mode="reflect")
-    with pytest.raises(ValueError, match="mode must be"):
-        F.pad(nerve.randn(1, 1, 3), (1, 1), mode="mirror")
+    xpad = nerve.tensor(np.pad(x.numpy(), [(0, 0), (0, 0), (2, 2)], mode="reflect"))
+    np.testing.assert_allclose(conv(x).numpy(), F.conv1d(xpad, conv.weight, conv.bias).numpy(), rtol=1e-12)
 
 
 # --- layers --------------------------------------------------------------------------------------------
@@ -332,12 +105,6 @@ def test_bad_inputs_name_the_layer_and_shapes():
         nn.Conv2d(3, 4, 3, stride=2, padding="same")
     with pytest.raises(ValueError, match="padding_mode must be one of"):
         nn.Conv2d(3, 4, 3, padding_mode="mirror")
-    with pytest.raises(ValueError, match=r"conv2d: expected input \(N, 6, H, W\) for weight \(4, 3, 3, 3\)"):
-        F.conv2d(nerve.randn(1, 3, 5, 5), nerve.randn(4, 3, 3, 3), groups=2)
-    with pytest.raises(ValueError, match=r"conv2d: bias must have shape \(4,\)"):
-        F.conv2d(nerve.randn(1, 3, 5, 5), nerve.randn(4, 3, 3, 3), nerve.randn(3))
-    with pytest.raises(ValueError, match="output_padding"):
-        F.conv_transpose2d(nerve.randn(1, 2, 3, 3), nerve.randn(2, 2, 3, 3), stride=2, output_padding=2)
 
 
 # --- BatchNorm2d and Dropout2d ----------------------------------------------------------------------------
@@ -361,7 +128,7 @@ def test_batchnorm2d_matches_reference_updates_stats_and_gradchecks():
         * bn.weight.numpy()[:, None, None] + bn.bias.numpy()[:, None, None]
     np.testing.assert_allclose(bn(T(x)).numpy(), want_eval, rtol=1e-10)
     bn.train()
-    small = T(RNG.standard_normal((2, 3, 2, 2)))
+    small = T(RNG.standard_normal((2, 3, 2, 2)), True)
     assert nerve.gradcheck(lambda x, w, b: bn(x), [small, bn.weight, bn.bias])
     with pytest.raises(ValueError, match=r"BatchNorm2d\(3\): expected input \(N, 3, H, W\), got \(2, 3, 4\)"):
         bn(nerve.randn(2, 3, 4).double())
@@ -492,5 +259,5 @@ def test_memory_stays_within_one_layers_columns_and_does_not_grow():
     finally:
         tracemalloc.stop()
     whole_columns = 16 * 32 * 32 * 288 * 4
-    assert max(peaks) < C.CHUNK_BYTES + 4 * act + x.data.nbytes < whole_columns, peaks
+    assert max(peaks) < CHUNK_BYTES + 4 * act + x.data.nbytes < whole_columns, peaks
     assert peaks[-1] <= peaks[1] * 1.05, peaks
