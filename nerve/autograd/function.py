@@ -89,13 +89,19 @@ class Function:
         return Tensor._make(self._out, self)
 
     def backward_reference(self, g: Tensor) -> tuple:
-        """Gradients of a fused kernel through its ``reference``, with their graph (higher orders)."""
-        inputs = self.inputs
-        wanted = [t for t, n in zip(inputs, self.needs_input_grad) if n]
+        """Gradients of a fused kernel through its ``reference``, with their graph (higher orders).
+
+        NOTE: the reference runs on an alias of each input, and the gradients are taken at the aliases: this
+        node's own partial derivatives, even when one input depends on another (an RNN step's state and its
+        weight) or one tensor is passed twice (self-attention's q, k, v).
+        """
+        needs = self.needs_input_grad
         with enable_grad():
-            out = self.reference(*inputs)
-        grads = iter(_grad([out], wanted, [g], create_graph=True, allow_unused=True))
-        return tuple(next(grads) if n else None for n in self.needs_input_grad)
+            args = [_Alias.apply(t) if n else t for t, n in zip(self.inputs, needs)]
+            out = self.reference(*args)
+        grads = iter(_grad([out], [a for a, n in zip(args, needs) if n], [g], create_graph=True,
+                           allow_unused=True))
+        return tuple(next(grads) if n else None for n in needs)
 
     @property
     def name(self) -> str:
@@ -103,6 +109,18 @@ class Function:
 
     def __repr__(self) -> str:
         return f"<{self.name}>"
+
+
+class _Alias(Function):
+    """The identity as a node of its own: where ``backward_reference`` takes a reference's gradients."""
+
+    uses_inputs = False
+
+    def forward(self, a):
+        return a
+
+    def backward(self, g, m):  # d(a) = da
+        return g
 
 
 def _explain(cls, exc: ValueError, inputs) -> ValueError:
