@@ -7,7 +7,7 @@ is the median of the per-round ratios, so both see the same conditions of this s
 ``--threads N`` runs both with N threads (OPENBLAS_NUM_THREADS for NumPy, set_num_threads for PyTorch); on a
 busy machine one thread each gives the steadier comparison.
 Also times the GRU of the same size and nerve's LSTM layer alone (forward, and forward + backward) with the
-fused node against the same layer composed from Tensor ops, the measurement behind fusing it.
+fused node against its reference (the same layer composed from primitives), the measurement behind fusing it.
 """
 from __future__ import annotations
 
@@ -71,17 +71,17 @@ def torch_steps(cell: str):
 def layer_times(fused: bool, repeats: int) -> tuple:
     """(forward ms, forward + backward ms) of the LSTM layer alone, fused or composed from Tensor ops."""
     import nerve
-    from nerve.ops.recurrent import RecurrentLayer, recurrent_layer_composed
+    from nerve.ops.recurrent import RecurrentLayer
     rng = np.random.default_rng(0)
     x = nerve.tensor(rng.standard_normal((BATCH, SEQ, EMBED), dtype=np.float32), requires_grad=True)
     w = [nerve.tensor(rng.uniform(-0.06, 0.06, shape).astype(np.float32), requires_grad=True)
          for shape in ((4 * HIDDEN, EMBED), (4 * HIDDEN, HIDDEN), (4 * HIDDEN,), (4 * HIDDEN,))]
     zeros = np.zeros((BATCH, HIDDEN), dtype=np.float32)
 
-    def run():
-        if fused:
-            return RecurrentLayer.apply(x, *w, zeros, zeros, None, "lstm", False, True)
-        return recurrent_layer_composed("lstm", x, *w, zeros, zeros, None, False, True)
+    args = (x, *w, zeros, zeros, None, "lstm", False, True)
+
+    def run():  # the fused node, or its reference (the layer composed step by step from primitives)
+        return RecurrentLayer.apply(*args) if fused else RecurrentLayer().reference(*args)
     grad = nerve.tensor(np.ones(run().shape, dtype=np.float32))
 
     def both():

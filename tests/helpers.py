@@ -105,6 +105,51 @@ def ref_mha(m, query, key, value, bias=None):
     return out, weights
 
 
+def ref_rnn_sequence(mode, xs, w_ih, w_hh, b_ih, b_hh, h, c):
+    """One sequence xs (L, I) step by step, PyTorch's gates (LSTM rows i, f, g, o; GRU r, z, n with
+    n = tanh(W_in x + b_in + r (W_hn h + b_hn))). Returns the states (L, H), the final h and c, and each step's
+    values (for a hand-written backward)."""
+    H = w_hh.shape[1]
+    hs, cache = [], []
+    for x in xs:
+        if mode == "gru":
+            ax, ah = w_ih @ x + b_ih, w_hh @ h + b_hh
+            r, z = np_sigmoid(ax[:H] + ah[:H]), np_sigmoid(ax[H:2 * H] + ah[H:2 * H])
+            n = np.tanh(ax[2 * H:] + r * ah[2 * H:])
+            cache.append((x, h, r, z, n, ah[2 * H:]))
+            h = (1 - z) * n + z * h
+        else:
+            a = w_ih @ x + b_ih + w_hh @ h + b_hh
+            if mode == "lstm":
+                i, f, g, o = np_sigmoid(a[:H]), np_sigmoid(a[H:2 * H]), np.tanh(a[2 * H:3 * H]), np_sigmoid(a[3 * H:])
+                cache.append((x, h, c, i, f, g, o))
+                c = f * c + i * g
+                h = o * np.tanh(c)
+            else:
+                cache.append((x, h, a))
+                h = np.tanh(a) if mode == "rnn_tanh" else np.maximum(a, 0)
+        hs.append(h)
+    return np.array(hs).reshape(len(xs), H), h, c, cache
+
+
+def ref_rnn_layer(mode, x, params, h0=None, c0=None, mask=None, reverse=False):
+    """One direction of a recurrent layer over x (T, B, I) (params w_ih, w_hh, b_ih, b_hh; None biases are 0):
+    each sequence alone through its real steps (``mask`` (T, B); None: all), padded outputs 0. Returns
+    (out, h_n, c_n, [(steps, step values) per sequence])."""
+    T_, B, _ = x.shape
+    H = params[1].shape[1]
+    params = [np.zeros(params[0].shape[0]) if p is None else p for p in params]
+    h0 = np.zeros((B, H)) if h0 is None else h0
+    c0 = np.zeros((B, H)) if c0 is None else c0
+    mask = np.ones((T_, B), bool) if mask is None else mask
+    out, h_n, c_n, caches = np.zeros((T_, B, H)), np.zeros((B, H)), np.zeros((B, H)), []
+    for b in range(B):
+        steps = np.flatnonzero(mask[:, b])[::-1 if reverse else 1]
+        out[steps, b], h_n[b], c_n[b], cache = ref_rnn_sequence(mode, x[steps, b], *params, h0[b], c0[b])
+        caches.append((steps, cache))
+    return out, h_n, c_n, caches
+
+
 # --- layers --------------------------------------------------------------------------------------------------
 def n_params(module) -> int:
     """How many numbers a module trains (shared parameters counted once)."""

@@ -23,9 +23,9 @@ from nerve.backend import xp
 from nerve.nn import init
 from nerve.nn.linear import _empty
 from nerve.nn.module import Module
-from nerve.ops.recurrent import MODES, gru_cell, lengths_to_mask, lstm_cell, recurrent_layer
-from nerve.ops.recurrent import rnn_relu_cell, rnn_tanh_cell
-from nerve.ops.shape import cat, stack
+from nerve.ops import (
+    cat, gru_cell, lengths_to_mask, lstm_cell, recurrent_layer, rnn_relu_cell, rnn_tanh_cell, stack,
+)
 from nerve.tensor import Tensor
 
 __all__ = ["RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU"]
@@ -159,6 +159,8 @@ class GRUCell(_CellBase):
 class _RNNBase(Module):
     """A stack of recurrent layers over whole sequences; parameters ``weight_ih_l{k}[_reverse]`` etc."""
 
+    _gates = 1
+
     def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, device=None,
                  dtype=None) -> None:
@@ -177,7 +179,7 @@ class _RNNBase(Module):
         self.batch_first = batch_first
         self.dropout = float(dropout)
         self.bidirectional = bidirectional
-        g = MODES[mode] * hidden_size
+        g = self._gates * hidden_size
         directions = 2 if bidirectional else 1
         self._names = []
         for layer in range(num_layers):
@@ -341,6 +343,8 @@ class RNN(_RNNBase):
 class LSTM(_RNNBase):
     """Long short-term memory over sequences (gate rows i, f, g, o); returns ``(output, (h_n, c_n))``."""
 
+    _gates = 4
+
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, device=None,
                  dtype=None) -> None:
@@ -350,6 +354,8 @@ class LSTM(_RNNBase):
 
 class GRU(_RNNBase):
     """Gated recurrent unit over sequences (gate rows r, z, n as in PyTorch); returns ``(output, h_n)``."""
+
+    _gates = 3
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, device=None,

@@ -2,10 +2,10 @@
 over a whole sequence, and single-step cells composed from ops.
 
 Forward: the input-to-hidden products of all steps in one GEMM, then per step one GEMM for all the gates
-(h W_hh^T) with the activations applied in place. ``vjp``: backpropagation through time by hand on raw
-arrays, each weight gradient summed over all steps by one GEMM at the end. ``backward``: the same layer
-composed from Tensor ops (``recurrent_layer_composed``) differentiated with ``create_graph``, so second
-derivatives work. Gates follow PyTorch: LSTM rows i, f, g, o; GRU rows r, z, n with
+(h W_hh^T) with the activations applied in place. ``backward``: backpropagation through time by hand on raw
+arrays, each weight gradient summed over all steps by one GEMM at the end. ``reference``: the same layer
+composed step by step from primitives, which ``create_graph=True`` differentiates, so second derivatives
+work. Gates follow PyTorch: LSTM rows i, f, g, o; GRU rows r, z, n with
 n = tanh(W_in x + b_in + r * (W_hn h + b_hn)).
 
 The node's output is one flat array: the outputs (T, B, H) ((B, T, H) with ``batch_first``), then h_n
@@ -15,21 +15,15 @@ real steps and the final state is the one after each sequence's last real step.
 """
 from __future__ import annotations
 
-from nerve.autograd.engine import grad as _grad
 from nerve.autograd.function import Function
-from nerve.autograd.grad_mode import enable_grad
 from nerve.backend import xp
 from nerve.ops.activation import relu
 from nerve.ops.elementwise import sigmoid, tanh, where
-from nerve.ops.nn_ops import linear
+from nerve.ops.linalg import linear
 from nerve.ops.shape import cat, stack
 from nerve.tensor import Tensor
 
 MODES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
-
-
-def _const(array) -> Tensor:
-    return Tensor._make(array, None)
 
 
 def _data(t):
@@ -190,11 +184,10 @@ class RecurrentLayer(Function):
         return h, None
 
     # --- backward through time on raw arrays --------------------------------------------------------
-    def vjp(self, g):  # hand-written BPTT; the derivative of each step is written in its loop
-        x, w_ih, w_hh, b_ih, b_hh, h0, c0 = self.inputs[:7]
+    def backward(self, g, m):  # hand-written BPTT; the derivative of each step is written in its loop
+        _, w_ih, w_hh, _, _, _, c0 = m.inputs(self)[:7]
         need = self.needs_input_grad
         bf = self.batch_first
-        w_hh = w_hh.data
         T, B, H = self.hp.shape
         TBH = self.hp.size
         d_out = g[:TBH].reshape((B, T, H) if bf else (T, B, H))
@@ -203,7 +196,7 @@ class RecurrentLayer(Function):
         dh = g[TBH:TBH + B * H].reshape(B, H).copy()
         if self.mode == "lstm":
             dc = g[TBH + B * H:].reshape(B, H).copy()
-            dg, dh, dc = self._lstm_back(d_out, dh, dc, w_hh, _data(c0))
+            dg, dh, dc = self._lstm_back(d_out, dh, dc, w_hh, c0)
         elif self.mode == "gru":
             dg, dgh, dh = self._gru_back(d_out, dh, w_hh)
             dc = None
@@ -215,7 +208,7 @@ class RecurrentLayer(Function):
         gh2 = g2 if self.mode != "gru" else dgh.reshape(-1, k)
         dx = None
         if need[0]:
-            dx = xp.matmul(g2, w_ih.data).reshape(self.x.shape)
+            dx = xp.matmul(g2, w_ih).reshape(self.x.shape)
             dx = dx.swapaxes(0, 1) if bf else dx
         dw_ih = xp.matmul(g2.T, self.x.reshape(T * B, -1)) if need[1] else None
         dw_hh = xp.matmul(gh2.T, self.hp.reshape(-1, H)) if need[2] else None
@@ -336,18 +329,39 @@ class RecurrentLayer(Function):
                 dh += passed[0]
         return dgx, dgh, dh
 
-    # --- Tensor-op backward for higher derivatives ----------------------------------------------------
-    def backward(self, g):  # the composed layer, differentiated with its graph kept
-        inputs = self.inputs
-        wanted = [t for t, n in zip(inputs[:7], self.needs_input_grad) if n]
-        with enable_grad():
-            flat = recurrent_layer_composed(self.mode, *inputs[:8], self.reverse, self.batch_first)
-        grads = iter(_grad([flat], wanted, [g], create_graph=True, allow_unused=True))
-        result = [next(grads) if n else None for n in self.needs_input_grad[:7]]
-        return tuple(result) + (None, None, None, None)
+    def reference(self, x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, mode, reverse, batch_first):
+        """The flat result composed step by step from primitives (the cells below)."""
+        if batch_first:
+            x = x.transpose(0, 1)
+        T = x.shape[0]
+        if mask is not None:
+            x = where(mask[..., None], x, 0.0)
+        xw = linear(x, w_ih, b_ih)
+        h = h0 if isinstance(h0, Tensor) else Tensor._make(h0, None)
+        c = c0 if c0 is None or isinstance(c0, Tensor) else Tensor._make(c0, None)
+        outs = [None] * T
+        for t in (range(T - 1, -1, -1) if reverse else range(T)):
+            if mode == "lstm":
+                h_new, c_new = _lstm_step(xw[t], h, c, w_hh, b_hh)
+            elif mode == "gru":
+                h_new, c_new = _gru_step(xw[t], h, w_hh, b_hh), None
+            else:
+                h_new, c_new = _rnn_step(xw[t], h, w_hh, b_hh, mode == "rnn_relu"), None
+            if mask is not None and not mask[t].all():
+                real = mask[t][:, None]
+                outs[t] = where(real, h_new, 0.0)
+                h = where(real, h_new, h)
+                c = None if c_new is None else where(real, c_new, c)
+            else:
+                outs[t], h, c = h_new, h_new, c_new
+        out = stack(outs, 0)
+        if batch_first:
+            out = out.transpose(0, 1)
+        pieces = [out.reshape(-1), h.reshape(-1)] + ([c.reshape(-1)] if c is not None else [])
+        return cat(pieces, 0)
 
 
-# --- composed from ops: cells, and the layer for double differentiation ---------------------------------
+# --- single steps composed from primitives: the cells, and the steps of the reference -------------------
 def _rnn_step(xw: Tensor, h: Tensor, w_hh: Tensor, b_hh, use_relu: bool) -> Tensor:
     a = xw + linear(h, w_hh, b_hh)
     return relu(a) if use_relu else tanh(a)
@@ -367,39 +381,6 @@ def _gru_step(xw: Tensor, h: Tensor, w_hh: Tensor, b_hh) -> Tensor:
     z = sigmoid(xz + hz)
     n = tanh(xn + r * hn)
     return n + z * (h - n)
-
-
-def recurrent_layer_composed(mode: str, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih, b_hh, h0, c0, mask,
-                             reverse: bool, batch_first: bool) -> Tensor:
-    """The flat result of ``RecurrentLayer``, composed step by step from Tensor ops (differentiable twice)."""
-    if batch_first:
-        x = x.transpose(0, 1)
-    T = x.shape[0]
-    if mask is not None:
-        x = where(mask[..., None], x, 0.0)
-    xw = linear(x, w_ih, b_ih)
-    h = h0 if isinstance(h0, Tensor) else _const(h0)
-    c = c0 if c0 is None or isinstance(c0, Tensor) else _const(c0)
-    outs = [None] * T
-    for t in (range(T - 1, -1, -1) if reverse else range(T)):
-        if mode == "lstm":
-            h_new, c_new = _lstm_step(xw[t], h, c, w_hh, b_hh)
-        elif mode == "gru":
-            h_new, c_new = _gru_step(xw[t], h, w_hh, b_hh), None
-        else:
-            h_new, c_new = _rnn_step(xw[t], h, w_hh, b_hh, mode == "rnn_relu"), None
-        if mask is not None and not mask[t].all():
-            m = mask[t][:, None]
-            outs[t] = where(m, h_new, 0.0)
-            h = where(m, h_new, h)
-            c = None if c_new is None else where(m, c_new, c)
-        else:
-            outs[t], h, c = h_new, h_new, c_new
-    out = stack(outs, 0)
-    if batch_first:
-        out = out.transpose(0, 1)
-    pieces = [out.reshape(-1), h.reshape(-1)] + ([c.reshape(-1)] if c is not None else [])
-    return cat(pieces, 0)
 
 
 # --- public functions ---------------------------------------------------------------------------------

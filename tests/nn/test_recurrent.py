@@ -1,5 +1,6 @@
-"""Recurrent cells and layers against a plain NumPy reference (one sequence at a time, step by step, with a
-hand-written backward through time), gradient checks, padding, truncated BPTT, and CharRNN."""
+"""Recurrent cells and layers (nn.RNN, LSTM, GRU): stacked bidirectional layers against a plain NumPy reference (one
+sequence at a time, step by step), gradient checks, padding, truncated BPTT, the layer API, and CharRNN. The op
+itself (recurrent_layer, its kernel and reference) is tested in tests/ops/test_recurrent.py."""
 import numpy as np
 import pytest
 
@@ -7,137 +8,13 @@ import nerve
 import nerve.functional as F
 from nerve import nn
 from nerve.models import CharRNN
-from nerve.ops.recurrent import RecurrentLayer, recurrent_layer_composed
+from tests.helpers import ref_rnn_layer
 
 RNG = np.random.default_rng(7)
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
 
 
 def T(a, grad=True):
     return nerve.tensor(np.asarray(a, dtype=np.float64), requires_grad=grad)
-
-
-# --- NumPy reference: one sequence, step by step ------------------------------------------------------------
-def _sig(a):
-    return 1.0 / (1.0 + np.exp(-a))
-
-
-def ref_sequence(mode, xs, w_ih, w_hh, b_ih, b_hh, h, c):
-    """Run one sequence xs (L, I); return the states (L, H), the final (h, c) and what backward needs."""
-    H = w_hh.shape[1]
-    hs, cache = [], []
-    for x in xs:
-        if mode == "gru":
-            ax, ah = w_ih @ x + b_ih, w_hh @ h + b_hh
-            r, z = _sig(ax[:H] + ah[:H]), _sig(ax[H:2 * H] + ah[H:2 * H])
-            n = np.tanh(ax[2 * H:] + r * ah[2 * H:])
-            cache.append((x, h, r, z, n, ah[2 * H:]))
-            h = (1 - z) * n + z * h
-        else:
-            a = w_ih @ x + b_ih + w_hh @ h + b_hh
-            if mode == "lstm":
-                i, f, g, o = _sig(a[:H]), _sig(a[H:2 * H]), np.tanh(a[2 * H:3 * H]), _sig(a[3 * H:])
-                cache.append((x, h, c, i, f, g, o))
-                c = f * c + i * g
-                h = o * np.tanh(c)
-            else:
-                cache.append((x, h, a))
-                h = np.tanh(a) if mode == "rnn_tanh" else np.maximum(a, 0)
-        hs.append(h)
-    return np.array(hs), h, c, cache
-
-
-def ref_sequence_backward(mode, cache, dhs, dh, dc, w_ih, w_hh):
-    """Backpropagate dhs (L, H) and the final-state gradients through one sequence, last step first."""
-    g_ih, g_hh, gb_ih, gb_hh = (np.zeros_like(w_ih), np.zeros_like(w_hh), np.zeros(w_hh.shape[0]),
-                                np.zeros(w_hh.shape[0]))
-    dxs = []
-    for t in range(len(cache) - 1, -1, -1):
-        dh = dh + dhs[t]
-        if mode == "gru":
-            x, h_prev, r, z, n, hn = cache[t]
-            dan = dh * (1 - z) * (1 - n * n)
-            dar = dan * hn * r * (1 - r)
-            daz = dh * (h_prev - n) * z * (1 - z)
-            dax, dah = np.concatenate([dar, daz, dan]), np.concatenate([dar, daz, dan * r])
-            dh_prev = w_hh.T @ dah + dh * z
-        else:
-            if mode == "lstm":
-                x, h_prev, c_prev, i, f, g, o = cache[t]
-                tc = np.tanh(f * c_prev + i * g)
-                dc = dc + dh * o * (1 - tc * tc)
-                dax = np.concatenate([dc * g * i * (1 - i), dc * c_prev * f * (1 - f), dc * i * (1 - g * g),
-                                      dh * tc * o * (1 - o)])
-                dc = dc * f
-            else:
-                x, h_prev, a = cache[t]
-                dax = dh * (1 - np.tanh(a) ** 2) if mode == "rnn_tanh" else dh * (a > 0)
-            dah = dax
-            dh_prev = w_hh.T @ dah
-        g_ih += np.outer(dax, x)
-        g_hh += np.outer(dah, h_prev)
-        gb_ih += dax
-        gb_hh += dah
-        dxs.append(w_ih.T @ dax)
-        dh = dh_prev
-    return np.array(dxs[::-1]), g_ih, g_hh, gb_ih, gb_hh, dh, dc
-
-
-def ref_layer(mode, x, params, h0, c0, lengths, reverse):
-    """One direction of a layer over a padded batch x (T, B, I): each sequence alone, padding zeroed."""
-    T_, B, _ = x.shape
-    H = params[1].shape[1]
-    out, h_n, c_n, caches = np.zeros((T_, B, H)), np.zeros((B, H)), np.zeros((B, H)), []
-    for b in range(B):
-        steps = np.arange(lengths[b])[::-1] if reverse else np.arange(lengths[b])
-        hs, h_n[b], c, cache = ref_sequence(mode, x[steps, b], *params, h0[b], c0[b])
-        c_n[b] = c
-        out[steps, b] = hs
-        caches.append((steps, cache))
-    return out, h_n, c_n, caches
-
-
-def ref_layer_backward(mode, caches, d_out, d_hn, d_cn, params, shape_x):
-    grads = [np.zeros(shape_x)] + [np.zeros_like(p) for p in params] + [np.zeros_like(d_hn), np.zeros_like(d_hn)]
-    for b, (steps, cache) in enumerate(caches):
-        dxs, *dw, dh0, dc0 = ref_sequence_backward(mode, cache, d_out[steps, b], d_hn[b], d_cn[b], *params[:2])
-        grads[0][steps, b] = dxs
-        for k in range(4):
-            grads[1 + k] += dw[k]
-        grads[5][b], grads[6][b] = dh0, dc0
-    return grads
-
-
-def _layer_inputs(mode, I=3, H=4, T_=5, B=3, scale=0.6):
-    k = GATES[mode]
-    params = [T(RNG.uniform(-scale, scale, s)) for s in ((k * H, I), (k * H, H), (k * H,), (k * H,))]
-    return T(RNG.standard_normal((T_, B, I))), params, T(RNG.standard_normal((B, H))), T(RNG.standard_normal((B, H)))
-
-
-@pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("mode", sorted(GATES))
-def test_layer_matches_numpy_reference(mode, reverse):
-    x, params, h0, c0 = _layer_inputs(mode)
-    lengths = np.array([5, 2, 4])
-    lstm = mode == "lstm"
-    out, state = F.recurrent_layer(mode, x, *params, hx=(h0, c0) if lstm else h0,
-                                   mask=F.lengths_to_mask(lengths, 5), reverse=reverse)
-    h_n, c_n = state if lstm else (state, None)
-    raw = [p.numpy() for p in params]
-    r_out, r_h, r_c, caches = ref_layer(mode, x.numpy(), raw, h0.numpy(), c0.numpy(), lengths, reverse)
-    np.testing.assert_allclose(out.numpy(), r_out, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(h_n.numpy(), r_h, rtol=1e-12, atol=1e-14)
-    if lstm:
-        np.testing.assert_allclose(c_n.numpy(), r_c, rtol=1e-12, atol=1e-14)
-    w_out, w_h, w_c = RNG.standard_normal(r_out.shape), RNG.standard_normal(r_h.shape), RNG.standard_normal(r_h.shape)
-    loss = (out * T(w_out, False)).sum() + (h_n * T(w_h, False)).sum()
-    if lstm:
-        loss = loss + (c_n * T(w_c, False)).sum()
-    inputs = [x, *params, h0] + ([c0] if lstm else [])
-    got = nerve.grad(loss, inputs)
-    want = ref_layer_backward(mode, caches, w_out, w_h, w_c if lstm else np.zeros_like(w_c), raw, x.shape)
-    for g, w in zip(got, want):
-        np.testing.assert_allclose(g.numpy(), w, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("cls, mode", [(nn.LSTM, "lstm"), (nn.GRU, "gru"), (nn.RNN, "rnn_tanh")])
@@ -146,6 +23,7 @@ def test_stacked_bidirectional_matches_reference(cls, mode):
     m = cls(3, 4, num_layers=2, bidirectional=True, batch_first=True).to(nerve.float64)
     B, T_ = 3, 5
     lengths = np.array([5, 3, 1])
+    mask = np.arange(T_)[:, None] < lengths
     x = RNG.standard_normal((B, T_, 3))
     h0, c0 = RNG.standard_normal((4, B, 4)), RNG.standard_normal((4, B, 4))
     hx = (T(h0), T(c0)) if mode == "lstm" else T(h0)
@@ -156,7 +34,7 @@ def test_stacked_bidirectional_matches_reference(cls, mode):
         outs = []
         for d in range(2):
             params = [p.numpy() for p in m.all_weights[2 * layer + d]]
-            o, h, c, _ = ref_layer(mode, layer_in, params, h0[2 * layer + d], c0[2 * layer + d], lengths, d == 1)
+            o, h, c, _ = ref_rnn_layer(mode, layer_in, params, h0[2 * layer + d], c0[2 * layer + d], mask, d == 1)
             outs.append(o)
             hs.append(h)
             cs.append(c)
@@ -211,25 +89,6 @@ def test_gradcheck_mask_with_holes_batch_first(mode):
     out, _ = m(x, mask=mask)
     assert np.all(out.numpy()[~mask] == 0)
     nerve.gradcheck(lambda x, *p: _flat_outputs(*m(x, mask=mask)), [x, *m.parameters()])
-
-
-@pytest.mark.parametrize("mode", sorted(GATES))
-def test_fused_vjp_and_composed_backward_agree(mode):
-    """The raw-array BPTT (first order) and the Tensor-op backward (create_graph) give the same gradients."""
-    x, params, h0, c0 = _layer_inputs(mode, T_=4)
-    mask = F.lengths_to_mask([4, 1, 3], 4)
-    c = c0 if mode == "lstm" else None
-    inputs = [x, *params, h0] + ([c0] if c is not None else [])
-    for reverse in (False, True):
-        args = (x, *params, h0, c, mask, mode, reverse, False)
-        flat = RecurrentLayer.apply(*args)
-        np.testing.assert_allclose(flat.numpy(), recurrent_layer_composed(mode, *args[:8], reverse, False).numpy(),
-                                   rtol=1e-13, atol=1e-14)
-        v = T(RNG.standard_normal(flat.shape), False)
-        fast = nerve.grad(RecurrentLayer.apply(*args), inputs, v)
-        graph = nerve.grad(RecurrentLayer.apply(*args), inputs, v, create_graph=True)
-        for a, b in zip(fast, graph):
-            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-11, atol=1e-13)
 
 
 def test_second_derivatives_through_the_fused_layer():
