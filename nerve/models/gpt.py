@@ -13,7 +13,7 @@ from nerve import backend, nn
 from nerve import functional as F
 from nerve.autograd.grad_mode import no_grad
 from nerve.backend import xp
-from nerve.ops.attention import attention_weights, linear_gelu, packed_self_attention
+from nerve.ops import attention_weights, linear_gelu, packed_self_attention
 from nerve.optim import AdamW
 from nerve.optim.lr_scheduler import LambdaLR
 from nerve.tensor import Tensor

@@ -6,7 +6,7 @@ from nerve.backend import xp
 from nerve.nn import init
 from nerve.nn.linear import Linear, _empty
 from nerve.nn.module import Module
-from nerve.ops.attention import (
+from nerve.ops import (
     attention_weights, causal_bias, mask_to_bias, packed_self_attention, scaled_dot_product_attention,
 )
 from nerve.tensor import Tensor

@@ -15,7 +15,7 @@ from nerve.nn.dropout import Dropout
 from nerve.nn.linear import Linear, _empty
 from nerve.nn.module import Module
 from nerve.nn.normalization import LayerNorm
-from nerve.ops.attention import linear_gelu
+from nerve.ops import linear_gelu
 from nerve.tensor import Tensor
 
 _ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}

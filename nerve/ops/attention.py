@@ -1,10 +1,9 @@
-"""Fused transformer primitives: scaled dot-product attention, its packed self-attention form, and the
-feed-forward layer ``gelu(x W^T + b)``.
+"""Fused transformer primitives: scaled dot-product attention and its packed self-attention form.
 
 Attention is softmax(q k^T * scale + bias) v in one graph node. Forward keeps the attention matrix
-(and a dropout mask, when there is dropout) and nothing else; ``vjp`` backpropagates through it on raw
-arrays, while ``backward`` rebuilds it from q and k with Tensor ops, so ``create_graph=True``
-differentiates again. Masks of every kind (causal, boolean, additive, key padding) become one additive
+(and a dropout mask, when there is dropout) and nothing else; ``backward`` backpropagates through it on raw
+arrays, and ``reference`` composes the same attention from matmul and softmax, which ``create_graph=True``
+differentiates. Masks of every kind (causal, boolean, additive, key padding) become one additive
 bias of 0 and -inf. A row whose every key is masked attends to nothing: its weights and output are 0
 (PyTorch 2's ``scaled_dot_product_attention`` gives the same).
 """
@@ -15,19 +14,8 @@ import math
 from nerve import backend
 from nerve.autograd.function import Function
 from nerve.backend import xp
-from nerve.ops.elementwise import erf, exp
-from nerve.ops.nn_ops import check_linear_args, linear
-from nerve.ops.reduce import softmax, sum_to, sum_to_array
-from nerve.ops.shape import stack
+from nerve.ops.reduce import softmax
 from nerve.tensor import Tensor
-
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-_SQRT1_2 = 1.0 / math.sqrt(2.0)
-
-
-def _const(array) -> Tensor:
-    """A Tensor that carries no gradient (masks, biases)."""
-    return Tensor._make(array, None)
 
 
 def _swap(a):
@@ -148,7 +136,7 @@ def _attention_forward(q, k, v, bias, scale, keep, causal, out=None):
     return out, s, dead
 
 
-def _attention_vjp(g, q, k, v, p, keep, scale, needs, outs=(None, None, None)):
+def _attention_grads(g, q, k, v, p, keep, scale, needs, outs=(None, None, None)):
     """Raw-array gradients (dq, dk, dv), before undoing broadcasting; ``outs`` are optional buffers."""
     nq, nk, nv = needs
     dq = dk = dv = None
@@ -172,30 +160,21 @@ def _attention_vjp(g, q, k, v, p, keep, scale, needs, outs=(None, None, None)):
     return dq, dk, dv
 
 
-def _attention_backward(g: Tensor, q: Tensor, k: Tensor, v: Tensor, bias, dead, keep, scale: float,
-                        needs) -> tuple:
-    """Tensor-op gradients (dq, dk, dv), before undoing broadcasting; they differentiate again."""
-    s = (q * scale) @ k.mT
-    if bias is not None:
-        s = s + _const(bias if dead is None else xp.where(dead, 0.0, bias).astype(bias.dtype))
-    p = softmax(s, -1)
-    if dead is not None:
-        p = p * _const((~dead).astype(p.dtype))
-    pd = p if keep is None else p * _const(keep)
-    nq, nk, nv = needs
-    dq = dk = dv = None
-    if nv:
-        dv = pd.mT @ g
-    if nq or nk:
-        dp = g @ v.mT
-        if keep is not None:
-            dp = dp * _const(keep)
-        ds = p * (dp - (dp * p).sum(-1, keepdim=True))
-        if nq:
-            dq = (ds @ k) * scale
-        if nk:
-            dk = (ds.mT @ q) * scale
-    return dq, dk, dv
+# --- the same attention composed from primitives (the kernels' reference) -----------------------------------
+def _weights_composed(s: Tensor, bias, dead) -> Tensor:
+    """softmax(s + bias) over the last axis; the rows in ``dead`` (every key masked) are 0, as in the kernel."""
+    if bias is None:
+        return softmax(s, -1)
+    if dead is None:
+        return softmax(s + bias, -1)
+    safe = xp.where(dead, 0.0, bias).astype(bias.dtype)  # a row of -inf only would give NaN
+    return softmax(s + safe, -1) * (~dead).astype(s.dtype)
+
+
+def _attention_composed(q: Tensor, k: Tensor, v: Tensor, bias, dead, keep, scale: float) -> Tensor:
+    """P~ v, P = softmax(q k^T scale + bias), P~ = P * keep (the dropout multiplier) or P, from primitives."""
+    p = _weights_composed((q * scale) @ k.mT, bias, dead)
+    return (p if keep is None else p * keep) @ v
 
 
 def _dropout_keep(shape: tuple, p: float, dtype):
@@ -212,21 +191,17 @@ class ScaledDotProductAttention(Function):
         shape = xp.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2]) + (q.shape[-2], k.shape[-2])
         keep = _dropout_keep(shape, dropout_p, q.dtype) if dropout_p > 0.0 else None
         out, p, dead = _attention_forward(q, k, v, bias, scale, keep, causal)
-        self.p, self.dead, self.keep, self.bias, self.scale = p, dead, keep, bias, scale
+        self.p, self.dead, self.keep, self.scale = p, dead, keep, scale
         return out
 
-    def vjp(self, g):  # dv = P~^T g; dS = P (dP - rowsum(dP P)), dP = g v^T keep; dq = dS k s; dk = dS^T q s
-        q, k, v = (t.data for t in self.inputs[:3])
-        grads = _attention_vjp(g, q, k, v, self.p, self.keep, self.scale, self.needs_input_grad[:3])
-        return tuple(None if d is None else sum_to_array(d, x.shape)
+    def backward(self, g, m):  # dv = P~^T g; dS = P (dP - rowsum(dP P)), dP = g v^T keep; dq = dS k s; dk = dS^T q s
+        q, k, v = m.inputs(self)[:3]
+        grads = _attention_grads(g, q, k, v, self.p, self.keep, self.scale, self.needs_input_grad[:3])
+        return tuple(None if d is None else m.sum_to(d, x.shape)
                      for d, x in zip(grads, (q, k, v))) + (None, None, None, None)
 
-    def backward(self, g):
-        q, k, v = self.inputs[:3]
-        grads = _attention_backward(g, q, k, v, self.bias, self.dead, self.keep, self.scale,
-                                    self.needs_input_grad[:3])
-        return tuple(None if d is None else sum_to(d, x.shape)
-                     for d, x in zip(grads, (q, k, v))) + (None, None, None, None)
+    def reference(self, q, k, v, bias, scale, dropout_p, causal):
+        return _attention_composed(q, k, v, bias, self.dead, self.keep, scale)
 
 
 def _check_mask_shape(op: str, bias, scores_shape: tuple, what: str) -> None:
@@ -295,10 +270,7 @@ def attention_weights(query: Tensor, key: Tensor, attn_mask=None, is_causal: boo
     else:
         return softmax(s, -1)
     dead = xp.isneginf(xp.broadcast_to(bias, s.shape)).all(axis=-1, keepdims=True)
-    if not dead.any():
-        return softmax(s + _const(bias), -1)
-    safe = xp.where(dead, 0.0, bias).astype(bias.dtype)
-    return softmax(s + _const(safe), -1) * _const((~dead).astype(s.dtype))
+    return _weights_composed(s, bias, dead if dead.any() else None)
 
 
 # --- packed self-attention -----------------------------------------------------------------------------
@@ -314,7 +286,7 @@ class PackedSelfAttention(Function):
         out = xp.empty(qkv.shape[:-1] + (qkv.shape[-1] // 3,), dtype=qkv.dtype)
         merged = out.reshape(out.shape[:-1] + (num_heads, -1)).transpose(self.layout)
         _, p, dead = _attention_forward(q, k, v, bias, scale, keep, causal, merged)
-        self.p, self.dead, self.keep, self.bias, self.scale = p, dead, keep, bias, scale
+        self.p, self.dead, self.keep, self.scale = p, dead, keep, scale
         self.num_heads = num_heads
         return out
 
@@ -325,23 +297,19 @@ class PackedSelfAttention(Function):
         return tuple(parts[:, :, i].permute(*self.layout) if isinstance(parts, Tensor)
                      else parts[:, :, i].transpose(self.layout) for i in range(3))
 
-    def vjp(self, g):
-        qkv = self.inputs[0].data
+    def backward(self, g, m):  # each head's attention rule, written into views of one packed gradient
+        qkv = m.inputs(self)[0]
         q, k, v = self._heads(qkv, self.num_heads)
         gqkv = xp.empty_like(qkv)
         outs = self._heads(gqkv, self.num_heads)
         g = g.reshape(g.shape[:-1] + (self.num_heads, -1)).transpose(self.layout)
-        _attention_vjp(g, q, k, v, self.p, self.keep, self.scale, (True, True, True), outs)
+        _attention_grads(g, q, k, v, self.p, self.keep, self.scale, (True, True, True), outs)
         return gqkv, None, None, None, None, None, None
 
-    def backward(self, g):
-        q, k, v = self._heads(self.inputs[0], self.num_heads)
-        g = g.reshape(tuple(g.shape[:-1]) + (self.num_heads, -1)).permute(*self.layout)
-        grads = _attention_backward(g, q, k, v, self.bias, self.dead, self.keep, self.scale,
-                                    (True, True, True))
+    def reference(self, qkv, num_heads, bias, scale, dropout_p, causal, batch_first):
+        heads = _attention_composed(*self._heads(qkv, num_heads), bias, self.dead, self.keep, scale)
         inverse = [self.layout.index(i) for i in range(4)]
-        stacked = stack([d.permute(*inverse) for d in grads], 2)
-        return stacked.reshape(self.inputs[0].shape), None, None, None, None, None, None
+        return heads.permute(*inverse).reshape(tuple(qkv.shape[:-1]) + (qkv.shape[-1] // 3,))
 
 
 def packed_self_attention(qkv: Tensor, num_heads: int, attn_mask=None, dropout_p: float = 0.0,
@@ -375,84 +343,7 @@ def packed_self_attention(qkv: Tensor, num_heads: int, attn_mask=None, dropout_p
                                      batch_first)
 
 
-# --- the feed-forward layer gelu(x W^T + b) -------------------------------------------------------------
-# Abramowitz & Stegun 7.1.26: erfc(z) ~ t (a1 + t (a2 + ... + t a5)) exp(-z^2), t = 1 / (1 + p z), z >= 0,
-# absolute error below 1.5e-7 (PyTorch's vectorised float32 erf uses the same formula). With z = |h| / sqrt 2,
-# t = u / p' for u = 1 / (|h| + 1 / p'), p' = p / sqrt 2: the powers of p' and the factor -1/2 of the normal
-# tail P(Z > |h|) = erfc(z) / 2 are folded into the coefficients _AS_B.
-_AS_P = 0.3275911 / math.sqrt(2.0)
-_AS_B = tuple(-0.5 * a / _AS_P ** (i + 1)
-              for i, a in enumerate((0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)))
-
-
-def _gelu_and_slope(h):
-    """(gelu(h), gelu'(h)) for a raw array: h Phi(h) and Phi(h) + h phi(h), Phi the normal CDF.
-
-    NOTE: SciPy's erf costs about 15 ns an element; float32 takes the A&S formula above in 22 vectorised
-    passes instead (error below 5e-7, under float32's resolution of GELU's values); other dtypes use SciPy.
-    """
-    if h.dtype == xp.float32:
-        t = xp.abs(h)
-        t += 1.0 / _AS_P
-        xp.divide(1.0, t, out=t)  # NOTE: NumPy's divide is vectorised, its reciprocal is not (2x slower)
-        cdf = t * _AS_B[4]
-        for b in _AS_B[3::-1]:
-            cdf += b
-            cdf *= t
-        xp.multiply(h, h, out=t)
-        t *= -0.5
-        xp.exp(t, out=t)  # sqrt(2 pi) phi(h)
-        cdf *= t  # -P(Z > |h|)
-        cdf += 0.5  # Phi(|h|) - 1/2 >= 0: give it h's sign bit (copysign is 2-3x slower than these bit ops)
-        bits = cdf.view(xp.int32)
-        xp.bitwise_or(bits, xp.bitwise_and(h.view(xp.int32), xp.int32(-2 ** 31)), out=bits)
-        cdf += 0.5
-    else:
-        cdf = backend.erf(h * _SQRT1_2)
-        cdf += 1.0
-        cdf *= 0.5
-        t = xp.exp(h * h * -0.5)
-    t *= h
-    t *= _INV_SQRT_2PI
-    t += cdf
-    cdf *= h
-    return cdf, t
-
-
-class LinearGELU(Function):
-    """gelu(x W^T + b) (exact GELU, the normal CDF form) in one node: the first half of a transformer's MLP."""
-
-    def forward(self, x, weight, bias):
-        # NOTE: one GEMM over all rows; matmul of a 3-D x would run one small GEMM per leading index
-        h = xp.matmul(x.reshape(-1, x.shape[-1]), weight.T)
-        if bias is not None:
-            h += bias
-        out, self.slope = _gelu_and_slope(h)
-        return out.reshape(x.shape[:-1] + (weight.shape[0],))
-
-    def vjp(self, g):  # dh = g gelu'(h); dx = dh W, dW = dh^T x, db = sum of dh
-        x, w, _ = self.inputs
-        nx, nw, nb = self.needs_input_grad
-        dh = g.reshape(self.slope.shape) * self.slope
-        return ((dh @ w.data).reshape(x.shape) if nx else None,
-                dh.T @ x.data.reshape(-1, w.shape[1]) if nw else None, dh.sum(0) if nb else None)
-
-    def backward(self, g):  # gelu'(h) = Phi(h) + h phi(h), rebuilt with Tensor ops from the inputs
-        x, w, b = self.inputs
-        nx, nw, nb = self.needs_input_grad
-        h = linear(x, w, b)
-        dh = g * ((erf(h * _SQRT1_2) + 1.0) * 0.5 + h * exp(h * h * -0.5) * _INV_SQRT_2PI)
-        dh2 = dh.reshape(-1, w.shape[0])
-        return (dh @ w if nx else None, dh2.mT @ x.reshape(-1, w.shape[1]) if nw else None,
-                dh2.sum(0) if nb else None)
-
-
-def linear_gelu(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """``gelu(input @ weight.T + bias)`` (exact GELU) as one graph node; weight is (out, in)."""
-    check_linear_args("linear_gelu", input, weight, bias)
-    return LinearGELU.apply(input, weight, bias)
-
-
-__all__ = ["attention_weights", "linear_gelu", "packed_self_attention", "scaled_dot_product_attention"]
+__all__ = ["attention_weights", "causal_bias", "mask_to_bias", "packed_self_attention",
+           "scaled_dot_product_attention"]
 #: functions that are also Tensor methods (none here)
 METHODS = []
