@@ -1,12 +1,12 @@
 """``Embedding``: a lookup table of learned vectors indexed by integer ids (tokens, categories)."""
 from __future__ import annotations
 
+from nerve import ops
 from nerve.autograd.grad_mode import no_grad
 from nerve.nn import init
 from nerve.nn.linear import _empty
 from nerve.nn.module import Module
 from nerve.nn.parameter import Parameter
-from nerve.ops import nn_ops
 from nerve.tensor import Tensor
 
 
@@ -50,9 +50,9 @@ class Embedding(Module):
 
     def forward(self, input: Tensor) -> Tensor:
         """The embedding vectors, shape input.shape + (embedding_dim,)."""
-        indices = nn_ops.check_indices(f"Embedding({self.num_embeddings}, {self.embedding_dim})", input,
-                                       self.num_embeddings)
-        return nn_ops.Embedding.apply(self.weight, indices, self.padding_idx)
+        indices = ops.check_indices(f"Embedding({self.num_embeddings}, {self.embedding_dim})", input,
+                                    self.num_embeddings)
+        return ops.embedding(indices, self.weight, self.padding_idx)
 
     def extra_repr(self) -> str:
         pad = f", padding_idx={self.padding_idx}" if self.padding_idx is not None else ""

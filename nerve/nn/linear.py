@@ -7,7 +7,7 @@ from nerve.backend import xp
 from nerve.nn import init
 from nerve.nn.module import Module
 from nerve.nn.parameter import Parameter
-from nerve.ops.nn_ops import linear
+from nerve.ops import linear
 from nerve.tensor import Tensor
 
 

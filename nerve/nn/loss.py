@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from nerve import functional as F
 from nerve.nn.module import Module
-from nerve.ops.nn_ops import check_reduction
+from nerve.ops import check_reduction
 from nerve.tensor import Tensor
 
 

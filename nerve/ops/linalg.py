@@ -1,11 +1,16 @@
-"""Linear algebra: matmul (batched, broadcasting, NumPy's 1-D rules), bmm, einsum, outer and dot."""
+"""Linear algebra: matmul (batched, broadcasting, NumPy's 1-D rules), bmm, einsum, outer and dot, and the
+fused layers ``linear`` (x W^T + b) and ``linear_gelu`` (gelu(x W^T + b)).
+
+This module registers ``m.matmul`` for other rules (attention, recurrent layers).
+"""
 from __future__ import annotations
 
 import string
 
 from nerve.autograd.function import Function
+from nerve.autograd.rule_math import define
 from nerve.backend import xp
-from nerve.ops.reduce import sum_to
+from nerve.ops.activation import gelu, gelu_slope
 from nerve.tensor import Tensor
 
 
@@ -13,32 +18,24 @@ class MatMul(Function):
     def forward(self, a, b):
         return xp.matmul(a, b)
 
-    def backward(self, g):  # C = AB: dA = dC B^T, dB = A^T dC (1-D operands promoted, then restored)
-        a, b = self.inputs
+    def backward(self, g, m):  # C = AB: dA = dC B^T, dB = A^T dC (1-D operands promoted, then restored)
+        a, b = m.inputs(self)
         na, nb = self.needs_input_grad
-        A = a.reshape(1, -1) if a.ndim == 1 else a
-        B = b.reshape(-1, 1) if b.ndim == 1 else b
+        if a.ndim == 2 and b.ndim == 2:
+            return (m.matmul(g, b.T) if na else None), (m.matmul(a.T, g) if nb else None)
+        A = a.reshape((1, a.shape[0])) if a.ndim == 1 else a
+        B = b.reshape((b.shape[0], 1)) if b.ndim == 1 else b
         if a.ndim == 1 and b.ndim == 1:
-            G = g.reshape(1, 1)
+            G = g.reshape((1, 1))
         elif a.ndim == 1:
-            G = g.unsqueeze(-2)
+            G = g.reshape(g.shape[:-1] + (1, g.shape[-1]))
         elif b.ndim == 1:
-            G = g.unsqueeze(-1)
+            G = g.reshape(g.shape + (1,))
         else:
             G = g
-        ga = gb = None
-        if na:
-            ga = sum_to(G @ B.mT, A.shape).reshape(a.shape)
-        if nb:
-            gb = sum_to(A.mT @ G, B.shape).reshape(b.shape)
+        ga = m.sum_to(m.matmul(G, B.mT), A.shape).reshape(a.shape) if na else None
+        gb = m.sum_to(m.matmul(A.mT, G), B.shape).reshape(b.shape) if nb else None
         return ga, gb
-
-    def vjp(self, g):
-        a, b = self.inputs
-        if a.ndim != 2 or b.ndim != 2:
-            return tuple(r.data if r is not None else None for r in self.backward(Tensor._make(g, None)))
-        na, nb = self.needs_input_grad
-        return (g @ b.data.T if na else None), (a.data.T @ g if nb else None)
 
 
 def _tensor(x) -> Tensor:
@@ -79,26 +76,23 @@ class Einsum(Function):
         self.subs, self.out = subs, out
         return xp.einsum(",".join(subs) + "->" + out, *arrays, optimize=len(arrays) > 1)
 
-    def backward(self, g):
-        # The gradient of operand k contracts g with the other operands onto k's subscripts; letters
-        # only k has are summed out in forward, so their gradient is broadcast back (expand).
+    def backward(self, g, m):  # d operand k = g contracted with the other operands onto k's subscripts
+        # NOTE: letters only k has were summed out in forward, so their gradient is broadcast back (expand);
+        # size-1 letters of k that broadcast against a larger size are summed back (sum_to).
+        values = m.inputs(self)
         grads = []
-        for k, (sub, x) in enumerate(zip(self.subs, self.inputs)):
+        for k, (sub, x) in enumerate(zip(self.subs, values)):
             if not self.needs_input_grad[k]:
                 grads.append(None)
                 continue
-            others = [(s, t) for j, (s, t) in enumerate(zip(self.subs, self.inputs)) if j != k]
+            others = [(s, t) for j, (s, t) in enumerate(zip(self.subs, values)) if j != k]
             known = set(self.out).union(*[s for s, _ in others])
             target = "".join(c for c in sub if c in known)
-            gk = einsum(",".join([self.out] + [s for s, _ in others]) + "->" + target, g,
-                        *[t for _, t in others])
+            gk = m.apply(Einsum, g, *[t for _, t in others], subs=[self.out] + [s for s, _ in others], out=target)
             if len(target) < len(sub):
                 gk = gk.reshape(tuple(gk.shape[target.index(c)] if c in known else 1 for c in sub))
-            # size-1 letters of x that broadcast against a larger size: sum back
-            broadcast = tuple(i for i, (n, m) in enumerate(zip(x.shape, gk.shape)) if n == 1 and m != 1)
-            if broadcast:
-                gk = gk.sum(broadcast, keepdim=True)
-            grads.append(gk if gk.shape == x.shape else gk.expand(x.shape))
+            gk = m.sum_to(gk, tuple(1 if n == 1 else size for n, size in zip(x.shape, gk.shape)))
+            grads.append(gk if gk.shape == x.shape else m.expand(gk, x.shape))
         return tuple(grads)
 
 
@@ -213,6 +207,86 @@ def dot(a, b) -> Tensor:
     return MatMul.apply(a, b)
 
 
-__all__ = ["bmm", "dot", "einsum", "matmul", "outer"]
+# --- the fused layers x W^T + b and gelu(x W^T + b) ------------------------------------------------------
+def _rows_matmul(x, weight):
+    """x (..., in) times weight^T as one (rows, in) GEMM, shaped (..., out).
+
+    NOTE: NumPy runs a 3-D @ 2-D product as one small GEMM per leading index, 2-4x slower.
+    """
+    return xp.matmul(x.reshape(-1, x.shape[-1]), weight.T).reshape(x.shape[:-1] + (weight.shape[0],))
+
+
+def _affine(x: Tensor, weight: Tensor, bias) -> Tensor:
+    """x W^T + b from primitives (the fused kernels' reference)."""
+    y = matmul(x, weight.T)
+    return y if bias is None else y + bias
+
+
+class Linear(Function):
+    """x W^T + b in one node (PyTorch's addmm layout: W is (out_features, in_features))."""
+
+    def forward(self, x, weight, bias):
+        out = _rows_matmul(x, weight)
+        if bias is not None:
+            out += bias
+        return out
+
+    def backward(self, g, m):  # y = x W^T + b: dx = g W, dW = g^T x, db = sum of g over the batch
+        x, w, _ = m.inputs(self)
+        nx, nw, nb = self.needs_input_grad
+        g2 = g.reshape(-1, w.shape[0])
+        return ((g2 @ w).reshape(x.shape) if nx else None,
+                g2.T @ x.reshape(-1, w.shape[1]) if nw else None,
+                g2.sum(0) if nb else None)
+
+    def reference(self, x, weight, bias):
+        return _affine(x, weight, bias)
+
+
+class LinearGELU(Function):
+    """gelu(x W^T + b) (exact GELU, the normal CDF form) in one node: the first half of a transformer's MLP."""
+
+    def forward(self, x, weight, bias):
+        h = xp.matmul(x.reshape(-1, x.shape[-1]), weight.T)
+        if bias is not None:
+            h += bias
+        out, self.slope = gelu_slope(h)
+        return out.reshape(x.shape[:-1] + (weight.shape[0],))
+
+    def backward(self, g, m):  # dh = g gelu'(h); dx = dh W, dW = dh^T x, db = sum of dh
+        x, w, _ = m.inputs(self)
+        nx, nw, nb = self.needs_input_grad
+        dh = g.reshape(self.slope.shape) * self.slope
+        return ((dh @ w).reshape(x.shape) if nx else None,
+                dh.T @ x.reshape(-1, w.shape[1]) if nw else None, dh.sum(0) if nb else None)
+
+    def reference(self, x, weight, bias):
+        return gelu(_affine(x, weight, bias))
+
+
+def check_linear_args(op: str, input: Tensor, weight: Tensor, bias: Tensor | None) -> None:
+    """Raise a clear error when input (..., in), weight (out, in) and bias (out,) do not fit together."""
+    if weight.ndim != 2 or input.ndim == 0 or input.shape[-1] != weight.shape[1]:
+        raise ValueError(f"{op}: input {tuple(input.shape)} does not match weight {tuple(weight.shape)}: "
+                         f"expected input (..., {weight.shape[-1]})")
+    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
+        raise ValueError(f"{op}: bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``input @ weight.T + bias`` as one graph node (weight has shape (out_features, in_features))."""
+    check_linear_args("linear", input, weight, bias)
+    return Linear.apply(input, weight, bias)
+
+
+def linear_gelu(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``gelu(input @ weight.T + bias)`` (exact GELU) as one graph node; weight is (out, in)."""
+    check_linear_args("linear_gelu", input, weight, bias)
+    return LinearGELU.apply(input, weight, bias)
+
+
+define("matmul", xp.matmul, matmul)
+
+__all__ = ["bmm", "check_linear_args", "dot", "einsum", "linear", "linear_gelu", "matmul", "outer"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
 METHODS = ["bmm", "dot", "matmul", "outer"]

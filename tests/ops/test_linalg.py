@@ -1,6 +1,10 @@
-"""matmul, bmm, einsum, outer and dot: forward against NumPy, gradcheck and gradgradcheck in float64."""
+"""matmul, bmm, einsum, outer, dot and the fused linear and linear_gelu: forward against NumPy, gradcheck and
+gradgradcheck in float64 (the fused kernels' second order through their references), both rule paths."""
+import math
+
 import numpy as np
 import pytest
+from scipy.special import erf
 
 import nerve
 from tests.ops.table import Case, table_tests
@@ -33,8 +37,29 @@ EINSUM = [
     ("ij,j->i", [(3, 4), (1,)], False),
 ]
 
+# (input shape, weight shape, with bias)
+LINEAR = [((3, 4), (5, 4), True), ((2, 3, 4), (5, 4), True), ((2, 3, 4), (5, 4), False), ((4,), (3, 4), True),
+          ((2, 1, 3, 4), (2, 4), True), ((0, 4), (3, 4), True)]
+
+
+def np_gelu(h):
+    return h * 0.5 * (1 + erf(h / math.sqrt(2)))
+
+
+def np_gelu_slope(h):
+    return 0.5 * (1 + erf(h / math.sqrt(2))) + h * np.exp(-h * h / 2) / math.sqrt(2 * math.pi)
+
+
+def _linear_cases():
+    for sx, sw, bias in LINEAR:
+        shapes = [sx, sw] + ([sw[:1]] if bias else [])
+        for name, fn, act in (("linear", nerve.linear, lambda h: h), ("linear_gelu", nerve.linear_gelu, np_gelu)):
+            ref = (lambda x, w, b, act=act: act(x @ w.T + b)) if bias else (lambda x, w, act=act: act(x @ w.T))
+            yield Case(name if bias else f"{name}_nobias", fn, ref, shapes, second=True, rtol=1e-13, atol=1e-13)
+
 
 def _cases():
+    yield from _linear_cases()
     for sa, sb in MATMUL_SHAPES:
         yield Case("matmul", lambda a, b: a @ b, np.matmul, [sa, sb], second=0 not in sa + sb)
     for eq, shapes, second in EINSUM:
@@ -52,10 +77,6 @@ CASES = list(_cases())
 
 (test_forward, test_gradcheck, test_gradgradcheck, test_array_and_tensor_paths_agree,
  test_rule_reads_only_its_namespace) = table_tests(CASES)
-
-
-
-
 
 
 def test_einsum_same_tensor_twice_accumulates():
@@ -118,3 +139,36 @@ def test_bmm_shape_errors(sa, sb, match):
 def test_bmm_does_not_broadcast_the_batch():
     with pytest.raises(ValueError, match="bmm: expected 3-D tensors with equal batch"):
         nerve.ones(1, 3, 4).bmm(nerve.ones(2, 4, 5))
+
+
+def test_linear_gelu_float32_matches_float64():
+    rng = np.random.default_rng(7)
+    x, w, b = rng.standard_normal((3, 4, 5)) * 2, rng.standard_normal((6, 5)), rng.standard_normal(6)
+    got32 = nerve.linear_gelu(*(nerve.tensor(a.astype(np.float32)) for a in (x, w, b))).numpy()
+    assert got32.dtype == np.float32
+    np.testing.assert_allclose(got32, np_gelu(x @ w.T + b), rtol=1e-5, atol=1e-5)
+
+
+def test_linear_gelu_float32_slope_on_a_fine_grid():
+    """The float32 kernel's own error (erf by Abramowitz & Stegun 7.1.26), in its value and its slope."""
+    h = np.linspace(-9, 9, 20001)
+    x = nerve.tensor(h.astype(np.float32).reshape(-1, 1), requires_grad=True)
+    y = nerve.linear_gelu(x, nerve.ones(1, 1))
+    y.sum().backward()
+    assert np.abs(y.numpy()[:, 0] - np_gelu(h)).max() < 2e-6
+    assert np.abs(x.grad.numpy()[:, 0] - np_gelu_slope(h)).max() < 1e-6
+
+
+@pytest.mark.parametrize("fn", [nerve.linear, nerve.linear_gelu], ids=["linear", "linear_gelu"])
+def test_linear_shape_errors(fn):
+    name = fn.__name__
+    x = nerve.ones(2, 3, 4)
+    with pytest.raises(ValueError, match=rf"{name}: input \(2, 3, 4\) does not match weight \(5, 3\)"):
+        fn(x, nerve.ones(5, 3))
+    with pytest.raises(ValueError, match=rf"{name}: bias must have shape \(5,\), got \(4,\)"):
+        fn(x, nerve.ones(5, 4), nerve.ones(4))
+
+
+def test_linear_without_grad_records_nothing():
+    out = nerve.linear(nerve.ones(2, 3), nerve.ones(4, 3), nerve.ones(4))
+    assert out.grad_fn is None and not out.requires_grad
