@@ -69,7 +69,7 @@ def torch_steps(cell: str):
 
 
 def layer_times(fused: bool, repeats: int) -> tuple:
-    """(forward ms, forward + backward ms) of the LSTM layer alone, fused or composed from Tensor ops."""
+    """(forward ms, forward + backward ms) of the LSTM layer alone, the fused node or its reference."""
     import nerve
     from nerve.ops.recurrent import RecurrentLayer
     rng = np.random.default_rng(0)
@@ -77,7 +77,6 @@ def layer_times(fused: bool, repeats: int) -> tuple:
     w = [nerve.tensor(rng.uniform(-0.06, 0.06, shape).astype(np.float32), requires_grad=True)
          for shape in ((4 * HIDDEN, EMBED), (4 * HIDDEN, HIDDEN), (4 * HIDDEN,), (4 * HIDDEN,))]
     zeros = np.zeros((BATCH, HIDDEN), dtype=np.float32)
-
     args = (x, *w, zeros, zeros, None, "lstm", False, True)
 
     def run():  # the fused node, or its reference (the layer composed step by step from primitives)
