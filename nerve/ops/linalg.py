@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import string
 
+from nerve import backend
 from nerve.autograd.function import Function
 from nerve.autograd.rule_math import define
 from nerve.backend import xp
@@ -172,7 +173,7 @@ def _diagonal(t: Tensor, sub: str) -> tuple[Tensor, str]:
     for c in sub:
         shape = [1] * len(unique)
         shape[unique.index(c)] = size[c]
-        key.append(xp.arange(size[c]).reshape(shape))
+        key.append(backend.to_device(xp.arange(size[c]).reshape(shape), t.device))
     return t[tuple(key)], unique
 
 

@@ -7,6 +7,7 @@ differentiates and which the tests hold the kernel to.
 """
 from __future__ import annotations
 
+from nerve import backend
 from nerve.autograd.function import Function
 from nerve.backend import xp
 from nerve.ops.activation import softplus
@@ -30,9 +31,10 @@ def _reduce(loss, reduction: str, denom=None):
         return loss
     total = loss.sum()
     if reduction == "sum":
-        return xp.asarray(total)
+        return total
     denom = loss.size if denom is None else denom
-    return xp.asarray(total / denom if denom else xp.nan, dtype=loss.dtype)
+    # NOTE: no xp.asarray here: it would pull a CuPy result to the host (Function.apply makes scalars 0-d arrays)
+    return (total / denom).astype(loss.dtype) if denom else total * xp.nan
 
 
 def _reduce_tensor(loss: Tensor, reduction: str, denom) -> Tensor:
@@ -58,8 +60,10 @@ def _count(shape) -> int:
     return n
 
 
-def _data(t):
-    return t.data if isinstance(t, Tensor) else t
+def _weight_on(weight, input: Tensor):
+    """A class or element weight (Tensor, array or list) as an array of the input's dtype on its device."""
+    w = backend.as_array(weight.data if isinstance(weight, Tensor) else weight)
+    return backend.to_device(w, input.device).astype(input.dtype, copy=False)
 
 
 # --- cross-entropy ------------------------------------------------------------------------------
@@ -132,7 +136,8 @@ class CrossEntropy(Function):
             if hasattr(self, "a"):
                 rows -= self.a * s
             else:
-                rows[xp.arange(rows.shape[0]), self.y] -= self.coef_y * (s[:, 0] if s.ndim else s)
+                positions = backend.to_device(xp.arange(rows.shape[0]), backend.device_of(rows))
+                rows[positions, self.y] -= self.coef_y * (s[:, 0] if s.ndim else s)
                 if self.smoothing:
                     w = 1.0 if self.weight is None else self.weight
                     rows -= ((self.smoothing / rows.shape[1]) * self.valid[:, None] * s) * w
@@ -144,7 +149,7 @@ class CrossEntropy(Function):
     def _class_column(self, scale: float, ndim: int):
         """``scale`` times the class weights (ones without weights), shaped to broadcast along dim 1."""
         w = 1.0 if self.weight is None else self.weight
-        column = scale * xp.ones(self.p.shape[1], dtype=self.p.dtype) * w
+        column = xp.full_like(self.p, scale, shape=(self.p.shape[1],)) * w
         return column.reshape((-1,) + (1,) * (ndim - 2))
 
     def reference(self, x, target, weight, ignore_index, smoothing, reduction):
@@ -158,7 +163,7 @@ class CrossEntropy(Function):
         valid = target != ignore_index
         y = xp.where(valid, target, 0)
         w_y = valid.astype(x.dtype) if weight is None else weight[y] * valid
-        loss = gather(logp, 1, y[:, None]).reshape(y.shape) * (w_y * (smoothing - 1.0))
+        loss = gather(logp, 1, Tensor._make(y[:, None], None)).reshape(y.shape) * (w_y * (smoothing - 1.0))
         if smoothing:  # the uniform part: -eps / C sum_c w_c log p_c
             loss = loss - (logp if column is None else logp * column).sum(1) * ((smoothing / n_classes) * valid)
         return _reduce_tensor(loss, reduction, w_y.sum())
@@ -200,7 +205,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight=None, ignore_index: int 
         raise ValueError(f"cross_entropy: input {tuple(input.shape)} has no classes in dim 1")
     w = None
     if weight is not None:
-        w = _data(weight).astype(input.dtype, copy=False)
+        w = _weight_on(weight, input)
         if w.shape != (n_classes,):
             raise ValueError(f"cross_entropy: weight must have shape ({n_classes},), got {tuple(w.shape)}")
     batch_shape = input.shape[:1] + input.shape[2:]
@@ -251,8 +256,9 @@ class BinaryCrossEntropy(Function):
     def reference(self, x, t, weight, reduction):
         # NOTE: the logs are taken of 1 where they are clamped, so the clamped ends (x = 0 or 1) have a zero
         # derivative instead of 0 * inf; there the kernel's PyTorch formula is the one that counts.
-        log_x = where(x > 0, clamp(log(where(x > 0, x, 1.0)), -100.0, None), -100.0)
-        log_1mx = where(x < 1, clamp(log1p(-where(x < 1, x, 0.0)), -100.0, None), -100.0)
+        above_zero, below_one = x.data > 0, x.data < 1
+        log_x = where(above_zero, clamp(log(where(above_zero, x, 1.0)), -100.0, None), -100.0)
+        log_1mx = where(below_one, clamp(log1p(-where(below_one, x, 0.0)), -100.0, None), -100.0)
         loss = -(t * log_x + (1.0 - t) * log_1mx)
         if weight is not None:
             loss = loss * weight
@@ -270,7 +276,7 @@ def check_same_shape(op: str, input: Tensor, target: Tensor) -> None:
 def _weight_array(op: str, weight, input: Tensor, name: str = "weight"):
     if weight is None:
         return None
-    w = _data(weight).astype(input.dtype, copy=False)
+    w = _weight_on(weight, input)
     try:
         xp.broadcast_shapes(w.shape, input.shape)
     except ValueError:

@@ -21,7 +21,7 @@ def _mean(a, dims: tuple):
     n = a.shape[-1] if a.ndim else 1
     if dims != (a.ndim - 1,) or n == 0 or a.dtype.kind != "f":
         return a.mean(axis=dims, keepdims=True)
-    return (a.reshape(-1, n) @ xp.full(n, 1.0 / n, dtype=a.dtype)).reshape(a.shape[:-1] + (1,))
+    return (a.reshape(-1, n) @ xp.full_like(a, 1.0 / n, shape=(n,))).reshape(a.shape[:-1] + (1,))
 
 
 class Normalize(Function):
