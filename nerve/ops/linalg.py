@@ -209,14 +209,6 @@ def dot(a, b) -> Tensor:
 
 
 # --- the fused layers x W^T + b and gelu(x W^T + b) ------------------------------------------------------
-def _rows_matmul(x, weight):
-    """x (..., in) times weight^T as one (rows, in) GEMM, shaped (..., out).
-
-    NOTE: NumPy runs a 3-D @ 2-D product as one small GEMM per leading index, 2-4x slower.
-    """
-    return xp.matmul(x.reshape(-1, x.shape[-1]), weight.T).reshape(x.shape[:-1] + (weight.shape[0],))
-
-
 def _affine(x: Tensor, weight: Tensor, bias) -> Tensor:
     """x W^T + b from primitives (the fused kernels' reference)."""
     y = matmul(x, weight.T)
@@ -227,7 +219,9 @@ class Linear(Function):
     """x W^T + b in one node (PyTorch's addmm layout: W is (out_features, in_features))."""
 
     def forward(self, x, weight, bias):
-        out = _rows_matmul(x, weight)
+        # NOTE: (..., in) is multiplied as one (rows, in) GEMM: NumPy runs a 3-D @ 2-D product as one
+        # small GEMM per leading index, 2-4x slower.
+        out = xp.matmul(x.reshape(-1, x.shape[-1]), weight.T).reshape(x.shape[:-1] + (weight.shape[0],))
         if bias is not None:
             out += bias
         return out
@@ -248,6 +242,7 @@ class LinearGELU(Function):
     """gelu(x W^T + b) (exact GELU, the normal CDF form) in one node: the first half of a transformer's MLP."""
 
     def forward(self, x, weight, bias):
+        # NOTE: one GEMM over all rows, as in Linear
         h = xp.matmul(x.reshape(-1, x.shape[-1]), weight.T)
         if bias is not None:
             h += bias

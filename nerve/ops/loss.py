@@ -33,8 +33,11 @@ def _reduce(loss, reduction: str, denom=None):
     if reduction == "sum":
         return total
     denom = loss.size if denom is None else denom
+    if not denom:
+        return total * xp.nan
     # NOTE: no xp.asarray here: it would pull a CuPy result to the host (Function.apply makes scalars 0-d arrays)
-    return (total / denom).astype(loss.dtype) if denom else total * xp.nan
+    mean = total / denom
+    return mean if mean.dtype == loss.dtype else mean.astype(loss.dtype)
 
 
 def _reduce_tensor(loss: Tensor, reduction: str, denom) -> Tensor:
@@ -136,7 +139,9 @@ class CrossEntropy(Function):
             if hasattr(self, "a"):
                 rows -= self.a * s
             else:
-                positions = backend.to_device(xp.arange(rows.shape[0]), backend.device_of(rows))
+                positions = xp.arange(rows.shape[0])
+                if positions.__class__ is not rows.__class__:  # a CuPy batch takes its row indices on the device
+                    positions = backend.to_device(positions, backend.device_of(rows))
                 rows[positions, self.y] -= self.coef_y * (s[:, 0] if s.ndim else s)
                 if self.smoothing:
                     w = 1.0 if self.weight is None else self.weight
