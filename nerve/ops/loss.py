@@ -65,7 +65,9 @@ def _count(shape) -> int:
 
 def _weight_on(weight, input: Tensor):
     """A class or element weight (Tensor, array or list) as an array of the input's dtype on its device."""
-    w = backend.as_array(weight.data if isinstance(weight, Tensor) else weight)
+    w = weight.data if isinstance(weight, Tensor) else weight
+    if not hasattr(w, "astype"):  # a list or a number
+        w = xp.asarray(w)
     return backend.to_device(w, input.device).astype(input.dtype, copy=False)
 
 
