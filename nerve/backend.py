@@ -33,6 +33,16 @@ def array_module(device: str = "cpu"):
     raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'cuda'")
 
 
+def as_array(value):
+    """An array as it is (NumPy or CuPy); a NumPy scalar or a Python number as a 0-d NumPy array.
+
+    NOTE: ``numpy.asarray`` on a CuPy array raises, so device arrays are passed through untouched.
+    """
+    if isinstance(value, numpy.ndarray) or hasattr(value, "__cuda_array_interface__"):
+        return value
+    return numpy.asarray(value)
+
+
 def device_of(array) -> str:
     """"cpu" for NumPy arrays, "cuda" for CuPy arrays."""
     return "cpu" if isinstance(array, (numpy.ndarray, numpy.generic)) else "cuda"

@@ -9,7 +9,7 @@ from typing import Sequence
 
 from nerve.autograd.grad_mode import set_grad_enabled
 from nerve.autograd.rule_math import ARRAY, TENSOR
-from nerve.backend import ndarray, xp
+from nerve.backend import as_array, ndarray, xp
 from nerve.tensor import Tensor
 
 
@@ -50,7 +50,7 @@ def _check_versions(node) -> None:
 
 def _wrap(g) -> Tensor:
     """A raw gradient as a Tensor (NumPy may hand back scalars for 0-d results)."""
-    return Tensor._make(g if g.__class__ is ndarray else xp.asarray(g), None)
+    return Tensor._make(g if g.__class__ is ndarray else as_array(g), None)
 
 
 def _run_hooks(hooks, g, create_graph: bool):
@@ -170,7 +170,7 @@ def _propagate(node, g, deliver, create_graph: bool) -> None:
         if not need or gi is None:
             continue
         if create_graph and not isinstance(gi, Tensor):
-            gi = Tensor._make(xp.asarray(gi), None)
+            gi = Tensor._make(as_array(gi), None)
         if gi.shape != t.data.shape:
             raise RuntimeError(f"{node.name} returned a gradient of shape {tuple(gi.shape)} for an input "
                                f"of shape {tuple(t.shape)}")
@@ -189,7 +189,7 @@ def _accumulate_leaf(t: Tensor, g, create_graph: bool, taken: set) -> None:
         if g.__class__ is ndarray and g.flags.owndata and id(g) not in taken:
             taken.add(id(g))
         else:
-            g = xp.array(g, copy=True)
+            g = g.copy() if hasattr(g, "__cuda_array_interface__") else xp.array(g, copy=True)
         t.grad = Tensor._make(g, None)
     elif t.grad.requires_grad or t.grad.data.shape != g.shape:
         t.grad = Tensor._make(t.grad.data + g, None)
