@@ -401,6 +401,24 @@ class Where(Function):
                 m.sum_to(m.where(self.cond, 0.0, g), self.inputs[2].shape) if nb else None)
 
 
+class Hypot(Function):
+    saves_output = True
+
+    def forward(self, a, b):
+        return xp.hypot(a, b)
+
+    def backward(self, g, m):  # d sqrt(a^2 + b^2) = (a da + b db) / h
+        a, b = m.inputs(self)
+        na, nb = self.needs_input_grad
+        gh = g / m.output(self)
+        return (m.sum_to(gh * a, a.shape) if na else None, m.sum_to(gh * b, b.shape) if nb else None)
+
+
+def hypot(a, b) -> Tensor:
+    """sqrt(a^2 + b^2) elementwise, without overflow (gradient a/h, b/h; undefined at the origin)."""
+    return Hypot.apply(a, b)
+
+
 def maximum(a, b) -> Tensor:
     """Elementwise maximum (ties share the gradient)."""
     try:
@@ -518,10 +536,12 @@ define("sigmoid", backend.expit, sigmoid)
 define("erf", backend.erf, erf)
 define("where", xp.where, where)
 
-__all__ = ["abs", "add", "allclose", "astype", "clamp", "clone", "cos", "div", "erf", "exp", "expm1", "floor_divide",
+__all__ = ["abs", "add", "hypot",
+           "allclose", "astype", "clamp", "clone", "cos", "div", "erf", "exp", "expm1", "floor_divide",
            "isclose", "log", "log1p", "maximum", "minimum", "mul", "neg", "pow", "reciprocal", "remainder", "rsqrt",
            "sigmoid", "sign", "sin", "sqrt", "square", "sub", "tanh", "to_device", "where"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
-METHODS = ["to_device", "abs", "add", "allclose", "astype", "clamp", "clone", "cos", "div", "erf", "exp", "expm1",
+METHODS = ["to_device", "abs", "add", "hypot",
+           "allclose", "astype", "clamp", "clone", "cos", "div", "erf", "exp", "expm1",
            "floor_divide", "isclose", "log", "log1p", "maximum", "minimum", "mul", "neg", "pow", "reciprocal",
            "remainder", "rsqrt", "sigmoid", "sign", "sin", "sqrt", "square", "sub", "tanh"]

@@ -85,6 +85,7 @@ def _binary_cases():
 
 CASES = list(_unary_cases()) + list(_binary_cases())
 CASES += [
+    Case("hypot", nerve.hypot, np.hypot, [(3, 1), (1, 4)], low=0.5, high=2.0, second=True),
     Case("maximum_scalar", lambda a: nerve.maximum(a, 0.3), lambda a: np.maximum(a, 0.3), [(3, 4)], second=True,
          make=_away_from_zero([(3, 4)])),
     Case("rminimum_scalar", lambda a: nerve.minimum(-0.3, a), lambda a: np.minimum(-0.3, a), [(3, 4)],
