@@ -47,6 +47,15 @@ def np_softmax(x, axis=-1):
     return e / e.sum(axis=axis, keepdims=True)
 
 
+def np_reduce(loss, reduction, denom=None):
+    """A loss reduced as PyTorch's ``reduction`` does ("mean" divides by ``denom`` when given)."""
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    return loss.sum() / (loss.size if denom is None else denom)
+
+
 def np_gelu(x):
     """The exact GELU, x Phi(x)."""
     return x * 0.5 * (1 + erf(x / math.sqrt(2)))

@@ -6,20 +6,9 @@ import pytest
 import nerve
 import nerve.functional as F
 import nerve.nn as nn
+from tests.helpers import T, np_reduce
 
 RNG = np.random.default_rng(0)
-
-
-def T(a, requires_grad=False):
-    return nerve.tensor(np.asarray(a, dtype=np.float64), requires_grad=requires_grad)
-
-
-def _reduce(loss, reduction, denom=None):
-    if reduction == "none":
-        return loss
-    if reduction == "sum":
-        return loss.sum()
-    return loss.sum() / (loss.size if denom is None else denom)
 
 
 # --- cross-entropy and NLL (the op itself is tested in tests/ops/test_loss.py) -----------------------------
@@ -29,7 +18,7 @@ def ref_nll(logp, y, weight, reduction, ignore_index=-100):
     safe = np.where(valid, y, 0)
     picked = np.take_along_axis(logp, safe[:, None], axis=1)[:, 0]
     w = weight[safe] * valid
-    return _reduce(-w * picked, reduction, w.sum())
+    return np_reduce(-w * picked, reduction, w.sum())
 
 
 X4 = [[1.0, 2.0, 0.5], [0.1, -1.0, 2.0], [0.3, 0.3, -0.7], [2.0, 1.0, 0.0]]
@@ -81,14 +70,14 @@ def test_bce_loss_modules_against_formulas():
     want = -w * (t * np.log(p) + (1 - t) * np.log(1 - p))
     for reduction in ("mean", "sum", "none"):
         got = nn.BCELoss(weight=T(w), reduction=reduction)(T(p), T(t))
-        np.testing.assert_allclose(got.numpy(), _reduce(want, reduction), rtol=1e-12)
+        np.testing.assert_allclose(got.numpy(), np_reduce(want, reduction), rtol=1e-12)
     x = RNG.standard_normal((4, 3)) * 4
     pw = RNG.uniform(0.5, 3, 3)
     s = 1 / (1 + np.exp(-x))
     want = -w * (pw * t * np.log(s) + (1 - t) * np.log(1 - s))
     for reduction in ("mean", "sum", "none"):
         got = nn.BCEWithLogitsLoss(weight=T(w), pos_weight=T(pw), reduction=reduction)(T(x), T(t))
-        np.testing.assert_allclose(got.numpy(), _reduce(want, reduction), rtol=1e-10)
+        np.testing.assert_allclose(got.numpy(), np_reduce(want, reduction), rtol=1e-10)
     plain = nn.BCEWithLogitsLoss()(T(x), T(t))
     assert plain.item() == pytest.approx(np.mean(-(t * np.log(s) + (1 - t) * np.log(1 - s))), rel=1e-12)
 
@@ -105,7 +94,7 @@ def test_regression_losses_against_formulas():
     for cls, kwargs, want in cases:
         for reduction in ("mean", "sum", "none"):
             got = cls(reduction=reduction, **kwargs)(T(a), T(b))
-            np.testing.assert_allclose(got.numpy(), _reduce(want, reduction), rtol=1e-12,
+            np.testing.assert_allclose(got.numpy(), np_reduce(want, reduction), rtol=1e-12,
                                        err_msg=cls.__name__)
     recorded_huber = F.huber_loss(T([0.5, 3.0]), T([0.0, 0.0]), delta=2.0, reduction="none")
     np.testing.assert_allclose(recorded_huber.numpy(), [0.125, 4.0])
@@ -126,7 +115,7 @@ def test_kl_div_against_formula():
         pointwise = np.where(p > 0, p * (np.log(p) - logq), 0.0)
     for reduction in ("mean", "sum", "none"):
         got = nn.KLDivLoss(reduction=reduction)(T(logq), T(p))
-        np.testing.assert_allclose(got.numpy(), _reduce(pointwise, reduction), rtol=1e-12)
+        np.testing.assert_allclose(got.numpy(), np_reduce(pointwise, reduction), rtol=1e-12)
     assert F.kl_div(T(logq), T(p), reduction="batchmean").item() == pytest.approx(pointwise.sum() / 3)
     logp = np.log(RNG.dirichlet(np.ones(4), 3))
     got = F.kl_div(T(logq), T(logp), reduction="none", log_target=True)

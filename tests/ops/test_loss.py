@@ -5,19 +5,11 @@ import numpy as np
 import pytest
 
 import nerve
-from tests.helpers import T
+from tests.helpers import T, np_reduce
 from tests.ops.table import Case, table_tests
 
 RNG = np.random.default_rng(0)
 REDUCTIONS = ("mean", "sum", "none")
-
-
-def _reduce(loss, reduction, denom=None):
-    if reduction == "none":
-        return loss
-    if reduction == "sum":
-        return loss.sum()
-    return loss.sum() / (loss.size if denom is None else denom)
 
 
 # --- references: loops over positions, PyTorch's definitions ------------------------------------------
@@ -36,7 +28,7 @@ def ref_cross_entropy(x, y, weight=None, ignore_index=-100, reduction="mean", sm
         smooth = -np.sum(w * logp)
         losses.append((1 - smoothing) * nll + smoothing / n_classes * smooth)
         denom += w[label]
-    return _reduce(np.array(losses).reshape(y.shape), reduction, denom)
+    return np_reduce(np.array(losses).reshape(y.shape), reduction, denom)
 
 
 def ref_cross_entropy_probs(x, t, weight=None, reduction="mean", smoothing=0.0):
@@ -48,20 +40,20 @@ def ref_cross_entropy_probs(x, t, weight=None, reduction="mean", smoothing=0.0):
     for row, target in zip(rows, trows):
         logp = row - np.log(np.sum(np.exp(row)))
         losses.append(-np.sum(w * target * logp))
-    return _reduce(np.array(losses).reshape(x.shape[:1] + x.shape[2:]), reduction, rows.shape[0])
+    return np_reduce(np.array(losses).reshape(x.shape[:1] + x.shape[2:]), reduction, rows.shape[0])
 
 
 def ref_bce(p, t, weight=None, reduction="mean"):
     with np.errstate(divide="ignore"):
         loss = -(t * np.maximum(np.log(p), -100) + (1 - t) * np.maximum(np.log(1 - p), -100))
-    return _reduce(loss if weight is None else loss * weight, reduction)
+    return np_reduce(loss if weight is None else loss * weight, reduction)
 
 
 def ref_bce_logits(x, t, weight=None, pos_weight=None, reduction="mean"):
     s = 1 / (1 + np.exp(-x))
     pw = 1.0 if pos_weight is None else pos_weight
     loss = -(pw * t * np.log(s) + (1 - t) * np.log(1 - s))
-    return _reduce(loss if weight is None else loss * weight, reduction)
+    return np_reduce(loss if weight is None else loss * weight, reduction)
 
 
 # --- the table ---------------------------------------------------------------------------------------------
