@@ -7,22 +7,13 @@ import math
 
 from nerve.backend import xp
 from nerve.ops import (  # noqa: F401  (re-exported: the convolution and pooling primitives)
-    avg_pool1d, avg_pool2d, conv1d, conv2d, conv_transpose1d, conv_transpose2d, gather, index_select, matmul,
+    avg_pool1d, avg_pool2d, batched_spatial, conv1d, conv2d, conv_transpose1d, conv_transpose2d, gather,
+    index_select, matmul,
     max_pool1d, max_pool2d, ntuple, pad as constant_pad,
 )
 from nerve.tensor import Tensor
 
-_SPATIAL = {1: "L", 2: "H, W"}
 _MAX_POOL = {1: max_pool1d, 2: max_pool2d}
-
-
-def _batched(op: str, input: Tensor, n: int) -> tuple:
-    """(input as a batch, whether it was one unbatched example), after checking its number of dims."""
-    if input.ndim not in (n + 1, n + 2):
-        raise ValueError(f"{op}: expected input (N, C, {_SPATIAL[n]}) or (C, {_SPATIAL[n]}), got "
-                         f"{tuple(input.shape)}")
-    unbatched = input.ndim == n + 1
-    return (input.unsqueeze(0) if unbatched else input), unbatched
 
 
 # --- padding modes ----------------------------------------------------------------------------------
@@ -87,7 +78,7 @@ def _adaptive_sizes(op: str, input: Tensor, n: int, output_size) -> tuple:
 
 
 def _adaptive_avg_nd(op: str, n: int, input: Tensor, output_size) -> Tensor:
-    x, unbatched = _batched(op, input, n)
+    x, unbatched = batched_spatial(op, input, n)
     sizes = _adaptive_sizes(op, x, n, output_size)
     spatial = tuple(x.shape[2:])
     if all(s % o == 0 for s, o in zip(spatial, sizes)):  # even bins: split each dim into (bins, bin size)
@@ -116,7 +107,7 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
 
 
 def _adaptive_max_nd(op: str, n: int, input: Tensor, output_size, return_indices: bool):
-    x, unbatched = _batched(op, input, n)
+    x, unbatched = batched_spatial(op, input, n)
     sizes = _adaptive_sizes(op, x, n, output_size)
     spatial = tuple(x.shape[2:])
     k = tuple(s // o for s, o in zip(spatial, sizes))

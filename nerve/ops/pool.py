@@ -154,7 +154,7 @@ def _flat_indices(arg, geom: Geometry):
     return xp.ascontiguousarray(channels_first(table[arg] + base[..., None]))
 
 
-def _pool_input(op: str, input: Tensor, n: int) -> tuple:
+def batched_spatial(op: str, input: Tensor, n: int) -> tuple:
     """(input as a batch, whether it was one unbatched example), after checking its number of dims."""
     if input.ndim not in (n + 1, n + 2):
         raise ValueError(f"{op}: expected input (N, C, {_SPATIAL[n]}) or (C, {_SPATIAL[n]}), got "
@@ -165,7 +165,7 @@ def _pool_input(op: str, input: Tensor, n: int) -> tuple:
 
 def _max_pool_nd(op: str, n: int, input: Tensor, kernel_size, stride, padding, dilation, ceil_mode: bool,
                  return_indices: bool):
-    x, unbatched = _pool_input(op, input, n)
+    x, unbatched = batched_spatial(op, input, n)
     geom = _pool_geometry(op, tuple(x.shape[2:]), kernel_size, stride, padding, dilation, ceil_mode)
     keep: list = []
     out = MaxPool.apply(x, geom, keep)
@@ -271,7 +271,7 @@ def _divisor(geom: Geometry, count_include_pad: bool, divisor_override, pad: tup
 
 def _avg_pool_nd(op: str, n: int, input: Tensor, kernel_size, stride, padding, ceil_mode: bool,
                  count_include_pad: bool, divisor_override=None) -> Tensor:
-    x, unbatched = _pool_input(op, input, n)
+    x, unbatched = batched_spatial(op, input, n)
     geom = _pool_geometry(op, tuple(x.shape[2:]), kernel_size, stride, padding, 1, ceil_mode)
     divisor = _divisor(geom, count_include_pad, divisor_override, ntuple(padding, n, "padding", op))
     if not isinstance(divisor, float):
@@ -293,6 +293,6 @@ def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bo
                         divisor_override)
 
 
-__all__ = ["avg_pool1d", "avg_pool2d", "max_pool1d", "max_pool2d"]
+__all__ = ["avg_pool1d", "avg_pool2d", "batched_spatial", "max_pool1d", "max_pool2d"]
 #: functions that are also Tensor methods (none: these take layer arguments)
 METHODS: list = []
