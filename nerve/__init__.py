@@ -29,4 +29,4 @@ float = float32
 double = float64
 long = int64
 from nerve.io import load, save  # noqa: E402,F401  (weights files: nerve.save / nerve.load)
-from nerve import data, functional, nn, optim, train  # noqa: E402,F401  (nerve.nn.Linear, ... as in PyTorch)
+from nerve import data, functional, nn, optim, rules, train  # noqa: E402,F401  (nerve.nn.Linear, ... as in PyTorch)

@@ -87,6 +87,15 @@ def default_generator() -> numpy.random.Generator:
     return _generator
 
 
+def generator(seed: int | None = None, stream: int = 0) -> numpy.random.Generator:
+    """A generator of its own for (``seed``, ``stream``), or the shared one when ``seed`` is None.
+
+    ``stream`` keeps a component's draws apart from the shared generator seeded with the same number
+    (``manual_seed(0)`` and a rule's ``seed=0`` must not draw the same matrices).
+    """
+    return _generator if seed is None else numpy.random.default_rng([seed, stream])
+
+
 def get_rng_state() -> dict:
     """The shared generator's state, for checkpoints."""
     return _generator.bit_generator.state

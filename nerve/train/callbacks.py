@@ -14,8 +14,10 @@ import os
 import warnings
 from typing import Any
 
+from nerve.rules.alignment import alignment
+
 __all__ = ["Callback", "EarlyStopping", "ModelCheckpoint", "TerminateOnNaN", "LearningRateScheduler",
-           "CSVLogger"]
+           "CSVLogger", "AlignmentLogger"]
 
 
 class Callback:
@@ -332,3 +334,22 @@ class CSVLogger(Callback):
 
 def _csv_value(value):
     return repr(float(value)) if isinstance(value, float) or hasattr(value, "dtype") else value
+
+
+class AlignmentLogger(Callback):
+    """Log, each epoch, how far a learning rule's updates are from backprop's (``nerve.rules.alignment``).
+
+    Adds 'align/<layer>' (angle in degrees between the rule's weight update and the backprop gradient on the
+    batch (x, y)) and, for feedback alignment, 'align_B/<layer>' (angle between B and W) to the epoch's logs,
+    so History, CSVLogger and TensorBoard record them; list it before those loggers.
+    """
+
+    def __init__(self, rule, x, y, loss) -> None:
+        super().__init__()
+        self.rule, self.x, self.y, self.loss = rule, x, y, loss
+
+    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        for name, entry in alignment(self.rule.model, self.rule, self.x, self.y, self.loss).items():
+            logs[f"align/{name}"] = entry["update"]
+            if "feedback" in entry:
+                logs[f"align_B/{name}"] = entry["feedback"]

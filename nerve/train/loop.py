@@ -281,8 +281,9 @@ class Trainer:
     """
 
     def __init__(self, model, optimizer, loss_fn, train_step, train_loader, val_loader, metrics, val_metrics,
-                 callbacks: list[Callback], params: dict, checkpoint: Checkpoint | None) -> None:
+                 callbacks: list[Callback], params: dict, checkpoint: Checkpoint | None, rule=None) -> None:
         self.model, self.optimizer, self.loss_fn, self.train_step = model, optimizer, loss_fn, train_step
+        self.rule = rule
         self.train_loader, self.val_loader = train_loader, val_loader
         self.running = _Running(metrics)
         self.val_metrics = val_metrics
@@ -326,6 +327,7 @@ class Trainer:
             "history": self.history.state_dict(),
             "callbacks": {key: cb.state_dict() for key, cb in self._callback_keys()},
             "stop_training": self.stop_training, "stop_reason": self.stop_reason,
+            "rule": self.rule.state_dict() if self.rule is not None else None,
             "rng": backend.get_rng_state(),
         }
 
@@ -345,6 +347,8 @@ class Trainer:
         if state["running"] is not None:
             self.running.load_state_dict(state["running"])
         self.global_step = state["global_step"]
+        if self.rule is not None and state.get("rule") is not None:
+            self.rule.load_state_dict(state["rule"])
         self.stop_training, self.stop_reason = state["stop_training"], state["stop_reason"]
         self.resumed = True
         backend.set_rng_state(state["rng"])  # NOTE: last, so that nothing above draws from it
@@ -355,6 +359,10 @@ class Trainer:
 
     # --- the loop -----------------------------------------------------------------------------------
     def _logs_of_step(self, batch: Any) -> tuple[dict, Any, Any]:
+        if self.rule is not None:
+            logs, output, target = self.rule.train_step(self.model, batch, self.optimizer, self.loss_fn,
+                                                        lambda b: _split_batch(b, "fit"))
+            return {k: _scalar(v) for k, v in logs.items()}, output, target
         if self.train_step is None:
             inputs, target = _split_batch(batch, "fit")
             self.optimizer.zero_grad()
@@ -454,7 +462,7 @@ def fit(model, data: Any, *, loss: Callable | str | None = None, optimizer: Any 
         metrics: Iterable = (), callbacks: Iterable[Callback] = (), verbose: int = 1, shuffle: bool = True,
         train_step: Callable | None = None, scheduler: Any = None,
         checkpoint: str | os.PathLike | Checkpoint | None = None,
-        resume: str | os.PathLike | bool | None = None) -> History:
+        resume: str | os.PathLike | bool | None = None, rule: Any = None) -> History:
     """Train ``model`` on ``data`` for ``epochs`` and return the ``History`` of per-epoch logs.
 
     ``data``: (X, y) arrays or Tensors (or (X1, X2, ..., y) for several inputs), a Dataset or a DataLoader;
@@ -470,6 +478,10 @@ def fit(model, data: Any, *, loss: Callable | str | None = None, optimizer: Any 
     optimisers, or None. ``scheduler`` is an lr_scheduler stepped after each epoch (ReduceLROnPlateau with
     'val_loss', else 'loss'); use ``LearningRateScheduler(s, interval='batch')`` for per-batch schedules.
 
+    ``rule`` (a ``nerve.rules`` learning rule) decides the update directions: a supervised rule (feedback
+    alignment, ...) is active around the forward pass and ``backward``; an unsupervised one (Oja, ...)
+    takes batches without targets and needs no ``loss``. Its buffers are part of the checkpoint.
+
     ``checkpoint`` (a path or a ``Checkpoint``) saves the training state every epoch (and every N batches
     if asked); ``resume`` (a checkpoint path, or True for ``checkpoint``'s path if that file exists)
     continues such a run exactly as if it had never stopped. Ctrl-C finishes the current batch, saves a
@@ -481,8 +493,10 @@ def fit(model, data: Any, *, loss: Callable | str | None = None, optimizer: Any 
     if not isinstance(epochs, int) or epochs < 0:
         raise ValueError(f"fit: epochs must be a non-negative int, got {epochs!r}")
     loss_fn = _resolve_loss(loss)
+    if rule is not None:
+        _check_rule(rule, model, loss_fn, train_step)
     if train_step is None:
-        if loss_fn is None:
+        if loss_fn is None and (rule is None or rule.supervised):
             raise ValueError("fit: pass loss= (or a train_step= that computes its own)")
         if optimizer is None or not callable(getattr(optimizer, "step", None)):
             raise ValueError(f"fit: optimizer= must be an optimizer (e.g. nerve.optim.Adam(model.parameters())), "
@@ -507,7 +521,7 @@ def fit(model, data: Any, *, loss: Callable | str | None = None, optimizer: Any 
     params = {"epochs": epochs, "steps": _steps(train_loader), "batch_size": batch_size, "verbose": verbose,
               "metrics": [m.name for m in train_metrics]}
     trainer = Trainer(model, optimizer, loss_fn, train_step, train_loader, val_loader, train_metrics,
-                      _fresh_metrics(metrics), callbacks, params, checkpoint)
+                      _fresh_metrics(metrics), callbacks, params, checkpoint, rule)
     resume_state = None
     if resume is True:
         if checkpoint is None:
@@ -516,6 +530,20 @@ def fit(model, data: Any, *, loss: Callable | str | None = None, optimizer: Any 
     if resume:
         resume_state = load_checkpoint(resume)
     return trainer.run(epochs, resume_state)
+
+
+def _check_rule(rule: Any, model, loss_fn, train_step) -> None:
+    from nerve.rules import Rule
+
+    if not isinstance(rule, Rule):
+        raise TypeError(f"fit: rule= must be a nerve.rules.Rule (e.g. FeedbackAlignment(model)), got "
+                        f"{type(rule).__name__}")
+    if rule.model is not model:
+        raise ValueError(f"fit: the rule {rule!r} was built for another model than the one fit trains")
+    if train_step is not None:
+        raise ValueError("fit: give rule= or train_step=, not both (a rule defines the step)")
+    if loss_fn is not None and not rule.supervised:
+        raise ValueError(f"fit: {type(rule).__name__} is unsupervised and uses no loss; drop loss=")
 
 
 def evaluate(model, data: Any, loss: Callable | str | None = None, metrics: Iterable = (),
