@@ -20,8 +20,9 @@ DEFAULTS = {
     "data": "digits", "target": None, "model": "mlp", "hidden": "128,64", "activation": "relu",
     "optimizer": "adam", "lr": 1e-3, "epochs": 30, "batch_size": 32, "dropout": 0.0,
     "weight_decay": 0.0, "seed": 0, "out": None, "verbose": 1, "iters": 2000, "block_size": 64,
-    "eval_iters": 200,
+    "eval_iters": 200, "rule": "backprop",
 }
+RULES = ("backprop", "fa", "sign", "dfa")
 LM_MODELS = ("char-lstm", "char-gru", "gpt")
 TOY = ("moons", "circles", "spirals", "xor")
 
@@ -294,9 +295,26 @@ def cmd_train_lm(cfg: dict) -> int:
     return 0
 
 
+def build_rule(cfg: dict, model):
+    """The learning rule of --rule (feedback matrices seeded by --seed)."""
+    from nerve import rules
+
+    name = cfg.get("rule", "backprop")
+    if name not in RULES:
+        raise CLIError(f"unknown --rule {name!r}: choose from {list(RULES)}")
+    try:
+        if name == "backprop":
+            return rules.Backprop(model)
+        if name == "dfa":
+            return rules.DirectFeedbackAlignment(model, seed=cfg["seed"])
+        return rules.FeedbackAlignment(model, feedback="random" if name == "fa" else "sign", seed=cfg["seed"])
+    except ValueError as exc:
+        raise CLIError(f"--rule {name}: {exc}") from None
+
+
 def cmd_train(cfg: dict, resume_dir: str | None) -> int:
     import nerve
-    from nerve.train import CSVLogger, fit
+    from nerve.train import AlignmentLogger, CSVLogger, fit
     if resume_dir is not None:
         run = Path(resume_dir)
         if not (run / "config.json").exists():
@@ -308,15 +326,20 @@ def cmd_train(cfg: dict, resume_dir: str | None) -> int:
         run = _run_dir(cfg)
     prep = _Prepared(cfg)
     optimizer = build_optimizer(cfg, prep.model)
+    rule = build_rule(cfg, prep.model)
+    callbacks = [CSVLogger(run / "history.csv")]
+    if cfg.get("rule", "backprop") != "backprop":  # the angles to backprop's updates, per layer and epoch
+        callbacks.insert(0, AlignmentLogger(rule, prep.Xtr[:256], prep.ytr[:256], prep.loss))
     if resume_dir is None:  # only once the data and model are known to be good
         run.mkdir(parents=True, exist_ok=True)
         (run / "config.json").write_text(json.dumps(cfg, indent=2))
     print(f"nerve train: {cfg['data']} ({len(prep.Xtr)} training, {len(prep.Xte)} test samples), "
-          f"{cfg['model']} {prep.model.get_config()}, {cfg['optimizer']} lr {cfg['lr']}, run {run}")
+          f"{cfg['model']} {prep.model.get_config()}, {cfg['optimizer']} lr {cfg['lr']}, "
+          f"rule {cfg.get('rule', 'backprop')}, run {run}")
     try:
         history = fit(prep.model, (prep.Xtr, prep.ytr), loss=prep.loss, optimizer=optimizer,
                       epochs=cfg["epochs"], batch_size=cfg["batch_size"], validation_split=0.1,
-                      metrics=prep.metrics, callbacks=[CSVLogger(run / "history.csv")],
+                      metrics=prep.metrics, callbacks=callbacks, rule=rule,
                       verbose=cfg["verbose"], checkpoint=run / "checkpoint.safetensors",
                       resume=resume_dir is not None)
     except KeyboardInterrupt:
@@ -422,6 +445,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--hidden", help="hidden layer widths, e.g. 128,64")
     train.add_argument("--activation", help="relu, tanh, sigmoid, gelu, silu, elu, leaky_relu, softplus")
     train.add_argument("--optimizer", help="adam, adamw, sgd, rmsprop, adagrad")
+    train.add_argument("--rule", help="the learning rule: backprop (default), fa (feedback alignment), sign (sign "
+                       "symmetry), dfa (direct feedback alignment); MLP and CNN models")
     train.add_argument("--lr", type=float)
     train.add_argument("--epochs", type=int)
     train.add_argument("--batch-size", type=int, dest="batch_size")
@@ -450,6 +475,9 @@ def main(argv=None) -> int:
                 cfg.update(_load_toml(args.config))
             cfg.update({k: v for k, v in vars(args).items() if k in DEFAULTS and v is not None})
             if cfg["model"] in LM_MODELS:
+                if cfg["rule"] != "backprop":
+                    raise CLIError(f"--rule {cfg['rule']}: learning rules train MLP and CNN models, not "
+                                   f"{cfg['model']}")
                 return cmd_train_lm(cfg)
             return cmd_train(cfg, args.resume)
         if args.command == "evaluate":

@@ -164,3 +164,17 @@ def test_language_model_on_a_text_file(tmp_path, capsys, model):
     assert "sample:" in out and (tmp_path / "lm" / "model.safetensors").exists()
     code, _, err = run(["train", "--model", model, "--data", "digits"], capsys)
     assert code == 2 and "shakespeare or text:PATH" in err
+
+
+@pytest.mark.parametrize("rule, model", [("fa", "mlp"), ("dfa", "mlp"), ("sign", "cnn")])
+def test_rule_option_trains_and_logs_alignment(tmp_path, capsys, rule, model):
+    code, out, _ = run(["train", "--rule", rule, "--model", model, "--epochs", "3", "--out", str(tmp_path / "r"),
+                        "--verbose", "0"], capsys)
+    assert code == 0 and f"rule {rule}" in out
+    assert float(re.search(r"accuracy (\S+)", out.splitlines()[-2]).group(1)) > 0.5
+    header = (tmp_path / "r" / "history.csv").read_text().splitlines()[0].split(",")
+    assert any(h.startswith("align/") for h in header)
+    code, _, err = run(["train", "--rule", "hebb"], capsys)
+    assert code == 2 and "unknown --rule 'hebb'" in err
+    code, _, err = run(["train", "--rule", "fa", "--model", "gpt"], capsys)
+    assert code == 2 and "not gpt" in err
