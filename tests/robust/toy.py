@@ -58,12 +58,13 @@ def mlp_logits_grad(params, x, y, loss: str = "ce") -> tuple:
     return z, (dh @ W1).reshape(x.shape)
 
 
-def toy_images(n: int = 300, classes: int = 4, side: int = 6, seed: int = 0) -> tuple:
-    """(x (n, 1, side, side) in [0, 1] float64, y): noisy copies of one random prototype per class."""
+def toy_images(n: int = 300, classes: int = 4, side: int = 6, seed: int = 0, noise: float = 0.15) -> tuple:
+    """(x (n, 1, side, side) in [0, 1] float64, y): copies of one random prototype per class with Gaussian
+    ``noise``, clipped to [0, 1]."""
     rng = np.random.default_rng(seed)
     protos = rng.uniform(0.2, 0.8, size=(classes, 1, side, side))
     y = rng.integers(0, classes, size=n)
-    x = np.clip(protos[y] + rng.normal(0, 0.15, size=(n, 1, side, side)), 0, 1)
+    x = np.clip(protos[y] + rng.normal(0, noise, size=(n, 1, side, side)), 0, 1)
     return x, y.astype(np.int64)
 
 
