@@ -15,8 +15,7 @@ def margin(logits: Tensor, labels: Tensor) -> Tensor:
     """Per sample: the largest other logit minus the logit of ``labels`` (> 0 exactly when misclassified)."""
     index = labels.data.reshape(-1, 1).astype(xp.int64)
     own = gather(logits, 1, Tensor(index)).reshape(-1)
-    mask = xp.zeros(logits.shape, dtype=bool)
-    xp.put_along_axis(mask, index, True, axis=1)
+    mask = xp.arange(logits.shape[1]).reshape(1, -1) == index
     other = amax(masked_fill(logits, Tensor(mask), -xp.inf), dim=1)
     return other - own
 

@@ -126,8 +126,7 @@ class DeepFool(Attack):
         picked = xp.take_along_axis(out.data, classes, axis=1)
         grads = []
         for j in range(classes.shape[1]):
-            seed = xp.zeros_like(out.data)
-            xp.put_along_axis(seed, classes[:, j:j + 1], 1.0, axis=1)
+            seed = (xp.arange(out.shape[1]).reshape(1, -1) == classes[:, j:j + 1]).astype(out.dtype)
             (g,) = autograd_grad(out, [xt], grad_outputs=Tensor(seed), retain_graph=j + 1 < classes.shape[1])
             grads.append(g.data)
         return picked, xp.stack(grads, axis=1)
