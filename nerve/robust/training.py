@@ -49,7 +49,8 @@ class AdversarialStep:
     with random start, ``steps`` of ``alpha``, default 2.5 ε / steps), 'trades' (J(x) + ``beta``·KL(f(x) ||
     f(x')), x' maximising the KL by PGD), 'fast' (J(x_ffgsm): a random start and one step of ``alpha``, default
     1.25 ε). ``ramp``: batches over which ε grows linearly from 0 (0: full ε from the start). The examples are
-    crafted in eval mode; the update runs in the model's training mode.
+    crafted in eval mode; the update runs in the model's training mode. ``normalization=(mean, std)``: the batches
+    arrive normalised, (x - mean) / std per channel (as ``nerve train`` feeds them); ε and ``bounds`` apply to x.
     """
 
     def __init__(self, method: str = "pgd", eps: float = 0.3, alpha: float | None = None, steps: int = 10,
@@ -94,6 +95,10 @@ class AdversarialStep:
         eps = self.current_eps()
         self.calls += 1
         atk = self.attack(model, eps)
+        if self.normalization is not None:  # back to the inputs' own scale, where ε and the bounds apply
+            mean, std = atk._normalization
+            shape = (1, -1) + (1,) * (x.ndim - 2)
+            x = atk._clip(x * std.reshape(shape) + mean.reshape(shape)).astype(x.dtype)
         x_adv = atk(x, y)
         optimizer.zero_grad()
         if self.method in ("fgsm", "trades"):

@@ -52,6 +52,31 @@ def test_step_loss_is_the_published_objective(method):
     assert all(changed)  # the optimiser stepped
 
 
+def test_normalised_batches_give_the_step_of_a_model_that_normalises_itself():
+    x, y = toy_images(n=16)
+    mean, std = np.array([0.4]), np.array([0.25])
+    inner = mlp(features=36)
+    twin = copy.deepcopy(inner)
+
+    class Normalised(nerve.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = twin
+
+        def forward(self, t):
+            return self.inner((t - nerve.tensor(mean.reshape(1, 1, 1, 1))) / nerve.tensor(std.reshape(1, 1, 1, 1)))
+
+    a = AdversarialStep("pgd", eps=0.1, steps=3, normalization=(mean, std))
+    nerve.manual_seed(3)
+    logs_a = a(inner, ((x - mean[0]) / std[0], y), nerve.optim.SGD(inner.parameters(), lr=0.1))
+    nerve.manual_seed(3)
+    logs_b = AdversarialStep("pgd", eps=0.1, steps=3)(Normalised(), (x, y), nerve.optim.SGD(twin.parameters(),
+                                                                                          lr=0.1))
+    assert logs_a["loss"] == pytest.approx(logs_b["loss"], rel=1e-9)
+    for p, q in zip(inner.parameters(), twin.parameters()):
+        np.testing.assert_allclose(p.numpy(), q.numpy(), atol=1e-12)
+
+
 def test_ramp_grows_eps_linearly():
     step = AdversarialStep("fast", eps=0.3, ramp=3)
     seen = []
