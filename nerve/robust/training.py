@@ -2,7 +2,8 @@
 (Madry et al. 2018), TRADES (Zhang et al. 2019) and fast FGSM with a random start (Wong et al. 2020).
 
 ``fit(model, data, optimizer=opt, train_step=AdversarialStep("pgd", eps=0.3))`` logs per epoch the training
-loss, the clean accuracy ('accuracy') and the accuracy on the adversarial examples trained on ('adv_accuracy').
+loss, the clean accuracy ('accuracy') and the accuracy on the adversarial examples trained on ('adv_accuracy');
+fit's ``metrics`` see the clean predictions.
 """
 from __future__ import annotations
 
@@ -108,13 +109,15 @@ class AdversarialStep:
                 loss = self.mix * cross_entropy(out, Tensor(y)) + (1 - self.mix) * cross_entropy(adv_out, Tensor(y))
             else:
                 loss = cross_entropy(out, Tensor(y)) + self.beta * trades_kl(adv_out, out).mean()
-            clean_pred = out.data.argmax(axis=1)
+            clean = out.data
         else:
             adv_out = model(atk._model_input(x_adv))
             loss = cross_entropy(adv_out, Tensor(y))
             with no_grad(), _attack_mode(model):
-                clean_pred = model(atk._model_input(Tensor(x))).data.argmax(axis=1)
+                clean = model(atk._model_input(Tensor(x))).data
         loss.backward()
         optimizer.step()
-        return {"loss": float(loss.data), "accuracy": float((clean_pred == y).mean()),
-                "adv_accuracy": float((adv_out.data.argmax(axis=1) == y).mean()), "eps": eps}
+        # NOTE: 'output' and 'target' feed fit's metrics with the clean predictions
+        return {"loss": float(loss.data), "accuracy": float((clean.argmax(axis=1) == y).mean()),
+                "adv_accuracy": float((adv_out.data.argmax(axis=1) == y).mean()), "eps": eps,
+                "output": Tensor(clean), "target": Tensor(y)}
