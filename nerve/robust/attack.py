@@ -22,8 +22,6 @@ from nerve.tensor import Tensor
 
 __all__ = ["Attack", "as_array", "batch_norms"]
 
-_TARGET_MODES = ("default", "targeted_by_label", "targeted_random", "targeted_least_likely", "targeted_by_function")
-
 
 def as_array(value: Any, dtype=None):
     """The raw array of a Tensor, array or list (no copy when it already is one)."""
@@ -142,7 +140,7 @@ class Attack:
         return other
 
     def __repr__(self) -> str:
-        keys = ["eps", *self.step_attrs, *getattr(self, "repr_attrs", ())]
+        keys = (["eps"] if self.norm is not None else []) + [*self.step_attrs, *getattr(self, "repr_attrs", ())]
         args = ", ".join(f"{k}={getattr(self, k):.4g}" if isinstance(getattr(self, k), float)
                          else f"{k}={getattr(self, k)}" for k in keys)
         return f"{self.name}({args}{', targeted' if self.targeted else ''})"

@@ -180,6 +180,8 @@ class MIFGSM(_Iterative):
     """Momentum iterative FGSM (Dong et al. 2018): g ← μ·g + ∇/‖∇‖₁, sign steps of ``alpha``, projected; no
     random start, as published."""
 
+    repr_attrs = ("steps", "decay", "loss")
+
     def __init__(self, model: Callable, eps: float = 8 / 255, alpha: float = 2 / 255, steps: int = 10,
                  decay: float = 1.0, random_start: bool = False, restarts: int = 1, loss: str = "ce",
                  kappa: float = float("inf"), **kwargs) -> None:
