@@ -1,11 +1,12 @@
 """Utilities on parameters, PyTorch's ``nn.utils``: gradient clipping in place (by the joint norm of all
-gradients, or elementwise by value; ``nerve.optim`` re-exports it) and flattening parameters to one vector."""
+gradients, or elementwise by value; ``nerve.optim`` re-exports it), flattening parameters to one vector, and
+spectral normalisation of a layer's weight (GAN discriminators)."""
 from __future__ import annotations
 
 import math
 from typing import Iterable
 
-from nerve import backend
+from nerve import backend, ops
 from nerve.autograd.grad_mode import no_grad
 from nerve.backend import xp
 from nerve.tensor import Tensor
@@ -88,4 +89,101 @@ def vector_to_parameters(vec: Tensor, parameters: Iterable[Tensor]) -> None:
             offset += n
 
 
-__all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector", "vector_to_parameters"]
+class _SpectralNorm:
+    """The forward pre-hook ``spectral_norm`` installs: weight = weight_orig / sigma, sigma estimated by power
+    iteration on the buffers ``<name>_u``, ``<name>_v`` (advanced once per forward in training mode)."""
+
+    def __init__(self, name: str, n_power_iterations: int, dim: int, eps: float) -> None:
+        self.name, self.n_power_iterations, self.dim, self.eps = name, n_power_iterations, dim, eps
+
+    def _matrix(self, weight):
+        """The weight as a (size along dim) x (the rest) matrix: array or Tensor alike."""
+        if self.dim != 0:
+            weight = weight.transpose(self.dim, 0) if isinstance(weight, Tensor) else xp.swapaxes(weight, self.dim, 0)
+        return weight.reshape(weight.shape[0], -1)
+
+    def _normalize(self, a):
+        return a / max(float(xp.sqrt(xp.dot(a, a))), self.eps)
+
+    def power_iteration(self, module, iterations: int) -> None:
+        """Advance u, v by ``iterations`` steps of u <- W v / |W v|, v <- W^T u / |W^T u| (in place)."""
+        mat = self._matrix(getattr(module, self.name + "_orig").data)
+        u, v = module._buffers[self.name + "_u"].data, module._buffers[self.name + "_v"].data
+        for _ in range(iterations):
+            v[...] = self._normalize(mat.T @ u)
+            u[...] = self._normalize(mat @ v)
+
+    def weight(self, module) -> Tensor:
+        """weight_orig / (u^T W v), u and v held constant (as PyTorch does)."""
+        w = getattr(module, self.name + "_orig")
+        u = Tensor(module._buffers[self.name + "_u"].data.copy())
+        v = Tensor(module._buffers[self.name + "_v"].data.copy())
+        sigma = (u * ops.matmul(self._matrix(w), v)).sum()
+        return w / sigma
+
+    def __call__(self, module, args) -> None:
+        if module.training:
+            self.power_iteration(module, self.n_power_iterations)
+        object.__setattr__(module, self.name, self.weight(module))
+
+
+def spectral_norm(module, name: str = "weight", n_power_iterations: int = 1, eps: float = 1e-12,
+                  dim: int | None = None):
+    """Divide ``module.<name>`` by its largest singular value before every forward (Miyato et al. 2018), as
+    PyTorch's ``nn.utils.spectral_norm``: the parameter becomes ``<name>_orig``, the power-iteration vectors
+    the buffers ``<name>_u`` and ``<name>_v``; ``dim`` is the output dimension (1 for transposed convolutions).
+
+    Returns the module. The vectors start random and take 15 power iterations at once (as PyTorch's
+    parametrization does), so sigma is close to the largest singular value from the first forward.
+    """
+    from nerve.nn.parameter import Parameter
+
+    if any(isinstance(h, _SpectralNorm) and h.name == name for h in getattr(module, "_forward_pre_hooks", {}).values()):
+        raise RuntimeError(f"spectral_norm: {type(module).__name__}.{name} is already spectrally normalised")
+    weight = module._parameters.get(name) if hasattr(module, "_parameters") else None
+    if not isinstance(weight, Parameter):
+        raise ValueError(f"spectral_norm: {type(module).__name__} has no parameter {name!r} "
+                         f"(its parameters: {sorted(getattr(module, '_parameters', {}))})")
+    if weight.ndim < 2:
+        raise ValueError(f"spectral_norm: {type(module).__name__}.{name} has shape {tuple(weight.shape)}; it "
+                         "needs at least 2 dimensions")
+    if n_power_iterations < 1:
+        raise ValueError(f"spectral_norm: n_power_iterations must be >= 1, got {n_power_iterations}")
+    if dim is None:
+        dim = 1 if getattr(module, "_transposed", False) else 0
+    hook = _SpectralNorm(name, n_power_iterations, dim, eps)
+    rows = weight.shape[dim]
+    cols = weight.numel() // rows
+    gen = backend.default_generator()
+    u = hook._normalize(xp.asarray(gen.standard_normal(rows)).astype(weight.dtype))
+    v = hook._normalize(xp.asarray(gen.standard_normal(cols)).astype(weight.dtype))
+    del module._parameters[name]
+    module.__dict__.pop(name, None)
+    module.register_parameter(name + "_orig", weight)
+    module.register_buffer(name + "_u", Tensor(u))
+    module.register_buffer(name + "_v", Tensor(v))
+    hook.power_iteration(module, 15)
+    object.__setattr__(module, name, hook.weight(module))
+    module.register_forward_pre_hook(hook)
+    return module
+
+
+def remove_spectral_norm(module, name: str = "weight"):
+    """Undo ``spectral_norm``: ``<name>`` becomes a plain parameter again holding weight_orig / sigma."""
+    from nerve.nn.parameter import Parameter
+
+    for key, hook in list(module._forward_pre_hooks.items()):
+        if isinstance(hook, _SpectralNorm) and hook.name == name:
+            with no_grad():
+                value = hook.weight(module).data
+            del module._forward_pre_hooks[key]
+            for suffix in ("_orig", "_u", "_v"):
+                delattr(module, name + suffix)
+            module.__dict__.pop(name, None)
+            module.register_parameter(name, Parameter(value))
+            return module
+    raise ValueError(f"remove_spectral_norm: spectral_norm of {name!r} not found in {type(module).__name__}")
+
+
+__all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector", "remove_spectral_norm",
+           "spectral_norm", "vector_to_parameters"]
