@@ -4,6 +4,7 @@ from nerve.optim import lr_scheduler
 from nerve.optim.adadelta import Adadelta
 from nerve.optim.adagrad import Adagrad
 from nerve.optim.adam import Adam, AdamW
+from nerve.optim.lbfgs import LBFGS, closure_step
 from nerve.optim.nadam import NAdam
 from nerve.optim.optimizer import Optimizer
 from nerve.optim.penalties import l1_penalty, l2_penalty
@@ -11,5 +12,5 @@ from nerve.optim.radam import RAdam
 from nerve.optim.rmsprop import RMSprop
 from nerve.optim.sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "NAdam", "RAdam", "lr_scheduler",
-           "clip_grad_norm_", "clip_grad_value_", "l1_penalty", "l2_penalty"]
+__all__ = ["Optimizer", "SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "NAdam", "RAdam", "LBFGS",
+           "closure_step", "lr_scheduler", "clip_grad_norm_", "clip_grad_value_", "l1_penalty", "l2_penalty"]
