@@ -230,8 +230,8 @@ def adversarial_grid(attack: Attack, images, labels, amplify: float | None = Non
 
 def plot_adversarial_examples(attack: Attack, images, labels, path=None, class_names: Sequence[str] | None = None,
                               amplify: float | None = None):
-    """A 3-row PNG grid: originals (label, prediction), perturbations (amplified), adversarial examples
-    (prediction, red when fooled); saved to ``path`` if given; returns the Figure."""
+    """A 3-row PNG grid: originals (label -> prediction), perturbations (amplified, grey = 0), adversarial
+    examples (prediction, red when fooled); saved to ``path`` if given; returns the Figure."""
     try:
         import matplotlib
         if path is not None:
@@ -241,26 +241,27 @@ def plot_adversarial_examples(attack: Attack, images, labels, path=None, class_n
         raise ImportError("plot_adversarial_examples needs matplotlib: pip install matplotlib (adversarial_grid "
                           "returns the arrays without it)") from exc
     g = adversarial_grid(attack, images, labels, amplify)
-    n = len(g["clean"])
-    name = (lambda k: class_names[int(k)]) if class_names is not None else (lambda k: str(int(k)))
-    fig, axes = plt.subplots(3, n, figsize=(1.3 * n, 4.4), squeeze=False)
-    rows = [("clean", lambda i: f"{name(g['labels'][i])} -> {name(g['clean_pred'][i])}", "black"),
-            ("delta", lambda i: "", "black"),
-            ("adversarial", lambda i: name(g["adv_pred"][i]), None)]
-    for r, (key, caption, color) in enumerate(rows):
+    n, (h, w), pad = len(g["clean"]), g["clean"].shape[-2:], 2
+    canvas = np.ones((3 * (h + pad) + pad, n * (w + pad) + pad) + ((3,) if g["clean"].shape[1] == 3 else ()))
+    for r, key in enumerate(("clean", "delta", "adversarial")):
         for i in range(n):
-            ax = axes[r, i]
-            image = g[key][i]
-            image = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
-            ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            fooled = g["adv_pred"][i] != g["labels"][i]
-            ax.set_title(caption(i), fontsize=8, color=color or ("red" if fooled else "green"))
-            ax.axis("off")
-    axes[0, 0].text(-0.15, 0.5, "clean", transform=axes[0, 0].transAxes, rotation=90, va="center", ha="right")
-    axes[1, 0].text(-0.15, 0.5, f"δ ×{g['amplify']:.3g}", transform=axes[1, 0].transAxes, rotation=90,
-                    va="center", ha="right")
-    axes[2, 0].text(-0.15, 0.5, "adversarial", transform=axes[2, 0].transAxes, rotation=90, va="center", ha="right")
-    fig.suptitle(repr(attack), fontsize=9)
+            tile = g[key][i]
+            tile = tile[0] if tile.shape[0] == 1 else tile.transpose(1, 2, 0)
+            canvas[pad + r * (h + pad):pad + r * (h + pad) + h, pad + i * (w + pad):pad + i * (w + pad) + w] = tile
+    name = (lambda k: class_names[int(k)]) if class_names is not None else (lambda k: str(int(k)))
+    fig, ax = plt.subplots(figsize=(0.9 * n + 1.2, 3.4))
+    ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    for i in range(n):
+        x = pad + i * (w + pad) + w / 2
+        ax.text(x, pad - 1, f"{name(g['labels'][i])} -> {name(g['clean_pred'][i])}", ha="center", va="bottom",
+                fontsize=6)
+        fooled = g["adv_pred"][i] != g["labels"][i]
+        ax.text(x, 3 * (h + pad) + 1, name(g["adv_pred"][i]), ha="center", va="top", fontsize=7,
+                color="red" if fooled else "green")
+    for r, label in enumerate(("clean", f"δ ×{g['amplify']:.3g}", "adversarial")):
+        ax.text(-1, pad + r * (h + pad) + h / 2, label, ha="right", va="center", fontsize=8)
+    ax.axis("off")
+    ax.set_title(repr(attack), fontsize=8, pad=12)
     if path is not None:
-        fig.savefig(path, bbox_inches="tight", dpi=100)
+        fig.savefig(path, bbox_inches="tight", dpi=150)
     return fig
