@@ -1,6 +1,6 @@
 """PGD-10 on 1,000 MNIST images of the example's CNN: nerve.robust.PGD against torchattacks.PGD on PyTorch (CPU).
 
-Run: python bench/robust.py [--data DIR] [--n 1000] [--steps 10] [--rounds 5] [--batch 1000]
+Run: python bench/robust.py [--data DIR] [--n 1000] [--steps 10] [--rounds 5] [--batch 1000] [--threads N]
 (with torchattacks: run it with an interpreter that has torch and torchattacks; neither is a dependency of nerve.)
 Both libraries attack the same weights (made by nerve, copied into PyTorch) with eps 0.3, alpha 0.03 and a random
 start, each in its own process, taking turns (bench/_paired.py); the table gives seconds per full attack and the
@@ -75,6 +75,8 @@ def setup(lib: str, data: str | None, n: int, steps: int, batch: int, random_sta
     else:
         import torch
         import torchattacks
+        if os.environ.get("NERVE_BENCH_THREADS"):
+            torch.set_num_threads(int(os.environ["NERVE_BENCH_THREADS"]))
         attack = torchattacks.PGD(torch_model(weights()), eps=EPS, alpha=ALPHA, steps=steps,
                                   random_start=random_start)
         chunks = [(torch.from_numpy(x[i:i + batch]), torch.from_numpy(y[i:i + batch])) for i in range(0, n, batch)]
@@ -122,11 +124,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="PGD steps")
     parser.add_argument("--rounds", type=int, default=5, help="timed attacks per library, taken in turn")
     parser.add_argument("--batch", type=int, default=1000, help="images per attack call")
+    parser.add_argument("--threads", type=int, default=None, help="threads for both libraries (default: theirs)")
     args = parser.parse_args()
+    if args.threads:  # read by the fresh processes at start-up
+        for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "NERVE_BENCH_THREADS"):
+            os.environ[name] = str(args.threads)
     try:
         import torch
         import torchattacks
-        other = (f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
+        other = (f"torch {torch.__version__} ({args.threads or torch.get_num_threads()} threads), "
                  f"torchattacks {torchattacks.__version__}")
     except ImportError:
         torch = None
