@@ -45,40 +45,50 @@ class Square(Attack):
     def forward(self, x, y, logits):
         if self.eps == 0:
             return x
-        if x.ndim != 4:
-            raise ValueError(f"Square: expects images (N, C, H, W), got {tuple(x.shape)}")
-        best = x.copy()
+        if x.ndim not in (2, 3, 4):
+            raise ValueError(f"Square: expects images (N, C, H, W), sequences (N, C, L) or vectors (N, F), got "
+                             f"{tuple(x.shape)}")
+        # NOTE: sequences and vectors are searched as images one pixel high
+        grid = x.reshape((len(x), 1, 1, -1) if x.ndim == 2 else (len(x), x.shape[1], 1, -1) if x.ndim == 3 else x.shape)
+        best = grid.copy()
         todo = ~self.success(logits, y)
         for _ in range(self.n_restarts):
             idx = xp.nonzero(todo)[0]
             if len(idx) == 0:
                 break
-            x_adv, fooled = self._search(x[idx], y[idx])
+            x_adv, fooled = self._search(grid[idx], y[idx], x.shape[1:])
             best[idx] = x_adv
             todo[idx] = ~fooled
-        return best
+        return best.reshape(x.shape)
 
-    def _search(self, x, y):
+    def _sides(self, i: int, h: int, w: int) -> tuple:
+        """(height, width) of the window at query i: a square of area p·h·w (a run of p·w on one-pixel rows)."""
+        if h == 1:
+            return 1, min(max(int(round(self._p(i) * w)), 1), max(w - 1, 1))
+        side = min(max(int(round((self._p(i) * h * w) ** 0.5)), 1), max(min(h, w) - 1, 1))
+        return side, side
+
+    def _search(self, x, y, shape):
         n, c, h, w = x.shape
         eps = self.eps
+        logits = lambda a: self.logits(a.reshape((len(a),) + shape))  # noqa: E731
         stripes = self._integers(0, 2, (n, c, 1, w)).astype(x.dtype) * (2 * eps) - eps
         x_best = self._clip(x + stripes)
-        loss, fooled = self._objective(self.logits(x_best), y)
+        loss, fooled = self._objective(logits(x_best), y)
         rows, cols = xp.arange(h).reshape(1, 1, h, 1), xp.arange(w).reshape(1, 1, 1, w)
         for i in range(self.n_queries):
             idx = xp.nonzero(~fooled)[0]
             if len(idx) == 0:
                 break
             a = len(idx)
-            side = max(int(round((self._p(i) * h * w) ** 0.5)), 1)
-            side = min(side, h - 1, w - 1) if min(h, w) > 1 else 1
-            top = self._integers(0, h - side + 1, a).reshape(a, 1, 1, 1)
-            left = self._integers(0, w - side + 1, a).reshape(a, 1, 1, 1)
-            window = (rows >= top) & (rows < top + side) & (cols >= left) & (cols < left + side)
+            sh, sw = self._sides(i, h, w)
+            top = self._integers(0, h - sh + 1, a).reshape(a, 1, 1, 1)
+            left = self._integers(0, w - sw + 1, a).reshape(a, 1, 1, 1)
+            window = (rows >= top) & (rows < top + sh) & (cols >= left) & (cols < left + sw)
             signs = self._integers(0, 2, (a, c, 1, 1)).astype(x.dtype) * (2 * eps) - eps
             delta = x_best[idx] - x[idx]
             candidate = self._clip(x[idx] + xp.where(window, signs, delta))
-            new_loss, new_fooled = self._objective(self.logits(candidate), y[idx])
+            new_loss, new_fooled = self._objective(logits(candidate), y[idx])
             better = new_loss < loss[idx]
             keep = better.reshape(-1, 1, 1, 1)
             x_best[idx] = xp.where(keep, candidate, x_best[idx])

@@ -226,6 +226,15 @@ def test_square_agrees_with_pgd_on_a_smooth_model(trained):
     assert abs(square - pgd) <= 0.1
 
 
+def test_square_on_vectors_is_square_on_one_pixel_high_images(trained):
+    model, x, y = trained
+    flat = nerve.nn.Sequential(nerve.nn.Flatten(), *list(model.children())[1:])
+    a = Square(model, eps=0.15, n_queries=50, seed=4)(x.reshape(100, 1, 1, 36), y).numpy()
+    b = Square(flat, eps=0.15, n_queries=50, seed=4)(x.reshape(100, 36), y).numpy()
+    np.testing.assert_array_equal(a.reshape(100, 36), b)
+    assert np.abs(b - x.reshape(100, 36)).max() <= 0.15 + 1e-12 and (b != x.reshape(100, 36)).any()
+
+
 def test_targeted_modes(trained):
     model, x, y = trained
     with nerve.no_grad():

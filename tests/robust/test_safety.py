@@ -157,5 +157,5 @@ def test_option_errors_name_the_attack():
     x, y = toy_images(n=4)
     with pytest.raises(ValueError, match="DeepFool: untargeted only"):
         DeepFool(mlp(features=36)).set_mode_targeted_by_label()(x, y)
-    with pytest.raises(ValueError, match=r"Square: expects images \(N, C, H, W\)"):
-        Square(mlp(features=36), eps=0.1)(x.reshape(4, 36), y)
+    with pytest.raises(ValueError, match=r"Square: expects images \(N, C, H, W\), sequences"):
+        Square(mlp(features=36), eps=0.1)(x.reshape(4, 1, 1, 1, 36), y)
