@@ -95,7 +95,7 @@ class RobustnessReport:
                          + (f"{norm:<11.4g}" if norm is not None else "-".ljust(11)) + f"{self.seconds[name]:.1f}")
         for norm, row in self.robust.items():
             lines.append(f"worst case ({norm})".ljust(width) + "".join(f"{a:<12.4f}" for a in row))
-        return "\n".join(lines)
+        return "\n".join(line.rstrip() for line in lines)
 
     __str__ = table
 
