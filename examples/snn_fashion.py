@@ -67,15 +67,15 @@ def run(args, seed: int, data) -> tuple[float, float, dict, SpikingMLP]:
     callbacks = []
     if scheduler is not None:
         callbacks.append(nerve.train.LearningRateScheduler(scheduler, interval="batch"))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     nerve.train.fit(model, (Xtr, ytr), loss=loss, optimizer=optimizer, epochs=epochs, batch_size=128,
                     callbacks=callbacks, verbose=0)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     iters = epochs * -(-len(Xtr) // 128)
     result = nerve.train.evaluate(model, (Xte, yte), metrics=[SF.SpikeAccuracy()], batch_size=1000)
     with snn.Recorder(model) as rec, nerve.no_grad():
         model(nerve.tensor(Xte[:1000]))
-    return result["accuracy"], elapsed / iters, rec.stats(), model
+    return result["accuracy"], elapsed / iters, rec.stats(), model, (elapsed, cpu)
 
 
 def raster(model: SpikingMLP, X, path: str) -> None:
@@ -105,11 +105,11 @@ def main() -> None:
     accs = []
     model = None
     for seed in [int(s) for s in args.seeds.split(",")]:
-        acc, per_iter, stats, model = run(args, seed, (Xtr, ytr, Xte, yte))
+        acc, per_iter, stats, model, (wall, cpu) = run(args, seed, (Xtr, ytr, Xte, yte))
         accs.append(acc)
         print(f"seed {seed}: test accuracy {acc:.4f}  {per_iter * 1000:.1f} ms/iteration  firing rate hidden "
               f"{stats['lif1.rate']:.3f} output {stats['lif2.rate']:.3f}  silent hidden {stats['lif1.silent']:.3f}  "
-              f"synops/sample {stats['synops']:.3g}", flush=True)
+              f"synops/sample {stats['synops']:.3g}  training {wall:.0f} s wall, {cpu:.0f} s CPU", flush=True)
     print(f"{args.dataset} {args.recipe}: mean test accuracy {np.mean(accs):.4f} over seeds {args.seeds} "
           f"({', '.join(f'{a:.4f}' for a in accs)})")
     if args.raster:

@@ -20,7 +20,7 @@ from nerve.snn.loop import reset
 from nerve.snn.neurons import SpikingNeuron
 from nerve.tensor import Tensor
 
-__all__ = ["SpikingMLP", "SpikingCNN", "DiehlCook", "DiehlCookLayer", "assign_labels", "predict_by_assignment"]
+__all__ = ["SpikingMLP", "SpikingCNN", "SpikeCount", "DiehlCook", "DiehlCookLayer", "assign_labels", "predict_by_assignment"]
 
 
 def nerve_rand(shape: tuple, dtype):
@@ -98,6 +98,21 @@ class SpikingCNN(nn.Module):
     def get_config(self) -> dict:
         """Constructor arguments, saved with the weights."""
         return dict(self.config)
+
+
+class SpikeCount(nn.Module):
+    """A spiking network's output spike counts (batch, classes), for tools that expect class scores per sample
+    (``nerve.train.predict``, ``argmax``, the plain accuracy metric); the wrapped network returns time-first
+    records (spk_rec, ...) or spk_rec."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.net(x)
+        spk = out[0] if isinstance(out, (tuple, list)) else out
+        return ops.sum(spk, 0)
 
 
 class DiehlCookLayer(SpikingNeuron):

@@ -108,3 +108,15 @@ def test_a_small_task_is_learned_with_fit():
                     train_step=loop.train_step(SF.ce_count_loss()))
     after = nerve.train.evaluate(loop, (X, y), metrics=[SF.SpikeAccuracy()], batch_size=64)["accuracy"]
     assert after > 0.95 and after > before
+
+
+def test_spike_count_wrapper_gives_class_scores_for_predict():
+    from nerve.models.snn import SpikeCount, SpikingMLP
+    nerve.manual_seed(0)
+    model = SpikingMLP(4, 8, 2, num_steps=5)
+    X = blobs(40)[0] * 3
+    counts = nerve.train.predict(SpikeCount(model), X, batch_size=16).numpy()
+    with nerve.no_grad():
+        spk, _ = model(nerve.tensor(X))
+    np.testing.assert_array_equal(counts, spk.numpy().sum(0))
+    assert counts.shape == (40, 2)
