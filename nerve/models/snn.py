@@ -20,7 +20,8 @@ from nerve.snn.loop import reset
 from nerve.snn.neurons import SpikingNeuron
 from nerve.tensor import Tensor
 
-__all__ = ["SpikingMLP", "SpikingCNN", "SpikeCount", "DiehlCook", "DiehlCookLayer", "assign_labels", "predict_by_assignment"]
+__all__ = ["SpikingMLP", "SpikingCNN", "SpikeCount", "DiehlCook", "DiehlCookLayer", "assign_labels",
+           "predict_by_assignment"]
 
 
 def nerve_rand(shape: tuple, dtype):
