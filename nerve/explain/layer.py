@@ -15,7 +15,7 @@ from nerve.autograd.function import Function
 from nerve.autograd.grad_mode import enable_grad, no_grad
 from nerve.backend import xp
 from nerve.explain._common import (
-    as_inputs, as_output, baselines_for, eval_mode, expand_target, extra_args, find_layer, model_dtype,
+    as_inputs, as_output, baselines_for, eval_mode, expand_target, extra_args, find_layer, frozen, model_dtype,
     repeat_args, select_target,
 )
 from nerve.explain.attribution import Attribution, approximation_parameters, convergence_delta
@@ -35,7 +35,13 @@ def _capture(layer, to_input: bool, replace=None):
         if replace is not None:
             seen.append(replace)
             return replace
-        seen.append(args[0] if to_input else out)
+        value = args[0] if to_input else out
+        if not to_input and isinstance(out, Tensor) and not out.requires_grad:
+            # NOTE: with the parameters frozen, a layer fed by integer inputs (an embedding) starts the graph
+            value = Tensor(out.data, requires_grad=True)
+            seen.append(value)
+            return value
+        seen.append(value)
         return None
     handle = layer.register_forward_hook(hook)
     try:
@@ -72,7 +78,7 @@ class LayerAttribution(Attribution):
     def _layer_values(self, arrays: tuple, target, args: tuple, to_input: bool, need_grad: bool = True):
         """(d target / d layer, the layer's values) for one batched forward and backward."""
         leaves = tuple(Tensor(a, requires_grad=a.dtype.kind == "f") for a in arrays)
-        with enable_grad(), _capture(self.layer, to_input) as seen:
+        with enable_grad(), frozen(self.forward_func), _capture(self.layer, to_input) as seen:
             out = self.forward_func(*leaves, *args)
             h = _one(seen, self.who)
             if not need_grad:
@@ -254,7 +260,7 @@ class LayerIntegratedGradients(LayerAttribution):
                 scaled = (h_b[None] + xp.asarray(alpha, dtype=h_x.dtype).reshape(shape) * (h_x - h_b)[None])
                 leaf = Tensor(scaled.reshape((k * n,) + h_x.shape[1:]), requires_grad=True)
                 repeated = tuple(Tensor(xp.concatenate([a] * k)) for a in arrays)
-                with enable_grad(), _capture(self.layer, False, replace=leaf):
+                with enable_grad(), frozen(self.forward_func), _capture(self.layer, False, replace=leaf):
                     out = self.forward_func(*repeated, *repeat_args(args, k))
                     picked = select_target(out, expand_target(target, k), self.who)
                     (g,) = autograd_grad(picked.sum(), [leaf], allow_unused=True)

@@ -59,8 +59,9 @@ def _image(x) -> np.ndarray:
 def visualize_image_attr(attr, original_image=None, method: str = "blended_heat_map", sign: str = "absolute_value",
                          ax=None, outlier_perc: float = 2.0, cmap: str | None = None, alpha_overlay: float = 0.5,
                          show_colorbar: bool = False, title: str | None = None):
-    """Draw an image attribution: "heat_map", "blended_heat_map" (over the grey image), "original_image" or
-    "masked_image" (the image times the normalised magnitude); return the Axes."""
+    """Draw an image attribution: "heat_map", "blended_heat_map" (over the grey image, each pixel's opacity
+    growing with |attribution|), "original_image" or "masked_image" (the image times the normalised magnitude);
+    return the Axes."""
     if method not in IMAGE_METHODS:
         raise ValueError(f"visualize_image_attr: method must be one of {IMAGE_METHODS}, got {method!r}")
     if method != "heat_map" and original_image is None:
@@ -69,7 +70,7 @@ def visualize_image_attr(attr, original_image=None, method: str = "blended_heat_
     if ax is None:
         _, ax = plt.subplots(figsize=(3, 3))
     heat = normalize_attr(attr, sign, outlier_perc) if method != "original_image" else None
-    cmap = cmap or ("bwr" if sign == "all" else {"positive": "Greens", "negative": "Reds"}.get(sign, "Blues"))
+    cmap = cmap or ("bwr" if sign == "all" else {"positive": "Greens", "negative": "Reds"}.get(sign, "autumn_r"))
     vmin = -1 if sign == "all" else 0
     image = None
     if method == "original_image":
@@ -77,8 +78,13 @@ def visualize_image_attr(attr, original_image=None, method: str = "blended_heat_
     elif method == "heat_map":
         image = ax.imshow(heat, cmap=cmap, vmin=vmin, vmax=1)
     elif method == "blended_heat_map":
+        # NOTE: unlike Captum's uniform alpha, each pixel's opacity grows with its |attribution|, so the image
+        # stays visible where the map is near 0
         ax.imshow(_image(original_image), cmap="gray")
-        image = ax.imshow(heat, cmap=cmap, vmin=vmin, vmax=1, alpha=alpha_overlay)
+        colours = plt.get_cmap(cmap)((heat - vmin) / (1 - vmin))
+        colours[..., 3] = np.clip(np.abs(heat) * (1 + alpha_overlay), 0, 1)
+        ax.imshow(colours)
+        image = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(vmin, 1))
     else:
         img = _image(original_image)
         ax.imshow(img * (np.abs(heat)[..., None] if img.ndim == 3 else np.abs(heat)), cmap="gray")
@@ -166,7 +172,8 @@ def plot_text_attr(tokens: Sequence[str], attr, ax=None, title: str | None = Non
         _, ax = plt.subplots(figsize=(0.6 * min(len(tokens), wrap) + 0.5, 0.45 * lines + 0.5))
     for i, (tok, colour) in enumerate(zip(tokens, colours)):
         r, c = divmod(i, wrap)
-        ax.text(c + 0.5, -r, str(tok), ha="center", va="center", fontsize=9,
+        light = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2] > 0.5
+        ax.text(c + 0.5, -r, str(tok), ha="center", va="center", fontsize=9, color="black" if light else "white",
                 bbox={"facecolor": colour, "edgecolor": "none", "boxstyle": "round,pad=0.25"})
     ax.set_xlim(0, min(len(tokens), wrap))
     ax.set_ylim(-lines + 0.5, 0.5)

@@ -128,3 +128,13 @@ def test_layer_methods_reject_layers_outside_the_model():
         LayerConductance(model, "conv9")
     with pytest.raises(ValueError, match="LayerGradCam.attribute: target is needed"):
         LayerGradCam(model, model[0]).attribute(rand(0, (1, 2, 7, 7)))
+
+
+def test_grad_cam_of_an_embedding_fed_by_token_ids():
+    nerve.manual_seed(4)
+    model = nn.Sequential(nn.Embedding(7, 3), nn.Flatten(), nn.Linear(12, 2)).double()
+    tokens = np.array([[1, 2, 3, 4], [5, 6, 0, 1]])
+    cam = LayerGradCam(model, model[0]).attribute(tokens, target=1)
+    e, w = model[0].weight.numpy()[tokens], model[2].weight.numpy()[1].reshape(4, 3)
+    np.testing.assert_allclose(cam.numpy(), (w.mean(axis=1)[None, :, None] * e).sum(axis=1, keepdims=True))
+    assert all(p.requires_grad for p in model.parameters())  # unfrozen afterwards
