@@ -114,3 +114,19 @@ def test_attribution_logger_saves_the_maps_every_epoch(tmp_path):
     assert not np.allclose(logger.maps[0], logger.maps[1])  # the maps change as the network learns
     with pytest.raises(ValueError, match="AttributionLogger: method must be one of"):
         explain.AttributionLogger(x, tmp_path, method="lime")
+
+
+def test_explain_to_png_for_images_and_tables(tmp_path):
+    pytest.importorskip("matplotlib")
+    model = small_cnn()
+    x = np.random.default_rng(0).random((3, 1, 8, 8)).astype(np.float32)
+    maps = explain.explain_to_png(model, x, tmp_path / "img.png", "integrated-gradients", n_steps=4)
+    np.testing.assert_allclose(maps, explain.attribution_maps(model, x, "integrated-gradients", n_steps=4))
+    assert (tmp_path / "img.png").stat().st_size > 2000
+    nerve.manual_seed(0)
+    mlp = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3))
+    rows = np.random.default_rng(1).normal(size=(4, 5)).astype(np.float32)
+    maps = explain.explain_to_png(mlp, rows, tmp_path / "tab.png", "input-x-gradient", class_names="abc")
+    assert maps.shape == (4, 5) and (tmp_path / "tab.png").stat().st_size > 2000
+    with pytest.raises(ValueError, match="last_conv: Sequential has no convolution layer"):
+        explain.attribution_maps(mlp, rows, "grad-cam")
