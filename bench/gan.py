@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 
 from _paired import compare, cycling  # noqa: E402
 
-BATCH, LATENT, WIDTH = 64, 64, 32
+BATCH, LATENT = 64, 64
 
 
 def _batches(n: int = 4) -> list:
@@ -28,13 +28,13 @@ def _batches(n: int = 4) -> list:
              rng.standard_normal((BATCH, LATENT)).astype(np.float32)) for _ in range(n)]
 
 
-def _nerve_step():
+def _nerve_step(width: int):
     import nerve
     from nerve.gan import GANModel, gan_step
     from nerve.models.gan import DCGANDiscriminator, DCGANGenerator
 
     nerve.manual_seed(0)
-    G, D = DCGANGenerator(LATENT, width=WIDTH), DCGANDiscriminator(width=WIDTH)
+    G, D = DCGANGenerator(LATENT, width=width), DCGANDiscriminator(width=width)
     model = GANModel(G, D, LATENT)
     opt = {"generator": nerve.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999)),
            "discriminator": nerve.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999))}
@@ -45,7 +45,7 @@ def _nerve_step():
     return run, [(nerve.tensor(x), z) for x, z in _batches()]
 
 
-def _torch_step():
+def _torch_step(width: int):
     import torch
     from torch import nn
     import torch.nn.functional as F
@@ -53,7 +53,7 @@ def _torch_step():
     if os.environ.get("NERVE_BENCH_THREADS"):
         torch.set_num_threads(int(os.environ["NERVE_BENCH_THREADS"]))
     torch.manual_seed(0)
-    w = WIDTH
+    w = width
 
     class Generator(nn.Module):
         def __init__(self):
@@ -84,9 +84,9 @@ def _torch_step():
     return run, [(torch.from_numpy(x), torch.from_numpy(z)) for x, z in _batches()]
 
 
-def setup(lib: str):
+def setup(lib: str, width: int):
     """The burst runner for ``lib`` ('nerve' or 'torch')."""
-    run, batches = _nerve_step() if lib == "nerve" else _torch_step()
+    run, batches = _nerve_step(width) if lib == "nerve" else _torch_step(width)
     return cycling(run, batches)
 
 
@@ -95,6 +95,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="iterations per burst")
     parser.add_argument("--rounds", type=int, default=7, help="bursts per library, taken in turn")
     parser.add_argument("--threads", type=int, default=None, help="threads for both libraries (default: theirs)")
+    parser.add_argument("--width", type=int, default=32, help="channels of the first conv layer (DCGAN's 64 halved)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 iteration, 2 rounds")
     args = parser.parse_args()
     if args.threads:  # read by the fresh processes at start-up
@@ -107,12 +108,12 @@ def main() -> None:
     except ImportError:
         torch = None
         torch_text = "torch not installed: nerve alone"
-    print(f"DCGAN iteration (width {WIDTH}, latent {LATENT}, batch {BATCH}, 1x28x28); numpy {np.__version__}, "
+    print(f"DCGAN iteration (width {args.width}, latent {LATENT}, batch {BATCH}, 1x28x28); numpy {np.__version__}, "
           f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '(unset)')}, {torch_text}; "
           f"{rounds} rounds of {steps} iterations, libraries in turn")
-    setups = {"nerve": (setup, "nerve")}
+    setups = {"nerve": (setup, "nerve", args.width)}
     if torch is not None:
-        setups["PyTorch"] = (setup, "torch")
+        setups["PyTorch"] = (setup, "torch", args.width)
     result = compare(setups, steps, rounds)
     print(f"{'':<10}{'best ms':>9}{'median ms':>11}{'nerve / this':>14}{'best / best':>13}")
     for name, r in result.items():

@@ -26,6 +26,7 @@ import nerve  # noqa: E402
 from nerve import nn  # noqa: E402
 from nerve.data.datasets import load_fashion_mnist  # noqa: E402
 from nerve.gan import GAN, SampleGrid, class_histogram, frechet_distance, inception_score, save_image  # noqa: E402
+from nerve.gan.run import as_images  # noqa: E402
 from nerve.models import LeNet5  # noqa: E402
 from nerve.models.gan import DCGANDiscriminator, DCGANGenerator  # noqa: E402
 from nerve.train import Callback  # noqa: E402
@@ -46,11 +47,6 @@ class TimeLimit(Callback):
     def on_batch_end(self, batch, logs=None) -> None:
         if time.perf_counter() - self.start > self.seconds:
             self.trainer.stop(f"time limit {self.seconds:.0f} s")
-
-
-def images(x: np.ndarray) -> np.ndarray:
-    """uint8 (N, 784) -> float32 (N, 1, 28, 28) in [-1, 1], the generator's tanh range."""
-    return (x.reshape(-1, 1, 28, 28).astype(np.float32) / 127.5 - 1.0)
 
 
 def features_and_probs(classifier: nn.Module, x: np.ndarray, batch: int = 500) -> tuple:
@@ -95,7 +91,7 @@ def main() -> None:
     xt_raw, y_test = load_fashion_mnist(root=args.data, train=False, flatten=True)
     if args.limit:
         x_raw, y = x_raw[:args.limit], y[:args.limit]
-    x, x_test = images(x_raw), images(xt_raw)
+    x, x_test = as_images(x_raw), as_images(xt_raw)  # [0, 1] -> [-1, 1], the generator's tanh range
 
     gan = GAN(DCGANGenerator(64, width=args.width), DCGANDiscriminator(width=args.width), "non_saturating",
               ema_decay=0.999)

@@ -26,6 +26,6 @@ def test_dcgan_fashion(tmp_path):
 
 
 def test_bench_gan(without_torch):  # noqa: F811
-    out = run_script("bench/gan.py", "--quick", env=without_torch)
+    out = run_script("bench/gan.py", "--quick", "--width", 4, env=without_torch)
     number(r"^nerve\s+(\S+)", out, 0, 1e6)
     assert "PyTorch is not installed" in out

@@ -201,3 +201,27 @@ def test_stock_step_in_a_users_fit():
                               epochs=2, batch_size=16, verbose=0)
     assert set(history.history) == {"d_loss", "g_loss", "d_real", "d_fake", "r1"}
     assert all(np.isfinite(v).all() for v in history.history.values())
+
+
+def test_train_dcgan_writes_its_run_directory_and_resumes(tmp_path):
+    from nerve.gan import train_dcgan
+
+    images = np.random.default_rng(0).integers(0, 256, (16, 784)).astype(np.uint8)
+    nerve.manual_seed(0)
+    train_dcgan(images, tmp_path, epochs=1, batch_size=8, width=4, latent_dim=8, verbose=0)
+    names = {"samples_epoch_01.png", "history.csv", "checkpoint.safetensors", "generator.safetensors",
+             "samples.png", "interpolation.png"}
+    assert names <= {p.name for p in tmp_path.iterdir()}
+    gan = train_dcgan(images, tmp_path, epochs=2, batch_size=8, width=4, latent_dim=8, verbose=0, resume=True)
+    assert int(gan.model.steps.item()) == 4 and (tmp_path / "samples_epoch_02.png").exists()
+    assert len((tmp_path / "history.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
+    with pytest.raises(ValueError, match=r"expected 28x28 images .* got shape \(3, 10\)"):
+        train_dcgan(np.zeros((3, 10)), tmp_path)
+
+
+def test_as_images_scales_to_the_tanh_range():
+    from nerve.gan.run import as_images
+
+    np.testing.assert_allclose(as_images(np.array([[0, 1, 255] + [0] * 781], np.uint8)).ravel()[:3],
+                               [-1.0, -1.0 + 2 / 255, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(as_images(np.full((2, 28, 28), 0.25)), -0.5)
