@@ -78,6 +78,26 @@ def test_fashion_cnn():
     number(r"test loss (\S+)", out, 0.0, 100.0)
 
 
+def test_feedback_alignment():
+    out = run_script("examples/feedback_alignment.py", "--data", data("fashion-mnist"), "--mnist", data("mnist"),
+                     "--epochs", 1, "--limit", 128)
+    for name in ("FA", "DFA"):
+        number(rf"^fashion {name} gap to BP after 1 epochs: (\S+) points", out, -100.0, 100.0)
+    number(r"^cnn DFA gap to BP after 1 epochs: (\S+) points", out, -100.0, 100.0)
+    number(r"^FA angles at the end \(degrees\): align/0 (\S+),", out, 0.0, 180.0)
+    assert "MNIST split" in out
+
+
+def test_hebbian(tmp_path):
+    out = run_script("examples/hebbian.py", "--data", data("fashion-mnist"), "--limit", 300, "--units", 20,
+                     "--epochs", 1, "--pca-epochs", 1, "--readout-epochs", 1, "--png", tmp_path / "f.png")
+    number(r"^Oja: \|cos\| with principal components 1..1: (\S+)", out, 0.0, 1.0)
+    number(r"^Sanger: \|cos\| with principal components 1..5: (\S+)", out, 0.0, 1.0)
+    number(r"Hebbian features (\S+)%", out, 0.0, 100.0)
+    number(r"random features (\S+)%", out, 0.0, 100.0)
+    assert (tmp_path / "f.png").read_bytes().startswith(b"\x89PNG")
+
+
 def test_fashion_mlp():
     out = run_script("examples/fashion_mlp.py", "--data", data("fashion-mnist"), "--epochs", 1)
     number(r"test accuracy (\S+)", out, 0.0, 1.0)
@@ -141,6 +161,12 @@ def test_bench_cnn(without_torch):
     number(r"^nerve\s+(\S+)", out, 0.0)  # best ms of a training step
     number(r"^SmallCNN conv1\s+\S+\s+(\S+)", out, 0.0)  # forward ms
     assert "torch not installed" in out  # the without_torch fixture works
+
+
+def test_bench_rules(without_torch):
+    out = run_script("bench/rules.py", "--quick", env=without_torch)
+    for rule in ("fa", "sign", "dfa"):
+        number(rf"^{rule}\s+\S+\s+\S+\s+(\S+)$", out, 0.0, 100.0)
 
 
 def test_bench_gpt(without_torch):
