@@ -71,7 +71,7 @@ def plot_losses(losshistory: list[dict], path: str | os.PathLike, extra: dict[st
         ax.semilogy(steps, [row[name] for row in losshistory], label=name, lw=2 if name == "loss" else 1)
     for name, pts in (extra or {}).items():
         if pts:
-            ax.semilogy(*zip(*pts), "k:", label=name)
+            ax.semilogy(*zip(*pts), "k.:", label=name)
     for a, b in zip(losshistory, losshistory[1:]):
         if a["optimizer"] != b["optimizer"]:
             ax.axvline(a["step"], color="gray", ls="--")

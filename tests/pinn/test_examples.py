@@ -1,0 +1,33 @@
+"""Smoke tests of the PINN example and benchmark scripts with tiny budgets (see tests/test_scripts.py)."""
+from tests.test_scripts import data, number, run_script, without_torch  # noqa: F401 (fixture)
+
+
+def test_pinn_burgers(tmp_path):
+    out = run_script("examples/pinn_burgers.py", "--data", data("burgers"), "--adam", "3", "--lbfgs", "3", "--n-f",
+                     "300", "--display-every", "3", "--out", tmp_path)
+    number(r"^burgers: relative L2 error (\S+) after", out, 0.0, 10.0)
+    assert (tmp_path / "field.png").exists() and (tmp_path / "losses.png").exists()
+
+
+def test_pinn_burgers_inverse():
+    root = data("burgers")
+    out = run_script("examples/pinn_burgers.py", "--data", root, "--inverse", "--adam", "3", "--lbfgs", "3",
+                     "--display-every", "3", "--out", "")
+    number(r"^burgers inverse: lambda_1 (\S+) ", out, -10.0, 10.0)
+
+
+def test_pinn_poisson():
+    out = run_script("examples/pinn_poisson.py", "--adam", "3", "--lbfgs", "3", "--display-every", "3", "--out", "")
+    number(r"^poisson: relative L2 error (\S+) after", out, 0.0, 10.0)
+
+
+def test_pinn_heat(tmp_path):
+    out = run_script("examples/pinn_poisson.py", "--problem", "heat", "--adam", "3", "--lbfgs", "3",
+                     "--display-every", "3", "--out", tmp_path)
+    number(r"^heat: relative L2 error (\S+) after", out, 0.0, 10.0)
+    assert (tmp_path / "heat_field.png").exists() and (tmp_path / "heat_losses.png").exists()
+
+
+def test_bench_pinn(without_torch):  # noqa: F811
+    out = run_script("bench/pinn.py", "--points", "300", "--steps", "1", "--rounds", "1", env=without_torch)
+    number(r"^nerve iteration: (\S+) ms", out, 0.0)
