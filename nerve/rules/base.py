@@ -85,6 +85,7 @@ class Rule:
                 output = model(*inputs)
                 loss = loss_fn(output, target)
             loss.backward()
+            self._check_finite(getattr(self, "layers", ()))
             optimizer.step()
             return {"loss": loss}, output, target
         if target is not None:
@@ -119,9 +120,9 @@ class Rule:
         with no_grad():
             for name, layer in layers:
                 g = layer.weight.grad
-                if g is not None and not bool(xp.isfinite(g.data).all()):
+                if g is not None and not bool(xp.isfinite(g.data.sum())):
                     raise FloatingPointError(f"{type(self).__name__}: the update of layer {name!r} ({layer!r}) "
-                                             "holds NaN or infinite values")
+                                             "is not finite (NaN or overflow); lower the learning rate")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

@@ -121,11 +121,12 @@ class KrotovHopfield(_LocalRule):
     def delta(self, w, v, y):
         wp = xp.sign(w) * xp.abs(w) ** (self.p - 1)
         current = v @ wp.T                                       # (batch, hidden): ⟨W_μ, v⟩
-        order = xp.argsort(current, axis=1)
-        g = xp.zeros_like(current)
+        top = xp.argpartition(current, -self.k, axis=1)[:, -self.k:]  # the k strongest units, unordered
+        ranked = xp.argsort(xp.take_along_axis(current, top, axis=1), axis=1)
         rows = xp.arange(current.shape[0])
-        g[rows, order[:, -1]] = 1.0
-        g[rows, order[:, -self.k]] = -self.anti
+        g = xp.zeros_like(current)
+        g[rows, top[rows, ranked[:, -1]]] = 1.0
+        g[rows, top[rows, ranked[:, 0]]] = -self.anti
         update = g.T @ v * self.R ** self.p - (g * current).sum(0)[:, None] * w
         if self.normalize:
             peak = xp.abs(update).max()

@@ -108,3 +108,12 @@ def test_bad_combinations():
         fit(model, (x, y), loss="cross_entropy", optimizer=opt, verbose=0, rule="fa")
     with pytest.raises(ValueError, match="pass loss="):
         fit(model, (x, y), optimizer=opt, verbose=0, rule=FeedbackAlignment(model))
+
+
+def test_a_non_finite_update_stops_training_naming_the_layer():
+    x, y = blobs()
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    rule = FeedbackAlignment(model, seed=0, scale=1e38)  # feedback so large that the hidden update overflows
+    with pytest.raises(FloatingPointError, match="layer '0'.*not finite"):
+        fit(model, (x * 10, y), loss="cross_entropy", optimizer=SGD(model.parameters(), lr=0.1), verbose=0,
+            rule=rule)
