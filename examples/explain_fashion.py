@@ -10,8 +10,8 @@ Trains the small CNN (conv32-conv64-maxpool-fc128-fc10) on Fashion-MNIST, then f
 - a deletion curve: test accuracy as the most-attributed pixels are set to 0, against random pixels.
 
 Run:  python examples/explain_fashion.py [--data DIR] [--train 12000] [--epochs 2] [--out runs/explain_fashion]
-Quick check:  python examples/explain_fashion.py --train 128 --epochs 1 --test 100 --images 2 --steps 4 --samples 2
-              --deletion 16
+Quick check:  python examples/explain_fashion.py --train 128 --epochs 1 --test 100 --images 1 --steps 4 --samples 2
+              --deletion 8 --randomize saliency
 """
 from __future__ import annotations
 
@@ -63,6 +63,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=64, help="integrated-gradients steps for the grid")
     parser.add_argument("--samples", type=int, default=16, help="noisy samples of SmoothGrad and GradientShap")
     parser.add_argument("--test", type=int, default=10000, help="test images for the accuracy (the first N)")
+    parser.add_argument("--randomize", default="saliency,input x gradient,integrated gradients,Grad-CAM",
+                        help="comma-separated methods of the randomisation table")
     parser.add_argument("--deletion", type=int, default=300, help="test images for the deletion curve")
     parser.add_argument("--out", default=os.path.join("runs", "explain_fashion"), help="folder for the PNGs")
     parser.add_argument("--seed", type=int, default=0)
@@ -116,6 +118,11 @@ def main() -> None:
         "Grad-CAM": lambda inp: explain.LayerAttribution.interpolate(
             explain.LayerGradCam(model, model[2]).attribute(inp, target=pred), inp.shape[2:]),
     }
+    chosen = [m.strip() for m in args.randomize.split(",") if m.strip()]
+    unknown = [m for m in chosen if m not in methods]
+    if unknown or not chosen:
+        raise SystemExit(f"--randomize: unknown methods {unknown}; choose from {list(methods)}")
+    methods = {name: methods[name] for name in chosen}
     tables = {name: explain.parameter_randomization(model, fn, x) for name, fn in methods.items()}
     layers = [r["layer"] for r in next(iter(tables.values()))["rows"]]
     print(f"  {'randomised down to layer':<28}" + "".join(f"{n:>24}" for n in methods))

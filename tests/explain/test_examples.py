@@ -5,12 +5,13 @@ from tests.test_scripts import data, number, run_script, without_torch  # noqa: 
 
 def test_explain_fashion(tmp_path):
     out = run_script("examples/explain_fashion.py", "--data", data("fashion-mnist"), "--train", 128, "--epochs", 1,
-                     "--test", 100, "--images", 2, "--steps", 4, "--samples", 2, "--deletion", 16, "--out", tmp_path)
+                     "--test", 100, "--images", 1, "--steps", 4, "--samples", 2, "--deletion", 8,
+                     "--randomize", "saliency", "--out", tmp_path)
     number(r"^result: test accuracy (\S+);", out, 0.0, 1.0)
     number(r"accuracy (\S+) \(integrated gradients first\)", out, 0.0, 1.0)
     number(r"^  gausslegendre\s+16 steps: median (\S+)", out, 0.0, 10.0)
     assert "cascading parameter randomisation" in out and out.count("(Conv2d)") == 2
-    assert (tmp_path / "methods.png").stat().st_size > 5000 and (tmp_path / "deletion.png").exists()
+    assert (tmp_path / "methods.png").stat().st_size > 2000 and (tmp_path / "deletion.png").exists()
 
 
 def test_explain_vanishing_gradients(tmp_path):
