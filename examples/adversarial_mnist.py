@@ -10,8 +10,8 @@ trains on the first ``--train`` training images, tests on the first ``--test`` t
 
 Run: python examples/adversarial_mnist.py [--dataset mnist|fashion] [--data DIR] [--epochs 8] [--out runs]
 Tiny run: --limit 256 --test 64 --epochs 1 --train-steps 2 --steps 2 --square-n 16 --square-queries 5
-Writes OUT/adversarial_<dataset>_grid.png (originals, amplified perturbations, adversarial examples with their
-predictions) and OUT/adversarial_<dataset>_curve.png (accuracy against ε).
+Writes OUT/adversarial_<dataset>_grid.png (originals, amplified perturbations and PGD examples against the first
+model, with their predictions) and OUT/adversarial_<dataset>_curve.png (accuracy against ε of the last model).
 """
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ def main() -> None:
         if method == args.methods.split(",")[-1]:
             report.plot(os.path.join(args.out, f"adversarial_{args.dataset}_curve.png"),
                         title=f"{args.dataset}, {method}-trained CNN")
-        if method == "clean":
+        if method == args.methods.split(",")[0]:
             plot_adversarial_examples(PGD(model, eps=top, alpha=2.5 * top / args.steps, steps=args.steps),
                                       X_test[:10], y_test[:10],
                                       os.path.join(args.out, f"adversarial_{args.dataset}_grid.png"),
