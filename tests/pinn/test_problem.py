@@ -166,3 +166,27 @@ def test_model_errors():
             return x.sum(1)
     with pytest.raises(ValueError, match=r"map \(N, 1\) points to \(N, m\) outputs, got \(34,\)"):
         data.losses(Flat())
+
+
+def test_lbfgs_training_checkpoint_restores_the_optimizer(tmp_path):
+    """fit's checkpoint of an L-BFGS phase holds the curvature pairs; loaded into a fresh LBFGS, the next step
+    continues exactly as the original's."""
+    from nerve.train import load_checkpoint
+
+    def build():
+        _, data = _poisson_1d()
+        nerve.manual_seed(0)
+        model = pinn.Model(data, pinn.FNN([1, 8, 1], dtype=F64))
+        model.compile("L-BFGS", history_size=5)
+        return model
+    model = build()
+    model.train(20, display_every=10, checkpoint=tmp_path / "ck.nerve")
+    state = load_checkpoint(tmp_path / "ck.nerve")
+    assert len(state["optimizer"]["state"][0]["old_dirs"]) == 5
+    twin = build()
+    twin.model.load_state_dict(state["model"])
+    twin.optimizer.load_state_dict(state["optimizer"])
+    model.train(10, display_every=10)
+    twin.train(10, display_every=10)
+    for a, b in zip(model.net.parameters(), twin.net.parameters()):
+        np.testing.assert_array_equal(a.data, b.data)
