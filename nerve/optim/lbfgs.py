@@ -343,7 +343,11 @@ def closure_step(loss_fn: Callable) -> Callable:
     """A ``train_step`` for ``fit`` that drives a closure-based optimiser (LBFGS): each batch is one
     ``optimizer.step(closure)``; the logged loss is the closure's first evaluation on the batch."""
     def train_step(model, batch, optimizer) -> dict:
-        *inputs, target = batch if isinstance(batch, (tuple, list)) else (batch, None)
+        # fit's convention: the last field of a tuple batch is the target; a lone tensor or 1-tuple has none
+        if isinstance(batch, (tuple, list)) and len(batch) > 1:
+            inputs, target = tuple(batch[:-1]), batch[-1]
+        else:
+            inputs, target = (batch[0] if isinstance(batch, (tuple, list)) else batch,), None
 
         def closure():
             optimizer.zero_grad()

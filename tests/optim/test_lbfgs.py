@@ -359,3 +359,14 @@ def test_errors():
         optim.LBFGS(make([1.0, 2.0]), line_search_fn="armijo")
     with pytest.raises(ValueError, match="max_iter"):
         optim.LBFGS(make([1.0, 2.0]), max_iter=0)
+
+
+def test_closure_step_without_targets():
+    """A batch with no target: the loss function gets the output alone (fit's convention for 1-field batches)."""
+    x = np.random.default_rng(1).standard_normal((32, 2))
+    model = nerve.nn.Linear(2, 1).double()
+    opt = optim.LBFGS(model.parameters(), max_iter=30, line_search_fn="strong_wolfe")
+    step = optim.closure_step(lambda out: ((out - 3.0) ** 2).mean())
+    step(model, (nerve.tensor(x),), opt)
+    step(model, nerve.tensor(x), opt)
+    np.testing.assert_allclose(model(nerve.tensor(x)).data, 3.0, atol=1e-4)
