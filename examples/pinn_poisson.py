@@ -3,7 +3,7 @@ u = 0 on its boundary (exact u = sin(πx) sin(πy)), and (--problem heat) u_t = 
 u(0, t) = u(1, t) = 0, u(x, 0) = sin(πx) (exact u = exp(-0.4 π² t) sin(πx)). Adam, then L-BFGS; the relative L2
 error over a 101 x 101 grid (target 1e-3).
 
-Run: python examples/pinn_poisson.py [--problem poisson|heat] [--adam 2000] [--lbfgs 2000] [--time-limit 300]
+Run: python examples/pinn_poisson.py [--problem poisson|heat] [--adam 500] [--lbfgs 5000] [--time-limit 600]
          [--out runs/pinn_poisson]
 Writes <out>/<problem>_losses.png (and <out>/heat_field.png). BLAS runs on one thread unless
 OPENBLAS_NUM_THREADS says otherwise (small products; two threads fight under load).

@@ -152,7 +152,7 @@ def burgers_inverse(path: str | os.PathLike, adam_iterations: int = 1000, lbfgs_
             "stop_reason": model.stop_reason}
 
 
-def poisson(adam_iterations: int = 2000, lbfgs_iterations: int = 2000, time_limit: float | None = 300.0,
+def poisson(adam_iterations: int = 500, lbfgs_iterations: int = 5000, time_limit: float | None = 600.0,
             num_domain: int = 1000, num_boundary: int = 200, seed: int = 0, dtype=None, display_every: int = 100,
             log: Callable | None = print) -> dict:
     """-Δu = 2π² sin(πx) sin(πy) on the unit square, u = 0 on its boundary; exact u = sin(πx) sin(πy)."""
@@ -178,8 +178,8 @@ def poisson(adam_iterations: int = 2000, lbfgs_iterations: int = 2000, time_limi
             "iterations": model.step, "stop_reason": model.stop_reason}
 
 
-def heat(alpha: float = 0.4, adam_iterations: int = 2000, lbfgs_iterations: int = 2000,
-         time_limit: float | None = 300.0, num_domain: int = 2000, num_boundary: int = 100, num_initial: int = 100,
+def heat(alpha: float = 0.4, adam_iterations: int = 500, lbfgs_iterations: int = 5000,
+         time_limit: float | None = 600.0, num_domain: int = 2000, num_boundary: int = 100, num_initial: int = 100,
          seed: int = 0, dtype=None, display_every: int = 100, log: Callable | None = print) -> dict:
     """u_t = α u_xx on x in [0, 1], t in [0, 1], u(0, t) = u(1, t) = 0, u(x, 0) = sin(πx);
     exact u = exp(-α π² t) sin(πx)."""

@@ -26,10 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--data", default=os.environ.get("NERVE_DATA", "data/burgers"),
                    help="burgers_shock.mat or its directory (burgers)")
     p.add_argument("--inverse", action="store_true", help="burgers: identify λ1, λ2 from 2,000 points")
-    p.add_argument("--adam", type=int, help="Adam iterations before L-BFGS (burgers 1000, others 2000)")
-    p.add_argument("--lbfgs", type=int, help="at most this many L-BFGS iterations (burgers 50000, others 2000)")
+    p.add_argument("--adam", type=int, help="Adam iterations before L-BFGS (burgers 1000, others 500)")
+    p.add_argument("--lbfgs", type=int, help="at most this many L-BFGS iterations (burgers 50000, others 5000)")
     p.add_argument("--time-limit", type=float, dest="time_limit",
-                   help="seconds for both phases (burgers 1200, inverse 900, others 300)")
+                   help="seconds for both phases (burgers 1200, inverse 900, others 600)")
     p.add_argument("--display-every", type=int, default=100, dest="display_every")
     p.add_argument("--n-f", type=int, default=10000, dest="n_f", help="burgers: collocation points")
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
@@ -42,9 +42,9 @@ def run(args: argparse.Namespace) -> dict:
     """Train the problem ``args`` names, print the result line and where the errors were reached, save pictures."""
     burgers = args.problem == "burgers"
     inverse = burgers and args.inverse
-    default_time = 900.0 if inverse else 1200.0 if burgers else 300.0
-    common = dict(adam_iterations=args.adam if args.adam is not None else 1000 if burgers else 2000,
-                  lbfgs_iterations=args.lbfgs if args.lbfgs is not None else 50000 if burgers else 2000,
+    default_time = 900.0 if inverse else 1200.0 if burgers else 600.0
+    common = dict(adam_iterations=args.adam if args.adam is not None else 1000 if burgers else 500,
+                  lbfgs_iterations=args.lbfgs if args.lbfgs is not None else 50000 if burgers else 5000,
                   time_limit=args.time_limit if args.time_limit is not None else default_time,
                   dtype=getattr(nerve, args.dtype), display_every=args.display_every)
     if args.seed is not None:

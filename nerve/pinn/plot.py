@@ -77,7 +77,7 @@ def plot_losses(losshistory: list[dict], path: str | os.PathLike, extra: dict[st
             ax.axvline(a["step"], color="gray", ls="--")
             ax.text(a["step"], ax.get_ylim()[1], f" {b['optimizer']}", va="top", color="gray")
     ax.set_xlabel("iteration")
-    ax.set_ylabel("loss")
+    ax.set_ylabel("loss (and error)")
     ax.legend()
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)

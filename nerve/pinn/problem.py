@@ -117,7 +117,7 @@ class _TimeLimit(Callback):
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         if self.seconds is not None and time.perf_counter() - self.start > self.seconds:
-            self.trainer.stop(f"time limit ({self.seconds:g} s)")
+            self.trainer.stop(f"time limit reached ({self.seconds:.0f} s for this phase)")
         opt = self.trainer.optimizer
         if self.lbfgs and not opt.stop_reason.startswith(("max_iter", "max_eval")):
             self.trainer.stop(f"L-BFGS: {opt.stop_reason}")
