@@ -133,7 +133,7 @@ class SpikingNeuron(Module):
 
     def mem_reset(self, mem: Tensor):
         """R = spike_grad(U − θ) on the previous membrane, detached (an array); None for a fresh state."""
-        if mem.ndim == 0 or self.reset_mechanism == "none" and self.reset_delay:
+        if mem.ndim == 0 or self.reset_mechanism == "none":
             return None
         with no_grad():
             return self.spike_grad(Tensor._make(mem.data - self.threshold.data, None)).data
