@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from typing import Any, Sequence
 
 from nerve.autograd.engine import grad as autograd_grad
-from nerve.autograd.grad_mode import enable_grad
+from nerve.autograd.grad_mode import enable_grad, no_grad
 from nerve.backend import as_array, xp
 from nerve.nn.dropout import Dropout, Dropout1d, Dropout2d
 from nerve.nn.module import Module
@@ -169,7 +169,6 @@ def expand_target(target, times: int, interleave: bool = False):
 
 def forward_values(model, arrays: tuple, target, args: tuple, who: str):
     """The selected output per example (N,) as an array, without a graph."""
-    from nerve.autograd.grad_mode import no_grad
     with no_grad():
         out = model(*[Tensor(a) for a in arrays], *args)
         return select_target(out, target, who).data

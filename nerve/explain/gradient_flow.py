@@ -10,6 +10,7 @@ units that are zero for every example of the batch) or ``saturated_frac`` (sigmo
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from typing import Callable, Mapping, Sequence
 
@@ -210,7 +211,7 @@ class GradientFlowMonitor(Callback):
         self.records.append((self.trainer.epoch, batch, stats))
         if self.warn:
             for message in check_flow(stats, self.vanish_ratio, self.explode, "GradientFlowMonitor"):
-                key = message.split(":")[1] + message.split("'")[1]
+                key = re.match(r"[^:]*: (gradients \w+): [^']*'([^']*)'", message).groups()  # (kind, layer)
                 if key not in self._warned:
                     self._warned.add(key)
                     warnings.warn(message, stacklevel=2)

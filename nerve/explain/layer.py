@@ -15,8 +15,8 @@ from nerve.autograd.function import Function
 from nerve.autograd.grad_mode import enable_grad, no_grad
 from nerve.backend import xp
 from nerve.explain._common import (
-    as_inputs, as_output, baselines_for, eval_mode, expand_target, extra_args, find_layer, frozen, model_dtype,
-    repeat_args, select_target,
+    as_inputs, as_output, baselines_for, eval_mode, expand_target, extra_args, find_layer, frozen, gradients,
+    model_dtype, repeat_args, select_target,
 )
 from nerve.explain.attribution import Attribution, approximation_parameters, convergence_delta
 from nerve.nn.activation import ReLU
@@ -160,7 +160,6 @@ class GuidedBackprop(Attribution):
 
     def attribute(self, inputs, target=None, additional_forward_args=None):
         """The guided gradient, the input's shape."""
-        from nerve.explain._common import gradients
         arrays, is_tuple = as_inputs(inputs, model_dtype(self.forward_func), self.who)
         with eval_mode(self.forward_func, self.who), _guided(self.forward_func):
             grads, _ = gradients(self.forward_func, arrays, target, extra_args(additional_forward_args), self.who)
