@@ -10,6 +10,8 @@ trains on the first ``--train`` training images, tests on the first ``--test`` t
 
 Run: python examples/adversarial_mnist.py [--dataset mnist|fashion] [--data DIR] [--epochs 8] [--out runs]
 Tiny run: --limit 256 --test 64 --epochs 1 --train-steps 2 --steps 2 --square-n 16 --square-queries 5
+``--save DIR`` keeps the trained weights; ``--load DIR --test-start K --test N`` evaluates them on test images
+K..K+N-1 without training (slices of one test set can then be evaluated in parallel processes).
 Writes OUT/adversarial_<dataset>_grid.png (originals, amplified perturbations and PGD examples against the first
 model, with their predictions) and OUT/adversarial_<dataset>_curve.png (accuracy against ε of the last model).
 """
@@ -52,15 +54,21 @@ def load(args):
         X_train, y_train = X_train[:args.train], y_train[:args.train]
     if args.limit:
         X_train, y_train = X_train[:args.limit], y_train[:args.limit]
-    if args.test:
-        X_test, y_test = X_test[:args.test], y_test[:args.test]
+    start = args.test_start
+    X_test, y_test = X_test[start:start + args.test if args.test else None], y_test[start:start + args.test
+                                                                                 if args.test else None]
     return X_train, y_train, X_test, y_test
 
 
 def train(method: str, X, y, args) -> tuple[nn.Module, float]:
-    """A model trained cleanly or adversarially; returns it and the seconds per epoch."""
+    """A model trained cleanly or adversarially (or loaded from --load); returns it and the seconds per epoch."""
     nerve.manual_seed(args.seed)
     model = cnn()
+    weights = f"adversarial_{args.dataset}_{method}.safetensors"
+    if args.load:
+        model.load_state_dict(nerve.load(os.path.join(args.load, weights)))
+        print(f"--- loaded {method}-trained weights from {os.path.join(args.load, weights)}")
+        return model, float("nan")
     optimizer = nerve.optim.Adam(model.parameters(), lr=1e-3)
     eps = EPS[args.dataset][-1]
     step = None
@@ -73,7 +81,11 @@ def train(method: str, X, y, args) -> tuple[nn.Module, float]:
     nerve.train.fit(model, (X, y), loss=nn.CrossEntropyLoss() if step is None else None, optimizer=optimizer,
                     train_step=step, epochs=args.epochs, batch_size=args.batch,
                     metrics=["accuracy"] if step is None else [], verbose=2)
-    return model, (time.perf_counter() - start) / max(args.epochs, 1)
+    seconds = (time.perf_counter() - start) / max(args.epochs, 1)
+    if args.save:
+        os.makedirs(args.save, exist_ok=True)
+        nerve.save(model.state_dict(), os.path.join(args.save, weights))
+    return model, seconds
 
 
 def main() -> None:
@@ -90,7 +102,10 @@ def main() -> None:
     parser.add_argument("--square-queries", type=int, default=1000)
     parser.add_argument("--train", type=int, default=8000, help="Fashion-MNIST: first N training images")
     parser.add_argument("--limit", type=int, default=None, help="train on the first N images only")
-    parser.add_argument("--test", type=int, default=None, help="test on the first N test images only")
+    parser.add_argument("--test", type=int, default=None, help="test on N test images only")
+    parser.add_argument("--test-start", type=int, default=0, help="the first test image used (default 0)")
+    parser.add_argument("--save", default=None, help="folder to save each trained model's weights in")
+    parser.add_argument("--load", default=None, help="folder of weights saved by --save: evaluate, do not train")
     parser.add_argument("--out", default="runs", help="folder for the PNGs")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
