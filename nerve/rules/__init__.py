@@ -2,12 +2,14 @@
 
 A rule writes update directions into each parameter's ``.grad`` and any optimiser applies them.
 Supervised rules (``Backprop``, ``FeedbackAlignment``, ``DirectFeedbackAlignment``) act inside
-``with rule:``; unsupervised ones (``Hebbian``, ``Oja``, ``Sanger``, ``KrotovHopfield``) in ``rule.step(x)``.
+``with rule:``; unsupervised ones (``Hebbian``, ``Oja``, ``Sanger``, ``KrotovHopfield``, spike-timing-dependent
+plasticity ``STDP``) in ``rule.step(x)``.
 """
 from nerve.rules.base import Backprop, Rule, named_layers
 from nerve.rules.feedback import DirectFeedbackAlignment, FeedbackAlignment
 from nerve.rules.hebbian import Hebbian, KrotovHopfield, Oja, Sanger
+from nerve.rules.stdp import STDP
 from nerve.rules.alignment import alignment, angle
 
 __all__ = ["Rule", "Backprop", "FeedbackAlignment", "DirectFeedbackAlignment", "Hebbian", "Oja", "Sanger",
-           "KrotovHopfield", "alignment", "angle", "named_layers"]
+           "KrotovHopfield", "STDP", "alignment", "angle", "named_layers"]
