@@ -145,3 +145,16 @@ def test_two_competing_neurons_learn_two_patterns():
     with nerve.no_grad():
         counts = net(nerve.tensor(patterns[labels])).numpy().sum(0)
     assert (predict_by_assignment(counts, assign_labels(counts, labels, 2), 2) == labels).mean() == 1.0
+
+
+def test_fit_with_the_rule_applies_and_constrains():
+    nerve.manual_seed(0)
+    net = DiehlCook(n_input=20, n_neurons=4, num_steps=20, threshold=4.0)
+    rule = STDP(net, trace="nearest", norm=5.0)
+    w0 = net.fc.weight.numpy().copy()
+    X = (np.random.default_rng(0).random((64, 20)) > 0.5).astype(np.float32)
+    hist = nerve.train.fit(net, X, optimizer=nerve.optim.SGD(net.parameters(), lr=1.0), rule=rule, epochs=1,
+                           batch_size=16, verbose=0)
+    assert hist.history["post_spikes"][0] > 0 and hist.history["update"][0] > 0
+    np.testing.assert_allclose(net.fc.weight.numpy().sum(1), 5.0, rtol=1e-5)
+    assert np.abs(net.fc.weight.numpy() - w0).max() > 1e-3
