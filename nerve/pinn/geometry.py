@@ -24,12 +24,12 @@ def sample_unit(n: int, dim: int, random: str = "pseudo", seed: int | np.random.
         slabs = np.stack([rng.permutation(n) for _ in range(dim)], axis=1)
         return (slabs + rng.random((n, dim))) / max(n, 1)
     if random == "Sobol":
+        if n == 0:
+            return np.zeros((0, dim))
         try:
             from scipy.stats import qmc
         except ImportError as e:
             raise ImportError("sample_unit: random='Sobol' needs SciPy (pip install scipy)") from e
-        if n == 0:
-            return np.zeros((0, dim))
         # NOTE: Sobol points are balanced in blocks of 2^k; random_base2 would round n up, so draw and cut.
         m = int(np.ceil(np.log2(n)))
         return qmc.Sobol(dim, scramble=True, seed=rng).random_base2(m)[:n]

@@ -22,10 +22,11 @@ __all__ = ["PDE", "TimePDE", "Model"]
 class PDE:
     """``pde(x, u) -> residual`` (a Tensor or a list of them, zero where the equation holds) on ``geometry``,
     with ``conditions``; ``num_domain`` collocation points (plus ``anchors``, plus every condition's points),
-    ``num_boundary``/``num_initial`` sampled points for the boundary / initial conditions."""
+    ``num_boundary``/``num_initial`` sampled points for the boundary / initial conditions, drawn by
+    ``train_distribution`` ("LHS" by default: no SciPy import, which costs seconds, as "Sobol" needs)."""
 
     def __init__(self, geometry: Geometry, pde: Callable[[Tensor, Tensor], Any], conditions: Sequence[Condition],
-                 num_domain: int = 0, num_boundary: int = 0, num_initial: int = 0, train_distribution: str = "Sobol",
+                 num_domain: int = 0, num_boundary: int = 0, num_initial: int = 0, train_distribution: str = "LHS",
                  anchors=None, seed: int | None = None, dtype=None) -> None:
         if not isinstance(geometry, Geometry):
             raise TypeError(f"PDE: geometry must be a pinn Geometry, got {type(geometry).__name__}")

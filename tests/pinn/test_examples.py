@@ -9,15 +9,18 @@ def test_pinn_burgers(tmp_path):
     assert (tmp_path / "burgers_field.png").exists() and (tmp_path / "burgers_losses.png").exists()
 
 
-def test_pinn_burgers_inverse():
-    root = data("burgers")
-    out = run_script("examples/pinn_burgers.py", "--data", root, "--inverse", "--adam", "3", "--lbfgs", "3",
-                     "--display-every", "3", "--out", "")
+def test_command_inverse_and_poisson(capsys):
+    """The runner behind the examples and ``nerve pinn``, in-process (the scripts' own paths are run above)."""
+    import argparse
+
+    from nerve.pinn.command import add_arguments, run
+    parser = add_arguments(argparse.ArgumentParser())
+    for problem, extra in (("burgers", ["--inverse", "--data", str(data("burgers"))]), ("poisson", [])):
+        args = parser.parse_args(["--adam", "2", "--lbfgs", "2", "--display-every", "2", "--out", "", *extra])
+        args.problem = problem
+        run(args)
+    out = capsys.readouterr().out
     number(r"^burgers inverse: lambda_1 (\S+) ", out, -10.0, 10.0)
-
-
-def test_pinn_poisson():
-    out = run_script("examples/pinn_poisson.py", "--adam", "3", "--lbfgs", "3", "--display-every", "3", "--out", "")
     number(r"^poisson: relative L2 error (\S+) after", out, 0.0, 10.0)
 
 
