@@ -126,7 +126,8 @@ class _TimeLimit(Callback):
 
 class Model:
     """Trains ``net`` on ``data`` (DeepXDE's ``Model``): ``compile`` picks the optimiser, ``train`` runs it on
-    ``fit``; ``losshistory`` holds one row per logged step (step, time, weighted losses by name)."""
+    ``fit``; ``losshistory`` holds one row per logged step: step, seconds, optimiser, the weighted total 'loss'
+    and each loss by name (unweighted), as evaluated at the start of the logged step."""
 
     def __init__(self, data: PDE, net: nn.Module) -> None:
         self.data, self.net = data, net
