@@ -127,7 +127,7 @@ class _TimeLimit(Callback):
 class Model:
     """Trains ``net`` on ``data`` (DeepXDE's ``Model``): ``compile`` picks the optimiser, ``train`` runs it on
     ``fit``; ``losshistory`` holds one row per logged step: step, seconds, optimiser, the weighted total 'loss'
-    and each loss by name (unweighted), as evaluated at the start of the logged step."""
+    and each loss by name (unweighted): Adam's averaged over the row's steps, L-BFGS's at the start of its step."""
 
     def __init__(self, data: PDE, net: nn.Module) -> None:
         self.data, self.net = data, net
