@@ -121,8 +121,8 @@ def parameter_randomization(model: Module, explain: Callable, inputs, cascading:
     flagged = abs(final["spearman_abs"]) > threshold
     kind = "every layer" if cascading else f"the top layer {final['layer']!r}"
     message = (f"maps with {kind} randomised still correlate with the trained model's "
-               f"(Spearman of |maps| {final['spearman_abs']:.2f} > {threshold}): the method does not depend on "
-               "what the model learned" if flagged else
+               f"(Spearman of |maps| {final['spearman_abs']:.2f} > {threshold}): they show the input or the "
+               "architecture more than what the model learned" if flagged else
                f"maps change when the weights are randomised (Spearman of |maps| {final['spearman_abs']:.2f} with "
                f"{kind} randomised)")
     return {"rows": rows, "flagged": flagged, "message": message}
