@@ -18,6 +18,7 @@ from nerve.explain._common import (
     as_inputs, as_output, baselines_for, eval_mode, expand_target, extra_args, forward_values, gradients,
     model_dtype, repeat_args,
 )
+from nerve.tensor import Tensor
 
 __all__ = ["Attribution", "GradientShap", "InputXGradient", "IntegratedGradients", "NoiseTunnel", "Occlusion",
            "Saliency", "approximation_parameters", "gauss_legendre"]
@@ -274,7 +275,7 @@ def _normal(shape: tuple, sd: float, dtype):
 
 
 def _as_array(b):
-    return b.data if hasattr(b, "data") and not isinstance(b, np.ndarray) else xp.asarray(b)
+    return b.data if isinstance(b, Tensor) else xp.asarray(b)
 
 
 def draw_baselines(baselines, rows: int):
