@@ -4,7 +4,9 @@ Run: python examples/feedback_alignment.py [--part fashion|lillicrap|cnn|all] [-
   fashion:   Fashion-MNIST (60k/10k), MLP 784-256-256-10 tanh, SGD 0.05 momentum 0.9, batch 64: test accuracy
              per epoch for each rule, and the hidden layers' angles to backprop's update at the end.
   lillicrap: Lillicrap et al.'s MNIST setup, 784-1000-10 sigmoid, squared error, on the offline split (train on
-             the first 8,000 images of the official test set, test on the last 2,000): BP and FA.
+             the first 8,000 images of the official test set, test on the last 2,000): BP and FA, Adam 1e-3
+             (plain SGD on squared error with 1,000 sigmoid units needs a rate below ~5e-3 to stay stable, and
+             then learns slowly: 86% for BP after 20 epochs at 3e-4 with momentum 0.9).
   cnn:       SmallCNN (conv32-conv64-pool-fc128) on Fashion-MNIST, BP against DFA (Adam 1e-3, batch 64).
 ``--limit N`` trains on the first N images only (a smoke test). Prints one table per part.
 """
@@ -96,13 +98,13 @@ def lillicrap(args) -> None:
     def squared_error(out, target):
         return 0.5 * ((out - F.one_hot(target, 10).astype(out.dtype)) ** 2).sum(1).mean()
 
-    def sgd(model):
-        return nerve.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    def adam(model):
+        return nerve.optim.Adam(model.parameters(), lr=1e-3)
 
-    results = {name: run_rule(name, build, (xtr, ytr), (xte, yte), args.epochs, args.seed, squared_error, sgd, 32)
+    results = {name: run_rule(name, build, (xtr, ytr), (xte, yte), args.epochs, args.seed, squared_error, adam, 32)
                for name in ("BP", "FA")}
     table("MNIST split (train 8,000 / test 2,000 of the official test set), 784-1000-10 sigmoid, squared error, "
-          "SGD 0.1 momentum 0.9, batch 32: test accuracy", results)
+          "Adam 1e-3, batch 32: test accuracy", results)
 
 
 def cnn(args) -> None:

@@ -178,3 +178,30 @@ def test_rule_option_trains_and_logs_alignment(tmp_path, capsys, rule, model):
     assert code == 2 and "unknown --rule 'hebb'" in err
     code, _, err = run(["train", "--rule", "fa", "--model", "gpt"], capsys)
     assert code == 2 and "not gpt" in err
+
+
+def test_tool_commands(tmp_path, capsys):
+    """nerve train --model snn / --adversarial, nerve attack, nerve explain, nerve pinn, and the GAN's data check."""
+    run_dir = tmp_path / "cnn"
+    code, out, _ = run(["train", "--model", "cnn", "--epochs", "1", "--adversarial", "fast", "--eps", "0.1",
+                        "--out", str(run_dir), "--verbose", "0"], capsys)
+    assert code == 0
+    assert "adv_accuracy" in (run_dir / "history.csv").read_text().splitlines()[0]
+    code, out, _ = run(["attack", str(run_dir), "--attack", "fgsm,pgd", "--eps", "0,0.05", "--limit", "40"], capsys)
+    assert code == 0 and "worst case (Linf)" in out
+    code, _, err = run(["attack", str(run_dir), "--eps", "0,x"], capsys)
+    assert code == 2 and "--eps takes comma-separated numbers" in err
+    from nerve.data.datasets import load_digits
+    np.save(tmp_path / "x.npy", load_digits()[0][:4])
+    code, out, _ = run(["explain", str(run_dir), str(tmp_path / "x.npy"), "--method", "grad-cam"], capsys)
+    assert code == 0 and (run_dir / "explain-grad-cam.png").stat().st_size > 2000
+    code, out, _ = run(["train", "--model", "snn", "--out", str(tmp_path / "snn"), "--verbose", "0"], capsys)
+    assert code == 0 and "adam lr 0.0005" in out  # tutorial 5's recipe when no option is given
+    assert float(re.search(r"accuracy (\S+)", out.splitlines()[-2]).group(1)) > 0.3
+    code, out, _ = run(["predict", str(tmp_path / "snn"), str(tmp_path / "x.npy")], capsys)
+    assert code == 0 and len(out.split()) == 4
+    code, _, err = run(["train", "--model", "gan", "--data", "digits"], capsys)
+    assert code == 2 and "--data mnist or fashion-mnist" in err
+    code, _, err = run(["train", "--adversarial", "madry"], capsys)
+    assert code == 2 and "unknown --adversarial 'madry'" in err
+    assert cli.main(["pinn", "heat", "--adam", "3", "--lbfgs", "3", "--display-every", "3", "--out", ""]) == 0
