@@ -61,6 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--setting", nargs="+", default=["ns", "ns-pack2", "wgan-gp"], choices=sorted(SETTINGS))
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     parser.add_argument("--steps", type=int, default=6000, help="generator steps per run")
     parser.add_argument("--wgan-steps", type=int, default=1500,
                         help="generator steps for wgan-gp (each after 5 critic steps, about 5x the cost of one)")
@@ -74,7 +75,8 @@ def main() -> None:
     for setting in args.setting:
         start = time.perf_counter()
         steps = args.wgan_steps if setting == "wgan-gp" else args.steps
-        results = [run(setting, s, steps, args.batch, args.latent, args.out) for s in range(args.seeds)]
+        seeds = range(args.first_seed, args.first_seed + args.seeds)
+        results = [run(setting, s, steps, args.batch, args.latent, args.out) for s in seeds]
         modes = np.array([r["modes"] for r in results], dtype=float)
         hq = np.array([r["high_quality"] for r in results])
         kl = np.array([r["reverse_kl"] for r in results])
