@@ -115,6 +115,16 @@ class Rule:
                                  f"{tuple(old.shape)}")
             self.buffers[key] = Tensor._make(xp.array(array, dtype=array.dtype), None)
 
+    def _run(self, x, handles: list) -> None:
+        """Run the model on one batch without a graph, with the forward hooks (``handles``) that record what a
+        local rule needs; the hooks are removed afterwards, whatever happens."""
+        try:
+            with no_grad():
+                self.model(x if isinstance(x, Tensor) else Tensor._make(xp.asarray(x), None))
+        finally:
+            for h in handles:
+                h.remove()
+
     def _check_finite(self, layers: list) -> None:
         """Raise naming the first layer whose update holds NaN or infinity (training cannot go on from it)."""
         with no_grad():

@@ -6,7 +6,6 @@ learning rate 1: ``SGD(lr=η)`` then applies exactly the published rule with rat
 """
 from __future__ import annotations
 
-from nerve.autograd.grad_mode import no_grad
 from nerve.backend import xp
 from nerve.nn import Linear, Module
 from nerve.rules.base import Rule, named_layers
@@ -46,13 +45,7 @@ class _LocalRule(Rule):
             seen[id(module)] = (args[0].data, out.data)
 
         handles = [layer.register_forward_hook(keep) for _, layer in self.layers]
-        try:
-            with no_grad():
-                x = inputs[0]
-                self.model(x if isinstance(x, Tensor) else Tensor._make(xp.asarray(x), None))
-        finally:
-            for h in handles:
-                h.remove()
+        self._run(inputs[0], handles)
         total = 0.0
         for name, layer in self.layers:
             v, y = seen[id(layer)]

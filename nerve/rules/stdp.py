@@ -116,13 +116,7 @@ class STDP(Rule):
             key = id(layer)
             handles.append(self.post[key].register_forward_hook(
                 lambda m, a, out, key=key: post[key].append((out if isinstance(out, Tensor) else out[0]).data)))
-        try:
-            with no_grad():
-                x = inputs[0]
-                self.model(x if isinstance(x, Tensor) else Tensor._make(xp.asarray(x), None))
-        finally:
-            for h in handles:
-                h.remove()
+        self._run(inputs[0], handles)
         total, spikes = 0.0, 0.0
         for name, layer in self.layers:
             p, q = pre[id(layer)], post[id(layer)]
