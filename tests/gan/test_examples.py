@@ -18,7 +18,7 @@ def test_gan_ring(tmp_path):
 def test_dcgan_fashion(tmp_path):
     out = run_script("examples/dcgan_fashion.py", "--data", data("fashion-mnist"), "--minutes", 0.01, "--limit", 256,
                      "--eval", 500, "--classifier-epochs", 1, "--width", 8, "--out", tmp_path)
-    number(r"^trained (\S+) steps", out, 1, 10)
+    number(r"^trained (\S+) steps", out, 1, 1000)  # a 0.6 s budget: how many steps fit depends on the machine
     for row in ("real \\(train\\) vs real \\(test\\)", "uniform noise vs real", "DCGAN G vs real"):
         number(rf"^\s+{row}\s+FD\s+(\S+)", out, 0, 1e6)
         number(rf"^\s+{row}\s+FD\s+\S+\s+score\s+(\S+)", out, 1, 10)
