@@ -15,6 +15,7 @@ from nerve.cli.common import DEFAULTS, LM_MODELS, MODEL_DEFAULTS, CLIError, load
 from nerve.cli.runs import cmd_evaluate, cmd_predict
 from nerve.cli.tools import cmd_attack, cmd_explain, cmd_train_gan, run_model
 from nerve.cli.train import cmd_train, cmd_train_lm
+from nerve.pinn.command import add_parser as add_pinn_parser, run as run_pinn
 
 EXPLAIN_METHODS = ("saliency", "input-x-gradient", "integrated-gradients", "smoothgrad", "gradient-shap", "occlusion",
                    "grad-cam", "guided-grad-cam")
@@ -70,7 +71,6 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--method", default="integrated-gradients", choices=EXPLAIN_METHODS)
     ex.add_argument("--target", type=int, help="class index (default: each row's predicted class)")
     ex.add_argument("--output", help="PNG path (default RUN_DIR/explain-METHOD.png)")
-    from nerve.pinn.command import add_parser as add_pinn_parser
     add_pinn_parser(sub)
     return parser
 
@@ -100,7 +100,6 @@ def main(argv=None) -> int:
         if args.command == "explain":
             return cmd_explain(args.run_dir, args.input, args.method, args.output, args.target)
         if args.command == "pinn":
-            from nerve.pinn.command import run as run_pinn
             run_pinn(args)
             return 0
         return cmd_predict(args.run_dir, args.input, args.output)

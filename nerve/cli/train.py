@@ -13,6 +13,7 @@ import numpy as np
 from nerve.cli.common import (
     DEFAULTS, RULES, CLIError, Prepared, build_optimizer, plot_history, run_dir_for, save_weights,
 )
+from nerve.cli.tools import build_adversarial
 
 
 def _lm_text(cfg: dict) -> str:
@@ -125,7 +126,6 @@ def cmd_train(cfg: dict, resume_dir: str | None) -> int:
     prep = Prepared(cfg)
     optimizer = build_optimizer(cfg, prep.model)
     rule = build_rule(cfg, prep.model)
-    from nerve.cli.tools import build_adversarial
     adversarial = build_adversarial(cfg, prep)
     callbacks = [CSVLogger(run / "history.csv")]
     if cfg.get("rule", "backprop") != "backprop":  # the angles to backprop's updates, per layer and epoch

@@ -73,9 +73,8 @@ class Rule:
         raise TypeError(f"{type(self).__name__} is a supervised rule: use 'with rule:' around the forward pass "
                         "and loss.backward(), or fit(..., rule=rule)")
 
-    def train_step(self, model: Module, batch: Any, optimizer, loss_fn, split) -> tuple[dict, Any, Any]:
-        """One ``fit`` step with this rule: (logs, output, target)."""
-        inputs, target = split(batch)
+    def train_step(self, model: Module, inputs: tuple, target: Any, optimizer, loss_fn) -> tuple[dict, Any]:
+        """One ``fit`` step with this rule on a batch's inputs and target (None without one): (logs, output)."""
         name = type(self).__name__
         if self.supervised:
             if target is None:
@@ -87,14 +86,14 @@ class Rule:
             loss.backward()
             self._check_finite(getattr(self, "layers", ()))
             optimizer.step()
-            return {"loss": loss}, output, target
+            return {"loss": loss}, output
         if target is not None:
             raise ValueError(f"fit: {name} is an unsupervised rule but the batches have targets; pass the inputs "
                              "alone (fit(model, X, ...))")
         optimizer.zero_grad()
         logs = self.step(*inputs)
         optimizer.step()
-        return logs, None, None
+        return logs, None
 
     # --- state -----------------------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -80,6 +80,7 @@ class _HookedRule(Rule):
         self.layers = named_layers(model, _KINDS, layers, who)
         if not self.layers:
             raise ValueError(f"{who}: the model has no Linear or Conv2d layer to train")
+        self._by_name = dict(self.layers)
         self._padding = {}
         for name, layer in self.layers:
             if isinstance(layer, Conv2d):
@@ -145,7 +146,7 @@ class FeedbackAlignment(_HookedRule):
 
     def feedback_matrix(self, name: str) -> Tensor:
         """The matrix that stands in for W in layer ``name``'s backward pass (now)."""
-        layer = dict(self.layers)[name]
+        layer = self._by_name[name]
         if self.feedback == "random":
             return self.buffers[f"B.{name}"]
         if self.feedback == "sign":

@@ -148,9 +148,9 @@ class STDP(Rule):
                     w *= xp.where(sums > 0, self.norm / xp.where(sums > 0, sums, 1), 1).astype(w.dtype)
                 layer.weight._version += 1
 
-    def train_step(self, model: Module, batch, optimizer, loss_fn, split) -> tuple:
+    def train_step(self, model: Module, inputs: tuple, target, optimizer, loss_fn) -> tuple:
         """``fit``'s step: the base class's, then ``constrain()``."""
-        out = super().train_step(model, batch, optimizer, loss_fn, split)
+        out = super().train_step(model, inputs, target, optimizer, loss_fn)
         self.constrain()
         return out
 

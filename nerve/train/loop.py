@@ -360,8 +360,8 @@ class Trainer:
     # --- the loop -----------------------------------------------------------------------------------
     def _logs_of_step(self, batch: Any) -> tuple[dict, Any, Any]:
         if self.rule is not None:
-            logs, output, target = self.rule.train_step(self.model, batch, self.optimizer, self.loss_fn,
-                                                        lambda b: _split_batch(b, "fit"))
+            inputs, target = _split_batch(batch, "fit")
+            logs, output = self.rule.train_step(self.model, inputs, target, self.optimizer, self.loss_fn)
             return {k: _scalar(v) for k, v in logs.items()}, output, target
         if self.train_step is None:
             inputs, target = _split_batch(batch, "fit")

@@ -19,12 +19,7 @@ def np_smooth(u):
     return 1 / (1 + np.exp(-4.0 * u))
 
 
-@pytest.fixture(autouse=True)
-def _float64():
-    old = nerve.backend.get_default_dtype()
-    nerve.backend.set_default_dtype(np.float64)
-    yield
-    nerve.backend.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64_default")
 
 
 class Net(nn.Module):

@@ -12,13 +12,7 @@ from nerve import nn, snn
 T, B, N = 12, 3, 5
 
 
-@pytest.fixture(autouse=True)
-def _float64():
-    """Parameters built in float64, so the NumPy loops see the same β and θ."""
-    old = nerve.backend.get_default_dtype()
-    nerve.backend.set_default_dtype(np.float64)
-    yield
-    nerve.backend.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64_default")
 
 
 def currents(seed=0, scale=1.2):
