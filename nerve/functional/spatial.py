@@ -1,5 +1,5 @@
 """Spatial functions of (N, C, *spatial) tensors: the convolution and pooling primitives of ``nerve.ops``, and
-what is composed from ops: padding modes, adaptive pooling and ``interpolate``. The compositions gather along
+what is composed from ops: padding modes, unpooling, adaptive pooling and ``interpolate``. The compositions gather along
 each dim or reuse the pooling primitives, so every derivative exists."""
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import math
 
 from nerve.backend import xp
 from nerve.ops import (  # noqa: F401  (re-exported: the convolution and pooling primitives)
-    avg_pool1d, avg_pool2d, batched_spatial, conv1d, conv2d, conv_transpose1d, conv_transpose2d, gather,
-    index_select, matmul,
-    max_pool1d, max_pool2d, ntuple, pad as constant_pad,
+    avg_pool1d, avg_pool2d, avg_pool3d, batched_spatial, conv1d, conv2d, conv3d, conv_transpose1d,
+    conv_transpose2d, conv_transpose3d, gather, index_select, matmul, max_pool1d, max_pool2d, max_pool3d, ntuple,
+    pad as constant_pad, scatter,
 )
 from nerve.tensor import Tensor
 
-_MAX_POOL = {1: max_pool1d, 2: max_pool2d}
+_MAX_POOL = {1: max_pool1d, 2: max_pool2d, 3: max_pool3d}
 
 
 # --- padding modes ----------------------------------------------------------------------------------
@@ -32,9 +32,10 @@ def _source_index(n: int, lo: int, hi: int, mode: str):
 def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) -> Tensor:
     """PyTorch's F.pad: ``pad`` = (left, right) of the last dim, then of the one before, ...
 
-    Modes: "constant" (``value``, negative widths crop), "reflect" (mirror without repeating the edge,
-    width < size), "replicate" (repeat the edge), "circular" (wrap around, width <= size). The
-    non-constant modes gather along each padded dim, so their backward adds border gradients back.
+    Modes: "constant" (``value``), "reflect" (mirror without repeating the edge, width < size), "replicate"
+    (repeat the edge), "circular" (wrap around, width <= size). Negative widths crop, in every mode: a dim
+    is cropped first and the other side padded from what is left (PyTorch's order). The non-constant modes
+    gather along each padded dim, so their backward adds border gradients back.
     """
     widths = tuple(int(p) for p in pad)
     if mode == "constant":
@@ -48,14 +49,59 @@ def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) 
     for i in range(len(widths) // 2):
         dim = input.ndim - 1 - i
         lo, hi, n = widths[2 * i], widths[2 * i + 1], input.shape[dim]
-        limit = n - 1 if mode == "reflect" else n
-        if min(lo, hi) < 0 or max(lo, hi) > limit or n == 0:
-            raise ValueError(f"pad: {mode} padding {(lo, hi)} of dim {dim} (size {n}) of input "
-                             f"{tuple(input.shape)} must be non-negative and at most {limit}")
+        kept = n + min(lo, 0) + min(hi, 0)  # the dim after cropping
+        limit = kept - 1 if mode == "reflect" else kept
+        if kept < 1 or max(lo, hi) > limit:
+            raise ValueError(f"pad: {mode} padding {(lo, hi)} of dim {dim} (size {n}, {kept} after cropping) of "
+                             f"input {tuple(input.shape)} must leave a non-empty dim and pad at most {limit}")
         if lo or hi:
-            out = index_select(out, dim, _source_index(n, lo, hi, mode))
+            out = index_select(out, dim, max(-lo, 0) + _source_index(kept, max(lo, 0), max(hi, 0), mode))
     return out
 
+
+# --- unpooling --------------------------------------------------------------------------------------
+def _max_unpool_nd(op: str, n: int, input: Tensor, indices, kernel_size, stride, padding, output_size) -> Tensor:
+    x, unbatched = batched_spatial(op, input, n)
+    idx = xp.asarray(indices.data if isinstance(indices, Tensor) else indices)
+    idx = idx[None] if unbatched else idx
+    if tuple(idx.shape) != tuple(x.shape) or idx.dtype.kind not in "iu":
+        raise RuntimeError(f"{op}: indices must be integers of the input's shape {tuple(input.shape)}, got "
+                           f"{idx.dtype} {tuple(xp.shape(indices))}")
+    kernel = ntuple(kernel_size, n, "kernel_size", op)
+    stride = kernel if stride is None else ntuple(stride, n, "stride", op)
+    pads = ntuple(padding, n, "padding", op)
+    default = tuple((s - 1) * st - 2 * p + k for s, st, p, k in zip(x.shape[2:], stride, pads, kernel))
+    size = default
+    if output_size is not None:
+        size = tuple(int(s) for s in output_size)[-n:]
+        if len(size) != n or any(not d - st < s < d + st for s, d, st in zip(size, default, stride)):
+            raise ValueError(f"{op}: output_size {tuple(output_size)} must be within the stride {stride} of the "
+                             f"default size {default}")
+    plane = math.prod(size)
+    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= plane):
+        raise RuntimeError(f"{op}: indices must lie in [0, {plane}) for the output size {size}, got values in "
+                           f"[{int(idx.min())}, {int(idx.max())}]")
+    zeros = Tensor._make(xp.zeros(x.shape[:2] + (plane,), dtype=x.dtype), None)
+    out = scatter(zeros, 2, idx.reshape(idx.shape[:2] + (-1,)), x.reshape(x.shape[:2] + (-1,)))
+    out = out.reshape(tuple(x.shape[:2]) + size)
+    return out.squeeze(0) if unbatched else out
+
+
+def max_unpool1d(input: Tensor, indices, kernel_size, stride=None, padding=0, output_size=None) -> Tensor:
+    """The inverse of ``max_pool1d``: each value put back at its index (from ``return_indices=True``), zeros
+    elsewhere; output length (L - 1) stride - 2 padding + kernel_size unless ``output_size`` says."""
+    return _max_unpool_nd("max_unpool1d", 1, input, indices, kernel_size, stride, padding, output_size)
+
+
+def max_unpool2d(input: Tensor, indices, kernel_size, stride=None, padding=0, output_size=None) -> Tensor:
+    """The inverse of ``max_pool2d``: each value of (N, C, H, W) put back at its flat index h * W_out + w in
+    its output plane (from ``return_indices=True``), zeros elsewhere."""
+    return _max_unpool_nd("max_unpool2d", 2, input, indices, kernel_size, stride, padding, output_size)
+
+
+def max_unpool3d(input: Tensor, indices, kernel_size, stride=None, padding=0, output_size=None) -> Tensor:
+    """The inverse of ``max_pool3d``: each value of (N, C, D, H, W) put back at its flat index, zeros elsewhere."""
+    return _max_unpool_nd("max_unpool3d", 3, input, indices, kernel_size, stride, padding, output_size)
 
 
 # --- adaptive pooling -------------------------------------------------------------------------------
@@ -143,14 +189,16 @@ def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False
 
 
 # --- upsampling -------------------------------------------------------------------------------------
-_INTERP_DIMS = {"nearest": (1, 2, 3), "linear": (1,), "bilinear": (2,), "trilinear": (3,)}
+_INTERP_DIMS = {"nearest": (1, 2, 3), "nearest-exact": (1, 2, 3), "linear": (1,), "bilinear": (2,),
+                "trilinear": (3,)}
 
 
 def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",
                 align_corners: bool | None = None) -> Tensor:
     """Resize the spatial dims of (N, C, *S) to ``size`` or ``S * scale_factor`` (PyTorch's coordinates).
 
-    Modes: "nearest" (1-3 spatial dims), "linear" (1), "bilinear" (2), "trilinear" (3); ``align_corners``
+    Modes: "nearest" (source floor(dst * scale)), "nearest-exact" (floor((dst + 0.5) * scale), no shift;
+    1-3 spatial dims), "linear" (1), "bilinear" (2), "trilinear" (3); ``align_corners``
     maps the corner pixels onto each other (linear modes only). Built from gathers along each dim, so
     every derivative exists.
     """
@@ -160,7 +208,7 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     if n not in _INTERP_DIMS[mode]:
         raise ValueError(f"interpolate: mode {mode!r} takes inputs with "
                          f"{' or '.join(str(d + 2) for d in _INTERP_DIMS[mode])} dims, got {tuple(input.shape)}")
-    if mode == "nearest" and align_corners is not None:
+    if mode.startswith("nearest") and align_corners is not None:
         raise ValueError("interpolate: align_corners only applies to the linear modes")
     if (size is None) == (scale_factor is None):
         raise ValueError("interpolate: give exactly one of size and scale_factor")
@@ -184,6 +232,9 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         if mode == "nearest":
             result = index_select(result, dim, xp.minimum(xp.floor(dst * scale).astype(xp.int64), s - 1))
             continue
+        if mode == "nearest-exact":
+            result = index_select(result, dim, xp.minimum(xp.floor((dst + 0.5) * scale).astype(xp.int64), s - 1))
+            continue
         if align_corners:
             src = dst * ((s - 1) / (o - 1) if o > 1 else 0.0)
         else:
@@ -197,6 +248,7 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
 
 __all__ = [
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d", "avg_pool1d",
-    "avg_pool2d", "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "interpolate", "max_pool1d",
-    "max_pool2d", "pad",
+    "avg_pool2d", "avg_pool3d", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+    "conv_transpose3d", "interpolate", "max_pool1d", "max_pool2d", "max_pool3d", "max_unpool1d", "max_unpool2d",
+    "max_unpool3d", "pad",
 ]

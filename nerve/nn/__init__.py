@@ -8,12 +8,14 @@ import sys as _sys
 from nerve import functional
 from nerve.nn import init, utils
 from nerve.nn.activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid, Softmax, Softplus, Tanh
+from nerve.nn.activation import Softmin
 from nerve.nn.activation import (
     CELU, SELU, Hardsigmoid, Hardswish, Hardtanh, LogSigmoid, Mish, PReLU, ReLU6, Softsign, Tanhshrink,
 )
 from nerve.nn.attention import MultiheadAttention
 from nerve.nn.containers import Identity, ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from nerve.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
+from nerve.nn.conv import Conv3d, ConvTranspose3d
 from nerve.nn.dropout import Dropout, Dropout1d, Dropout2d
 from nerve.nn.embedding import Embedding
 from nerve.nn.linear import Flatten, Linear, Unflatten
@@ -28,6 +30,7 @@ from nerve.nn.pooling import (
     AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d, AdaptiveMaxPool2d, AvgPool1d, AvgPool2d, MaxPool1d,
     MaxPool2d,
 )
+from nerve.nn.pooling import AvgPool3d, MaxPool3d, MaxUnpool1d, MaxUnpool2d, MaxUnpool3d
 from nerve.nn.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from nerve.nn.summary import summary
 from nerve.nn.transformer import (
@@ -52,4 +55,5 @@ __all__ = [
     "MaxPool1d", "MaxPool2d", "Upsample", "UpsamplingBilinear2d", "UpsamplingNearest2d",
     "CELU", "Hardsigmoid", "Hardswish", "Hardtanh", "LogSigmoid", "Mish", "PReLU", "ReLU6", "SELU", "Softsign",
     "Tanhshrink", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "ParameterDict", "ParameterList",
+    "AvgPool3d", "Conv3d", "ConvTranspose3d", "MaxPool3d", "MaxUnpool1d", "MaxUnpool2d", "MaxUnpool3d", "Softmin",
 ]

@@ -115,6 +115,23 @@ class Softmax(Module):
         return {"dim": self.dim}
 
 
+class Softmin(Module):
+    """exp(-x) / sum(exp(-x)) along ``dim`` (default the last): the softmax of -x, weights on the smallest."""
+
+    def __init__(self, dim: int = -1) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.softmax(-input, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+    def get_config(self) -> dict:
+        return {"dim": self.dim}
+
+
 class LogSoftmax(Module):
     """log(softmax(x)) along ``dim`` (default the last), computed stably."""
 

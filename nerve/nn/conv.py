@@ -1,4 +1,4 @@
-"""Convolution layers: ``Conv1d``, ``Conv2d`` and the transposed ``ConvTranspose1d``, ``ConvTranspose2d``.
+"""Convolution layers: ``Conv1d``, ``Conv2d``, ``Conv3d`` and the transposed ``ConvTranspose1d/2d/3d``.
 
 Weights, biases and their initialisation follow PyTorch: weight (out, in / groups, *kernel) for a
 convolution, (in, out / groups, *kernel) for a transposed one, kaiming_uniform_(a=sqrt(5)) and a bias from
@@ -14,7 +14,7 @@ from nerve.ops import ntuple
 from nerve.tensor import Tensor
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
-_SPATIAL = {1: "L", 2: "H, W"}
+_SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
 
 
 def _size_text(t: tuple) -> str:
@@ -133,7 +133,7 @@ class _Conv(_ConvNd):
             flat = tuple(w for pair in reversed(widths) for w in pair)
             input = F.pad(input, flat, mode=self.padding_mode)
             padding = 0
-        conv = F.conv1d if self._n == 1 else F.conv2d
+        conv = (F.conv1d, F.conv2d, F.conv3d)[self._n - 1]
         return conv(input, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
 
 
@@ -156,6 +156,13 @@ class Conv2d(_Conv):
     _n = 2
 
 
+class Conv3d(_Conv):
+    """3-d convolution over (N, C_in, D, H, W) volumes (video, medical scans): weight
+    (C_out, C_in / groups, kD, kH, kW); the same arguments and padding modes as ``Conv2d``."""
+
+    _n = 3
+
+
 class _ConvTranspose(_ConvNd):
     """A transposed convolution layer (the gradient of a convolution in its input) over ``_n`` dims."""
 
@@ -175,7 +182,7 @@ class _ConvTranspose(_ConvNd):
         extra = self.output_padding
         if output_size is not None:
             extra = self._output_padding(input, output_size)
-        conv = F.conv_transpose1d if self._n == 1 else F.conv_transpose2d
+        conv = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[self._n - 1]
         return conv(input, self.weight, self.bias, self.stride, self.padding, extra, self.groups, self.dilation)
 
     def _output_padding(self, input: Tensor, output_size) -> tuple:
@@ -202,3 +209,10 @@ class ConvTranspose2d(_ConvTranspose):
     (C_in, C_out / groups, kh, kw); output (H - 1) stride - 2 padding + dilation (k - 1) + output_padding + 1."""
 
     _n = 2
+
+
+class ConvTranspose3d(_ConvTranspose):
+    """Transposed 3-d convolution over (N, C_in, D, H, W) (volume decoders): weight (C_in, C_out / groups, kD,
+    kH, kW); output (in - 1) stride - 2 padding + dilation (k - 1) + output_padding + 1 per dim."""
+
+    _n = 3

@@ -1,5 +1,6 @@
-"""Pooling layers: max and average over sliding windows (``MaxPool1d/2d``, ``AvgPool1d/2d``) and over a
-fixed output grid (``AdaptiveAvgPool1d/2d``, ``AdaptiveMaxPool1d/2d``), with PyTorch's arguments."""
+"""Pooling layers: max and average over sliding windows (``MaxPool1d/2d/3d``, ``AvgPool1d/2d/3d``), their
+inverse (``MaxUnpool1d/2d/3d``) and pooling over a fixed output grid (``AdaptiveAvgPool1d/2d``,
+``AdaptiveMaxPool1d/2d``), with PyTorch's arguments."""
 from __future__ import annotations
 
 from nerve.nn.module import Module
@@ -25,7 +26,7 @@ class _MaxPoolNd(Module):
 
     def forward(self, input: Tensor):
         """Window maxima (and their flat input positions when ``return_indices``)."""
-        fn = F.max_pool1d if self._n == 1 else F.max_pool2d
+        fn = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[self._n - 1]
         return fn(input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
                   self.return_indices)
 
@@ -52,6 +53,53 @@ class MaxPool2d(_MaxPoolNd):
     _n = 2
 
 
+class MaxPool3d(_MaxPoolNd):
+    """Maximum over windows of (N, C, D, H, W); ``return_indices`` gives flat positions (d * H + h) * W + w."""
+
+    _n = 3
+
+
+class _MaxUnpoolNd(Module):
+    _n = 0
+
+    def __init__(self, kernel_size, stride=None, padding=0) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = stride if stride is not None else kernel_size
+        self.padding = padding
+
+    def forward(self, input: Tensor, indices: Tensor, output_size=None) -> Tensor:
+        """Each value put back at its index from ``MaxPool(return_indices=True)``, zeros elsewhere."""
+        fn = (F.max_unpool1d, F.max_unpool2d, F.max_unpool3d)[self._n - 1]
+        return fn(input, indices, self.kernel_size, self.stride, self.padding, output_size)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+    def get_config(self) -> dict:
+        return {"kernel_size": _plain(self.kernel_size), "stride": _plain(self.stride),
+                "padding": _plain(self.padding)}
+
+
+class MaxUnpool1d(_MaxUnpoolNd):
+    """The inverse of ``MaxPool1d`` over (N, C, L): values back at their indices, zeros elsewhere."""
+
+    _n = 1
+
+
+class MaxUnpool2d(_MaxUnpoolNd):
+    """The inverse of ``MaxPool2d`` over (N, C, H, W): values back at their indices, zeros elsewhere (the
+    decoder half of SegNet-style networks)."""
+
+    _n = 2
+
+
+class MaxUnpool3d(_MaxUnpoolNd):
+    """The inverse of ``MaxPool3d`` over (N, C, D, H, W): values back at their indices, zeros elsewhere."""
+
+    _n = 3
+
+
 class _AvgPoolNd(Module):
     _n = 0
 
@@ -68,7 +116,8 @@ class _AvgPoolNd(Module):
         if self._n == 1:
             return F.avg_pool1d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                                 self.count_include_pad)
-        return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+        fn = F.avg_pool2d if self._n == 2 else F.avg_pool3d
+        return fn(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                             self.count_include_pad, self.divisor_override)
 
     def extra_repr(self) -> str:
@@ -78,7 +127,7 @@ class _AvgPoolNd(Module):
         config = {"kernel_size": _plain(self.kernel_size), "stride": _plain(self.stride),
                   "padding": _plain(self.padding), "ceil_mode": self.ceil_mode,
                   "count_include_pad": self.count_include_pad}
-        if self._n == 2:
+        if self._n > 1:
             config["divisor_override"] = self.divisor_override
         return config
 
@@ -97,6 +146,12 @@ class AvgPool2d(_AvgPoolNd):
     """Mean over windows of (N, C, H, W); ``divisor_override`` replaces the window size as divisor."""
 
     _n = 2
+
+
+class AvgPool3d(_AvgPoolNd):
+    """Mean over windows of (N, C, D, H, W); ``divisor_override`` replaces the window size as divisor."""
+
+    _n = 3
 
 
 class _AdaptivePool(Module):

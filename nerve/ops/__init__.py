@@ -10,7 +10,7 @@ from importlib import import_module
 from nerve.tensor import Tensor
 
 FAMILIES = ("broadcast", "elementwise", "activation", "reduce", "shape", "index", "linalg", "conv",
-            "pool", "loss", "normalization", "embedding", "attention", "recurrent")
+            "pool", "volume", "loss", "normalization", "embedding", "attention", "recurrent")
 _modules = [import_module(f"nerve.ops.{name}") for name in FAMILIES]
 for _module in _modules:
     globals().update({name: getattr(_module, name) for name in _module.__all__})

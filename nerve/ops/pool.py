@@ -1,4 +1,4 @@
-"""Pooling primitives for (N, C, *spatial) tensors, 1-d and 2-d: max and average over sliding windows.
+"""Pooling primitives for (N, C, *spatial) tensors, 1-d to 3-d: max and average over sliding windows.
 
 They share convolution's geometry and channels-last window views (``nerve.ops.conv``). Max pooling records
 which kernel offset holds each window's maximum; its backward places gradients there (``MaxScatter``), whose
@@ -17,7 +17,7 @@ from nerve.ops.conv import (
 )
 from nerve.tensor import Tensor
 
-_SPATIAL = {1: "L", 2: "H, W"}
+_SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
 
 
 def _pool_geometry(op: str, size: tuple, kernel, stride, padding, dilation, ceil_mode: bool) -> Geometry:
@@ -193,6 +193,13 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, c
                         return_indices)
 
 
+def max_pool3d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bool = False,
+               return_indices: bool = False):
+    """Maximum over sliding windows of (N, C, D, H, W); indices are flat positions (d * H + h) * W + w."""
+    return _max_pool_nd("max_pool3d", 3, input, kernel_size, stride, padding, dilation, ceil_mode,
+                        return_indices)
+
+
 def _window_sum(x, geom: Geometry):
     """Channels-last sums of every window (padding counts as zeros): one strided add per kernel offset."""
     win = windows(padded_last(x, geom), geom)
@@ -293,6 +300,13 @@ def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bo
                         divisor_override)
 
 
-__all__ = ["avg_pool1d", "avg_pool2d", "batched_spatial", "max_pool1d", "max_pool2d"]
+def avg_pool3d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
+               count_include_pad: bool = True, divisor_override: int | None = None) -> Tensor:
+    """Mean over sliding windows of (N, C, D, H, W) (stride defaults to the kernel size)."""
+    return _avg_pool_nd("avg_pool3d", 3, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                        divisor_override)
+
+
+__all__ = ["avg_pool1d", "avg_pool2d", "avg_pool3d", "batched_spatial", "max_pool1d", "max_pool2d", "max_pool3d"]
 #: functions that are also Tensor methods (none: these take layer arguments)
 METHODS: list = []

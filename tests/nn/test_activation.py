@@ -125,3 +125,12 @@ def test_prelu_learns():
         F.mse_loss(layer(x), target).backward()
         opt.step()
     np.testing.assert_allclose(layer.weight.numpy(), [0.9, -0.2], atol=1e-3)
+
+
+def test_softmin_is_the_softmax_of_the_negated_input():
+    """Softmin(dim)(x) = exp(-x) / sum exp(-x) along dim: a NumPy reference, config, gradcheck."""
+    x = T(np.random.default_rng(5).standard_normal((3, 4, 2)), True)
+    layer = nn.Softmin(dim=1)
+    np.testing.assert_allclose(layer(x).numpy(), np_softmax(-x.numpy(), axis=1), rtol=1e-12)
+    assert layer.get_config() == {"dim": 1} and "dim=1" in repr(layer)
+    assert nerve.gradcheck(layer, [x]) and nerve.gradgradcheck(layer, [x])
