@@ -31,6 +31,12 @@ _LOSS_NAMES = {
 }
 
 
+def _writers() -> tuple:
+    from nerve.train.callbacks import CSVLogger, ModelCheckpoint
+    from nerve.train.tensorboard import TensorBoard
+    return ProgressBar, CSVLogger, ModelCheckpoint, TensorBoard
+
+
 def _resolve_loss(loss: Any) -> Callable | None:
     if loss is None or callable(loss):
         return loss
@@ -293,6 +299,7 @@ class Trainer:
         self.epoch = self.batch = self.global_step = 0
         self.stop_training, self.stop_reason, self.resumed = False, None, False
         self._skip = 0  # batches to skip when resuming a loader that cannot restore its position
+        self.reduce_logs: Callable | None = None  # (logs, samples) -> logs averaged over ranks (distributed)
 
     def stop(self, reason: str | None = None) -> None:
         """Ask the loop to stop after the current callbacks; the first reason given is kept."""
@@ -389,6 +396,8 @@ class Trainer:
 
     def _epoch_logs(self, lr: float | None) -> dict:
         logs = self.running.result()
+        if self.reduce_logs is not None:
+            logs = self.reduce_logs(logs, max(self.running.counts.values(), default=1))
         if lr is not None:
             logs["lr"] = lr  # the rate the epoch's last batch used
         if self.val_loader is not None and (self.loss_fn is not None or self.val_metrics):
@@ -398,6 +407,8 @@ class Trainer:
                 val = _run_eval(self.model, self.val_loader, self.loss_fn, self.val_metrics, "fit")
             finally:
                 _restore_modes(modes)
+            if self.reduce_logs is not None:
+                val = self.reduce_logs(val, len(self.val_loader.dataset))
             logs.update({f"val_{k}": v for k, v in val.items()})
         return logs
 
@@ -462,7 +473,7 @@ def fit(model, data: Any, *, loss: Callable | str | None = None, optimizer: Any 
         metrics: Iterable = (), callbacks: Iterable[Callback] = (), verbose: int = 1, shuffle: bool = True,
         train_step: Callable | None = None, scheduler: Any = None,
         checkpoint: str | os.PathLike | Checkpoint | None = None,
-        resume: str | os.PathLike | bool | None = None, rule: Any = None) -> History:
+        resume: str | os.PathLike | bool | None = None, rule: Any = None, distributed: bool = False) -> History:
     """Train ``model`` on ``data`` for ``epochs`` and return the ``History`` of per-epoch logs.
 
     ``data``: (X, y) arrays or Tensors (or (X1, X2, ..., y) for several inputs), a Dataset or a DataLoader;
@@ -484,9 +495,11 @@ def fit(model, data: Any, *, loss: Callable | str | None = None, optimizer: Any 
 
     ``checkpoint`` (a path or a ``Checkpoint``) saves the training state every epoch (and every N batches
     if asked); ``resume`` (a checkpoint path, or True for ``checkpoint``'s path if that file exists)
-    continues such a run exactly as if it had never stopped. Ctrl-C finishes the current batch, saves a
-    checkpoint when ``checkpoint`` is set, runs ``on_train_end`` (restoring best weights, closing logs) and
-    re-raises ``KeyboardInterrupt``; a second Ctrl-C stops at once without saving.
+    continues such a run exactly as if it had never stopped; ``distributed=True`` (under ``mpiexec``, see
+    ``nerve.distributed``) trains data-parallel: ``batch_size`` per rank, gradients and logs averaged over the
+    ranks, only rank 0 prints and writes, and checkpoints resume on any number of ranks. Ctrl-C finishes the
+    current batch, saves a checkpoint when ``checkpoint`` is set, runs ``on_train_end`` (restoring best weights,
+    closing logs) and re-raises ``KeyboardInterrupt``; a second Ctrl-C stops at once without saving.
     """
     if verbose not in (0, 1, 2):
         raise ValueError(f"fit: verbose must be 0, 1 or 2, got {verbose!r}")
@@ -505,11 +518,19 @@ def fit(model, data: Any, *, loss: Callable | str | None = None, optimizer: Any 
         raise ValueError("fit: give validation_data or validation_split, not both")
     if validation_split:
         data, validation_data = _split_validation(data, validation_split, "fit")
-    train_loader = _loader(data, batch_size, shuffle, "fit", "the training data")
-    val_loader = (None if validation_data is None
-                  else _loader(validation_data, batch_size, False, "fit", "the validation data"))
     metrics = list(metrics)
     callbacks = list(callbacks)
+    if distributed:
+        from nerve.distributed import is_main
+        from nerve.distributed.training import prepare
+        optimizer, train_loader, val_loader = prepare(model, optimizer, data, validation_data, batch_size, shuffle)
+        if not is_main():  # NOTE: only rank 0 prints and writes; the others keep the callbacks that decide
+            verbose = 0
+            callbacks = [cb for cb in callbacks if not isinstance(cb, _writers())]
+    else:
+        train_loader = _loader(data, batch_size, shuffle, "fit", "the training data")
+        val_loader = (None if validation_data is None
+                      else _loader(validation_data, batch_size, False, "fit", "the validation data"))
     if scheduler is not None:
         from nerve.train.callbacks import LearningRateScheduler
         callbacks.append(LearningRateScheduler(scheduler))
@@ -529,6 +550,11 @@ def fit(model, data: Any, *, loss: Callable | str | None = None, optimizer: Any 
         resume = checkpoint.path if os.path.exists(checkpoint.path) else None
     if resume:
         resume_state = load_checkpoint(resume)
+    if distributed:
+        from nerve.distributed.training import average_logs
+        trainer.reduce_logs = average_logs
+        if not is_main():
+            trainer.checkpoint = None
     return trainer.run(epochs, resume_state)
 
 

@@ -1,0 +1,96 @@
+"""Two ranks under ``mpiexec -n 2`` against one process: the same weights after several steps, checkpoints that
+resume on one rank, only rank 0 writing, and the errors (shape disagreement, a stalled rank)."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy
+import pytest
+
+pytest.importorskip("mpi4py", reason="the MPI tests need the extra nerve[mpi]")
+if shutil.which("mpiexec") is None:
+    pytest.skip("mpiexec is not on PATH (pip install 'nerve[mpi]' installs mpich's)", allow_module_level=True)
+
+import nerve  # noqa: E402
+from nerve import functional as F  # noqa: E402
+from tests.distributed import worker  # noqa: E402
+
+WORKER = Path(worker.__file__)
+ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+
+
+def mpiexec(ranks: int, mode: str, out: Path, timeout: float = 90, **env) -> subprocess.CompletedProcess:
+    return subprocess.run(["mpiexec", "-n", str(ranks), sys.executable, str(WORKER), mode, str(out)],
+                          capture_output=True, text=True, timeout=timeout, env={**ENV, **env})
+
+
+def ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert proc.returncode == 0, f"mpiexec exited {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def one_process(optimizer_name: str, dtype: str) -> dict:
+    """The reference: one process, global batches of 16 taken in the epoch's permutation of (seed, epoch)."""
+    model, x, y = worker.problem(dtype)
+    opt = worker.make_optimizer(optimizer_name, model)
+    for epoch in range(worker.EPOCHS):
+        order = numpy.random.default_rng([worker.SEED, epoch]).permutation(worker.N)
+        for k in range(0, worker.N, worker.GLOBAL_BATCH):
+            idx = order[k:k + worker.GLOBAL_BATCH]
+            opt.zero_grad()
+            F.cross_entropy(model(nerve.tensor(x[idx])), nerve.tensor(y[idx])).backward()
+            opt.step()
+    return {k: v.numpy() for k, v in model.state_dict().items()}
+
+
+@pytest.fixture(scope="module")
+def equal_run(tmp_path_factory):
+    """One ``mpiexec -n 2`` run of the hand-written loop with SGD and Adam in float64 and float32."""
+    out = tmp_path_factory.mktemp("equal")
+    ok(mpiexec(2, "equal", out))
+    return numpy.load(out / "equal.npz")
+
+
+@pytest.mark.parametrize("optimizer_name", ["sgd", "adam"])
+def test_two_ranks_equal_one_process(equal_run, optimizer_name):
+    saved = equal_run
+    assert int(saved["world"]) == 2
+    for dtype, tol in (("float64", 1e-10), ("float32", 1e-5)):
+        reference = one_process(optimizer_name, dtype)
+        start, _, _ = worker.problem(dtype)
+        for name, want in reference.items():
+            got = saved[f"{optimizer_name}_{dtype}_{name}"]
+            assert got.dtype == want.dtype
+            assert numpy.abs(want - start.state_dict()[name].numpy()).max() > 1e-3  # the steps moved it
+            numpy.testing.assert_allclose(got, want, rtol=0, atol=tol, err_msg=f"{optimizer_name} {dtype} {name}")
+
+
+def test_fit_checkpoint_from_two_ranks_resumes_on_one_and_only_rank_0_writes(tmp_path):
+    two = ok(mpiexec(2, "fit", tmp_path))
+    assert (tmp_path / "epoch1.ckpt").exists()
+    assert (tmp_path / "log_rank0.csv").exists() and not (tmp_path / "log_rank1.csv").exists()
+    assert two.stdout.count("Epoch 1/1") == 1 and two.stdout.count("Epoch 2/2") == 1, two.stdout
+    ok(mpiexec(1, "resume", tmp_path))
+    fit2 = numpy.load(tmp_path / "fit.npz")
+    one = numpy.load(tmp_path / "resume.npz")
+    assert int(fit2["world"]) == 2 and int(one["world"]) == 1
+    for name in ("0.weight", "0.bias", "2.weight", "2.bias"):
+        numpy.testing.assert_allclose(one["resumed_" + name], one["scratch_" + name], rtol=0, atol=1e-10)
+        numpy.testing.assert_allclose(fit2[name], one["scratch_" + name], rtol=0, atol=1e-10)
+    # the logs are averaged over the ranks: the same per-epoch figures as one process with the global batch
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        numpy.testing.assert_allclose(fit2["history_" + key], one["scratch_history_" + key], rtol=1e-10, err_msg=key)
+
+
+def test_ranks_that_disagree_on_a_shape_fail_naming_the_parameter(tmp_path):
+    proc = mpiexec(2, "mismatch", tmp_path)
+    assert proc.returncode != 0
+    assert "parameter '0.weight' is (16, 6) float64 on rank 0 but rank 1 has '0.weight' (8, 6)" in proc.stderr
+
+
+def test_a_stalled_rank_makes_the_others_stop_with_an_error(tmp_path):
+    proc = mpiexec(2, "stall", tmp_path, timeout=25, WORKER_TIMEOUT="1.5")
+    assert proc.returncode != 0
+    assert "DistributedTimeoutError" in proc.stderr and "did not complete within 1.5 s" in proc.stderr
