@@ -15,6 +15,7 @@ from nerve import backend
 from nerve.autograd.function import Function
 from nerve.backend import xp
 from nerve.ops.reduce import softmax
+from nerve.ops.shape import expand
 from nerve.tensor import Tensor
 
 
@@ -137,13 +138,15 @@ def _attention_forward(q, k, v, bias, scale, keep, causal, out=None):
 
 
 def _attention_grads(g, q, k, v, p, keep, scale, needs, outs=(None, None, None)):
-    """Raw-array gradients (dq, dk, dv), before undoing broadcasting; ``outs`` are optional buffers."""
-    nq, nk, nv = needs
-    dq = dk = dv = None
+    """Raw-array gradients (dq, dk, dv, dS), before undoing broadcasting; dS, the scores' gradient, is also
+    the additive mask's (``needs`` has a fourth flag for it); ``outs`` are optional buffers."""
+    nq, nk, nv = needs[:3]
+    nb = len(needs) > 3 and needs[3]
+    dq = dk = dv = ds = None
     if nv:
         pd = p if keep is None else p * keep
         dv = xp.matmul(_swap(pd), g, out=outs[2])
-    if nq or nk:
+    if nq or nk or nb:
         ds = xp.matmul(g, _swap(v))
         if keep is not None:
             ds *= keep
@@ -157,18 +160,19 @@ def _attention_grads(g, q, k, v, p, keep, scale, needs, outs=(None, None, None))
         if nk:
             dk = xp.matmul(_swap(ds), q, out=outs[1])
             dk *= scale
-    return dq, dk, dv
+    return dq, dk, dv, ds
 
 
 # --- the same attention composed from primitives (the kernels' reference) -----------------------------------
 def _weights_composed(s: Tensor, bias, dead) -> Tensor:
-    """softmax(s + bias) over the last axis; the rows in ``dead`` (every key masked) are 0, as in the kernel."""
+    """softmax(s + bias) over the last axis (``bias`` an array or a Tensor); the rows in ``dead`` (every key
+    masked) are 0, as in the kernel."""
     if bias is None:
         return softmax(s, -1)
     if dead is None:
         return softmax(s + bias, -1)
-    safe = xp.where(dead, 0.0, bias).astype(bias.dtype)  # a row of -inf only would give NaN
-    return softmax(s + safe, -1) * (~dead).astype(s.dtype)
+    logits = (s + bias).masked_fill(dead, 0.0)  # a row of -inf only would give NaN
+    return softmax(logits, -1) * (~dead).astype(s.dtype)
 
 
 def _attention_composed(q: Tensor, k: Tensor, v: Tensor, bias, dead, keep, scale: float) -> Tensor:
@@ -185,7 +189,8 @@ def _dropout_keep(shape: tuple, p: float, dtype):
 
 # --- scaled dot-product attention --------------------------------------------------------------------
 class ScaledDotProductAttention(Function):
-    """softmax(q k^T * scale + bias) v over the last two axes; batch axes broadcast."""
+    """softmax(q k^T * scale + bias) v over the last two axes; batch axes broadcast. ``bias`` is an array, or a
+    Tensor (a float ``attn_mask`` that requires grad) that receives dS summed to its shape."""
 
     def forward(self, q, k, v, bias, scale, dropout_p, causal):
         shape = xp.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2]) + (q.shape[-2], k.shape[-2])
@@ -194,11 +199,13 @@ class ScaledDotProductAttention(Function):
         self.p, self.dead, self.keep, self.scale = p, dead, keep, scale
         return out
 
-    def backward(self, g, m):  # dv = P~^T g; dS = P (dP - rowsum(dP P)), dP = g v^T keep; dq = dS k s; dk = dS^T q s
-        q, k, v = m.inputs(self)[:3]
-        grads = _attention_grads(g, q, k, v, self.p, self.keep, self.scale, self.needs_input_grad[:3])
+    def backward(self, g, m):  # dv = P~^T g; dS = P (dP - rowsum(dP P)), dP = g v^T keep; dq = dS k s; dk = dS^T q s;
+        q, k, v, bias = m.inputs(self)[:4]  # d bias = dS
+        grads = _attention_grads(g, q, k, v, self.p, self.keep, self.scale, self.needs_input_grad[:4])
+        if not self.needs_input_grad[3]:
+            grads = grads[:3] + (None,)
         return tuple(None if d is None else m.sum_to(d, x.shape)
-                     for d, x in zip(grads, (q, k, v))) + (None, None, None, None)
+                     for d, x in zip(grads, (q, k, v, bias))) + (None, None, None)
 
     def reference(self, q, k, v, bias, scale, dropout_p, causal):
         return _attention_composed(q, k, v, bias, self.dead, self.keep, scale)
@@ -206,48 +213,85 @@ class ScaledDotProductAttention(Function):
 
 def _check_mask_shape(op: str, bias, scores_shape: tuple, what: str) -> None:
     try:
-        xp.broadcast_shapes(bias.shape, scores_shape)
+        xp.broadcast_shapes(tuple(bias.shape), scores_shape)
     except ValueError:
-        raise ValueError(f"{op}: {what} of shape {tuple(bias.shape)} does not broadcast to the attention "
+        raise RuntimeError(f"{op}: {what} of shape {tuple(bias.shape)} does not broadcast to the attention "
                          f"scores {scores_shape}") from None
+
+
+def _repeat_heads(x: Tensor, repeats: int) -> Tensor:
+    """(..., H, S, E) -> (..., H * repeats, S, E), each head repeated in place (repeat_interleave on dim -3)."""
+    if repeats == 1:
+        return x
+    shape = tuple(x.shape)
+    wide = expand(x.unsqueeze(-3), *(shape[:-2] + (repeats,) + shape[-2:]))
+    return wide.reshape(shape[:-3] + (shape[-3] * repeats,) + shape[-2:])
+
+
+def _grouped_heads(op: str, query: Tensor, key: Tensor, value: Tensor) -> tuple:
+    """Key and value with their heads (dim -3) repeated to the query's number of heads (``enable_gqa``)."""
+    if query.ndim < 3 or key.ndim < 3 or value.ndim < 3:
+        raise RuntimeError(f"{op}: enable_gqa=True needs heads at dim -3, (..., H, L, E), got query "
+                           f"{tuple(query.shape)}, key {tuple(key.shape)} and value {tuple(value.shape)}")
+    heads = query.shape[-3]
+    if heads % key.shape[-3] or heads % value.shape[-3]:
+        raise RuntimeError(f"{op}: the number of heads in key ({key.shape[-3]}) and value ({value.shape[-3]}) must "
+                           f"divide the number of heads in query ({heads})")
+    return _repeat_heads(key, heads // key.shape[-3]), _repeat_heads(value, heads // value.shape[-3])
+
+
+def _additive_mask(op: str, attn_mask, dtype):
+    """The bias for ``attn_mask``: the Tensor itself when it is a float mask that requires grad (so it gets
+    one), else an array (``mask_to_bias``)."""
+    if isinstance(attn_mask, Tensor) and attn_mask.requires_grad:
+        if attn_mask.dtype != dtype:
+            raise TypeError(f"{op}: a float attn_mask that requires grad must have the query's dtype {dtype}, "
+                            f"got {attn_mask.dtype}")
+        return attn_mask
+    return mask_to_bias(op, attn_mask, dtype)
 
 
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask=None,
                                  dropout_p: float = 0.0, is_causal: bool = False,
-                                 scale: float | None = None) -> Tensor:
+                                 scale: float | None = None, enable_gqa: bool = False) -> Tensor:
     """softmax(query key^T * scale + mask) value, as one fused node (PyTorch's semantics).
 
     Shapes (..., L, E), (..., S, E), (..., S, Ev) -> (..., L, Ev), batch axes broadcast. ``attn_mask``:
-    boolean (True = may attend) or additive float, broadcastable to (..., L, S); ``is_causal`` masks keys
-    after each query (top-left aligned); ``scale`` defaults to 1/sqrt(E); ``dropout_p`` drops attention
-    weights (always, as in PyTorch: pass 0 when evaluating).
+    boolean (True = may attend) or additive float, broadcastable to (..., L, S); a float mask that requires
+    grad receives one (a learned bias). ``is_causal`` masks keys after each query (top-left aligned);
+    ``scale`` defaults to 1/sqrt(E); ``dropout_p`` drops attention weights (always, as in PyTorch: pass 0
+    when evaluating); ``enable_gqa`` repeats key and value heads (dim -3) to the query's number of heads
+    (grouped-query attention). Shape mismatches raise RuntimeError, as in PyTorch.
     """
     op = "scaled_dot_product_attention"
     if query.ndim < 2 or key.ndim < 2 or value.ndim < 2:
-        raise ValueError(f"{op}: query, key and value need at least 2 dimensions (..., length, features), got "
-                         f"{tuple(query.shape)}, {tuple(key.shape)} and {tuple(value.shape)}")
+        raise RuntimeError(f"{op}: query, key and value need at least 2 dimensions (..., length, features), got "
+                           f"{tuple(query.shape)}, {tuple(key.shape)} and {tuple(value.shape)}")
     if query.shape[-1] != key.shape[-1] or key.shape[-2] != value.shape[-2]:
-        raise ValueError(f"{op}: expected query (..., L, E), key (..., S, E), value (..., S, Ev), got "
-                         f"{tuple(query.shape)}, {tuple(key.shape)} and {tuple(value.shape)}")
+        raise RuntimeError(f"{op}: expected query (..., L, E), key (..., S, E), value (..., S, Ev), got "
+                           f"{tuple(query.shape)}, {tuple(key.shape)} and {tuple(value.shape)}")
+    if enable_gqa:
+        key, value = _grouped_heads(op, query, key, value)
     try:
         batch = xp.broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
     except ValueError:
-        raise ValueError(f"{op}: the batch dimensions of query {tuple(query.shape)}, key {tuple(key.shape)} "
-                         f"and value {tuple(value.shape)} do not broadcast") from None
+        raise RuntimeError(f"{op}: the batch dimensions of query {tuple(query.shape)}, key {tuple(key.shape)} "
+                           f"and value {tuple(value.shape)} do not broadcast (different numbers of heads need "
+                           "enable_gqa=True)") from None
     if query.dtype != key.dtype or query.dtype != value.dtype or query.dtype.kind != "f":
         raise TypeError(f"{op}: query, key and value must share one floating dtype, got {query.dtype}, "
                         f"{key.dtype} and {value.dtype}")
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"{op}: dropout_p must be in [0, 1), got {dropout_p}")
     if is_causal and attn_mask is not None:
-        raise ValueError(f"{op}: give attn_mask or is_causal=True, not both (fold the causal mask into "
-                         "attn_mask)")
+        raise RuntimeError(f"{op}: explicit attn_mask should not be set when is_causal=True (fold the causal "
+                           "mask into attn_mask)")
     L, S = query.shape[-2], key.shape[-2]
     bias = None
     if is_causal:
         bias = causal_bias(L, S, query.dtype)
     elif attn_mask is not None:
-        bias = mask_to_bias(op, attn_mask, query.dtype)
+        bias = _additive_mask(op, attn_mask, query.dtype)
         _check_mask_shape(op, bias, batch + (L, S), "attn_mask")
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else float(scale)
     return ScaledDotProductAttention.apply(query, key, value, bias, scale, float(dropout_p), bool(is_causal))
@@ -328,7 +372,7 @@ def packed_self_attention(qkv: Tensor, num_heads: int, attn_mask=None, dropout_p
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"{op}: dropout_p must be in [0, 1), got {dropout_p}")
     if is_causal and attn_mask is not None:
-        raise ValueError(f"{op}: give attn_mask or is_causal=True, not both")
+        raise RuntimeError(f"{op}: explicit attn_mask should not be set when is_causal=True")
     T = qkv.shape[1] if batch_first else qkv.shape[0]
     B = qkv.shape[0] if batch_first else qkv.shape[1]
     bias = None

@@ -59,6 +59,20 @@ def _sdpa_cases():
     yield Case("sdpa[self,causal]", lambda x: F.scaled_dot_product_attention(x, x, x, is_causal=True),
                lambda x: ref_attention(x, x, x, causal(L, L))[0], [(2, L, E)], second=True, rtol=1e-12, atol=1e-12)
 
+    # a float mask that requires grad receives dS, summed over the axes it was broadcast along
+    for shape in [(L, S), (2, 1, L, S)]:
+        yield Case(f"sdpa[learned mask {shape}]", lambda q, k, v, b: F.scaled_dot_product_attention(q, k, v, b),
+                   lambda q, k, v, b: ref_attention(q, k, v, b)[0], [(2, 3, L, E), (2, 3, S, E), (2, 3, S, EV), shape],
+                   second=True, rtol=1e-12, atol=1e-12)
+    # grouped-query attention: 6 query heads share 3 key heads and 2 value heads... each group of heads repeated
+    yield Case("sdpa[gqa]", lambda q, k, v: F.scaled_dot_product_attention(q, k, v, enable_gqa=True),
+               lambda q, k, v: ref_attention(q, np.repeat(k, 3, axis=-3), np.repeat(v, 2, axis=-3))[0],
+               [(2, 6, L, E), (2, 2, S, E), (2, 3, S, EV)], second=True, rtol=1e-12, atol=1e-12)
+    yield Case("sdpa[gqa,learned mask,causal scale]",
+               lambda q, k, v, b: F.scaled_dot_product_attention(q, k, v, b, scale=0.4, enable_gqa=True),
+               lambda q, k, v, b: ref_attention(q, np.repeat(k, 4, axis=-3), np.repeat(v, 4, axis=-3), b, 0.4)[0],
+               [(4, L, E), (1, S, E), (1, S, EV), (4, 1, S)], second=True, rtol=1e-12, atol=1e-12)
+
     def dropout_fn(q, k, v):
         nerve.manual_seed(11)
         return F.scaled_dot_product_attention(q, k, v, dropout_p=0.3, is_causal=True)
@@ -198,17 +212,66 @@ def test_float32_and_errors():
     q, k, v = (nerve.tensor(a.astype(np.float32)) for a in _qkv())
     out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
     assert out.dtype == np.float32 and out.shape == (2, 3, 4, 3)
-    with pytest.raises(ValueError, match=r"scaled_dot_product_attention: expected query \(\.\.\., L, E\)"):
+    with pytest.raises(RuntimeError, match=r"scaled_dot_product_attention: expected query \(\.\.\., L, E\)"):
         F.scaled_dot_product_attention(q, q[..., :3], v)
-    with pytest.raises(ValueError, match="not both"):
+    with pytest.raises(RuntimeError, match="explicit attn_mask should not be set when is_causal=True"):
         F.scaled_dot_product_attention(q, k, v, attn_mask=BOOL_MASK, is_causal=True)
-    with pytest.raises(ValueError, match=r"attn_mask of shape \(5, 6\) does not broadcast"):
+    with pytest.raises(RuntimeError, match=r"attn_mask of shape \(5, 6\) does not broadcast"):
         F.scaled_dot_product_attention(q, k, v, attn_mask=np.ones((5, 6), bool))
     with pytest.raises(TypeError, match="boolean or floating"):
         F.scaled_dot_product_attention(q, k, v, attn_mask=np.ones((4, 6), np.int64))
-    with pytest.raises(ValueError, match="batch dimensions"):
+    with pytest.raises(RuntimeError, match="batch dimensions.*need enable_gqa=True"):
         F.scaled_dot_product_attention(q, k[:1, :2], v[:1, :2])
+    with pytest.raises(RuntimeError, match=r"heads in key \(2\) and value \(2\) must divide the number of heads in "
+                                           r"query \(3\)"):
+        F.scaled_dot_product_attention(q, k[:, :2], v[:, :2], enable_gqa=True)
+    with pytest.raises(RuntimeError, match=r"enable_gqa=True needs heads at dim -3"):
+        F.scaled_dot_product_attention(q[0, 0], k[0, 0], v[0, 0], enable_gqa=True)
+    with pytest.raises(TypeError, match="must have the query's dtype float32, got float64"):
+        F.scaled_dot_product_attention(q, k, v, attn_mask=nerve.zeros(4, 6, dtype=nerve.float64, requires_grad=True))
+    with pytest.raises(RuntimeError, match="packed_self_attention: explicit attn_mask should not be set"):
+        nerve.packed_self_attention(nerve.zeros(2, 3, 12), 2, attn_mask=np.ones((3, 3), bool), is_causal=True)
     with pytest.raises(ValueError, match="dropout_p"):
         F.scaled_dot_product_attention(q, k, v, dropout_p=1.0)
     with pytest.raises(ValueError, match=r"packed_self_attention: expected qkv .* got \(2, 3, 10\)"):
         nerve.packed_self_attention(T(np.zeros((2, 3, 10))), 2)
+
+
+def test_learned_mask_gradient_is_the_scores_gradient_and_dead_rows_give_none():
+    """d loss / d mask = d loss / d scores (the mask is added to them): against the gradient through an explicit
+    composition, also with a row of the mask all -inf (that query attends to nothing: zero output and gradient)."""
+    q, k, v = (nerve.tensor(RNG.standard_normal(s)) for s in [(2, L, E), (2, S, E), (2, S, EV)])
+    mask = RNG.standard_normal((L, S))
+    mask[1] = -np.inf
+    b = nerve.tensor(mask, requires_grad=True)
+    out = F.scaled_dot_product_attention(q, k, v, b)
+    g = nerve.tensor(RNG.standard_normal(out.shape))
+    (gb,) = nerve.grad(out, b, g)
+    scores = nerve.tensor((q.numpy() @ k.numpy().swapaxes(-1, -2)) / np.sqrt(E) + mask, requires_grad=True)
+    live = np.ones((L, 1))
+    live[1] = 0
+    weights = F.softmax(scores.masked_fill(nerve.tensor(np.isneginf(mask).all(1, keepdims=True)), 0.0), -1) * live
+    (gs,) = nerve.grad(weights @ v, scores, g)
+    np.testing.assert_allclose(gb.numpy(), gs.numpy().sum(0), rtol=1e-12, atol=1e-12)
+    assert not gb.numpy()[1].any() and not out.numpy()[:, 1].any()
+    (gg,) = nerve.grad(F.scaled_dot_product_attention(q, k, v, b).sum(), b, create_graph=True)
+    assert np.isfinite(gg.numpy()[0]).all()
+
+
+def test_learned_relative_position_bias_is_trained():
+    """A float mask as a learned parameter (a relative-position bias): fitting attention that looks one step back
+    needs the bias to learn it (q and k are zero, so the scores carry no information)."""
+    nerve.manual_seed(0)
+    n = 6
+    bias = nerve.zeros(n, n, dtype=nerve.float64, requires_grad=True)
+    v = nerve.tensor(RNG.standard_normal((8, n, 3)))
+    target = np.roll(v.numpy(), 1, axis=1)
+    target[:, 0] = v.numpy()[:, 0]
+    zeros = nerve.zeros(8, n, 4, dtype=nerve.float64)
+    opt = nerve.optim.Adam([bias], lr=0.5)
+    for _ in range(100):
+        loss = F.mse_loss(F.scaled_dot_product_attention(zeros, zeros, v, bias), nerve.tensor(target))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 1e-3, loss.item()
