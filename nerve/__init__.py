@@ -1,11 +1,14 @@
 """nerve: a deep-learning framework with its own reverse-mode autodiff over NumPy (CuPy on a GPU)."""
 
+import builtins as _builtins
+
 import numpy as _np
 
 from nerve.version import __version__
 
 from nerve.backend import (
-    default_generator, get_default_dtype, get_rng_state, manual_seed, set_default_dtype, set_rng_state,
+    Generator, default_generator, device, get_default_dtype, get_rng_state, manual_seed, set_default_dtype,
+    set_rng_state,
 )
 from nerve.tensor import Tensor
 from nerve.autograd import (
@@ -13,20 +16,43 @@ from nerve.autograd import (
     set_grad_enabled,
 )
 from nerve.creation import (
-    arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like, linspace, ones, ones_like,
+    arange, as_tensor, empty, empty_like, eye, from_numpy, full, full_like, linspace, logspace, ones, ones_like,
     rand, rand_like, randint, randint_like, randn, randn_like, randperm, tensor, zeros, zeros_like,
 )
 from nerve.ops import *  # noqa: F401,F403  (the op functions: nerve.exp, nerve.matmul, ...)
 
-float16 = _np.dtype(_np.float16)
-float32 = _np.dtype(_np.float32)
-float64 = _np.dtype(_np.float64)
-int32 = _np.dtype(_np.int32)
-int64 = _np.dtype(_np.int64)
+# dtypes under PyTorch's names (NumPy dtypes: ``x.dtype == nerve.float32`` and NumPy calls both work)
+float16 = half = _np.dtype(_np.float16)
+float32 = float = _np.dtype(_np.float32)
+float64 = double = _np.dtype(_np.float64)
+complex64 = cfloat = _np.dtype(_np.complex64)
+complex128 = cdouble = _np.dtype(_np.complex128)
 uint8 = _np.dtype(_np.uint8)
-bool_ = _np.dtype(_np.bool_)
-float = float32
-double = float64
-long = int64
+int8 = _np.dtype(_np.int8)
+int16 = short = _np.dtype(_np.int16)
+int32 = int = _np.dtype(_np.int32)
+int64 = long = _np.dtype(_np.int64)
+bool = bool_ = _np.dtype(_np.bool_)
+Size = tuple  # NOTE: shapes are plain tuples; torch.Size(...) == x.shape holds
+
+
+def __getattr__(name: str):
+    if name == "bfloat16":
+        raise AttributeError("nerve.bfloat16: NumPy (nerve's array library) has no bfloat16 type; "
+                             "use nerve.float16 or nerve.float32")
+    raise AttributeError(f"module 'nerve' has no attribute {name!r}")
+
+
+def is_tensor(obj) -> _builtins.bool:
+    """True for a nerve Tensor (PyTorch's ``torch.is_tensor``)."""
+    return isinstance(obj, Tensor)
+
+
+def is_floating_point(input: Tensor) -> _builtins.bool:
+    """True when ``input`` has a floating dtype."""
+    return input.is_floating_point()
+
+
 from nerve.io import load, save  # noqa: E402,F401  (weights files: nerve.save / nerve.load)
 from nerve import data, functional, nn, optim, rules, train  # noqa: E402,F401  (nerve.nn.Linear, ... as in PyTorch)
+from nerve import accelerator, backends, cuda  # noqa: E402,F401  (torch.cuda look-alikes)

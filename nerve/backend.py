@@ -16,8 +16,65 @@ _default_dtype = numpy.dtype(numpy.float32)
 _generator = numpy.random.default_rng()
 
 
+class device:
+    """A device as PyTorch names it: ``device("cpu")``, ``device("cuda:1")``, ``device("cuda", 0)``.
+
+    NOTE: unlike PyTorch's, it compares equal to its name as a string (``t.device == "cpu"``), and a device
+    without an index equals the same type with any index, so code written against nerve's device strings
+    keeps working.
+    """
+
+    __slots__ = ("type", "index")
+    TYPES = ("cpu", "cuda", "mps", "meta")
+
+    def __init__(self, type: "str | device", index: int | None = None) -> None:
+        if isinstance(type, device):
+            type, index = type.type, type.index if index is None else index
+        name = str(type)
+        if name == "gpu" or name.startswith("gpu:"):
+            name = "cuda" + name[3:]
+        if ":" in name:
+            name, _, number = name.partition(":")
+            if index is not None or not number.isdigit():
+                raise RuntimeError(f"device: invalid device string {str(type)!r}: expected 'cpu', 'cuda' or 'cuda:N'")
+            index = int(number)
+        if name not in self.TYPES:
+            raise RuntimeError(f"device: expected one of {', '.join(self.TYPES)} at the start of the device "
+                               f"string, got {str(type)!r}")
+        if index is not None and (not isinstance(index, int) or index < 0):
+            raise RuntimeError(f"device: the index must be a non-negative int, got {index!r}")
+        self.type = name
+        self.index = index
+
+    def __str__(self) -> str:
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __repr__(self) -> str:
+        index = "" if self.index is None else f", index={self.index}"
+        return f"device(type='{self.type}'{index})"
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, str):
+            try:
+                other = device(other)
+            except RuntimeError:
+                return False
+        if not isinstance(other, device):
+            return NotImplemented
+        return self.type == other.type and (self.index is None or other.index is None or self.index == other.index)
+
+    def __hash__(self) -> int:
+        return hash(self.type)
+
+    def __reduce__(self):
+        return (device, (self.type, self.index))
+
+
+CPU = device("cpu")
+
+
 def array_module(device: str = "cpu"):
-    """The array module for ``device`` ("cpu" -> NumPy, "cuda" -> CuPy)."""
+    """The array module for ``device`` ("cpu" -> NumPy, "cuda" -> CuPy; a ``device`` object or its name)."""
     device = str(device)
     if device == "cpu":
         return numpy
@@ -43,6 +100,13 @@ def as_array(value):
     return numpy.asarray(value)
 
 
+def device_object(array) -> device:
+    """The ``device`` an array lives on (what ``Tensor.device`` returns)."""
+    if isinstance(array, (numpy.ndarray, numpy.generic)):
+        return CPU
+    return device("cuda", int(array.device.id))
+
+
 def device_of(array) -> str:
     """"cpu" for NumPy arrays, "cuda" for CuPy arrays."""
     return "cpu" if isinstance(array, (numpy.ndarray, numpy.generic)) else "cuda"
@@ -58,6 +122,38 @@ def to_device(array, device: str):
     return array_module(device).asarray(array)
 
 
+# PyTorch's legacy tensor-type names (``x.type()``, ``x.type("torch.DoubleTensor")``) and their dtypes
+TENSOR_TYPES = {"FloatTensor": "float32", "DoubleTensor": "float64", "HalfTensor": "float16",
+                "ByteTensor": "uint8", "CharTensor": "int8", "ShortTensor": "int16", "IntTensor": "int32",
+                "LongTensor": "int64", "BoolTensor": "bool", "BFloat16Tensor": "bfloat16"}
+
+
+def dtype(value) -> numpy.dtype:
+    """A dtype from a dtype, a type (``float``), or a name (``"float32"``, ``"torch.float32"``).
+
+    NOTE: NumPy has no bfloat16, so nerve has none either; naming it raises a TypeError that says so.
+    """
+    if isinstance(value, str):
+        name = value.rpartition(".")[2] if value.startswith(("torch.", "nerve.")) else value
+        name = TENSOR_TYPES.get(name, name)
+        if name == "bfloat16":
+            raise TypeError("bfloat16: NumPy (nerve's array library) has no bfloat16 type; use float16 or float32")
+        value = name
+    try:
+        return numpy.dtype(value)
+    except TypeError:
+        raise TypeError(f"unknown dtype {value!r}: expected a nerve dtype such as nerve.float32") from None
+
+
+def tensor_type_name(array) -> str:
+    """PyTorch's name for an array's tensor type, e.g. ``torch.FloatTensor`` or ``torch.cuda.LongTensor``."""
+    names = {v: k for k, v in TENSOR_TYPES.items()}
+    kind = names.get(array.dtype.name)
+    if kind is None:
+        raise TypeError(f"type(): no PyTorch tensor-type name for dtype {array.dtype}")
+    return "torch." + ("" if device_of(array) == "cpu" else "cuda.") + kind
+
+
 def get_default_dtype():
     """The floating dtype new tensors get (float32 unless changed)."""
     return _default_dtype
@@ -70,6 +166,46 @@ def set_default_dtype(dtype) -> None:
     if dtype.kind != "f":
         raise TypeError(f"set_default_dtype: expected a floating dtype, got {dtype}")
     _default_dtype = dtype
+
+
+class Generator(numpy.random.Generator):
+    """A random generator with PyTorch's methods (``Generator().manual_seed(0)``); it is a NumPy Generator,
+    so every nerve function that takes ``generator=`` accepts it."""
+
+    def __init__(self, device="cpu") -> None:
+        # NOTE: NumPy builds generators from a bit generator (``spawn``, pickling) through this constructor.
+        if isinstance(device, numpy.random.BitGenerator):
+            self._seed, bit_generator = None, device
+        elif str(device) != "cpu":
+            raise RuntimeError(f"Generator: only CPU generators exist in nerve, got device {str(device)!r}")
+        else:
+            self._seed = int(numpy.random.SeedSequence().entropy % (1 << 63))
+            bit_generator = numpy.random.PCG64(self._seed)
+        super().__init__(bit_generator)
+        self.device = CPU
+
+    def manual_seed(self, seed: int) -> "Generator":
+        """Restart the stream from ``seed``; returns the generator (PyTorch's chaining)."""
+        self._seed = int(seed)
+        self.bit_generator.state = numpy.random.PCG64(self._seed).state
+        return self
+
+    def seed(self) -> int:
+        """Reseed from fresh entropy and return the new seed."""
+        self.manual_seed(int(numpy.random.SeedSequence().entropy % (1 << 63)))
+        return self._seed
+
+    def initial_seed(self) -> int:
+        """The seed the stream started from."""
+        return self._seed
+
+    def get_state(self) -> dict:
+        """The bit generator's state (a dict, where PyTorch gives a byte tensor)."""
+        return self.bit_generator.state
+
+    def set_state(self, state: dict) -> "Generator":
+        self.bit_generator.state = state
+        return self
 
 
 def manual_seed(seed: int) -> numpy.random.Generator:

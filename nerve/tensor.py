@@ -4,6 +4,7 @@ It holds no math of its own: operators and methods call the primitives in ``nerv
 """
 from __future__ import annotations
 
+import operator
 import weakref
 from typing import Any, Callable
 
@@ -16,7 +17,7 @@ def _as_array(data: Any, dtype=None, device=None):
     if isinstance(data, Tensor):
         data = data.data
     if dtype is not None:
-        dtype = xp.dtype(dtype)
+        dtype = backend.dtype(dtype)
     module = backend.array_module(device) if device is not None else None
     if isinstance(data, (backend.ndarray, backend.generic)) or hasattr(data, "__cuda_array_interface__"):
         array = data
@@ -36,7 +37,7 @@ def _as_array(data: Any, dtype=None, device=None):
 class Tensor:
     """An n-dimensional array that records the operations made on it when it requires grad."""
 
-    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_version", "_hooks", "__weakref__")
+    __slots__ = ("data", "grad", "_requires_grad", "grad_fn", "_version", "_hooks", "__weakref__")
     # NOTE: numpy defers to our reflected operators (ndarray + Tensor -> Tensor.__radd__).
     __array_ufunc__ = None
 
@@ -46,7 +47,7 @@ class Tensor:
         self.grad_fn = None
         self._version = 0
         self._hooks = None
-        self.requires_grad = False
+        self._requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
 
@@ -57,7 +58,7 @@ class Tensor:
         t.data = data
         t.grad = None
         t.grad_fn = grad_fn
-        t.requires_grad = grad_fn is not None
+        t._requires_grad = grad_fn is not None
         t._version = 0
         t._hooks = None
         return t
@@ -88,8 +89,29 @@ class Tensor:
         return int(self.data.size)
 
     @property
-    def device(self) -> str:
-        return backend.device_of(self.data)
+    def device(self) -> backend.device:
+        """The ``nerve.device`` holding the values (it compares equal to "cpu" / "cuda" strings)."""
+        return backend.device_object(self.data)
+
+    @property
+    def is_cuda(self) -> bool:
+        return backend.device_of(self.data) == "cuda"
+
+    # NOTE: the getter is a C attrgetter (no Python frame): ops read this flag on every call.
+    requires_grad = property(operator.attrgetter("_requires_grad"),
+                             lambda self, flag: self.requires_grad_(flag),
+                             doc="Whether operations on this tensor are recorded for its gradient.")
+
+    def is_floating_point(self) -> bool:
+        """True for floating dtypes (float16/32/64)."""
+        return self.data.dtype.kind == "f"
+
+    def is_complex(self) -> bool:
+        return self.data.dtype.kind == "c"
+
+    def element_size(self) -> int:
+        """Bytes per element."""
+        return self.data.dtype.itemsize
 
     @property
     def is_leaf(self) -> bool:
@@ -107,7 +129,7 @@ class Tensor:
     # --- conversion -------------------------------------------------------------------------
     def numpy(self):
         """The values as a NumPy array (shares memory on the CPU)."""
-        return self.data if self.device == "cpu" else self.data.get()
+        return self.data if backend.device_of(self.data) == "cpu" else self.data.get()
 
     def tolist(self):
         return self.numpy().tolist()
@@ -143,22 +165,37 @@ class Tensor:
         for i in range(len(self)):
             yield self[i]
 
-    def to(self, device=None, dtype=None) -> "Tensor":
-        """Move to a device and/or cast to a dtype; ``to("cuda")``, ``to(nerve.float64)``."""
-        if dtype is None and device is not None and not isinstance(device, str):
-            device, dtype = None, device
+    def to(self, *args, device=None, dtype=None, non_blocking: bool = False, copy: bool = False) -> "Tensor":
+        """Move and/or cast as PyTorch's ``to``: ``to("cuda")``, ``to(nerve.device("cpu"))``,
+        ``to(nerve.float64)``, ``to(device, dtype)``, ``to(other)`` (other's device and dtype).
+
+        Float-to-float casts and device moves stay in the graph; ``non_blocking`` is accepted (moves are
+        synchronous); ``copy=True`` returns a copy even when nothing changes.
+        """
+        device, dtype = to_arguments("Tensor.to", args, device, dtype)
         out = self
-        if dtype is not None and xp.dtype(dtype) != self.dtype:
+        if dtype is not None and dtype != self.dtype:
             out = out.astype(dtype)
-        if device is not None and backend.device_of(out.data) != str(device).split(":")[0]:
-            out = out.to_device(device)
+        if device is not None and backend.device_of(out.data) != device.type:
+            out = out.to_device(str(device))
+        if copy and out is self:
+            out = out.clone()
         return out
 
     def cpu(self) -> "Tensor":
         return self.to("cpu")
 
-    def cuda(self) -> "Tensor":
-        return self.to("cuda")
+    def cuda(self, device=None, non_blocking: bool = False) -> "Tensor":
+        return self.to("cuda" if device is None else device)
+
+    def type(self, dtype=None, non_blocking: bool = False):
+        """With no argument PyTorch's type name (``"torch.FloatTensor"``); else a cast to ``dtype`` (a dtype or
+        a name such as ``"torch.DoubleTensor"``)."""
+        if dtype is None:
+            return backend.tensor_type_name(self.data)
+        if isinstance(dtype, str) and ".cuda." in dtype:
+            return self.to("cuda", backend.dtype(dtype.rpartition(".")[2]))
+        return self.astype(backend.dtype(dtype))
 
     def float(self) -> "Tensor":
         return self.astype(xp.float32)
@@ -166,20 +203,60 @@ class Tensor:
     def double(self) -> "Tensor":
         return self.astype(xp.float64)
 
+    def half(self) -> "Tensor":
+        return self.astype(xp.float16)
+
+    def bfloat16(self) -> "Tensor":
+        return self.astype(backend.dtype("bfloat16"))
+
     def long(self) -> "Tensor":
         return self.astype(xp.int64)
+
+    def int(self) -> "Tensor":
+        return self.astype(xp.int32)
+
+    def short(self) -> "Tensor":
+        return self.astype(xp.int16)
+
+    def char(self) -> "Tensor":
+        return self.astype(xp.int8)
+
+    def byte(self) -> "Tensor":
+        return self.astype(xp.uint8)
+
+    def bool(self) -> "Tensor":
+        return self.astype(xp.bool_)
+
+    def _view_dtype(self, dtype) -> "Tensor":
+        """The same bytes read as ``dtype`` (``view(dtype)``): PyTorch's rule, the last dimension scales by the
+        ratio of element sizes and must divide evenly; the result leaves the graph unless the dtype is the same."""
+        dtype = backend.dtype(dtype)
+        if dtype == self.dtype:
+            return self
+        old, new = self.dtype.itemsize, dtype.itemsize
+        if old != new:
+            if self.ndim == 0:
+                raise RuntimeError(f"view(dtype): a 0-d tensor of {self.dtype} cannot be viewed as {dtype} "
+                                   "(different element sizes)")
+            if (self.shape[-1] * old) % new:
+                raise RuntimeError(f"view(dtype): the last dimension of shape {tuple(self.shape)} times "
+                                   f"{old} bytes is not a multiple of {new} bytes ({self.dtype} -> {dtype})")
+            if self.data.strides[-1] != old:
+                raise RuntimeError(f"view(dtype): the last dimension must be contiguous to view {self.dtype} "
+                                   f"as {dtype}; call .contiguous() first")
+        return Tensor._make(self.data.view(dtype), None)
 
     def detach(self) -> "Tensor":
         """The same values, cut from the graph (shares memory)."""
         return Tensor._make(self.data, None)
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
-        """Mark a leaf as needing its gradient; only floating tensors can."""
+        """Mark a leaf as needing its gradient; only floating tensors can (as ``x.requires_grad = True``)."""
         if requires_grad and self.data.dtype.kind not in "fc":
-            raise TypeError(f"only floating-point tensors can require gradients, got dtype {self.dtype}")
+            raise GradDtypeError(f"only floating-point tensors can require gradients, got dtype {self.dtype}")
         if not requires_grad and self.grad_fn is not None:
             raise RuntimeError("requires_grad_(False) on a non-leaf tensor: use detach() instead")
-        self.requires_grad = bool(requires_grad)
+        self._requires_grad = bool(requires_grad)
         return self
 
     # --- autograd (``backward`` is bound by nerve.autograd.engine) ---------------------------
@@ -300,13 +377,42 @@ class Tensor:
         extras = []
         if self.data.dtype != backend.get_default_dtype() and self.data.dtype.kind not in "ib":
             extras.append(f"dtype={self.dtype}")
-        if self.device != "cpu":
+        if backend.device_of(self.data) != "cpu":
             extras.append(f"device='{self.device}'")
         if self.grad_fn is not None:
             extras.append(f"grad_fn=<{type(self.grad_fn).__name__}Backward>")
         elif self.requires_grad:
             extras.append("requires_grad=True")
         return "tensor(" + body + "".join(", " + e for e in extras) + ")"
+
+
+class GradDtypeError(RuntimeError, TypeError):
+    """Raised when a non-floating tensor is asked to require grad: PyTorch raises RuntimeError here, nerve
+    raised TypeError before, so both ``except`` clauses catch it."""
+
+
+def to_arguments(owner: str, args: tuple, device=None, dtype=None) -> tuple:
+    """(device, dtype) from PyTorch's ``to`` arguments: a device (name or object), a dtype (object or name),
+    both, or a tensor whose device and dtype are taken."""
+    if len(args) > 2:
+        raise TypeError(f"{owner}: expected at most (device, dtype), got {len(args)} positional arguments")
+    for arg in args:
+        if isinstance(arg, Tensor):
+            device, dtype = arg.device, arg.dtype
+        elif isinstance(arg, backend.device) or (isinstance(arg, str) and _names_device(arg)):
+            device = arg
+        else:
+            dtype = arg
+    return (None if device is None else backend.device(device)), (None if dtype is None else backend.dtype(dtype))
+
+
+def _names_device(name: str) -> bool:
+    """True when a string names a device (``"cuda:0"``) rather than a dtype (``"float64"``)."""
+    try:
+        backend.device(name)
+        return True
+    except RuntimeError:
+        return False
 
 
 def _compare(fn, a, b) -> Tensor:

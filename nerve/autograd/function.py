@@ -59,7 +59,7 @@ class Function:
         if out.__class__ is not _ndarray and isinstance(out, _generic):
             out = xp.asarray(out)
         if _grad_state.enabled:
-            needs = [isinstance(t, Tensor) and t.requires_grad for t in inputs]
+            needs = [isinstance(t, Tensor) and t._requires_grad for t in inputs]  # NOTE: the slot behind the property
             if True in needs:
                 fn.inputs = inputs
                 fn.needs_input_grad = needs
@@ -72,7 +72,7 @@ class Function:
                 t.data = out
                 t.grad = None
                 t.grad_fn = fn
-                t.requires_grad = True
+                t._requires_grad = True
                 t._version = 0
                 t._hooks = None
                 return t

@@ -8,7 +8,7 @@ from nerve import backend
 from nerve.autograd.grad_mode import no_grad
 from nerve.backend import xp
 from nerve.nn.parameter import Parameter
-from nerve.tensor import Tensor
+from nerve.tensor import Tensor, to_arguments
 
 
 class IncompatibleKeys(NamedTuple):
@@ -371,16 +371,16 @@ class Module:
         fn(self)
         return self
 
-    def to(self, device=None, dtype=None) -> "Module":
+    def to(self, *args, device=None, dtype=None, non_blocking: bool = False) -> "Module":
         """Move parameters and buffers to a device and/or cast the floating ones to ``dtype``, in place.
 
-        Accepts ``to("cuda")``, ``to(nerve.float64)`` and ``to(device, dtype)``; the Parameter objects
-        stay the same, so an optimiser built before keeps working.
+        Accepts ``to("cuda")``, ``to(nerve.device("cpu"))``, ``to(nerve.float64)``, ``to(device, dtype)`` and
+        ``to(tensor)``; the Parameter objects stay the same, so an optimiser built before keeps working.
         """
-        if device is not None and not isinstance(device, str):
-            device, dtype = None, device
+        device, dtype = to_arguments("Module.to", args, device, dtype)
+        if device is not None:
+            device = str(device)
         if dtype is not None:
-            dtype = xp.dtype(dtype)
             if dtype.kind not in "fc":
                 raise TypeError(f"Module.to: only floating dtypes are allowed, got {dtype}")
 
