@@ -9,8 +9,9 @@ from importlib import import_module
 
 from nerve.tensor import Tensor
 
-FAMILIES = ("broadcast", "elementwise", "activation", "reduce", "shape", "index", "linalg", "conv",
-            "pool", "volume", "loss", "normalization", "embedding", "attention", "recurrent")
+FAMILIES = ("broadcast", "dtypes", "elementwise", "elementwise_math", "activation", "reduce", "shape", "index",
+            "selection", "linalg", "conv", "pool", "volume", "loss", "normalization", "embedding", "attention",
+            "recurrent")
 _modules = [import_module(f"nerve.ops.{name}") for name in FAMILIES]
 for _module in _modules:
     globals().update({name: getattr(_module, name) for name in _module.__all__})
@@ -29,9 +30,13 @@ _OPERATORS = {
     "__add__": add, "__radd__": _reflected(add), "__sub__": sub, "__rsub__": _reflected(sub),  # noqa: F821
     "__mul__": mul, "__rmul__": _reflected(mul), "__truediv__": div, "__rtruediv__": _reflected(div),  # noqa: F821
     "__floordiv__": floor_divide, "__rfloordiv__": _reflected(floor_divide),  # noqa: F821
-    "__mod__": remainder, "__pow__": pow, "__rpow__": _reflected(pow),  # noqa: F821
+    "__mod__": remainder, "__rmod__": _reflected(remainder), "__pow__": pow, "__rpow__": _reflected(pow),  # noqa: F821
     "__matmul__": matmul, "__rmatmul__": _reflected(matmul),  # noqa: F821
     "__neg__": neg, "__abs__": abs, "__getitem__": index,  # noqa: F821
+    "__lshift__": bitwise_left_shift, "__rlshift__": _reflected(bitwise_left_shift),  # noqa: F821
+    "__rshift__": bitwise_right_shift, "__rrshift__": _reflected(bitwise_right_shift),  # noqa: F821
+    "__rand__": _reflected(bitwise_and), "__ror__": _reflected(bitwise_or),  # noqa: F821
+    "__rxor__": _reflected(bitwise_xor),  # noqa: F821
 }
 for _name, _fn in _OPERATORS.items():
     setattr(Tensor, _name, _fn)

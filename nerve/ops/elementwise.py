@@ -11,6 +11,7 @@ from nerve import backend
 from nerve.autograd.function import Function
 from nerve.autograd.rule_math import define
 from nerve.backend import xp
+from nerve.ops.dtypes import floating, promote, promote_floating
 from nerve.tensor import Tensor
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
@@ -80,9 +81,11 @@ class PowScalar(Function):
         self.p = p
         return a ** p
 
-    def backward(self, g, m):  # d(a^p) = p a^(p-1) da
+    def backward(self, g, m):  # d(a^p) = p a^(p-1) da; 0 for p = 0 (also at a = 0 and +-inf, as PyTorch)
         a = m.inputs(self)[0]
         p = self.p
+        if p == 0:
+            return g * 0.0, None
         return (g * a * 2.0 if p == 2 else g * (a ** (p - 1)) * p), None
 
 
@@ -92,32 +95,75 @@ class Pow(Function):
     def forward(self, a, b):
         return a ** b
 
-    def backward(self, g, m):  # d(a^b) = b a^(b-1) da + a^b ln(a) db (ln taken as 0 where a <= 0)
+    def backward(self, g, m):  # d(a^b) = b a^(b-1) da + a^b ln(a) db
+        # NOTE: as PyTorch: the da term is 0 where b = 0 (0^0 and inf^0 included); ln a is taken as 0 where
+        # a <= 0, so d(0^b)/db = 0 (PyTorch: 0 for b >= 0; NaN for a < 0 where nerve gives 0).
         a, b = m.inputs(self)
         na, nb = self.needs_input_grad
-        ga = m.sum_to(g * b * a ** (b - 1), self.inputs[0].shape) if na else None
+        ga = None
+        if na:
+            with xp.errstate(divide="ignore", invalid="ignore"):
+                ga = m.sum_to(m.where(b == 0, 0.0, g * b * a ** (b - 1)), self.inputs[0].shape)
         gb = m.sum_to(g * m.output(self) * m.log(m.where(a > 0, a, 1.0)), self.inputs[1].shape) if nb else None
         return ga, gb
 
 
-def add(a, b) -> Tensor:
-    """a + b with broadcasting."""
-    return Add.apply(a, b)
+def add(a, b, *, alpha=1) -> Tensor:
+    """a + alpha * b with broadcasting and PyTorch's type promotion."""
+    a, b = promote(a, b)
+    return Add.apply(a, b if alpha == 1 else b * alpha)
 
 
-def sub(a, b) -> Tensor:
-    """a - b with broadcasting."""
-    return Sub.apply(a, b)
+def sub(a, b, *, alpha=1) -> Tensor:
+    """a - alpha * b with broadcasting and PyTorch's type promotion."""
+    a, b = promote(a, b)
+    return Sub.apply(a, b if alpha == 1 else b * alpha)
 
 
 def mul(a, b) -> Tensor:
-    """a * b with broadcasting."""
+    """a * b with broadcasting and PyTorch's type promotion."""
+    a, b = promote(a, b)
     return Mul.apply(a, b)
 
 
-def div(a, b) -> Tensor:
-    """a / b with broadcasting."""
-    return Div.apply(a, b)
+def div(a, b, *, rounding_mode: str | None = None) -> Tensor:
+    """a / b with broadcasting; integers divide to the default float dtype, as in PyTorch.
+
+    ``rounding_mode`` "trunc" rounds the quotient toward zero, "floor" down (integers stay integers);
+    both are piecewise constant, so their gradient is 0.
+    """
+    if rounding_mode is None:
+        a, b = promote_floating(a, b)
+        return Div.apply(a, b)
+    if rounding_mode not in ("trunc", "floor"):
+        raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
+    a, b = promote(a, b)
+    return RoundedDiv.apply(a, b, rounding_mode == "floor")
+
+
+def true_divide(a, b) -> Tensor:
+    """a / b (PyTorch's alias of ``div``)."""
+    return div(a, b)
+
+
+class RoundedDiv(Function):
+    """a / b rounded toward zero or down; integer operands divide exactly (no float round trip)."""
+
+    uses_inputs = False
+
+    def forward(self, a, b, floor):
+        if xp.result_type(a, b).kind in "iub":
+            if floor:
+                return xp.floor_divide(a, b)
+            q = xp.floor_divide(a, b)
+            return q + ((q < 0) & (q * b != a))  # NOTE: floor rounds negative inexact quotients one too low
+        with xp.errstate(divide="ignore", invalid="ignore"):
+            return xp.floor(a / b) if floor else xp.trunc(a / b)
+
+    def backward(self, g, m):  # piecewise constant: 0 for both operands
+        a, b, _ = self.inputs
+        na, nb, _ = self.needs_input_grad
+        return (m.sum_to(g * 0.0, a.shape) if na else None, m.sum_to(g * 0.0, b.shape) if nb else None, None)
 
 
 def neg(a) -> Tensor:
@@ -126,7 +172,8 @@ def neg(a) -> Tensor:
 
 
 def pow(a, b) -> Tensor:
-    """a ** b; a scalar exponent takes the cheaper path."""
+    """a ** b with PyTorch's type promotion; a scalar exponent takes the cheaper path."""
+    a, b = promote(a, b)
     if isinstance(a, Tensor) and not isinstance(b, Tensor) and xp.ndim(b) == 0:
         return PowScalar.apply(a, b)
     if isinstance(a, (int, float)) and isinstance(b, Tensor) and b.dtype.kind == "f":
@@ -146,7 +193,8 @@ def reciprocal(a) -> Tensor:
 
 
 def floor_divide(a, b) -> Tensor:
-    """a // b; piecewise constant, so it carries no gradient."""
+    """a // b (rounded down); piecewise constant, so it carries no gradient."""
+    a, b = promote(a, b)
     a = a.data if isinstance(a, Tensor) else a
     b = b.data if isinstance(b, Tensor) else b
     return Tensor._make(xp.asarray(xp.floor_divide(a, b)), None)
@@ -165,6 +213,7 @@ class Remainder(Function):
 
 def remainder(a, b) -> Tensor:
     """a % b (the sign follows b, as in Python)."""
+    a, b = promote(a, b)
     return Remainder.apply(a, b)
 
 
@@ -299,32 +348,32 @@ class Erf(Function):
 
 def exp(a) -> Tensor:
     """e ** a."""
-    return Exp.apply(a)
+    return Exp.apply(floating(a))
 
 
 def log(a) -> Tensor:
     """Natural logarithm."""
-    return Log.apply(a)
+    return Log.apply(floating(a))
 
 
 def log1p(a) -> Tensor:
     """log(1 + a), accurate for small a."""
-    return Log1p.apply(a)
+    return Log1p.apply(floating(a))
 
 
 def expm1(a) -> Tensor:
     """exp(a) - 1, accurate for small a."""
-    return Expm1.apply(a)
+    return Expm1.apply(floating(a))
 
 
 def sqrt(a) -> Tensor:
     """Square root."""
-    return Sqrt.apply(a)
+    return Sqrt.apply(floating(a))
 
 
 def rsqrt(a) -> Tensor:
     """1 / sqrt(a)."""
-    return Rsqrt.apply(a)
+    return Rsqrt.apply(floating(a))
 
 
 def abs(a) -> Tensor:
@@ -339,27 +388,27 @@ def sign(a) -> Tensor:
 
 def sin(a) -> Tensor:
     """Sine."""
-    return Sin.apply(a)
+    return Sin.apply(floating(a))
 
 
 def cos(a) -> Tensor:
     """Cosine."""
-    return Cos.apply(a)
+    return Cos.apply(floating(a))
 
 
 def tanh(a) -> Tensor:
     """Hyperbolic tangent."""
-    return Tanh.apply(a)
+    return Tanh.apply(floating(a))
 
 
 def sigmoid(a) -> Tensor:
     """Logistic sigmoid 1 / (1 + e^-a), without overflow at large |a|."""
-    return Sigmoid.apply(a)
+    return Sigmoid.apply(floating(a))
 
 
 def erf(a) -> Tensor:
     """Gauss error function."""
-    return Erf.apply(a)
+    return Erf.apply(floating(a))
 
 
 # --- comparisons with gradients ----------------------------------------------------------------
@@ -416,13 +465,14 @@ class Hypot(Function):
 
 def hypot(a, b) -> Tensor:
     """sqrt(a^2 + b^2) elementwise, without overflow (gradient a/h, b/h; undefined at the origin)."""
+    a, b = promote_floating(a, b)
     return Hypot.apply(a, b)
 
 
 def maximum(a, b) -> Tensor:
     """Elementwise maximum (ties share the gradient)."""
     try:
-        return Extremum.apply(a, b, True)
+        return Extremum.apply(*promote(a, b), True)
     except ValueError as exc:  # NOTE: the error names the function called, not the class it shares
         raise ValueError(str(exc).replace("extremum", "maximum", 1)) from None
 
@@ -430,7 +480,7 @@ def maximum(a, b) -> Tensor:
 def minimum(a, b) -> Tensor:
     """Elementwise minimum (ties share the gradient)."""
     try:
-        return Extremum.apply(a, b, False)
+        return Extremum.apply(*promote(a, b), False)
     except ValueError as exc:  # NOTE: the error names the function called, not the class it shares
         raise ValueError(str(exc).replace("extremum", "minimum", 1)) from None
 
@@ -485,16 +535,6 @@ class Clone(Function):
         return g
 
 
-class Cast(Function):
-    uses_inputs = False
-
-    def forward(self, a, dtype):
-        return a.astype(dtype)
-
-    def backward(self, g, m):  # adjoint: cast back to the input's dtype
-        return m.apply(Cast, g, self.inputs[0].dtype), None
-
-
 class ToDevice(Function):
     uses_inputs = False
 
@@ -508,16 +548,6 @@ class ToDevice(Function):
 def clone(a: Tensor) -> Tensor:
     """A copy of the values that stays in the graph."""
     return Clone.apply(a)
-
-
-def astype(a: Tensor, dtype) -> Tensor:
-    """Cast to ``dtype``; casts to integer or boolean types leave the graph."""
-    dtype = xp.dtype(dtype)
-    if dtype == a.dtype:
-        return a
-    if dtype.kind not in "fc":
-        return Tensor._make(a.data.astype(dtype), None)
-    return Cast.apply(a, dtype)
 
 
 def to_device(a: Tensor, device: str) -> Tensor:
@@ -537,11 +567,11 @@ define("erf", backend.erf, erf)
 define("where", xp.where, where)
 
 __all__ = ["abs", "add", "hypot",
-           "allclose", "astype", "clamp", "clone", "cos", "div", "erf", "exp", "expm1", "floor_divide",
+           "allclose", "clamp", "clone", "cos", "div", "erf", "exp", "expm1", "floor_divide",
            "isclose", "log", "log1p", "maximum", "minimum", "mul", "neg", "pow", "reciprocal", "remainder", "rsqrt",
-           "sigmoid", "sign", "sin", "sqrt", "square", "sub", "tanh", "to_device", "where"]
+           "sigmoid", "sign", "sin", "sqrt", "square", "sub", "tanh", "to_device", "true_divide", "where"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
 METHODS = ["to_device", "abs", "add", "hypot",
-           "allclose", "astype", "clamp", "clone", "cos", "div", "erf", "exp", "expm1",
+           "allclose", "clamp", "clone", "cos", "div", "erf", "exp", "expm1",
            "floor_divide", "isclose", "log", "log1p", "maximum", "minimum", "mul", "neg", "pow", "reciprocal",
-           "remainder", "rsqrt", "sigmoid", "sign", "sin", "sqrt", "square", "sub", "tanh"]
+           "remainder", "rsqrt", "sigmoid", "sign", "sin", "sqrt", "square", "sub", "tanh", "true_divide"]

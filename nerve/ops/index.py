@@ -310,11 +310,14 @@ def scatter_add(input: Tensor, dim: int, index, src: Tensor) -> Tensor:
     return ScatterAdd.apply(input, src, idx, d)
 
 
-def scatter(input: Tensor, dim: int, index, src) -> Tensor:
-    """A copy of input with src (a tensor or a number) written at [i][index[i][j][k]][k] (dim=1).
+def scatter(input: Tensor, dim: int, index, src=None, *, value=None) -> Tensor:
+    """A copy of input with src (a tensor or a number) or ``value`` written at [i][index[i][j][k]][k] (dim=1).
 
     Where an index repeats, which write wins is unspecified (as in PyTorch).
     """
+    if (src is None) == (value is None):
+        raise TypeError("scatter: give exactly one of src and value")
+    src = value if src is None else src
     if not isinstance(src, Tensor):
         src = xp.asarray(src, dtype=input.dtype)
         if src.ndim:

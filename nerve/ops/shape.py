@@ -9,6 +9,7 @@ from __future__ import annotations
 from nerve.autograd.function import Function
 from nerve.backend import xp
 from nerve.ops.broadcast import Expand
+from nerve.ops.elementwise import clone
 from nerve.tensor import Tensor
 
 
@@ -477,10 +478,91 @@ def repeat_interleave(a: Tensor, repeats, dim: int | None = None) -> Tensor:
     return RepeatInterleave.apply(a, repeats, d)
 
 
+# --- PyTorch's shape conveniences ---------------------------------------------------------------------
+def view_as(a: Tensor, other: Tensor) -> Tensor:
+    """``a`` in the shape of ``other``."""
+    return reshape(a, tuple(other.shape))
+
+
+reshape_as = view_as
+
+
+def expand_as(a: Tensor, other: Tensor) -> Tensor:
+    """``a`` broadcast to the shape of ``other``."""
+    return expand(a, tuple(other.shape))
+
+
+def is_contiguous(a: Tensor) -> bool:
+    """Whether the values lie in row-major order without gaps."""
+    return bool(a.data.flags.c_contiguous)
+
+
+def contiguous(a: Tensor) -> Tensor:
+    """``a`` itself when its memory is row-major already, else a row-major copy (in the graph)."""
+    return a if a.data.flags.c_contiguous else clone(a)
+
+
+def unflatten(a: Tensor, dim: int, sizes) -> Tensor:
+    """Split dimension ``dim`` into ``sizes`` (one entry may be -1), the inverse of ``flatten``."""
+    d = normalize_dim(dim, a.ndim, "unflatten")
+    sizes = tuple(int(s) for s in sizes)
+    known = 1
+    for s in sizes:
+        known *= s if s != -1 else 1
+    n = a.shape[d] if a.ndim else 1
+    if sizes.count(-1) > 1 or (-1 not in sizes and known != n) or (-1 in sizes and (known == 0 or n % known)):
+        raise RuntimeError(f"unflatten: sizes {sizes} do not multiply to the size {n} of dim {d} "
+                           f"(tensor of shape {tuple(a.shape)})")
+    sizes = tuple(n // known if s == -1 else s for s in sizes)
+    return reshape(a, a.shape[:d] + sizes + a.shape[d + 1:])
+
+
+def unfold(a: Tensor, dimension: int, size: int, step: int) -> Tensor:
+    """Every slice of length ``size`` along ``dimension``, ``step`` apart, in a new last dimension
+    (PyTorch's ``Tensor.unfold``; for im2col see ``F.unfold``)."""
+    d = normalize_dim(dimension, a.ndim, "unfold")
+    n = a.shape[d] if a.ndim else 1
+    if step < 1 or not 0 <= size <= n:
+        raise RuntimeError(f"unfold: size {size} must be in [0, {n}] (size of dim {d}) and step {step} >= 1 "
+                           f"(tensor of shape {tuple(a.shape)})")
+    if a.ndim == 0:
+        return reshape(a, (1,))
+    count = (n - size) // step + 1
+    idx = xp.arange(count, like=a.data)[:, None] * step + xp.arange(size, like=a.data)
+    windows = a[_along(d, idx)]
+    return movedim(windows, d + 1, -1)
+
+
+def meshgrid(*tensors, indexing: str = "ij") -> tuple:
+    """Coordinate grids from 1-D tensors: with "ij" output k varies along dimension k; "xy" swaps the first two."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    if indexing not in ("ij", "xy"):
+        raise ValueError(f"meshgrid: indexing must be 'ij' or 'xy', got {indexing!r}")
+    tensors = [_as_tensor(t) for t in tensors]
+    for t in tensors:
+        if t.ndim > 1:
+            raise ValueError(f"meshgrid: expected 0-D or 1-D tensors, got shape {tuple(t.shape)}")
+    tensors = [reshape(t, (-1,)) for t in tensors]
+    swap = indexing == "xy" and len(tensors) >= 2
+    order = list(range(len(tensors)))
+    if swap:
+        order[0], order[1] = 1, 0
+    shape = tuple(tensors[k].shape[0] for k in order)
+    grids = []
+    for k, t in enumerate(tensors):
+        pos = order.index(k)
+        view_shape = [1] * len(tensors)
+        view_shape[pos] = t.shape[0]
+        grids.append(expand(reshape(t, tuple(view_shape)), shape))
+    return tuple(grids)
+
+
 __all__ = ["broadcast_to", "cat", "chunk", "concat", "expand", "flatten", "flip", "movedim", "moveaxis", "pad",
            "permute", "repeat", "repeat_interleave", "reshape", "roll", "split", "squeeze", "stack", "swapaxes",
-           "tile", "transpose", "unbind", "unsqueeze", "view"]
+           "tile", "transpose", "unbind", "unsqueeze", "view", "meshgrid", "unflatten"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
 METHODS = ["broadcast_to", "chunk", "expand", "flatten", "flip", "movedim", "moveaxis", "permute", "repeat",
            "repeat_interleave", "reshape", "roll", "split", "squeeze", "swapaxes", "tile", "transpose", "unbind",
-           "unsqueeze", "view"]
+           "unsqueeze", "view", "view_as", "reshape_as", "expand_as", "contiguous", "is_contiguous", "unflatten",
+           "unfold"]

@@ -19,6 +19,13 @@ def _np_split(a, sizes, axis):
     return np.split(a, np.cumsum(sizes)[:-1], axis=axis)
 
 
+def _np_unfold(a, dim, size, step):
+    """PyTorch's Tensor.unfold by a loop over the windows: window i is a[start:start+size] along dim, last."""
+    n = (a.shape[dim] - size) // step + 1
+    windows = [np.moveaxis(np.take(a, range(i * step, i * step + size), axis=dim), dim, -1) for i in range(n)]
+    return np.stack(windows, axis=dim)
+
+
 def _np_repeat(a, reps):
     """PyTorch's Tensor.repeat is numpy.tile once there are at least as many counts as dimensions."""
     return np.tile(a, reps)
@@ -94,6 +101,22 @@ CASES = [
     Case("repeat_interleave_0d", lambda a: a.repeat_interleave(3), lambda a: np.repeat(a, 3), [()]),
     Case("repeat_interleave_empty", lambda a: a.repeat_interleave(2, dim=0), lambda a: np.repeat(a, 2, 0),
          [(0, 3)]),
+    Case("roll_tuple_one_dim", lambda a: a.roll((1, 2), (1, 1)), lambda a: np.roll(a, 3, 1), [(2, 3)]),
+    Case("view_as", lambda a, b: a.view_as(b) * 1.0 + b, lambda a, b: a.reshape(b.shape) + b, [(2, 3), (3, 2)]),
+    Case("reshape_as", lambda a, b: a.reshape_as(b), lambda a, b: a.reshape(b.shape), [(6,), (2, 3)], grad=[0]),
+    Case("expand_as", lambda a, b: a.expand_as(b) * b, lambda a, b: a * b, [(3, 1), (2, 3, 4)]),
+    Case("contiguous", lambda a: a.T.contiguous(), lambda a: a.T, [(2, 3)]),
+    Case("contiguous_already", lambda a: a.contiguous() * 2.0, lambda a: a * 2.0, [(2, 3)]),
+    Case("unflatten", lambda a: a.unflatten(1, (2, -1)), lambda a: a.reshape(3, 2, 2, 5), [(3, 4, 5)]),
+    Case("unflatten_fn", lambda a: nerve.unflatten(a, -1, (1, 3)), lambda a: a.reshape(2, 1, 3), [(2, 3)]),
+    Case("unfold", lambda a: a.unfold(1, 3, 2), lambda a: _np_unfold(a, 1, 3, 2), [(2, 7, 3)]),
+    Case("unfold_overlap", lambda a: a.unfold(0, 2, 1), lambda a: _np_unfold(a, 0, 2, 1), [(5,)]),
+    Case("unfold_last", lambda a: a.unfold(-1, 4, 4), lambda a: _np_unfold(a, 2, 4, 4), [(2, 1, 9)]),
+    Case("meshgrid_ij", lambda a, b, c: nerve.meshgrid(a, b, c, indexing="ij"),
+         lambda a, b, c: np.meshgrid(a, b, c, indexing="ij"), [(2,), (3,), (4,)]),
+    Case("meshgrid_xy", lambda a, b: nerve.meshgrid([a, b], indexing="xy"),
+         lambda a, b: np.meshgrid(a, b, indexing="xy"), [(2,), (3,)]),
+    Case("meshgrid_one", lambda a: nerve.meshgrid(a), lambda a: np.meshgrid(a, indexing="ij"), [(3,)]),
 ]
 for _case in CASES:  # every shape op is linear, so every case also runs gradgradcheck
     _case.second = True
@@ -167,7 +190,24 @@ def test_concat_type_promotion_returns_gradient_in_input_dtype():
      "repeat_interleave: repeats must be an int"),
     (lambda: nerve.ones(3).repeat_interleave(-1), ValueError, "repeat_interleave: repeats must be non-negative"),
     (lambda: nerve.ones(2, 3).movedim(0, 2), IndexError, "movedim: dim 2"),
+    (lambda: nerve.ones(2, 6).unflatten(1, (4, -1)), RuntimeError, r"unflatten: sizes \(4, -1\) .* size 6"),
+    (lambda: nerve.ones(2, 6).unflatten(1, (2, 2)), RuntimeError, r"unflatten: sizes \(2, 2\)"),
+    (lambda: nerve.ones(2, 6).unfold(1, 7, 1), RuntimeError, r"unfold: size 7 must be in \[0, 6\]"),
+    (lambda: nerve.ones(2, 6).unfold(1, 2, 0), RuntimeError, "unfold: .* step 0 >= 1"),
+    (lambda: nerve.meshgrid(nerve.ones(2), indexing="yx"), ValueError, "meshgrid: indexing must be"),
+    (lambda: nerve.meshgrid(nerve.ones(2, 2)), ValueError, r"meshgrid: expected 0-D or 1-D .* \(2, 2\)"),
 ])
 def test_errors_name_the_op_and_shapes(call, err, match):
     with pytest.raises(err, match=match):
         call()
+
+
+def test_contiguous_copies_only_when_needed_and_the_copy_is_independent():
+    x = nerve.arange(6.0).reshape(2, 3)
+    assert x.contiguous() is x and x.is_contiguous()
+    y = x.T
+    assert not y.is_contiguous()
+    z = y.contiguous()
+    assert z.is_contiguous()
+    z[0, 0] = 100.0
+    assert x[0, 0].item() == 0.0

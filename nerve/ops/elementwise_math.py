@@ -1,0 +1,481 @@
+"""More elementwise primitives: the rest of trigonometry, logs and exponentials in other bases, rounding,
+fmod/atan2/copysign/logaddexp/lerp, and the ops without gradients (tests, logical and bitwise ops,
+comparisons as functions and methods).
+
+Unary float ops take integer tensors to the default dtype, binary ones promote as PyTorch does
+(``nerve.ops.dtypes``). Rounding ops are piecewise constant: their gradient is 0, as in PyTorch.
+"""
+from __future__ import annotations
+
+import math
+
+from nerve.autograd.function import Function
+from nerve.backend import xp
+from nerve.ops.dtypes import floating, promote, promote_floating
+from nerve.ops.elementwise import clamp
+from nerve.tensor import Tensor
+
+_LN2 = math.log(2.0)
+_LN10 = math.log(10.0)
+
+
+# --- trigonometric and hyperbolic -------------------------------------------------------------------
+class Tan(Function):
+    uses_inputs = False
+    saves_output = True
+
+    def forward(self, a):
+        return xp.tan(a)
+
+    def backward(self, g, m):  # d tan a = (1 + tan^2 a) da
+        y = m.output(self)
+        return g * (1.0 + y * y)
+
+
+class Asin(Function):
+    def forward(self, a):
+        return xp.arcsin(a)
+
+    def backward(self, g, m):  # d asin a = da / sqrt(1 - a^2)
+        a = m.inputs(self)[0]
+        return g * (1.0 - a * a) ** -0.5
+
+
+class Acos(Function):
+    def forward(self, a):
+        return xp.arccos(a)
+
+    def backward(self, g, m):  # d acos a = -da / sqrt(1 - a^2)
+        a = m.inputs(self)[0]
+        return -(g * (1.0 - a * a) ** -0.5)
+
+
+class Atan(Function):
+    def forward(self, a):
+        return xp.arctan(a)
+
+    def backward(self, g, m):  # d atan a = da / (1 + a^2)
+        a = m.inputs(self)[0]
+        return g / (1.0 + a * a)
+
+
+class Sinh(Function):
+    def forward(self, a):
+        return xp.sinh(a)
+
+    def backward(self, g, m):  # d sinh a = cosh a da
+        return g * m.apply(Cosh, m.inputs(self)[0])
+
+
+class Cosh(Function):
+    def forward(self, a):
+        return xp.cosh(a)
+
+    def backward(self, g, m):  # d cosh a = sinh a da
+        return g * m.apply(Sinh, m.inputs(self)[0])
+
+
+class Asinh(Function):
+    def forward(self, a):
+        return xp.arcsinh(a)
+
+    def backward(self, g, m):  # d asinh a = da / sqrt(a^2 + 1)
+        a = m.inputs(self)[0]
+        return g * (a * a + 1.0) ** -0.5
+
+
+class Acosh(Function):
+    def forward(self, a):
+        return xp.arccosh(a)
+
+    def backward(self, g, m):  # d acosh a = da / sqrt(a^2 - 1)
+        a = m.inputs(self)[0]
+        return g * (a * a - 1.0) ** -0.5
+
+
+class Atanh(Function):
+    def forward(self, a):
+        return xp.arctanh(a)
+
+    def backward(self, g, m):  # d atanh a = da / (1 - a^2)
+        a = m.inputs(self)[0]
+        return g / (1.0 - a * a)
+
+
+class Atan2(Function):
+    def forward(self, a, b):
+        return xp.arctan2(a, b)
+
+    def backward(self, g, m):  # d atan2(a, b) = (b da - a db) / (a^2 + b^2)
+        a, b = m.inputs(self)
+        na, nb = self.needs_input_grad
+        r = g / (a * a + b * b)
+        return (m.sum_to(r * b, xp.shape(a)) if na else None, m.sum_to(-(r * a), xp.shape(b)) if nb else None)
+
+
+def tan(a) -> Tensor:
+    """Tangent."""
+    return Tan.apply(floating(a))
+
+
+def asin(a) -> Tensor:
+    """Inverse sine, on [-1, 1]."""
+    return Asin.apply(floating(a))
+
+
+def acos(a) -> Tensor:
+    """Inverse cosine, on [-1, 1]."""
+    return Acos.apply(floating(a))
+
+
+def atan(a) -> Tensor:
+    """Inverse tangent."""
+    return Atan.apply(floating(a))
+
+
+def sinh(a) -> Tensor:
+    """Hyperbolic sine."""
+    return Sinh.apply(floating(a))
+
+
+def cosh(a) -> Tensor:
+    """Hyperbolic cosine."""
+    return Cosh.apply(floating(a))
+
+
+def asinh(a) -> Tensor:
+    """Inverse hyperbolic sine."""
+    return Asinh.apply(floating(a))
+
+
+def acosh(a) -> Tensor:
+    """Inverse hyperbolic cosine, on [1, inf)."""
+    return Acosh.apply(floating(a))
+
+
+def atanh(a) -> Tensor:
+    """Inverse hyperbolic tangent, on (-1, 1)."""
+    return Atanh.apply(floating(a))
+
+
+def atan2(input, other) -> Tensor:
+    """The angle of the point (other, input): atan(input / other) in the right quadrant."""
+    return Atan2.apply(*promote_floating(input, other))
+
+
+# --- logs and exponentials in other bases ---------------------------------------------------------
+class Log2(Function):
+    def forward(self, a):
+        return xp.log2(a)
+
+    def backward(self, g, m):  # d log2 a = da / (a ln 2)
+        return g / (m.inputs(self)[0] * _LN2)
+
+
+class Log10(Function):
+    def forward(self, a):
+        return xp.log10(a)
+
+    def backward(self, g, m):  # d log10 a = da / (a ln 10)
+        return g / (m.inputs(self)[0] * _LN10)
+
+
+class Exp2(Function):
+    uses_inputs = False
+    saves_output = True
+
+    def forward(self, a):
+        return xp.exp2(a)
+
+    def backward(self, g, m):  # d 2^a = 2^a ln 2 da
+        return g * m.output(self) * _LN2
+
+
+class LogAddExp(Function):
+    saves_output = True
+
+    def forward(self, a, b):
+        return xp.logaddexp(a, b)
+
+    def backward(self, g, m):  # d log(e^a + e^b) = e^(a - out) da + e^(b - out) db
+        a, b = m.inputs(self)
+        out = m.output(self)
+        na, nb = self.needs_input_grad
+        return (m.sum_to(g * m.exp(a - out), xp.shape(a)) if na else None,
+                m.sum_to(g * m.exp(b - out), xp.shape(b)) if nb else None)
+
+
+def log2(a) -> Tensor:
+    """Base-2 logarithm."""
+    return Log2.apply(floating(a))
+
+
+def log10(a) -> Tensor:
+    """Base-10 logarithm."""
+    return Log10.apply(floating(a))
+
+
+def exp2(a) -> Tensor:
+    """2 ** a."""
+    return Exp2.apply(floating(a))
+
+
+def logaddexp(input, other) -> Tensor:
+    """log(exp(input) + exp(other)) without overflow."""
+    return LogAddExp.apply(*promote_floating(input, other))
+
+
+# --- rounding, fmod, copysign, lerp ---------------------------------------------------------------
+class Round(Function):
+    """floor, ceil, trunc and round (half to even, to ``decimals`` places): piecewise constant."""
+
+    uses_inputs = False
+
+    def forward(self, a, how, decimals):
+        if how == "round":
+            return xp.round(a, decimals)
+        return getattr(xp, how)(a)
+
+    def backward(self, g, m):  # piecewise constant: 0
+        return g * 0.0, None, None
+
+
+def _round(a, how: str, decimals: int = 0) -> Tensor:
+    if isinstance(a, Tensor) and a.data.dtype.kind in "iub":
+        return a  # integers are already whole (PyTorch returns them unchanged)
+    return Round.apply(a, how, decimals)
+
+
+def floor(a) -> Tensor:
+    """The largest integer <= a (gradient 0)."""
+    return _round(a, "floor")
+
+
+def ceil(a) -> Tensor:
+    """The smallest integer >= a (gradient 0)."""
+    return _round(a, "ceil")
+
+
+def trunc(a) -> Tensor:
+    """a rounded toward zero (gradient 0)."""
+    return _round(a, "trunc")
+
+
+fix = trunc
+
+
+def round(a, decimals: int = 0) -> Tensor:
+    """a rounded half to even, to ``decimals`` places (gradient 0)."""
+    if not isinstance(decimals, int):
+        raise TypeError(f"round: decimals must be an int, got {decimals!r}")
+    return _round(a, "round", decimals)
+
+
+def frac(a) -> Tensor:
+    """The fractional part a - trunc(a), with a's sign (gradient 1)."""
+    return a - trunc(a)
+
+
+class Fmod(Function):
+    def forward(self, a, b):
+        return xp.fmod(a, b)
+
+    def backward(self, g, m):  # fmod(a, b) = a - b trunc(a/b): da - trunc(a/b) db
+        a, b = m.inputs(self)
+        na, nb = self.needs_input_grad
+        return (m.sum_to(g, xp.shape(a)) if na else None,
+                m.sum_to(-(g * m.apply(Round, a / b, "trunc", 0)), xp.shape(b)) if nb else None)
+
+
+def fmod(input, other) -> Tensor:
+    """The C remainder of input / other: its sign follows input (``remainder``'s follows other)."""
+    return Fmod.apply(*promote(input, other))
+
+
+class CopySign(Function):
+    def forward(self, a, b):
+        self.sign = xp.where(xp.signbit(b), -1.0, 1.0).astype(xp.result_type(a, b))
+        return xp.copysign(a, b)
+
+    def backward(self, g, m):  # d(|a| s(b)) = sign(a) s(b) da (0 at a = 0, as PyTorch); 0 for b
+        a, _ = m.inputs(self)
+        na, nb = self.needs_input_grad
+        b_shape = xp.shape(self.inputs[1])
+        return (m.sum_to(g * m.sign(a) * self.sign, xp.shape(a)) if na else None,
+                m.sum_to(g * 0.0, b_shape) if nb else None)
+
+
+def copysign(input, other) -> Tensor:
+    """|input| with the sign of other (the sign bit: -0.0 counts as negative)."""
+    return CopySign.apply(*promote_floating(input, other))
+
+
+def lerp(input, end, weight) -> Tensor:
+    """input + weight * (end - input): linear interpolation (composed from add, sub and mul)."""
+    return input + weight * (end - input)
+
+
+def clip(input, min=None, max=None) -> Tensor:
+    """NumPy's and PyTorch's alias of ``clamp``."""
+    return clamp(input, min, max)
+
+
+def clamp_min(input, min) -> Tensor:
+    """``clamp(input, min=min)``."""
+    return clamp(input, min=min)
+
+
+def clamp_max(input, max) -> Tensor:
+    """``clamp(input, max=max)``."""
+    return clamp(input, max=max)
+
+
+# --- ops without gradients: tests, logical, bitwise, comparisons ------------------------------------
+def _raw(x):
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _constant(array) -> Tensor:
+    return Tensor._make(xp.asarray(array), None)
+
+
+def isnan(input) -> Tensor:
+    """True where the value is NaN."""
+    return _constant(xp.isnan(_raw(input)))
+
+
+def isinf(input) -> Tensor:
+    """True where the value is +inf or -inf."""
+    return _constant(xp.isinf(_raw(input)))
+
+
+def isposinf(input) -> Tensor:
+    """True where the value is +inf."""
+    return _constant(xp.isposinf(_raw(input)))
+
+
+def isneginf(input) -> Tensor:
+    """True where the value is -inf."""
+    return _constant(xp.isneginf(_raw(input)))
+
+
+def isfinite(input) -> Tensor:
+    """True where the value is neither infinite nor NaN."""
+    return _constant(xp.isfinite(_raw(input)))
+
+
+def logical_and(input, other) -> Tensor:
+    """Elementwise AND of the truth values (nonzero is true); a boolean tensor."""
+    return _constant(xp.logical_and(_raw(input), _raw(other)))
+
+
+def logical_or(input, other) -> Tensor:
+    """Elementwise OR of the truth values; a boolean tensor."""
+    return _constant(xp.logical_or(_raw(input), _raw(other)))
+
+
+def logical_xor(input, other) -> Tensor:
+    """Elementwise XOR of the truth values; a boolean tensor."""
+    return _constant(xp.logical_xor(_raw(input), _raw(other)))
+
+
+def logical_not(input) -> Tensor:
+    """Elementwise NOT of the truth values; a boolean tensor."""
+    return _constant(xp.logical_not(_raw(input)))
+
+
+def _bitwise(op: str, fn, *operands) -> Tensor:
+    """A bitwise op on integer or boolean operands, in PyTorch's promoted dtype."""
+    for x in operands:
+        kind = x.data.dtype.kind if isinstance(x, Tensor) else xp.asarray(x).dtype.kind
+        if kind not in "iub":
+            what = x.dtype if isinstance(x, Tensor) else type(x).__name__
+            raise TypeError(f"{op}: expected integer or boolean operands, got {what}")
+    if len(operands) == 2:
+        operands = promote(*operands)
+    return _constant(fn(*[_raw(x) for x in operands]))
+
+
+def bitwise_and(input, other) -> Tensor:
+    """Elementwise AND of the bits (integer or boolean tensors)."""
+    return _bitwise("bitwise_and", xp.bitwise_and, input, other)
+
+
+def bitwise_or(input, other) -> Tensor:
+    """Elementwise OR of the bits (integer or boolean tensors)."""
+    return _bitwise("bitwise_or", xp.bitwise_or, input, other)
+
+
+def bitwise_xor(input, other) -> Tensor:
+    """Elementwise XOR of the bits (integer or boolean tensors)."""
+    return _bitwise("bitwise_xor", xp.bitwise_xor, input, other)
+
+
+def bitwise_not(input) -> Tensor:
+    """Elementwise NOT of the bits (logical NOT on booleans)."""
+    return _bitwise("bitwise_not", xp.invert, input)
+
+
+def bitwise_left_shift(input, other) -> Tensor:
+    """input << other on integer tensors."""
+    return _bitwise("bitwise_left_shift", xp.left_shift, input, other)
+
+
+def bitwise_right_shift(input, other) -> Tensor:
+    """input >> other on integer tensors (arithmetic shift: the sign is kept)."""
+    return _bitwise("bitwise_right_shift", xp.right_shift, input, other)
+
+
+def _compare(fn, input, other) -> Tensor:
+    return _constant(fn(_raw(input), _raw(other)))
+
+
+def eq(input, other) -> Tensor:
+    """input == other elementwise; a boolean tensor."""
+    return _compare(xp.equal, input, other)
+
+
+def ne(input, other) -> Tensor:
+    """input != other elementwise; a boolean tensor."""
+    return _compare(xp.not_equal, input, other)
+
+
+def lt(input, other) -> Tensor:
+    """input < other elementwise; a boolean tensor."""
+    return _compare(xp.less, input, other)
+
+
+def le(input, other) -> Tensor:
+    """input <= other elementwise; a boolean tensor."""
+    return _compare(xp.less_equal, input, other)
+
+
+def gt(input, other) -> Tensor:
+    """input > other elementwise; a boolean tensor."""
+    return _compare(xp.greater, input, other)
+
+
+def ge(input, other) -> Tensor:
+    """input >= other elementwise; a boolean tensor."""
+    return _compare(xp.greater_equal, input, other)
+
+
+def equal(input, other) -> bool:
+    """True when both have the same shape and the same values (a Python bool, as ``torch.equal``)."""
+    a, b = _raw(input), _raw(other)
+    return xp.shape(a) == xp.shape(b) and bool(xp.all(xp.equal(a, b)))
+
+
+not_equal, less, less_equal, greater, greater_equal = ne, lt, le, gt, ge
+
+_UNARY = ["tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "log2", "log10", "exp2",
+          "floor", "ceil", "trunc", "fix", "round", "frac", "isnan", "isinf", "isposinf", "isneginf", "isfinite",
+          "logical_not", "bitwise_not"]
+_BINARY = ["atan2", "logaddexp", "fmod", "copysign", "lerp", "clip", "clamp_min", "clamp_max", "logical_and",
+           "logical_or", "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_left_shift",
+           "bitwise_right_shift", "eq", "ne", "lt", "le", "gt", "ge", "equal", "not_equal", "less", "less_equal",
+           "greater", "greater_equal"]
+__all__ = _UNARY + _BINARY + ["arctan2"]
+#: functions that are also Tensor methods (x.name(...) == name(x, ...))
+METHODS = _UNARY + _BINARY + ["arctan2"]
+arctan2 = atan2

@@ -1,0 +1,177 @@
+"""Selection primitives on top of indexing: scatter_reduce, argsort, nonzero, masked_select, diag, diagonal.
+
+``scatter_reduce`` is a primitive with one rule per reduction (PyTorch's formulas: ties of amax/amin share
+the gradient, prod is exact with zeros at first order); the others are compositions of ``a[key]``, whose
+rule scatters the gradient back.
+"""
+from __future__ import annotations
+
+from nerve.autograd.function import Function
+from nerve.backend import xp
+from nerve.ops.index import (
+    Gather, GetItem, IndexBackward, ScatterAdd, _coords, _prefix, _scatter_args, _sort_key,
+)
+from nerve.ops.shape import Pad, _as_tensor, expand, movedim, normalize_dim
+from nerve.tensor import Tensor
+
+_UFUNC = {"sum": "add", "mean": "add", "prod": "multiply", "amax": "maximum", "amin": "minimum"}
+
+
+def _identity(reduce: str, dtype):
+    """The value a position starts from when ``include_self`` is False."""
+    if reduce in ("sum", "mean"):
+        return 0
+    if reduce == "prod":
+        return 1
+    if dtype.kind == "f":
+        return -xp.inf if reduce == "amax" else xp.inf
+    info = xp.iinfo(dtype) if dtype.kind in "iu" else None
+    return (info.min if reduce == "amax" else info.max) if info else reduce == "amin"
+
+
+class ScatterReduce(Function):
+    """The primitive behind ``scatter_reduce``: src[j] reduced into input at index[j] along ``dim``."""
+
+    saves_output = True
+
+    def forward(self, a, src, idx, dim, reduce, include_self):
+        self.idx, self.dim, self.reduce, self.include_self = idx, dim, reduce, include_self
+        coords = _coords(idx, dim)
+        values = src[_prefix(idx.shape)].astype(a.dtype, copy=False)
+        out = a.copy()
+        hit = xp.zeros(a.shape, dtype=bool)
+        hit[coords] = True
+        self.hit = hit
+        if not include_self:
+            out[hit] = _identity(reduce, a.dtype)
+        getattr(xp, _UFUNC[reduce]).at(out, coords, values)
+        count = xp.zeros(a.shape, dtype=a.dtype if a.dtype.kind == "f" else xp.int64)
+        xp.add.at(count, coords, 1)
+        if include_self:
+            count += 1
+        self.count = xp.maximum(count, 1)  # positions nobody scattered into keep the input: divide by 1
+        if reduce == "mean":
+            out = out // self.count if a.dtype.kind in "iub" else (out / self.count).astype(a.dtype, copy=False)
+        return out
+
+    def backward(self, g, m):
+        a, src = m.inputs(self)[:2]
+        na, ns = self.needs_input_grad[:2]
+        idx, dim, reduce = self.idx, self.dim, self.reduce
+        src_cut = src[_prefix(idx.shape)]
+        if reduce in ("sum", "mean"):  # adjoint of the (weighted) sum: g / count to self and to each src
+            gs = g if reduce == "sum" else g / self.count
+            ga, gsrc = gs, m.apply(Gather, gs, idx, dim, False)
+        elif reduce == "prod":
+            ga, gsrc = self._prod_grads(g, m, a, src_cut)
+        else:  # amax/amin: the gradient goes to the values equal to the result, shared evenly among ties
+            out = m.output(self)
+            self_is = (a == out).astype(g.dtype) if self.include_self else (~self.hit).astype(g.dtype)
+            src_is = (src_cut == m.apply(Gather, out, idx, dim, False)).astype(g.dtype)
+            share = g / m.apply(ScatterAdd, self_is, src_is, idx, dim)
+            ga, gsrc = share * self_is, src_is * m.apply(Gather, share, idx, dim, False)
+        if not self.include_self:
+            ga = m.where(self.hit, 0.0, g)
+        if gsrc.shape != xp.shape(src):
+            gsrc = m.apply(Pad, gsrc, tuple((0, want - have) for have, want in zip(idx.shape, xp.shape(src))), 0)
+        return ga if na else None, gsrc if ns else None, None, None, None, None
+
+    def _prod_grads(self, g, m, a, src_cut):
+        """d prod / d x = the product of the other contributions: out / x without zeros; with one zero, the
+        product of the nonzeros at that zero and 0 elsewhere; with more zeros, 0."""
+        idx, dim = self.idx, self.dim
+        base = m.where(a == 0, 1.0, a) if self.include_self else a * 0.0 + 1.0
+        src_safe = m.where(src_cut == 0, 1.0, src_cut)
+        nonzero_prod = m.apply(ScatterReduce, base, src_safe, idx, dim, "prod", True)
+        zeros_self = (a == 0).astype(g.dtype) if self.include_self else (a * 0.0).astype(g.dtype)
+        zeros = m.apply(ScatterAdd, zeros_self, (src_cut == 0).astype(g.dtype), idx, dim)
+        gp = g * nonzero_prod
+
+        def others(x, x_safe, gp_x, zeros_x):
+            return m.where(x == 0, m.where(zeros_x == 1, gp_x, 0.0), m.where(zeros_x == 0, gp_x / x_safe, 0.0))
+
+        ga = others(a, base, gp, zeros)
+        gsrc = others(src_cut, src_safe, m.apply(Gather, gp, idx, dim, False),
+                      m.apply(Gather, zeros, idx, dim, False))
+        return ga, gsrc
+
+
+def scatter_reduce(input: Tensor, dim: int, index, src, reduce: str, *, include_self: bool = True) -> Tensor:
+    """src reduced into a copy of input at [i][index[i][j][k]][k] (dim=1) with "sum", "prod", "mean",
+    "amax" or "amin"; ``include_self=False`` leaves input's own values out where something is scattered."""
+    if reduce not in _UFUNC:
+        raise ValueError(f"scatter_reduce: reduce must be one of {sorted(_UFUNC)}, got {reduce!r}")
+    src = src if isinstance(src, Tensor) else Tensor(src, dtype=input.dtype)
+    idx, d = _scatter_args("scatter_reduce", input, dim, index, src)
+    return ScatterReduce.apply(input, src, idx, d, reduce, bool(include_self))
+
+
+def argsort(input: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> Tensor:
+    """The indices that sort ``input`` along ``dim`` (always a stable sort); int64, no gradient."""
+    d = normalize_dim(dim, input.ndim, "argsort")
+    if input.ndim == 0:
+        return Tensor._make(xp.zeros_like(input.data, dtype=xp.int64), None)
+    idx = xp.argsort(_sort_key(input.data, descending), axis=d, kind="stable")
+    return Tensor._make(idx.astype(xp.int64, copy=False), None)
+
+
+def nonzero(input, *, as_tuple: bool = False):
+    """Indices of the nonzero entries: an (n, ndim) int64 tensor, or one 1-D tensor per dimension."""
+    data = input.data if isinstance(input, Tensor) else xp.asarray(input)
+    found = xp.nonzero(data if data.ndim else data.reshape(1))
+    if as_tuple:
+        return tuple(Tensor._make(f.astype(xp.int64, copy=False), None) for f in found)
+    out = xp.stack(found, axis=1) if data.ndim else xp.zeros_like(found[0], shape=(found[0].size, 0))
+    return Tensor._make(out.astype(xp.int64, copy=False), None)
+
+
+argwhere = nonzero
+
+
+def masked_select(input: Tensor, mask) -> Tensor:
+    """The entries where ``mask`` is true as a 1-D tensor (input and mask broadcast together)."""
+    mask = mask.data if isinstance(mask, Tensor) else xp.asarray(mask)
+    if mask.dtype != bool:
+        raise TypeError(f"masked_select: mask must be boolean, got dtype {mask.dtype}")
+    try:
+        shape = xp.broadcast_shapes(mask.shape, input.shape)
+    except ValueError:
+        raise RuntimeError(f"masked_select: mask of shape {tuple(mask.shape)} and input of shape "
+                           f"{tuple(input.shape)} do not broadcast") from None
+    return GetItem.apply(expand(input, shape), xp.broadcast_to(mask, shape))
+
+
+def _diagonal_key(n1: int, n2: int, offset: int, like):
+    """(rows, cols) of the ``offset`` diagonal of an (n1, n2) matrix."""
+    size = max(0, min(n1 + min(offset, 0), n2 - max(offset, 0)))
+    k = xp.arange(size, like=like)
+    return k + max(-offset, 0), k + max(offset, 0)
+
+
+def diagonal(input: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:
+    """The ``offset`` diagonal of the matrices in dims ``dim1`` and ``dim2``, as a last dimension."""
+    d1, d2 = normalize_dim(dim1, input.ndim, "diagonal"), normalize_dim(dim2, input.ndim, "diagonal")
+    if d1 == d2 or input.ndim < 2:
+        raise RuntimeError(f"diagonal: dim1 {dim1} and dim2 {dim2} must be two different dims of a tensor "
+                           f"with at least 2 dimensions, got shape {tuple(input.shape)}")
+    moved = movedim(input, (d1, d2), (-2, -1))
+    rows, cols = _diagonal_key(moved.shape[-2], moved.shape[-1], int(offset), input.data)
+    return moved[..., rows, cols]
+
+
+def diag(input: Tensor, diagonal: int = 0) -> Tensor:
+    """A 1-D input as the ``diagonal`` of a square matrix of zeros; a 2-D input's ``diagonal`` as 1-D."""
+    input = _as_tensor(input)
+    if input.ndim == 2:
+        rows, cols = _diagonal_key(input.shape[0], input.shape[1], int(diagonal), input.data)
+        return input[rows, cols]
+    if input.ndim != 1:
+        raise RuntimeError(f"diag: expected a 1-D or 2-D tensor, got shape {tuple(input.shape)}")
+    n = input.shape[0] + abs(int(diagonal))
+    key = _diagonal_key(n, n, int(diagonal), input.data)
+    return IndexBackward.apply(input, (n, n), key)
+
+
+__all__ = ["argsort", "argwhere", "diag", "diagonal", "masked_select", "nonzero", "scatter_reduce"]
+#: functions that are also Tensor methods (x.name(...) == name(x, ...))
+METHODS = ["argsort", "argwhere", "diag", "diagonal", "masked_select", "nonzero", "scatter_reduce"]

@@ -1,0 +1,155 @@
+"""scatter_reduce, argsort, nonzero, masked_select, diag and diagonal (nerve/ops/selection.py): forward against
+NumPy loops, gradcheck and gradgradcheck in float64, and scatter with ``value=``."""
+import numpy as np
+import pytest
+
+import nerve
+from tests.ops.table import Case, table_tests
+
+IDX = np.array([[1, 1, 0], [3, 0, 3]])  # (2, 3) into dim 0 of a (4, 3) input: repeats and untouched rows
+MASK = np.array([[True, False, True], [False, False, True]])
+
+
+def _np_scatter_reduce(a, dim, idx, src, reduce, include_self=True):
+    """PyTorch's scatter_reduce by a loop: gather each position's contributions, then reduce them."""
+    groups = {pos: ([a[pos]] if include_self else []) for pos in np.ndindex(*a.shape)}
+    for pos in np.ndindex(*idx.shape):
+        dst = list(pos)
+        dst[dim] = idx[pos]
+        groups[tuple(dst)].append(src[pos])
+    out = a.copy()
+    fns = {"sum": np.sum, "prod": np.prod, "mean": np.mean, "amax": np.max, "amin": np.min}
+    for pos, values in groups.items():
+        if values:
+            out[pos] = fns[reduce](values)
+    return out
+
+
+def _scatter_reduce_case(reduce, include_self, make=None, second=True):
+    def fn(a, s):
+        return nerve.scatter_reduce(a, 0, nerve.tensor(IDX), s, reduce, include_self=include_self)
+
+    def ref(a, s):
+        return _np_scatter_reduce(a, 0, IDX, s, reduce, include_self)
+    return Case(f"scatter_reduce_{reduce}_{include_self}", fn, ref, [(4, 3), (2, 4)], second=second, make=make,
+                low=0.5, high=2.0)
+
+
+def _distinct(rng):
+    """Values far apart: no ties in amax/amin inside a difference step."""
+    values = rng.permutation(20)[:20] * 0.3 + 0.1
+    return [values[:12].reshape(4, 3), values[12:].reshape(2, 4)]
+
+
+def _ties(rng):
+    """Exact ties between self and src values at the maximum (the gradient is shared evenly)."""
+    a = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [0.5, 0.5, 0.5], [2.0, 0.1, 1.0]])
+    s = np.array([[4.0, 1.0, 3.0, 9.0], [2.0, 2.0, 1.0, 0.0]])
+    return [a, s]
+
+
+def _with_zeros(rng):
+    """Zeros where prod's gradient has its special cases: src[j] goes to (IDX[i, j], j) for j < 3."""
+    a = rng.uniform(0.5, 2.0, (4, 3))
+    s = rng.uniform(0.5, 2.0, (2, 4))
+    s[0, 1] = 0.0  # position (1, 1): one zero, from src
+    a[1, 0], s[0, 0] = 0.0, 0.0  # position (1, 0): two zeros (one when include_self is False)
+    s[1, 2] = 0.0  # position (3, 2): one zero, from src
+    a[2, 2] = 0.0  # position (2, 2): nothing scattered there, a zero of input alone
+    return [a, s]
+
+
+CASES = [_scatter_reduce_case(r, inc) for r in ("sum", "mean", "prod") for inc in (True, False)]
+CASES += [_scatter_reduce_case(r, inc, make=_distinct) for r in ("amax", "amin") for inc in (True, False)]
+CASES += [
+    _scatter_reduce_case("prod", True, make=_with_zeros, second=False),
+    _scatter_reduce_case("prod", False, make=_with_zeros, second=False),
+    Case("scatter_reduce_amax_ties", lambda a, s: a.scatter_reduce(0, nerve.tensor(IDX), s, "amax"),
+         lambda a, s: _np_scatter_reduce(a, 0, IDX, s, "amax"), [(4, 3), (2, 4)], make=_ties, check_grad=False),
+    Case("scatter_reduce_dim1", lambda a, s: nerve.scatter_reduce(a, 1, nerve.tensor(IDX.T[:, :2] % 3), s, "mean"),
+         lambda a, s: _np_scatter_reduce(a, 1, IDX.T[:, :2] % 3, s, "mean"), [(3, 3), (3, 2)], second=True),
+    Case("scatter_value", lambda a: a.scatter(0, nerve.tensor(IDX[:, :2] % 2), value=0.5),
+         lambda a: _np_scatter_value(a, IDX[:, :2] % 2, 0.5), [(2, 3)], second=True),
+    Case("masked_select", lambda a: a.masked_select(nerve.tensor(MASK)), lambda a: a[MASK], [(2, 3)], second=True),
+    Case("masked_select_bcast", lambda a: nerve.masked_select(a, nerve.tensor(MASK)),
+         lambda a: np.broadcast_to(a, (2, 3))[MASK], [(3,)], second=True),
+    Case("diagonal", lambda a: a.diagonal(), lambda a: np.diagonal(a).copy(), [(3, 4)], second=True),
+    Case("diagonal_offset", lambda a: nerve.diagonal(a, 1, -1, 0), lambda a: np.diagonal(a, 1, 2, 0).copy(),
+         [(3, 2, 4)], second=True),
+    Case("diagonal_neg", lambda a: a.diagonal(-2), lambda a: np.diagonal(a, -2).copy(), [(4, 3)], second=True),
+    Case("diag_matrix", lambda a: a.diag(), lambda a: np.diag(a).copy(), [(3, 4)], second=True),
+    Case("diag_vector", lambda a: nerve.diag(a), np.diag, [(3,)], second=True),
+    Case("diag_vector_offset", lambda a: nerve.diag(a, -1), lambda a: np.diag(a, -1), [(3,)], second=True),
+]
+
+
+def _np_scatter_value(a, idx, value):
+    out = a.copy()
+    for pos in np.ndindex(*idx.shape):
+        out[(idx[pos],) + pos[1:]] = value
+    return out
+
+
+(test_forward, test_gradcheck, test_gradgradcheck, test_array_and_tensor_paths_agree,
+ test_rule_reads_only_its_namespace) = table_tests(CASES)
+
+
+def test_amax_ties_share_the_gradient_like_pytorch():
+    a, s = (nerve.tensor(x, requires_grad=True) for x in _ties(None))
+    nerve.scatter_reduce(a, 0, nerve.tensor(IDX), s, "amax").sum().backward()
+    # src[i, j] goes to (IDX[i, j], j): (0, 1) gets s[1, 1] = 2.0 against a[0, 1] = 2.0, a tie: 1/2 each
+    assert a.grad.numpy()[0, 1] == 0.5 and s.grad.numpy()[1, 1] == 0.5
+    # position (1, 0): a = 4.0 and s[0, 0] = 4.0 tie; position (3, 0) gets s[1, 0] = 2.0 against a = 2.0
+    assert a.grad.numpy()[1, 0] == 0.5 and s.grad.numpy()[0, 0] == 0.5
+    assert a.grad.numpy()[3, 0] == 0.5 and s.grad.numpy()[1, 0] == 0.5
+    assert s.grad.numpy()[0, 3] == 0.0  # src entries outside the index get nothing
+
+
+def test_integer_scatter_reduce_and_mean_floor():
+    a = nerve.tensor([[1, 2], [3, 4]])
+    out = nerve.scatter_reduce(a, 0, nerve.tensor([[1, 1]]), nerve.tensor([[4, 5]]), "mean")
+    np.testing.assert_array_equal(out.numpy(), [[1, 2], [3, 4]])  # (3 + 4) // 2 = 3, (4 + 5) // 2 = 4
+    out = nerve.scatter_reduce(a, 0, nerve.tensor([[0, 0]]), nerve.tensor([[7, -1]]), "amax", include_self=False)
+    np.testing.assert_array_equal(out.numpy(), [[7, -1], [3, 4]])
+
+
+def test_scatter_takes_src_or_value_not_both():
+    x = nerve.zeros(2, 2)
+    with pytest.raises(TypeError, match="scatter: give exactly one of src and value"):
+        x.scatter(0, nerve.tensor([[0, 1]]))
+    with pytest.raises(TypeError, match="scatter: give exactly one"):
+        x.scatter(0, nerve.tensor([[0, 1]]), nerve.ones(1, 2), value=1.0)
+    with pytest.raises(ValueError, match="scatter_reduce: reduce must be one of"):
+        x.scatter_reduce(0, nerve.tensor([[0, 1]]), nerve.ones(1, 2), "max")
+
+
+def test_argsort_matches_sort_indices():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 4, (3, 5)).astype(float)
+    x = nerve.tensor(a)
+    np.testing.assert_array_equal(x.argsort().numpy(), np.argsort(a, axis=-1, kind="stable"))
+    np.testing.assert_array_equal(nerve.argsort(x, dim=0, descending=True).numpy(),
+                                  x.sort(dim=0, descending=True).indices.numpy())
+    assert x.argsort().dtype == np.int64
+
+
+def test_nonzero_and_as_tuple():
+    a = np.array([[0, 1, 0], [2, 0, 3]])
+    x = nerve.tensor(a)
+    np.testing.assert_array_equal(x.nonzero().numpy(), np.argwhere(a))
+    rows, cols = nerve.nonzero(x, as_tuple=True)
+    np.testing.assert_array_equal(rows.numpy(), [0, 1, 1])
+    np.testing.assert_array_equal(cols.numpy(), [1, 0, 2])
+    assert nerve.nonzero(nerve.tensor(5.0)).shape == (1, 0)
+    assert nerve.nonzero(nerve.zeros(3)).shape == (0, 1)
+
+
+def test_selection_errors():
+    with pytest.raises(TypeError, match="masked_select: mask must be boolean"):
+        nerve.ones(2).masked_select(nerve.tensor([1, 0]))
+    with pytest.raises(RuntimeError, match=r"masked_select: mask of shape \(3,\) and input of shape \(2,\)"):
+        nerve.ones(2).masked_select(nerve.tensor([True, False, True]))
+    with pytest.raises(RuntimeError, match=r"diag: expected a 1-D or 2-D tensor, got shape \(2, 2, 2\)"):
+        nerve.diag(nerve.ones(2, 2, 2))
+    with pytest.raises(RuntimeError, match="diagonal: dim1 0 and dim2 0 must be two different dims"):
+        nerve.ones(2, 2).diagonal(0, 0, 0)
