@@ -55,4 +55,4 @@ def is_floating_point(input: Tensor) -> _builtins.bool:
 
 from nerve.io import load, save  # noqa: E402,F401  (weights files: nerve.save / nerve.load)
 from nerve import data, functional, nn, optim, rules, train  # noqa: E402,F401  (nerve.nn.Linear, ... as in PyTorch)
-from nerve import accelerator, backends, cuda  # noqa: E402,F401  (torch.cuda look-alikes)
+from nerve import accelerator, backends, cuda, utils  # noqa: E402,F401  (torch.cuda / torch.utils.data look-alikes)

@@ -1,15 +1,46 @@
-"""``DataLoader``: batches of a dataset, shuffled by its own seeded generator, resumable mid-epoch."""
+"""``DataLoader``: batches of any dataset, in a sampler's order, in this process or in worker processes.
+
+It takes PyTorch's arguments. A nerve ``Dataset`` (one with ``get_batch``) is fetched a batch at a time (one
+fancy index per array: no per-sample Python loop); any other object with ``__getitem__`` and ``__len__`` is
+fetched sample by sample and combined by ``collate_fn``. An epoch's order is drawn when it starts, so
+``num_workers`` changes who fetches, never the order; ``state_dict`` resumes an epoch where it stopped.
+"""
 from __future__ import annotations
 
+import multiprocessing
 import numbers
+import queue
+import random
+import sys
+import traceback
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import numpy
 
 from nerve import backend
-from nerve.data.dataset import Dataset, to_tensors
+from nerve.data.dataset import default_collate, to_tensors
+from nerve.data.sampler import BatchSampler, RandomSampler, SequentialSampler
 
-__all__ = ["DataLoader"]
+__all__ = ["DataLoader", "get_worker_info", "WorkerInfo"]
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """What ``get_worker_info()`` returns inside a worker process."""
+
+    id: int
+    num_workers: int
+    seed: int
+    dataset: Any
+
+
+_worker_info: WorkerInfo | None = None
+
+
+def get_worker_info() -> WorkerInfo | None:
+    """In a loader's worker process its ``WorkerInfo``; None in the main process (as PyTorch)."""
+    return _worker_info
 
 
 def _apply_transform(transform: Callable, batch: Any) -> Any:
@@ -19,94 +50,216 @@ def _apply_transform(transform: Callable, batch: Any) -> Any:
     return transform(batch)
 
 
-class DataLoader:
-    """Iterate over a dataset in batches (tuples of Tensors for tuple samples).
+def _convert(sample: Any) -> Any:
+    """Arrays inside a sample become Tensors; numbers and strings stay (``batch_size=None``)."""
+    if isinstance(sample, (tuple, list)):
+        items = [_convert(s) for s in sample]
+        return type(sample)(*items) if hasattr(sample, "_fields") else type(sample)(items)
+    if isinstance(sample, dict):
+        return {k: _convert(v) for k, v in sample.items()}
+    if isinstance(sample, backend.ndarray):
+        return to_tensors(sample)
+    return sample
 
-    Each ``iter(loader)`` is one epoch. With ``shuffle`` the order is a permutation drawn from
-    ``generator`` (a NumPy Generator or an int seed; by default a child of nerve's seeded generator, made
-    when the loader is). ``transform`` is applied to each batch's inputs (field 0 of tuple batches) as an
-    array, before wrapping in Tensors. ``state_dict``/``load_state_dict`` resume an epoch exactly where it
-    stopped.
+
+class DataLoader:
+    """Iterate over a dataset in batches, with PyTorch's arguments.
+
+    ``shuffle`` draws a permutation per epoch from ``generator`` (a ``nerve.Generator``, NumPy Generator or int
+    seed; by default a child of nerve's seeded generator, made when the loader is); ``sampler`` or
+    ``batch_sampler`` set the order instead. ``num_workers`` > 0 fetches batches in that many processes, in
+    the same order as 0 workers. ``pin_memory`` is accepted and does nothing (there is no pinned memory).
+    ``transform`` (nerve's) is applied to each batch's inputs (field 0 of tuple batches).
     """
 
-    def __init__(self, dataset: Dataset, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
-                 collate_fn: Callable | None = None, transform: Callable | None = None,
-                 generator=None) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-            raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
+    def __init__(self, dataset, batch_size: int | None = 1, shuffle: bool | None = None, sampler=None,
+                 batch_sampler=None, num_workers: int = 0, collate_fn: Callable | None = None,
+                 pin_memory: bool = False, drop_last: bool = False, timeout: float = 0,
+                 worker_init_fn: Callable | None = None, multiprocessing_context=None, generator=None, *,
+                 prefetch_factor: int | None = None, persistent_workers: bool = False, pin_memory_device: str = "",
+                 transform: Callable | None = None) -> None:
+        if not (hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")):
+            raise TypeError(f"DataLoader: the dataset must define __getitem__ and __len__, got "
+                            f"{type(dataset).__name__}")
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral)
+                                       or batch_size < 1):
+            raise ValueError(f"DataLoader: batch_size must be a positive integer or None, got {batch_size!r}")
+        if isinstance(num_workers, bool) or not isinstance(num_workers, numbers.Integral) or num_workers < 0:
+            raise ValueError(f"DataLoader: num_workers option should be non-negative, got {num_workers!r}; "
+                             "use num_workers=0 to disable multiprocessing")
+        if timeout < 0:
+            raise ValueError(f"DataLoader: timeout option should be non-negative, got {timeout}")
+        if num_workers == 0 and prefetch_factor is not None:
+            raise ValueError("DataLoader: prefetch_factor option could only be specified with num_workers > 0")
+        if num_workers == 0 and persistent_workers:
+            raise ValueError("DataLoader: persistent_workers option needs num_workers > 0")
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: sampler option is mutually exclusive with shuffle")
+        if batch_sampler is not None and (batch_size != 1 or shuffle or sampler is not None or drop_last):
+            raise ValueError("DataLoader: batch_sampler option is mutually exclusive with batch_size, shuffle, "
+                             "sampler, and drop_last")
+        if batch_size is None and drop_last:
+            raise ValueError("DataLoader: batch_size=None option disables auto-batching and is mutually "
+                             "exclusive with drop_last")
         n = len(dataset)
         if n == 0:
             raise ValueError("DataLoader: the dataset is empty (0 samples)")
-        if drop_last and n < batch_size:
+        if drop_last and batch_size is not None and n < batch_size and sampler is None:
             raise ValueError(f"DataLoader: drop_last=True with batch_size {batch_size} larger than the "
                              f"dataset ({n} samples) would give no batches")
         self.dataset = dataset
-        self.batch_size = int(batch_size)
+        self.batch_size = None if batch_size is None or batch_sampler is not None else int(batch_size)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         self.collate_fn = collate_fn
         self.transform = transform
+        self.num_workers = int(num_workers)
+        self.pin_memory = bool(pin_memory)
+        self.timeout = timeout
+        self.worker_init_fn = worker_init_fn
+        self.multiprocessing_context = multiprocessing_context
+        self.prefetch_factor = 2 if prefetch_factor is None and num_workers else prefetch_factor
+        self.persistent_workers = bool(persistent_workers)
         if isinstance(generator, numbers.Integral):
             generator = numpy.random.default_rng(int(generator))
         elif generator is None:
             generator = backend.default_generator().spawn(1)[0]
         self.generator = generator
+        if sampler is None and batch_sampler is None:
+            sampler = RandomSampler(dataset, generator=generator) if self.shuffle else SequentialSampler(dataset)
+        self.sampler = sampler
+        self.batch_sampler = batch_sampler
+        if batch_sampler is None and batch_size is not None:
+            self.batch_sampler = BatchSampler(sampler, int(batch_size), self.drop_last)
+        self._auto_batch = batch_sampler is None and batch_size is not None
+        # NOTE: nerve's own datasets are fetched a batch at a time (a slice when the order is sequential).
+        self._batched = collate_fn is None and hasattr(dataset, "get_batch") and self.batch_size is not None
+        # worker seeds come from a stream of their own, so workers do not change the shared generator's draws
+        self._worker_seeds = backend.default_generator().spawn(1)[0] if num_workers else None
         self._epoch_start_state = None
         self._batches_yielded = 0
         self._resume_at = 0
 
     def __len__(self) -> int:
-        n = len(self.dataset)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        if self.batch_sampler is not None:
+            return len(self.batch_sampler)
+        return len(self.sampler)
 
+    # --- fetching ---------------------------------------------------------------------------
     def _fetch(self, indices) -> Any:
-        if self.collate_fn is None:
+        if self.batch_size is None and self.batch_sampler is None:
+            sample = self.dataset[indices]
+            return self.collate_fn(sample) if self.collate_fn is not None else _convert(sample)
+        if self._batched:
             batch = self.dataset.get_batch(indices)
             if self.transform is not None:
                 batch = _apply_transform(self.transform, batch)
             return to_tensors(batch)
         if isinstance(indices, slice):
             indices = range(*indices.indices(len(self.dataset)))
-        batch = self.collate_fn([self.dataset[int(i)] for i in indices])
+        batch = (self.collate_fn or default_collate)([self.dataset[int(i)] for i in indices])
         if self.transform is not None:
             batch = _apply_transform(self.transform, batch)
         return batch
 
+    def _rng(self):
+        """The generator whose state fixes an epoch's order (None for a deterministic order)."""
+        source = self.batch_sampler.sampler if isinstance(self.batch_sampler, BatchSampler) else self.sampler
+        rng = getattr(source, "generator", None)
+        return rng if isinstance(rng, numpy.random.Generator) else None
+
+    def _order(self) -> list:
+        """This epoch's batches of indices (slices for a sequential pass over a nerve Dataset)."""
+        if not self._auto_batch:
+            if self.batch_sampler is None:
+                return list(self.sampler)
+            return [numpy.asarray(b, dtype=numpy.int64) for b in self.batch_sampler]
+        bs, n = self.batch_size, len(self.sampler)
+        if isinstance(self.sampler, SequentialSampler) and self.sampler.data_source is self.dataset:
+            # NOTE: without shuffling a slice gives views of array-backed data (no copy).
+            return [slice(lo, min(lo + bs, n)) for lo in range(0, len(self) * bs, bs)]
+        order = numpy.fromiter(self.sampler, dtype=numpy.int64, count=n) if hasattr(self.sampler, "__len__") \
+            else numpy.asarray(list(self.sampler), dtype=numpy.int64)
+        return [order[lo:lo + bs] for lo in range(0, len(self) * bs, bs)]
+
     def __iter__(self) -> Iterator[Any]:
-        n = len(self.dataset)
-        num_batches = len(self)
         start = self._resume_at
         self._resume_at = 0
-        if self.shuffle:
-            self._epoch_start_state = self.generator.bit_generator.state
-            order = self.generator.permutation(n)
-        else:
-            self._epoch_start_state = None
-            order = None
+        rng = self._rng()
+        self._epoch_start_state = rng.bit_generator.state if rng is not None else None
+        batches = self._order()
         self._batches_yielded = start
-        return self._epoch(order, start, num_batches, n)
+        if self.num_workers:
+            return self._epoch_workers(batches, start)
+        return self._epoch(batches, start)
 
-    def _epoch(self, order, start: int, num_batches: int, n: int) -> Iterator[Any]:
-        bs = self.batch_size
-        for b in range(start, num_batches):
-            lo, hi = b * bs, min((b + 1) * bs, n)
-            # NOTE: without shuffling a slice gives views of array-backed data (no copy).
-            indices = order[lo:hi] if order is not None else slice(lo, hi)
-            batch = self._fetch(indices)
+    def _epoch(self, batches: list, start: int) -> Iterator[Any]:
+        for b in range(start, len(batches)):
+            batch = self._fetch(batches[b])
             # counted before the yield: a checkpoint taken after using this batch resumes at the next one
             self._batches_yielded = b + 1
             yield batch
 
+    def _epoch_workers(self, batches: list, start: int) -> Iterator[Any]:
+        """Batch b goes to worker b % num_workers; results are yielded in order, a few batches ahead."""
+        method = self.multiprocessing_context or ("fork" if sys.platform.startswith("linux") else "spawn")
+        context = multiprocessing.get_context(method) if isinstance(method, str) else method
+        base_seed = int(self._worker_seeds.integers(1 << 62))
+        results = context.Queue()
+        tasks = [context.Queue() for _ in range(self.num_workers)]
+        workers = [context.Process(target=_worker_loop, daemon=True,
+                                   args=(self, tasks[w], results, w, base_seed + w)) for w in range(self.num_workers)]
+        for w in workers:
+            w.start()
+        ahead = self.prefetch_factor * self.num_workers
+        sent, done = start, {}
+        try:
+            for b in range(start, len(batches)):
+                while sent < len(batches) and sent < b + ahead:
+                    tasks[sent % self.num_workers].put((sent, batches[sent]))
+                    sent += 1
+                while b not in done:
+                    index, batch, error = self._receive(results, workers)
+                    done[index] = batch, error
+                batch, error = done.pop(b)
+                if error is not None:   # raised in the batches' order, whichever worker failed first
+                    raise RuntimeError(f"DataLoader worker {b % self.num_workers} failed on batch {b}:\n{error}")
+                self._batches_yielded = b + 1
+                yield batch
+        finally:
+            for t in tasks:
+                t.put(None)
+            for w in workers:
+                w.join(timeout=5)
+                if w.is_alive():
+                    w.terminate()
+
+    def _receive(self, results, workers) -> tuple:
+        waited = 0.0
+        while True:
+            try:
+                return results.get(timeout=1.0)
+            except queue.Empty:
+                waited += 1.0
+                dead = [w for w in workers if not w.is_alive()]
+                if dead:
+                    raise RuntimeError(f"DataLoader worker (pid {dead[0].pid}) exited unexpectedly with code "
+                                       f"{dead[0].exitcode}") from None
+                if self.timeout and waited >= self.timeout:
+                    raise RuntimeError(f"DataLoader timed out after {self.timeout} s waiting for a batch") from None
+
+    # --- resuming ---------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        """Plain-Python state: the generator at the start of the current epoch and the batches used.
+        """Plain-Python state: the order's generator at the start of the current epoch and the batches used.
 
         Between epochs (or after the last batch) it holds the generator's current state and 0 batches.
         """
         in_epoch = 0 < self._batches_yielded < len(self)
-        if in_epoch and self.shuffle:
+        rng = self._rng()
+        if in_epoch and rng is not None:
             state = self._epoch_start_state
         else:
-            state = self.generator.bit_generator.state if self.shuffle else None
+            state = rng.bit_generator.state if rng is not None else None
         return {"num_samples": len(self.dataset), "batch_size": self.batch_size, "shuffle": self.shuffle,
                 "generator": state, "batches_yielded": self._batches_yielded if in_epoch else 0}
 
@@ -117,8 +270,9 @@ class DataLoader:
             if state[key] != mine:
                 raise ValueError(f"DataLoader.load_state_dict: the state was saved with {key}={state[key]}, "
                                  f"this loader has {key}={mine}")
-        if self.shuffle:
-            self.generator.bit_generator.state = state["generator"]
+        rng = self._rng()
+        if rng is not None and state["generator"] is not None:
+            rng.bit_generator.state = state["generator"]
         self._resume_at = int(state["batches_yielded"])
         self._batches_yielded = self._resume_at
         self._epoch_start_state = state["generator"]
@@ -127,4 +281,24 @@ class DataLoader:
         return (f"DataLoader({type(self.dataset).__name__} of {len(self.dataset)} samples, "
                 f"batch_size={self.batch_size}, shuffle={self.shuffle}, drop_last={self.drop_last}, "
                 f"batches={len(self)})")
+
+
+def _worker_loop(loader: DataLoader, tasks, results, worker_id: int, seed: int) -> None:
+    """A worker process: seed every generator from ``seed``, run ``worker_init_fn``, fetch batches until None."""
+    global _worker_info
+    _worker_info = WorkerInfo(worker_id, loader.num_workers, seed, loader.dataset)
+    backend.manual_seed(seed)
+    numpy.random.seed(seed % (1 << 32))
+    random.seed(seed)
+    if loader.worker_init_fn is not None:
+        loader.worker_init_fn(worker_id)
+    while True:
+        task = tasks.get()
+        if task is None:
+            return
+        index, indices = task
+        try:
+            results.put((index, loader._fetch(indices), None))
+        except Exception:  # noqa: BLE001 - the main process re-raises it with the worker's traceback
+            results.put((index, None, traceback.format_exc()))
 

@@ -15,8 +15,8 @@ import numpy
 from nerve import backend
 from nerve.tensor import Tensor
 
-__all__ = ["Dataset", "TensorDataset", "Subset", "random_split", "collate_arrays", "default_collate",
-           "to_tensors"]
+__all__ = ["Dataset", "TensorDataset", "Subset", "ConcatDataset", "random_split", "collate_arrays",
+           "default_collate", "to_tensors"]
 
 
 def _stack(name: str, items: list) -> Any:
@@ -42,7 +42,8 @@ def _stack(name: str, items: list) -> Any:
 def collate_arrays(samples: Sequence[Any], _name: str = "the batch") -> Any:
     """Combine a list of samples into one batch of arrays with the same structure as a sample.
 
-    Tuples/lists give tuples, dicts give dicts (per key), arrays/Tensors are stacked, ints become int64,
+    Tuples/lists give tuples (named tuples keep their type), dicts give dicts (per key), arrays/Tensors are
+    stacked, ints become int64,
     floats the default dtype, bools bool; strings stay a list.
     """
     if len(samples) == 0:
@@ -52,7 +53,8 @@ def collate_arrays(samples: Sequence[Any], _name: str = "the batch") -> Any:
         lengths = {len(s) for s in samples}
         if len(lengths) > 1:
             raise ValueError(f"collate: samples have different numbers of fields: {sorted(lengths)}")
-        return tuple(collate_arrays([s[i] for s in samples], f"field {i}") for i in range(len(first)))
+        fields = [collate_arrays([s[i] for s in samples], f"field {i}") for i in range(len(first))]
+        return type(first)(*fields) if hasattr(first, "_fields") else tuple(fields)
     if isinstance(first, dict):
         keys = list(first)
         for s in samples:
@@ -72,7 +74,8 @@ def to_tensors(batch: Any) -> Any:
     if isinstance(batch, Tensor) or isinstance(batch, str):
         return batch
     if isinstance(batch, (tuple, list)):
-        return type(batch)(to_tensors(b) for b in batch)
+        items = [to_tensors(b) for b in batch]
+        return type(batch)(*items) if hasattr(batch, "_fields") else type(batch)(items)
     if isinstance(batch, dict):
         return {k: to_tensors(v) for k, v in batch.items()}
     if isinstance(batch, backend.ndarray) or hasattr(batch, "__cuda_array_interface__"):
@@ -102,6 +105,9 @@ class Dataset:
         if isinstance(indices, slice):
             indices = range(*indices.indices(len(self)))
         return collate_arrays([self[int(i)] for i in indices])
+
+    def __add__(self, other: "Dataset") -> "ConcatDataset":
+        return ConcatDataset([self, other])
 
 
 def _raw(data: Any):
@@ -172,7 +178,44 @@ class Subset(Dataset):
         return self.dataset[int(self.indices[index])]
 
     def get_batch(self, indices) -> Any:
-        return self.dataset.get_batch(self.indices[indices])
+        if hasattr(self.dataset, "get_batch"):
+            return self.dataset.get_batch(self.indices[indices])
+        return collate_arrays([self.dataset[int(i)] for i in self.indices[indices]])
+
+
+class ConcatDataset(Dataset):
+    """The samples of several datasets one after another (PyTorch's ``ConcatDataset``; also ``a + b``)."""
+
+    def __init__(self, datasets) -> None:
+        self.datasets = list(datasets)
+        if not self.datasets:
+            raise ValueError("ConcatDataset: datasets should not be an empty iterable")
+        self.cumulative_sizes = numpy.cumsum([len(d) for d in self.datasets]).tolist()
+
+    def __len__(self) -> int:
+        return int(self.cumulative_sizes[-1])
+
+    def _locate(self, index: int) -> tuple:
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"ConcatDataset: index {index} is out of range for {n} samples")
+        index %= n
+        part = int(numpy.searchsorted(self.cumulative_sizes, index, side="right"))
+        return part, index - (self.cumulative_sizes[part - 1] if part else 0)
+
+    def __getitem__(self, index: int) -> Any:
+        part, local = self._locate(int(index))
+        return self.datasets[part][local]
+
+    def get_batch(self, indices) -> Any:
+        """One part's own batched fetch when every index falls in that part; else sample by sample."""
+        if isinstance(indices, slice):
+            indices = numpy.arange(*indices.indices(len(self)))
+        places = [self._locate(int(i)) for i in indices]
+        parts = {p for p, _ in places}
+        if len(parts) == 1 and hasattr(self.datasets[places[0][0]], "get_batch"):
+            return self.datasets[places[0][0]].get_batch(numpy.asarray([i for _, i in places], dtype=numpy.int64))
+        return collate_arrays([self.datasets[p][i] for p, i in places])
 
 
 def _split_lengths(n: int, lengths: Sequence[float]) -> list:

@@ -87,7 +87,7 @@ def test_dict_samples_and_custom_collate():
 def test_loader_errors():
     with pytest.raises(ValueError, match="dataset is empty"):
         DataLoader(TensorDataset(np.zeros((0, 3))))
-    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="batch_size must be a positive integer or None, got 0"):
         DataLoader(_data(), batch_size=0)
     with pytest.raises(ValueError, match="no batches"):
         DataLoader(_data(), batch_size=20, drop_last=True)
