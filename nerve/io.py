@@ -33,26 +33,40 @@ _DTYPES = {
 _CODES = {np.dtype(v): k for k, v in _DTYPES.items()}
 _TREE_KEY = "nerve.tree"
 _CRC_KEY = "nerve.data_crc32"
+_HEADER_CRC_KEY = "nerve.header_crc32"
 
 
 class CorruptFileError(ValueError):
     """A weights or checkpoint file that is truncated, corrupt or not a safetensors file."""
 
 
+def _file_mode(path: str) -> int:
+    """The permissions a new file at ``path`` gets: the old file's, else 0o666 less the umask (as ``open`` gives)."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None]) -> None:
     """Write a file through ``write(binary_file)`` into a temporary file beside ``path``, fsync, then rename.
 
-    A crash at any point leaves either the old file or the new one at ``path``, never a partial one.
+    A crash at any point leaves either the old file or the new one at ``path``, never a partial one. The file
+    gets the permissions ``open`` would give it (not the temporary file's private 0600).
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
+    mode = _file_mode(path)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -130,6 +144,15 @@ def _unflatten(node, tensors: dict, path: str):
     return node
 
 
+def _header_crc(header: Mapping[str, Any]) -> str:
+    """A checksum of the tensors' entries (dtype, shape, offsets) and the metadata but its own key: an edit of
+    the header (say F32 to I32) changes it although the data bytes stay the same."""
+    meta = {k: v for k, v in (header.get("__metadata__") or {}).items() if k != _HEADER_CRC_KEY}
+    entries = {k: v for k, v in header.items() if k != "__metadata__"}
+    canon = json.dumps({"m": meta, "t": entries}, sort_keys=True, separators=(",", ":"))
+    return str(zlib.crc32(canon.encode("utf-8")))
+
+
 # --- writing -----------------------------------------------------------------------------------------
 def save(obj: Any, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None) -> None:
     """Save a (nested) dict of tensors, arrays and JSON-able values, or a model's weights, to a safetensors file.
@@ -164,6 +187,7 @@ def save(obj: Any, path: str | os.PathLike, metadata: Mapping[str, Any] | None =
         offset += blob.size
     meta[_CRC_KEY] = str(crc)
     header = {"__metadata__": meta, **{name: header[name] for name in tensors}}
+    meta[_HEADER_CRC_KEY] = _header_crc(header)
     raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
     raw += b" " * (-len(raw) % 8)
 
@@ -221,6 +245,10 @@ def load(path: str | os.PathLike) -> Any:
         size = os.fstat(f.fileno()).st_size
         header, _ = _read_header(path, f, size)
         data = f.read()
+    if _HEADER_CRC_KEY in (header.get("__metadata__") or {}) and \
+            header["__metadata__"][_HEADER_CRC_KEY] != _header_crc(header):
+        raise CorruptFileError(f"{path}: the header's checksum does not match the one saved (a tensor's dtype, "
+                               "shape or offsets, or the metadata, were edited)")
     meta = header.pop("__metadata__", {}) or {}
     tensors = {}
     end = 0

@@ -25,15 +25,19 @@ def run(args, capsys):
     return code, out.out, out.err
 
 
-def test_default_train_reaches_97_percent_on_digits(tmp_path, capsys):
+def test_default_train_learns_digits_with_early_stopping(tmp_path, capsys):
     code, out, _ = run(["train", "--out", str(tmp_path / "run"), "--verbose", "0"], capsys)
     assert code == 0
     accuracy = float(re.search(r"test loss \S+\s+accuracy (\S+)", out).group(1))
-    assert accuracy >= 0.97, out
+    # NOTE: early stopping on the 144-sample val_loss (the default) keeps epoch 7 at seed 0: 96.7%, against
+    # 97.5% after all 30 epochs (--patience 0); over seeds 0-4 the means are 97.6% and 97.8%.
+    assert accuracy >= 0.96, out
+    assert "early stopping on val_loss (patience 5" in out and "keeps the weights of epoch" in out
     for name in ("config.json", "model.safetensors", "checkpoint.safetensors", "history.csv"):
         assert (tmp_path / "run" / name).exists(), name
     lines = (tmp_path / "run" / "history.csv").read_text().splitlines()
-    assert len(lines) == 31 and "val_accuracy" in lines[0]
+    best = int(re.search(r"weights of epoch (\d+)", out).group(1))
+    assert best + 5 == len(lines) - 1 < 31 and "val_accuracy" in lines[0]
     png = (tmp_path / "run" / "curve.png").read_bytes()  # matplotlib is a test dependency
     assert png.startswith(b"\x89PNG") and len(png) > 5000
 
@@ -110,7 +114,7 @@ def test_config_file_sets_options(tmp_path, capsys):
     (tmp_path / "c.toml").write_text('[train]\nhidden = [16]\nepochs = 2\nlr = 0.01\n')
     code, out, _ = run(["train", "--config", str(tmp_path / "c.toml"), "--out", str(tmp_path / "r"),
                         "--verbose", "0"], capsys)
-    assert code == 0 and "'hidden': [16]" in out
+    assert code == 0 and "hidden=16," in out  # the one-line model summary
     (tmp_path / "bad.toml").write_text("epochz = 2\n")
     code, _, err = run(["train", "--config", str(tmp_path / "bad.toml")], capsys)
     assert code == 2 and "unknown keys ['epochz']" in err
@@ -143,7 +147,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path):
 def test_cnn_on_digits_images(tmp_path, capsys):
     code, out, _ = run(["train", "--model", "cnn", "--epochs", "2", "--out", str(tmp_path / "c"), "--verbose", "0"],
                        capsys)
-    assert code == 0 and "'image_size': 8" in out
+    assert code == 0 and "image_size=8" in out
     assert float(re.search(r"accuracy (\S+)", out.splitlines()[-2]).group(1)) > 0.8
     code, _, err = run(["train", "--model", "lenet"], capsys)
     assert code == 2 and "28x28" in err

@@ -1,13 +1,14 @@
-"""What the ``nerve`` sub-commands share: options and their defaults, data, models, run directories."""
+"""What the ``nerve`` sub-commands share: options, their types, bounds and defaults, the config file, run
+directories, number formatting and the one-line model summary."""
 from __future__ import annotations
 
-import csv
+import hashlib
 import json
+import math
 import os
+import shutil
 import time
 from pathlib import Path
-
-import numpy as np
 
 
 DEFAULTS = {
@@ -15,215 +16,218 @@ DEFAULTS = {
     "optimizer": "adam", "lr": 1e-3, "epochs": 30, "batch_size": 32, "dropout": 0.0,
     "weight_decay": 0.0, "seed": 0, "out": None, "verbose": 1, "iters": 2000, "block_size": 64,
     "eval_iters": 200, "rule": "backprop", "adversarial": None, "eps": 0.1, "adv_steps": 10,
+    "patience": 5, "no_header": False,
 }
 
+#: each option's type: what a TOML value must be (a bool is not an int here)
+TYPES = {
+    "data": str, "target": str, "model": str, "hidden": str, "activation": str, "optimizer": str, "lr": float,
+    "epochs": int, "batch_size": int, "dropout": float, "weight_decay": float, "seed": int, "out": str,
+    "verbose": int, "iters": int, "block_size": int, "eval_iters": int, "rule": str, "adversarial": str,
+    "eps": float, "adv_steps": int, "patience": int, "no_header": bool,
+}
+
+#: options --resume may change (the rest fix the model, its data or the optimiser's state)
+RESUME_SAFE = ("epochs", "iters", "verbose", "eval_iters")
 
 RULES = ("backprop", "fa", "sign", "dfa")
-
-
 LM_MODELS = ("char-lstm", "char-gru", "gpt")
+IMAGE_MODELS = ("cnn", "lenet")
 #: the tutorial recipes' own defaults where the user gives none (snnTorch tutorial 5: Adam 5e-4, batch 128, 1 epoch)
 MODEL_DEFAULTS = {"snn": {"lr": 5e-4, "batch_size": 128, "epochs": 1}}
-
-
 TOY = ("moons", "circles", "spirals", "xor")
 
 
-
 class CLIError(Exception):
-    """A problem with the command's input, printed without a traceback."""
+    """A problem with the command's input, printed as one line without a traceback (exit status 2)."""
 
 
-
-def _split(X, y, seed: int, classification: bool):
-    from sklearn.model_selection import train_test_split
-    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, random_state=seed,
-                                          stratify=y if classification else None)
-    return Xtr, ytr, Xte, yte
+def flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
 
 
-
-def read_csv(path: str, target: str | None):
-    """Numeric feature columns and (if ``target`` is given) the target column of a CSV file with a header."""
-    if not os.path.exists(path):
-        raise CLIError(f"csv: no file {path!r}")
-    with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows:
-        raise CLIError(f"csv: {path} is empty")
-    header, body = rows[0], rows[1:]
-    if not body:
-        raise CLIError(f"csv: {path} has a header but no rows")
-    if target is not None and target not in header:
-        raise CLIError(f"csv: target column {target!r} is not in {path}; its columns are {header}")
-    features = [c for c in header if c != target]
-    X = np.empty((len(body), len(features)), dtype=np.float32)
-    for r, row in enumerate(body):
-        if len(row) != len(header):
-            raise CLIError(f"csv: {path} line {r + 2} has {len(row)} fields, the header has {len(header)}")
-        values = dict(zip(header, row))
-        for c, name in enumerate(features):
-            try:
-                X[r, c] = float(values[name])
-            except ValueError:
-                raise CLIError(f"csv: {path} line {r + 2}, column {name!r}: {values[name]!r} is not a number "
-                               "(encode categorical features first, e.g. with scikit-learn's OneHotEncoder)")
-    bad = ~np.isfinite(X)
-    if bad.any():
-        r, c = np.argwhere(bad)[0]
-        raise CLIError(f"csv: {path} line {r + 2}, column {features[c]!r} is NaN or infinite "
-                       f"({int(bad.sum())} such values); impute them first (scikit-learn's SimpleImputer)")
-    y = None if target is None else np.array([dict(zip(header, row))[target] for row in body])
-    return X, y, features
+def fmt(value: float) -> str:
+    """A metric or loss for people: 4 significant digits (0.9756, 2.97e+10), the same everywhere."""
+    return f"{value:.4g}"
 
 
+def check_types(values: dict, where: str) -> dict:
+    """``values`` with ints widened to float where a float is expected; a wrong type is a CLIError naming the key."""
+    names = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}
+    out = {}
+    for key, value in values.items():
+        want = TYPES[key]
+        if value is None:
+            out[key] = value
+            continue
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+            raise CLIError(f"{where}: {key} must be {names[want]}, got {value!r}")
+        out[key] = value
+    return out
 
-def _csv_target(y: np.ndarray):
-    """Class indices for a categorical target, else float values (regression)."""
+
+def hidden_widths(hidden) -> list[int]:
     try:
-        values = y.astype(np.float64)
+        widths = [int(h) for h in str(hidden).split(",") if h.strip()]
     except ValueError:
-        classes, idx = np.unique(y, return_inverse=True)
-        return idx.astype(np.int64), [str(c) for c in classes]
-    if np.all(values == np.round(values)) and len(np.unique(values)) <= 20:
-        classes, idx = np.unique(values, return_inverse=True)
-        return idx.astype(np.int64), [str(int(c)) for c in classes]
-    return values.astype(np.float32).reshape(-1, 1), None
+        widths = []
+    if not widths or min(widths) < 1:
+        raise CLIError(f"--hidden takes comma-separated layer widths of at least 1, like 128,64; got {hidden!r}")
+    return widths
 
 
-
-def load_data(cfg: dict):
-    """Train/test arrays for ``cfg['data']`` and what they are: (Xtr, ytr, Xte, yte, classes)."""
-    from nerve.data import datasets
-    name, seed = cfg["data"], cfg["seed"]
-    if name == "digits":
-        X, y = datasets.load_digits()
-        return (*_split(X, y, seed, True), [str(i) for i in range(10)])
-    if name in ("mnist", "fashion-mnist"):
-        load = datasets.load_mnist if name == "mnist" else datasets.load_fashion_mnist
-        Xtr, ytr = load(train=True, flatten=True)
-        Xte, yte = load(train=False, flatten=True)
-        return Xtr, ytr, Xte, yte, [str(i) for i in range(10)]
-    if name in TOY:
-        X, y = getattr(datasets, f"make_{name}")(n_samples=2000, generator=seed)
-        return (*_split(X, y, seed, True), [str(c) for c in np.unique(y)])
-    if name.startswith("csv:"):
-        if not cfg.get("target"):
-            raise CLIError("--data csv:PATH needs --target COLUMN")
-        X, y, _ = read_csv(name[4:], cfg["target"])
-        y, classes = _csv_target(y)
-        return (*_split(X, y, seed, classes is not None), classes)
-    raise CLIError(f"unknown --data {name!r}: choose digits, mnist, fashion-mnist, {', '.join(TOY)} or csv:PATH")
+def validate(cfg: dict) -> None:
+    """Check every option's bounds before any work (data loading, a run directory)."""
+    for key, least in (("epochs", 1), ("batch_size", 1), ("iters", 1), ("block_size", 1), ("eval_iters", 1),
+                       ("adv_steps", 1), ("patience", 0)):
+        if cfg[key] < least:
+            raise CLIError(f"{flag(key)} must be at least {least}, got {cfg[key]}")
+    for key in ("lr", "weight_decay", "eps", "dropout"):
+        if not math.isfinite(cfg[key]) or cfg[key] < 0 or (key == "lr" and cfg[key] == 0):
+            raise CLIError(f"{flag(key)} must be a finite number {'> 0' if key == 'lr' else '>= 0'}, got {cfg[key]}")
+    if cfg["dropout"] >= 1:
+        raise CLIError(f"--dropout must be below 1, got {cfg['dropout']}")
+    if cfg["verbose"] not in (0, 1, 2):
+        raise CLIError(f"--verbose must be 0, 1 or 2, got {cfg['verbose']}")
+    if cfg["rule"] not in RULES:
+        raise CLIError(f"unknown --rule {cfg['rule']!r}: choose from {list(RULES)}")
+    if cfg["model"] not in LM_MODELS + ("gan",):
+        hidden_widths(cfg["hidden"])
 
 
-IMAGE_MODELS = ("cnn", "lenet")
-
-
-
-def build_model(cfg: dict, n_features: int, n_outputs: int):
-    """The network ``--model`` names, for inputs of ``n_features`` values (square images for CNNs)."""
-    from nerve.models import MLP, LeNet5, SmallCNN
-    if cfg["model"] in IMAGE_MODELS:
-        side = int(round(n_features ** 0.5))
-        if side * side != n_features:
-            raise CLIError(f"--model {cfg['model']} needs square images; --data {cfg['data']} has "
-                           f"{n_features} features per sample")
-        if cfg["model"] == "lenet":
-            if side != 28:
-                raise CLIError(f"--model lenet takes 28x28 images (mnist, fashion-mnist), not {side}x{side}")
-            return LeNet5(1, n_outputs)
-        return SmallCNN(1, n_outputs, image_size=side)
-    if cfg["model"] == "snn":  # snnTorch tutorial 5: 784-1000-10 Leaky, beta 0.95, 25 steps
-        from nerve.models.snn import SpikingMLP
-        hidden = str(cfg["hidden"])
-        num_hidden = 1000 if hidden == DEFAULTS["hidden"] else int(hidden.split(",")[0])
-        return SpikingMLP(n_features, num_hidden, n_outputs, beta=0.95, num_steps=25)
-    if cfg["model"] != "mlp":
-        raise CLIError(f"unknown --model {cfg['model']!r}: choose mlp, cnn, lenet, snn, gan, char-lstm, char-gru "
-                       "or gpt")
+def load_toml(path: str) -> dict:
+    """The options of a TOML file (its ``[train]`` table, or the top level), type-checked."""
     try:
-        hidden = [int(h) for h in str(cfg["hidden"]).split(",") if h.strip()]
-    except ValueError:
-        raise CLIError(f"--hidden takes comma-separated layer widths like 128,64, got {cfg['hidden']!r}")
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
     try:
-        return MLP(n_features, hidden, n_outputs, activation=cfg["activation"], dropout=cfg["dropout"])
-    except ValueError as exc:
-        raise CLIError(str(exc))
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise CLIError(f"--config: no file {path!r}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CLIError(f"--config {path}: cannot read it ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise CLIError(f"--config {path} is not valid TOML: {exc}") from None
+    table = data.get("train", data)
+    if not isinstance(table, dict):
+        raise CLIError(f"--config {path}: [train] must be a table of options")
+    data = {k.replace("-", "_"): v for k, v in table.items()}
+    unknown = set(data) - set(DEFAULTS)
+    if unknown:
+        raise CLIError(f"--config {path}: unknown keys {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    if "hidden" in data and isinstance(data["hidden"], list):
+        if not all(isinstance(h, int) and not isinstance(h, bool) for h in data["hidden"]):
+            raise CLIError(f"--config {path}: hidden must be a list of whole numbers, got {data['hidden']!r}")
+        data["hidden"] = ",".join(str(h) for h in data["hidden"])
+    return check_types(data, f"--config {path}")
 
 
-
-def build_optimizer(cfg: dict, model):
-    from nerve import optim
-    choices = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW, "rmsprop": optim.RMSprop,
-               "adagrad": optim.Adagrad}
-    if cfg["optimizer"] not in choices:
-        raise CLIError(f"unknown --optimizer {cfg['optimizer']!r}: choose from {sorted(choices)}")
-    kwargs = {"lr": cfg["lr"], "weight_decay": cfg["weight_decay"]}
-    if cfg["optimizer"] == "sgd":
-        kwargs["momentum"] = 0.9
-    return choices[cfg["optimizer"]](model.parameters(), **kwargs)
-
-
-
-class Prepared:
-    """Data scaled with the training set's statistics, plus the model, loss and metrics for it."""
-
-    def __init__(self, cfg: dict) -> None:
-        import nerve
-        from nerve import nn
-        nerve.manual_seed(cfg["seed"])
-        Xtr, ytr, Xte, yte, classes = load_data(cfg)
-        self.image = cfg["model"] in IMAGE_MODELS
-        # NOTE: images are scaled by one mean and std (as torchvision's Normalize does); tabular data per
-        # feature, where a feature constant in training (digits' blank border pixels) is left unscaled.
-        axis = None if self.image else 0
-        self.mean = np.atleast_1d(Xtr.mean(axis=axis)).astype(np.float32)
-        std = np.atleast_1d(Xtr.std(axis=axis))
-        self.std = np.where(std > 1e-6, std, 1.0).astype(np.float32)
-        if cfg["model"] == "snn":  # the tutorial feeds pixels in [0, 1] as the input current
-            self.mean, self.std = np.zeros(1, np.float32), np.ones(1, np.float32)
-        self.n_features = Xtr.shape[1]
-        self.Xtr, self.ytr = self.scale(Xtr), ytr
-        self.Xte, self.yte = self.scale(Xte), yte
-        self.classes = classes
-        n_out = len(classes) if classes is not None else ytr.shape[1]
-        self.model = build_model(cfg, self.n_features, n_out)
-        self.loss = nn.CrossEntropyLoss() if classes is not None else nn.MSELoss()
-        self.metrics = ["accuracy"] if classes is not None else ["mae", "r2"]
-        if cfg["model"] == "snn":
-            from nerve.snn import functional as SF
-            if classes is None:
-                raise CLIError("--model snn classifies; the data has a continuous target")
-            self.loss, self.metrics = SF.ce_membrane_loss(), [SF.SpikeAccuracy()]
-
-    def scale(self, X: np.ndarray) -> np.ndarray:
-        """Standardise with the training statistics; images become (N, 1, side, side)."""
-        X = ((X - self.mean) / self.std).astype(np.float32)
-        if self.image:
-            side = int(round(X.shape[1] ** 0.5))
-            X = X.reshape(len(X), 1, side, side)
-        return X
+def read_json(path: Path, what: str) -> dict:
+    """A JSON object from a run directory, or a CLIError saying the file is missing or damaged."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CLIError(f"{path}: no such file; is {Path(path).parent} a run directory of 'nerve train'?") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CLIError(f"{path} is damaged (not valid JSON: {exc}); {what}") from None
+    if not isinstance(value, dict):
+        raise CLIError(f"{path} is damaged (not a JSON object); {what}")
+    return value
 
 
+def run_config(run: Path) -> dict:
+    """The options a run was trained with (its config.json), checked."""
+    cfg = read_json(run / "config.json", "retrain, or restore the file")
+    missing = sorted(set(DEFAULTS) - set(cfg) - {"patience", "no_header"})
+    if missing:
+        raise CLIError(f"{run / 'config.json'} lacks the options {missing}; is it a run directory of 'nerve train'?")
+    return {**DEFAULTS, **cfg}
 
-def save_weights(run: Path, prep: Prepared, cfg: dict) -> None:
-    import nerve
-    state = dict(prep.model.state_dict())
-    state["preprocess.mean"] = nerve.tensor(prep.mean)
-    state["preprocess.std"] = nerve.tensor(prep.std)
-    nerve.save(state, run / "model.safetensors",
-               metadata={"model_config": prep.model.get_config(), "classes": prep.classes, "cli": cfg})
 
+def file_digest(path: str) -> str:
+    """The SHA-256 of a data file, kept in config.json so --resume can tell the data changed."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run_dir_for(cfg: dict) -> Path:
+    if cfg["out"]:
+        return Path(cfg["out"])
+    stem = cfg["data"].split(":")[0] + "-" + cfg["model"] + time.strftime("-%Y%m%d-%H%M%S")
+    return Path("runs") / stem
+
+
+def data_file(cfg: dict) -> str | None:
+    """The file behind ``--data csv:PATH`` or ``text:PATH``, else None."""
+    kind, _, path = cfg["data"].partition(":")
+    return path if kind in ("csv", "text") and path else None
+
+
+def check_out(run: Path, overwrite: bool) -> bool:
+    """Refuse to train into an existing, non-empty directory unless ``--overwrite`` (and then only into a run's);
+    True when an old run will be replaced."""
+    if not run.exists():
+        return False
+    if not run.is_dir():
+        raise CLIError(f"--out {run} is a file, not a directory")
+    if not any(run.iterdir()):
+        return False
+    if not overwrite:
+        raise CLIError(f"--out {run} already holds a run; pass --overwrite to replace it, --resume {run} to "
+                       "continue it, or choose another --out")
+    if not (run / "config.json").exists():
+        raise CLIError(f"--out {run} is not empty and is not a run directory (no config.json); not overwriting it")
+    return True
+
+
+def make_run_dir(run: Path, cfg: dict, replace: bool) -> None:
+    """Create the run directory (first removing the old run ``--overwrite`` replaces) and write config.json with
+    the data file's SHA-256, by which ``--resume`` tells the data changed."""
+    if replace:
+        shutil.rmtree(run)
+    run.mkdir(parents=True, exist_ok=True)
+    path = data_file(cfg)
+    saved = {**cfg, "data_sha256": file_digest(path)} if path and os.path.isfile(path) else cfg
+    (run / "config.json").write_text(json.dumps(saved, indent=2), encoding="utf-8")
+
+
+def remove_failed_run(run: Path) -> None:
+    """Remove a new run directory whose training never saved a checkpoint (nothing in it can be resumed)."""
+    if run.is_dir() and not (run / "checkpoint.safetensors").exists():
+        shutil.rmtree(run, ignore_errors=True)
+
+
+def describe(model) -> str:
+    """One line: the class, its constructor options and the parameter count."""
+    config = model.get_config() if callable(getattr(model, "get_config", None)) else {}
+    parts = []
+    for key, value in config.items():
+        if value is None or (isinstance(value, str) and len(value) > 20):
+            continue
+        if isinstance(value, (list, tuple)):
+            value = "-".join(str(v) for v in value) or "none"
+        parts.append(f"{key}={value}")
+    n = sum(p.numel() for p in model.parameters())
+    return f"{type(model).__name__}({', '.join(parts)}), {n:,} parameters"
 
 
 def plot_history(run: Path, history: dict) -> None:
+    if not history or not any(history.values()):
+        return
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    keys = [k for k in history if not k.startswith("val_") and k != "lr"]
+    keys = [k for k in history if not k.startswith("val_") and k != "lr" and history[k]]
     fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.5), squeeze=False)
     for ax, key in zip(axes[0], keys):
         ax.plot(range(1, len(history[key]) + 1), history[key], label=key)
@@ -236,52 +240,14 @@ def plot_history(run: Path, history: dict) -> None:
     plt.close(fig)
 
 
-
-def run_dir_for(cfg: dict) -> Path:
-    if cfg["out"]:
-        return Path(cfg["out"])
-    stem = cfg["data"].split(":")[0] + "-" + cfg["model"] + time.strftime("-%Y%m%d-%H%M%S")
-    return Path("runs") / stem
-
-
-
-def load_run(run_dir: str) -> Prepared:
-    import nerve
-    run = Path(run_dir)
-    if not (run / "config.json").exists() or not (run / "model.safetensors").exists():
-        raise CLIError(f"{run} is not a finished run directory (config.json and model.safetensors needed)")
-    cfg = json.loads((run / "config.json").read_text())
-    prep = Prepared(cfg)
-    try:
-        state = nerve.load(run / "model.safetensors")
-        prep.mean = state.pop("preprocess.mean").numpy()
-        prep.std = state.pop("preprocess.std").numpy()
-        prep.model.load_state_dict(state)
-    except (ValueError, RuntimeError, KeyError) as exc:
-        raise CLIError(f"cannot use the weights in {run / 'model.safetensors'}: {exc}")
-    return prep
-
-
-
-def has_column(path: str, name: str | None) -> bool:
-    if not name:
-        return False
-    with open(path, newline="") as f:
-        return name in next(csv.reader(f), [])
-
-
-
-def load_toml(path: str) -> dict:
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib
-    with open(path, "rb") as f:
-        data = tomllib.load(f)
-    data = {k.replace("-", "_"): v for k, v in data.get("train", data).items()}
-    unknown = set(data) - set(DEFAULTS)
-    if unknown:
-        raise CLIError(f"--config {path}: unknown keys {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-    if "hidden" in data and isinstance(data["hidden"], list):
-        data["hidden"] = ",".join(str(h) for h in data["hidden"])
-    return data
+def output_path(output: str | None, who: str) -> Path | None:
+    """``--output``'s path, checked before any work: its folder must exist."""
+    if output is None:
+        return None
+    path = Path(output)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise CLIError(f"{who}: --output {output}: the folder {folder} does not exist")
+    if path.is_dir():
+        raise CLIError(f"{who}: --output {output} is a directory; give a file name")
+    return path

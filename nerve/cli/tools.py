@@ -2,14 +2,13 @@
 (nerve.explain), a DCGAN run (``nerve train --model gan``, nerve.gan); ``nerve pinn`` lives in nerve.pinn.command."""
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from nerve.cli.common import DEFAULTS, CLIError, Prepared, load_data, load_run, run_dir_for
-from nerve.cli.runs import read_rows
+from nerve.cli.common import DEFAULTS, CLIError, check_out, make_run_dir, run_config, run_dir_for
+from nerve.cli.data import Data, Prepared, load_run
 
 IMAGE_DATA = ("digits", "mnist", "fashion-mnist")
 
@@ -35,9 +34,11 @@ def cmd_attack(run_dir: str, names: str, eps: str, limit: int | None) -> int:
     """The robust-accuracy table of a finished classification run (nerve.robust.robust_accuracy)."""
     from nerve.robust import make_attack, robust_accuracy
     prep = load_run(run_dir)
-    cfg = json.loads((Path(run_dir) / "config.json").read_text())
+    cfg = prep.cfg
     if prep.classes is None:
         raise CLIError("attack: the run is a regression; attacks need a classifier")
+    data = Data(cfg)
+    prep.Xte, prep.yte = prep.scale(data.Xte), data.yte
     try:
         radii = [float(e) for e in eps.split(",")]
     except ValueError:
@@ -59,8 +60,9 @@ def cmd_attack(run_dir: str, names: str, eps: str, limit: int | None) -> int:
 def cmd_explain(run_dir: str, input_path: str, method: str, output: str | None, target: int | None) -> int:
     """Attribution maps of a finished run for the rows of a CSV or .npy file, as one PNG."""
     from nerve.explain import explain_to_png
+    from nerve.cli.runs import read_rows
     prep = load_run(run_dir)
-    X = read_rows(run_dir, prep, input_path, "explain")
+    X, _ = read_rows(prep, input_path, "explain")
     path = Path(output) if output else Path(run_dir) / f"explain-{method}.png"
     explain_to_png(prep.model, prep.scale(X), path, method, target, class_names=prep.classes)
     print(f"wrote {path}")
@@ -70,10 +72,10 @@ def cmd_explain(run_dir: str, input_path: str, method: str, output: str | None, 
 def run_model(run_dir: str) -> str | None:
     """The --model of an existing run directory (for --resume), or None."""
     path = Path(run_dir) / "config.json"
-    return json.loads(path.read_text()).get("model") if path.exists() else None
+    return run_config(Path(run_dir)).get("model") if path.exists() else None
 
 
-def cmd_train_gan(cfg: dict, resume_dir: str | None) -> int:
+def cmd_train_gan(cfg: dict, resume_dir: str | None, overwrite: bool = False) -> int:
     """A DCGAN on 28x28 images (--data mnist or fashion-mnist); a sample grid per epoch goes into the run directory."""
     import nerve
     from nerve.gan import train_dcgan
@@ -81,17 +83,17 @@ def cmd_train_gan(cfg: dict, resume_dir: str | None) -> int:
         run = Path(resume_dir)
         if not (run / "config.json").exists() or not (run / "checkpoint.safetensors").exists():
             raise CLIError(f"--resume: {run} has no config.json and checkpoint.safetensors of a 'nerve train' run")
-        cfg = json.loads((run / "config.json").read_text())
+        cfg = run_config(run)
     else:
         if cfg["data"] not in ("mnist", "fashion-mnist"):
             raise CLIError(f"--model gan trains a DCGAN on 28x28 images: --data mnist or fashion-mnist, not "
                            f"{cfg['data']!r}")
         run = run_dir_for(cfg)
+        replace = check_out(run, overwrite)
     nerve.manual_seed(cfg["seed"])
-    images = load_data(cfg)[0]
+    images = Data(cfg).Xtr
     if resume_dir is None:
-        run.mkdir(parents=True, exist_ok=True)
-        (run / "config.json").write_text(json.dumps(cfg, indent=2))
+        make_run_dir(run, cfg, replace)
     lr = 2e-4 if cfg["lr"] == DEFAULTS["lr"] else cfg["lr"]  # DCGAN's rate unless --lr says otherwise
     print(f"nerve train: {cfg['data']} ({len(images)} images), DCGAN (non-saturating loss, Adam lr {lr}, "
           f"EMA 0.999 of G), {cfg['epochs']} epochs of batch {cfg['batch_size']}, run {run}")

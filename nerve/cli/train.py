@@ -1,96 +1,17 @@
-"""``nerve train``: a classifier or regressor on a data set (with a learning rule), or a character-level
-language model."""
+"""``nerve train``: a classifier or regressor on a data set (with a learning rule, early stopping on val_loss
+by default), or a character-level language model; ``--resume`` continues a run from its checkpoint."""
 from __future__ import annotations
 
-import json
 import os
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
-
 from nerve.cli.common import (
-    DEFAULTS, RULES, CLIError, Prepared, build_optimizer, plot_history, run_dir_for, save_weights,
+    RESUME_SAFE, RULES, CLIError, check_out, data_file, describe, file_digest, flag, fmt, make_run_dir,
+    plot_history, remove_failed_run, run_config, run_dir_for,
 )
+from nerve.cli.data import Prepared, build_optimizer
 from nerve.cli.tools import build_adversarial
-
-
-def _lm_text(cfg: dict) -> str:
-    from nerve.data.datasets import load_shakespeare
-    if cfg["data"] == "shakespeare":
-        return load_shakespeare()
-    if cfg["data"].startswith("text:"):
-        path = cfg["data"][5:]
-        if not os.path.exists(path):
-            raise CLIError(f"text: no file {path!r}")
-        return Path(path).read_text(encoding="utf-8")
-    raise CLIError(f"--model {cfg['model']} trains on text: --data shakespeare or text:PATH, not {cfg['data']!r}")
-
-
-
-def cmd_train_lm(cfg: dict) -> int:
-    """A character-level language model (CharRNN or GPT) trained on random windows of a text."""
-    import nerve
-    from nerve.data.text import CharVocab, random_windows, split_text
-    from nerve.models import GPT, CharRNN
-    from nerve.models.gpt import warmup_cosine
-    nerve.manual_seed(cfg["seed"])
-    text = _lm_text(cfg)
-    vocab = CharVocab(text)
-    train_ids, val_ids = split_text(vocab.encode(text), 0.1)
-    gpt = cfg["model"] == "gpt"
-    block = cfg["block_size"]
-    batch = cfg["batch_size"] if cfg["batch_size"] != DEFAULTS["batch_size"] or not gpt else 12
-    if gpt:  # nanoGPT's shakespeare_char CPU configuration
-        model = GPT(vocab.size, block_size=block, n_layer=4, n_head=4, n_embd=128, dropout=cfg["dropout"])
-        optimizer = model.configure_optimizers(0.1, cfg["lr"], (0.9, 0.99), decay_embeddings=True)
-    else:
-        model = CharRNN(vocab.size, 64, 256, cell=cfg["model"][5:], chars="".join(vocab.chars))
-        optimizer = build_optimizer(cfg, model)
-    run = run_dir_for(cfg)
-    run.mkdir(parents=True, exist_ok=True)
-    (run / "config.json").write_text(json.dumps(cfg, indent=2))
-    rng = np.random.default_rng(cfg["seed"])
-    print(f"nerve train: {cfg['data']} ({len(text):,} characters, vocabulary {vocab.size}), {cfg['model']}, "
-          f"{cfg['iters']} iterations of batch {batch} x {block}, run {run}")
-
-    def val_loss(iters: int = 20) -> float:
-        model.eval()
-        with nerve.no_grad():
-            losses = [model.loss(model(x), y).item() for x, y in
-                      (random_windows(val_ids, block, batch, rng) for _ in range(iters))]
-        model.train()
-        return float(np.mean(losses))
-
-    start = time.perf_counter()
-    try:
-        for it in range(cfg["iters"]):
-            if gpt:
-                for group in optimizer.param_groups:
-                    group["lr"] = warmup_cosine(it, cfg["lr"], 100, cfg["iters"], cfg["lr"] / 10)
-            x, y = random_windows(train_ids, block, batch, rng)
-            loss = model.loss(model(x), y)
-            optimizer.zero_grad()
-            loss.backward()
-            nerve.optim.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            if cfg["verbose"] and (it % 250 == 0 or it == cfg["iters"] - 1):
-                print(f"iter {it}: loss {loss.item():.4f}, val loss {val_loss():.4f}, "
-                      f"{time.perf_counter() - start:.0f} s", flush=True)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted at iteration {it}; saving the model as it is", file=sys.stderr)
-    nerve.save(model, run / "model.safetensors", metadata={"chars": "".join(vocab.chars), "cli": cfg})
-    print(f"validation loss {val_loss(cfg['eval_iters']):.4f} nats per character")
-    prompt = vocab.decode(val_ids[:1])
-    sample = (model.generate(nerve.tensor(val_ids[None, :1]), 300, temperature=0.8, top_k=20) if gpt
-              else None)
-    text_out = (vocab.decode(sample.numpy()[0]) if gpt else
-                model.generate(prompt, 300, temperature=0.8, top_k=20))
-    print("sample:\n" + text_out)
-    print(f"saved {run / 'model.safetensors'}")
-    return 0
-
 
 
 def build_rule(cfg: dict, model):
@@ -110,46 +31,126 @@ def build_rule(cfg: dict, model):
         raise CLIError(f"--rule {name}: {exc}") from None
 
 
+def resume_config(run: Path, given: dict) -> tuple[dict, dict, list[str]]:
+    """The run's options with the safe changes of ``given`` applied, its checkpoint, and notes on the changes.
 
-def cmd_train(cfg: dict, resume_dir: str | None) -> int:
-    import nerve
-    from nerve.train import AlignmentLogger, CSVLogger, fit
-    if resume_dir is not None:
-        run = Path(resume_dir)
-        if not (run / "config.json").exists():
-            raise CLIError(f"--resume: {run} has no config.json; is it a run directory of 'nerve train'?")
-        cfg = json.loads((run / "config.json").read_text())
-        if not (run / "checkpoint.safetensors").exists():
-            raise CLIError(f"--resume: {run} has no checkpoint.safetensors to resume from")
-    else:
-        run = run_dir_for(cfg)
-    prep = Prepared(cfg)
+    More epochs or iterations (and --verbose, --eval-iters) may change; any option that shapes the model, its
+    data or its optimiser is refused, as is data whose file changed since the run started."""
+    from nerve.io import CorruptFileError
+    from nerve.train.checkpoint import load_checkpoint
+    if not run.is_dir():
+        raise CLIError(f"--resume: no run directory {run}")
+    cfg = run_config(run)
+    path = run / "checkpoint.safetensors"
+    if not path.exists():
+        raise CLIError(f"--resume: {run} has no checkpoint.safetensors to resume from")
+    try:
+        state = load_checkpoint(path)
+    except (CorruptFileError, ValueError, OSError) as exc:
+        raise CLIError(f"--resume: the checkpoint cannot be used: {exc}") from None
+    notes, refused = [], []
+    for key, value in given.items():
+        if key == "out" and value is not None and Path(value) != run:
+            refused.append(f"--out {value} (the run is {run})")
+        elif key != "out" and value != cfg.get(key):
+            if key in RESUME_SAFE:
+                notes.append(f"{flag(key)} {value} (was {cfg.get(key)})")
+                cfg[key] = value
+            else:
+                refused.append(f"{flag(key)} {value} (the run has {cfg.get(key)!r})")
+    if refused:
+        raise CLIError(f"--resume keeps the run's model, data and optimiser; these options differ: "
+                       f"{', '.join(refused)}. Only {', '.join(flag(k) for k in RESUME_SAFE)} may change; start a "
+                       "new run for the rest")
+    done, total = (state["iter"], cfg["iters"]) if "iter" in state else (state["epoch"], cfg["epochs"])
+    if total < done:
+        unit = "iterations" if "iter" in state else "epochs"
+        raise CLIError(f"--resume: the run already did {done} {unit}; {flag('iters' if 'iter' in state else 'epochs')}"
+                       f" {total} is fewer")
+    source = data_file(cfg)
+    if source and cfg.get("data_sha256"):
+        if not os.path.isfile(source):
+            raise CLIError(f"--resume: the run's data file {source} is not there (the path is relative to where "
+                           "the run started)")
+        if file_digest(source) != cfg["data_sha256"]:
+            raise CLIError(f"--resume: {source} changed since the run started; start a new run on the new data")
+    return cfg, state, notes
+
+
+def cmd_train(cfg: dict, run: Path, resume: dict | None, replace: bool) -> int:
+    """Train a classifier or regressor into ``run`` (or continue it from the checkpoint ``resume``)."""
+    from nerve.train import AlignmentLogger, CSVLogger, EarlyStopping, fit
+    prep = Prepared.from_data(cfg)
     optimizer = build_optimizer(cfg, prep.model)
     rule = build_rule(cfg, prep.model)
     adversarial = build_adversarial(cfg, prep)
     callbacks = [CSVLogger(run / "history.csv")]
     if cfg.get("rule", "backprop") != "backprop":  # the angles to backprop's updates, per layer and epoch
         callbacks.insert(0, AlignmentLogger(rule, prep.Xtr[:256], prep.ytr[:256], prep.loss))
-    if resume_dir is None:  # only once the data and model are known to be good
-        run.mkdir(parents=True, exist_ok=True)
-        (run / "config.json").write_text(json.dumps(cfg, indent=2))
-    print(f"nerve train: {cfg['data']} ({len(prep.Xtr)} training, {len(prep.Xte)} test samples), "
-          f"{cfg['model']} {prep.model.get_config()}, {cfg['optimizer']} lr {cfg['lr']}, "
-          f"rule {cfg.get('rule', 'backprop')}, run {run}")
+    stopper = None
+    if cfg["patience"]:
+        stopper = EarlyStopping("val_loss", patience=cfg["patience"], restore_best_weights=True)
+        callbacks.append(stopper)
+    if resume is None:  # only once the data and model are known to be good
+        make_run_dir(run, cfg, replace)
+    kind = prep.info["kind"]
+    target = (f", {len(prep.classes)} classes" if prep.classes is not None else
+              f", target {cfg['target']!r} standardised (mean {fmt(prep.info['target_mean'])}, std "
+              f"{fmt(prep.info['target_std'])}) for training")
+    print(f"nerve train: {cfg['data']} ({len(prep.Xtr)} training, {len(prep.Xte)} test samples, "
+          f"{prep.n_features} features{target}), {kind}")
+    print(f"  model {describe(prep.model)}")
+    print(f"  {cfg['optimizer']} lr {cfg['lr']}, rule {cfg.get('rule', 'backprop')}, {cfg['epochs']} epochs of "
+          f"batch {cfg['batch_size']}; "
+          + (f"early stopping on val_loss (patience {cfg['patience']}, best weights restored; --patience 0 turns "
+             "it off)" if stopper else "no early stopping") + f"; run {run}")
     try:
         history = fit(prep.model, (prep.Xtr, prep.ytr), loss=prep.loss, optimizer=optimizer,
                       epochs=cfg["epochs"], batch_size=cfg["batch_size"], validation_split=0.1,
                       metrics=prep.metrics, callbacks=callbacks, rule=None if adversarial else rule,
-                      train_step=adversarial,
-                      verbose=cfg["verbose"], checkpoint=run / "checkpoint.safetensors",
-                      resume=resume_dir is not None)
+                      train_step=adversarial, verbose=cfg["verbose"], checkpoint=run / "checkpoint.safetensors",
+                      resume=resume is not None)
     except KeyboardInterrupt:
-        print(f"\ninterrupted: the checkpoint in {run} is whole; continue with: nerve train --resume {run}",
-              file=sys.stderr)
+        if (run / "checkpoint.safetensors").exists():
+            print(f"\ninterrupted: the checkpoint in {run} is whole; continue with: nerve train --resume {run}",
+                  file=sys.stderr)
+        else:
+            remove_failed_run(run)
         return 130
-    save_weights(run, prep, cfg)
+    except BaseException:
+        if resume is None:
+            remove_failed_run(run)
+        raise
+    if stopper is not None and stopper.best_epoch is not None:
+        stopped = (f"stopped after epoch {stopper.stopped_epoch + 1} of {cfg['epochs']}: val_loss did not improve "
+                   f"for {cfg['patience']} epochs; " if stopper.stopped_epoch is not None else "")
+        print(f"{stopped}the model keeps the weights of epoch {stopper.best_epoch + 1} (best val_loss "
+              f"{fmt(stopper.best)})")
+    prep.save(run)
     plot_history(run, history.history)
-    result = nerve.train.evaluate(prep.model, (prep.Xte, prep.yte), loss=prep.loss, metrics=prep.metrics)
-    print("test " + "  ".join(f"{k} {v:.4f}" for k, v in result.items()))
+    result = prep.evaluate(prep.Xte, prep.yte)
+    print("test " + "  ".join(f"{k} {fmt(v)}" for k, v in result.items()))
     print(f"saved {run / 'model.safetensors'}")
     return 0
+
+
+def start(cfg: dict, given: dict, resume_dir: str | None, overwrite: bool) -> int:
+    """``nerve train``: a new run, or ``--resume``'s continuation with the options ``given`` checked."""
+    from nerve.cli.common import LM_MODELS
+    from nerve.cli.lm import train_lm
+    if resume_dir is not None:
+        run = Path(resume_dir)
+        cfg, state, notes = resume_config(run, given)
+        for note in notes:
+            print(f"nerve train: --resume applies {note}")
+        replace = False
+    else:
+        run, state = run_dir_for(cfg), None
+        replace = check_out(run, overwrite)
+    if cfg["model"] in LM_MODELS:
+        if cfg["rule"] != "backprop":
+            raise CLIError(f"--rule {cfg['rule']}: learning rules train MLP and CNN models, not {cfg['model']}")
+        return train_lm(cfg, run, state, replace)
+    if "iter" in (state or {}):
+        raise CLIError(f"--resume: {run}'s checkpoint is a language model's, but its config says {cfg['model']}")
+    return cmd_train(cfg, run, state, replace)

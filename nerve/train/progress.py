@@ -1,4 +1,5 @@
-"""``ProgressBar``: a per-batch bar with ETA and running metrics in a terminal, one line per epoch elsewhere."""
+"""``ProgressBar``: a per-batch bar with ETA and running metrics in a terminal, one line per epoch elsewhere;
+every line fits the terminal's width (``COLUMNS``), so none wraps."""
 from __future__ import annotations
 
 import shutil
@@ -16,14 +17,37 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
-def _format_logs(logs: dict) -> str:
-    parts = []
+#: shorter names for long log keys, used when a line would not fit the terminal
+_SHORT = {"accuracy": "acc", "precision": "prec"}
+
+
+def _format_logs(logs: dict, short: bool = False) -> list[str]:
+    """One ``name value`` part per float log (``lr`` last); ``short`` abbreviates the names."""
+    parts, lr = [], None
     for key, value in logs.items():
         if key == "lr":
-            parts.append(f"lr {value:.2e}")
+            lr = f"lr {value:.1e}" if short else f"lr {value:.2e}"
         elif isinstance(value, float):
-            parts.append(f"{key} {value:.4f}")
-    return "  ".join(parts)
+            name = key
+            if short:
+                stem = key[4:] if key.startswith("val_") else key
+                name = ("v_" if key.startswith("val_") else "") + _SHORT.get(stem, stem)
+            parts.append(f"{name} {value:.4f}")
+    return parts + ([lr] if lr else [])
+
+
+def _fit_line(head: str, logs: dict, width: int) -> str:
+    """``head`` and the logs in at most ``width - 1`` characters: shorter names first, then whole parts dropped
+    from the end (never a number cut in two)."""
+    limit = max(width - 1, 10)
+    for short, sep in ((False, "  "), (True, " ")):
+        parts = _format_logs(logs, short)
+        line = sep.join([head, *parts]) if parts else head
+        if len(line) <= limit:
+            return line
+    while parts and len(sep.join([head, *parts])) > limit:
+        parts.pop()
+    return (sep.join([head, *parts]) if parts else head)[:limit]
 
 
 class ProgressBar(Callback):
@@ -71,7 +95,7 @@ class ProgressBar(Callback):
         else:
             progress = f"{done} batches {_duration(now - self.epoch_start)}"
         # NOTE: a line wider than the terminal would wrap, and "\r" would then redraw only its tail.
-        line = f"{self.header}  {progress}  {_format_logs(logs or {})}"[:shutil.get_terminal_size().columns - 1]
+        line = _fit_line(f"{self.header}  {progress}", logs or {}, shutil.get_terminal_size().columns)
         out = self._out()
         out.write("\r" + line + "\x1b[K")
         out.flush()
@@ -82,7 +106,7 @@ class ProgressBar(Callback):
         elapsed = time.perf_counter() - self.epoch_start
         steps = self.params.get("steps")
         bar = f"{steps}/{steps} [{'=' * self.width}]  " if self.dynamic and steps else ""
-        line = f"{self.header}  {bar}{elapsed:.1f}s  {_format_logs(logs or {})}"
+        line = _fit_line(f"{self.header}  {bar}{elapsed:.1f}s", logs or {}, shutil.get_terminal_size().columns)
         out = self._out()
         out.write(("\r" + line + "\x1b[K\n") if self.dynamic else line + "\n")
         out.flush()
