@@ -152,6 +152,11 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
     return _adaptive_avg_nd("adaptive_avg_pool2d", 2, input, output_size)
 
 
+def adaptive_avg_pool3d(input: Tensor, output_size) -> Tensor:
+    """Mean over an (OD, OH, OW) grid of adaptive bins of (N, C, D, H, W); 1 gives global average pooling."""
+    return _adaptive_avg_nd("adaptive_avg_pool3d", 3, input, output_size)
+
+
 def _adaptive_max_nd(op: str, n: int, input: Tensor, output_size, return_indices: bool):
     x, unbatched = batched_spatial(op, input, n)
     sizes = _adaptive_sizes(op, x, n, output_size)
@@ -186,6 +191,11 @@ def adaptive_max_pool1d(input: Tensor, output_size, return_indices: bool = False
 def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False):
     """Maximum over an (OH, OW) grid of adaptive bins of (N, C, H, W)."""
     return _adaptive_max_nd("adaptive_max_pool2d", 2, input, output_size, return_indices)
+
+
+def adaptive_max_pool3d(input: Tensor, output_size, return_indices: bool = False):
+    """Maximum over an (OD, OH, OW) grid of adaptive bins of (N, C, D, H, W)."""
+    return _adaptive_max_nd("adaptive_max_pool3d", 3, input, output_size, return_indices)
 
 
 # --- upsampling -------------------------------------------------------------------------------------
@@ -247,7 +257,8 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
 
 
 __all__ = [
-    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d", "avg_pool1d",
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d",
+    "adaptive_max_pool2d", "adaptive_max_pool3d", "avg_pool1d",
     "avg_pool2d", "avg_pool3d", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
     "conv_transpose3d", "interpolate", "max_pool1d", "max_pool2d", "max_pool3d", "max_unpool1d", "max_unpool2d",
     "max_unpool3d", "pad",

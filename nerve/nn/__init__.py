@@ -30,7 +30,9 @@ from nerve.nn.pooling import (
     AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d, AdaptiveMaxPool2d, AvgPool1d, AvgPool2d, MaxPool1d,
     MaxPool2d,
 )
-from nerve.nn.pooling import AvgPool3d, MaxPool3d, MaxUnpool1d, MaxUnpool2d, MaxUnpool3d
+from nerve.nn.pooling import (
+    AdaptiveAvgPool3d, AdaptiveMaxPool3d, AvgPool3d, MaxPool3d, MaxUnpool1d, MaxUnpool2d, MaxUnpool3d,
+)
 from nerve.nn.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from nerve.nn.summary import summary
 from nerve.nn.transformer import (
@@ -56,4 +58,5 @@ __all__ = [
     "CELU", "Hardsigmoid", "Hardswish", "Hardtanh", "LogSigmoid", "Mish", "PReLU", "ReLU6", "SELU", "Softsign",
     "Tanhshrink", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "ParameterDict", "ParameterList",
     "AvgPool3d", "Conv3d", "ConvTranspose3d", "MaxPool3d", "MaxUnpool1d", "MaxUnpool2d", "MaxUnpool3d", "Softmin",
+    "AdaptiveAvgPool3d", "AdaptiveMaxPool3d",
 ]

@@ -1,6 +1,6 @@
 """Pooling layers: max and average over sliding windows (``MaxPool1d/2d/3d``, ``AvgPool1d/2d/3d``), their
-inverse (``MaxUnpool1d/2d/3d``) and pooling over a fixed output grid (``AdaptiveAvgPool1d/2d``,
-``AdaptiveMaxPool1d/2d``), with PyTorch's arguments."""
+inverse (``MaxUnpool1d/2d/3d``) and pooling over a fixed output grid (``AdaptiveAvgPool1d/2d/3d``,
+``AdaptiveMaxPool1d/2d/3d``), with PyTorch's arguments."""
 from __future__ import annotations
 
 from nerve.nn.module import Module
@@ -185,6 +185,13 @@ class AdaptiveAvgPool2d(_AdaptivePool):
     _fn = F.adaptive_avg_pool2d
 
 
+class AdaptiveAvgPool3d(_AdaptivePool):
+    """Mean over an (OD, OH, OW) grid of bins of (N, C, D, H, W), whatever D, H and W are (1: global average
+    pooling, the head of 3-d classifiers)."""
+
+    _fn = F.adaptive_avg_pool3d
+
+
 class _AdaptiveMax(_AdaptivePool):
     def __init__(self, output_size, return_indices: bool = False) -> None:
         super().__init__(output_size)
@@ -208,3 +215,9 @@ class AdaptiveMaxPool2d(_AdaptiveMax):
     """Maximum over an (OH, OW) grid of bins of (N, C, H, W)."""
 
     _fn = F.adaptive_max_pool2d
+
+
+class AdaptiveMaxPool3d(_AdaptiveMax):
+    """Maximum over an (OD, OH, OW) grid of bins of (N, C, D, H, W)."""
+
+    _fn = F.adaptive_max_pool3d

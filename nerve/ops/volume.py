@@ -4,8 +4,9 @@ A convolution y = conv(x, w) is bilinear; its faces are the primitives here, eac
 other two, so derivatives of any order exist: ``VolumeConv`` (x, w -> y), ``VolumeConvTranspose`` (y, w -> x:
 the adjoint in x, which is also the user's transposed convolution) and ``VolumeConvWeight`` (x, y -> w: the
 adjoint in w). They compute channels-first: im2col is one strided slice per kernel offset stacked into
-(N, G, C/G * K, positions), then one batched GEMM per call (volumes are small: no chunking). The window
-geometry is convolution's (``nerve.ops.conv``); 3-d pooling is the n-d pooling of ``nerve.ops.pool``.
+(N, G, C/G * K, positions), then one batched GEMM, a chunk of images at a time so that the columns stay
+within ``CHUNK_BYTES`` (one image at least). The window geometry is convolution's (``nerve.ops.conv``);
+3-d pooling is the n-d pooling of ``nerve.ops.pool``.
 """
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from nerve.ops.conv import Geometry, conv_geometry, transpose_geometry
 from nerve.tensor import Tensor
 
 _SHAPE_ERROR = RuntimeError
+#: im2col runs over chunks of images whose columns take about this many bytes (a 3-d window's columns are
+#: K times the input: 27x for 3x3x3)
+CHUNK_BYTES = 16 << 20
 
 
 # --- kernels on raw arrays -----------------------------------------------------------------------------
@@ -36,13 +40,19 @@ def _padded(x, geom: Geometry):
     return out
 
 
-def _columns(x, geom: Geometry):
-    """im2col: (N, G, C/G * K, P), rows ordered (channel, kernel offset) like a flattened weight."""
-    xpad = _padded(x, geom)
-    n, c = x.shape[:2]
+def _columns(xpad, geom: Geometry):
+    """im2col of padded images: (n, G, C/G * K, P), rows ordered (channel, kernel offset) like a flattened
+    weight."""
+    n, c = xpad.shape[:2]
     lead = (slice(None),) * 2
-    cols = xp.stack([xpad[lead + where] for where in geom.offsets()], axis=2)  # (N, C, K, *out)
-    return cols.reshape(n, geom.groups, -1, math.prod(geom.out))
+    cols = xp.stack([xpad[lead + where] for where in geom.offsets()], axis=2)  # (n, C, K, *out)
+    return cols.reshape(n, geom.groups, c // geom.groups * math.prod(geom.kernel), math.prod(geom.out))
+
+
+def _chunks(n: int, per_image: int, itemsize: int) -> list:
+    """Image ranges [a, b) whose columns take about ``CHUNK_BYTES`` (at least one image each)."""
+    step = max(1, CHUNK_BYTES // max(1, per_image * itemsize))
+    return [(a, min(a + step, n)) for a in range(0, n, step)]
 
 
 def _grouped_weight(w, groups: int):
@@ -50,23 +60,35 @@ def _grouped_weight(w, groups: int):
     return w.reshape(groups, w.shape[0] // groups, -1)
 
 
+def _column_size(c: int, geom: Geometry) -> int:
+    return c * math.prod(geom.kernel) * math.prod(geom.out)
+
+
 def conv_volume(x, w, geom: Geometry):
-    """y = conv(x, w), (N, O, *out): one batched GEMM of the grouped weight with the columns."""
-    y = xp.matmul(_grouped_weight(w, geom.groups), _columns(x, geom))  # (N, G, O/G, P)
-    return y.reshape((x.shape[0], w.shape[0]) + geom.out)
+    """y = conv(x, w), (N, O, *out): per chunk of images, one batched GEMM of the grouped weight with the
+    columns."""
+    n, groups = x.shape[0], geom.groups
+    xpad, wg = _padded(x, geom), _grouped_weight(w, groups)
+    y = xp.empty_like(x, shape=(n, groups, w.shape[0] // groups, math.prod(geom.out)), dtype=xp.result_type(x, w))
+    for a, b in _chunks(n, _column_size(x.shape[1], geom), x.itemsize):
+        xp.matmul(wg, _columns(xpad[a:b], geom), out=y[a:b])
+    return y.reshape((n, w.shape[0]) + geom.out)
 
 
 def conv_volume_input(y, w, geom: Geometry):
-    """x-shaped convT(y, w), (N, C, *size): the columns w^T y added back at every kernel offset (col2im)."""
+    """x-shaped convT(y, w), (N, C, *size): per chunk of images the columns w^T y, added back at every kernel
+    offset (col2im)."""
     n, o, groups = y.shape[0], w.shape[0], geom.groups
     c, kk = w.shape[1] * groups, math.prod(geom.kernel)
-    wg = _grouped_weight(w, groups)
-    cols = xp.matmul(wg.swapaxes(1, 2), y.reshape(n, groups, o // groups, -1))  # (N, G, C/G * K, P)
-    cols = cols.reshape((n, c, kk) + geom.out)
-    dx = xp.zeros_like(cols, shape=(n, c) + geom.padded)
+    wt = _grouped_weight(w, groups).swapaxes(1, 2)  # (G, C/G * K, O/G)
+    yg = y.reshape(n, groups, o // groups, math.prod(geom.out))
+    dx = xp.zeros_like(y, shape=(n, c) + geom.padded, dtype=xp.result_type(y, w))
     lead = (slice(None),) * 2
-    for k, where in enumerate(geom.offsets()):
-        dx[lead + where] += cols[:, :, k]
+    for a, b in _chunks(n, _column_size(c, geom), dx.itemsize):
+        cols = xp.matmul(wt, yg[a:b]).reshape((b - a, c, kk) + geom.out)
+        part = dx[a:b]
+        for k, where in enumerate(geom.offsets()):
+            part[lead + where] += cols[:, :, k]
     keep = _kept(geom)
     inside = dx[lead + tuple(slice(a, a + k) for a, k in zip(geom.lo, keep))]
     if keep == geom.size:
@@ -77,10 +99,16 @@ def conv_volume_input(y, w, geom: Geometry):
 
 
 def conv_volume_weight(x, y, geom: Geometry):
-    """w-shaped convW(x, y) = sum over batch and positions of y times the columns of x, (O, C/G, *K)."""
+    """w-shaped convW(x, y) = sum over images and positions of y times the columns of x, (O, C/G, *K)."""
     n, o, groups = y.shape[0], y.shape[1], geom.groups
-    cols = _columns(x, geom)  # (N, G, C/G * K, P)
-    gw = xp.matmul(y.reshape(n, groups, o // groups, -1), cols.swapaxes(2, 3)).sum(axis=0)  # (G, O/G, C/G * K)
+    xpad, yg = _padded(x, geom), y.reshape(n, groups, o // groups, math.prod(geom.out))
+    gw = None
+    for a, b in _chunks(n, _column_size(x.shape[1], geom), x.itemsize):
+        part = xp.matmul(yg[a:b], _columns(xpad[a:b], geom).swapaxes(2, 3)).sum(axis=0)  # (G, O/G, C/G * K)
+        gw = part if gw is None else gw + part
+    if gw is None:  # an empty batch
+        gw = xp.zeros_like(y, shape=(groups, o // groups, (x.shape[1] // groups) * math.prod(geom.kernel)),
+                           dtype=xp.result_type(x, y))
     return gw.reshape((o, x.shape[1] // groups) + geom.kernel)
 
 

@@ -12,6 +12,7 @@ import nerve.functional as F
 from nerve import nn
 from nerve.ops.conv import conv_geometry
 from nerve.ops.volume import VolumeConvWeight
+from tests.functional.test_spatial import ref_adaptive
 from tests.helpers import T
 from tests.ops.table import Case, table_tests
 from tests.ops.test_pool import ref_avg_pool, ref_max_pool
@@ -141,6 +142,11 @@ def _cases():
         args = (_t3(kernel), _t3(stride or kernel), _t3(padding), ceil, include, override)
         yield Case(f"avg_pool3d[{i}]", lambda x, a=args: F.avg_pool3d(x, *a),
                    lambda x, a=args: ref_avg_pool(x, *a)[0], [shape], second=i == 0, rtol=1e-12, atol=1e-14)
+    for shape, size in [((1, 2, 4, 6, 4), (2, 3, 1)), ((2, 1, 5, 4, 7), (3, 2, 4))]:  # even and uneven bins
+        yield Case(f"adaptive_avg_pool3d{size}", lambda x, s=size: F.adaptive_avg_pool3d(x, s),
+                   lambda x, s=size: ref_adaptive(x, s, np.mean), [shape], second=True, rtol=1e-12, atol=1e-14)
+        yield Case(f"adaptive_max_pool3d{size}", lambda x, s=size: F.adaptive_max_pool3d(x, s),
+                   lambda x, s=size: ref_adaptive(x, s, np.max), [shape], second=True)
 
 
 CASES = list(_cases())
@@ -157,6 +163,25 @@ def test_conv_transpose3d_is_the_adjoint_of_conv3d():
     back = F.conv_transpose3d(T(y), T(w), None, (2, 1, 2), (1, 0, 1), 0, 2, (1, 2, 1)).numpy()
     assert back.shape == x.shape
     np.testing.assert_allclose((conv * y).sum(), (x * back).sum(), rtol=1e-12)
+
+
+def test_chunks_of_images_give_the_same_faces(monkeypatch):
+    """With columns limited to about one image, every face runs chunk by chunk and still matches the loops; an empty
+    batch gives empty outputs and a zero weight gradient."""
+    from nerve.ops import volume
+    monkeypatch.setattr(volume, "CHUNK_BYTES", 2 * 3 * 8 * 12 * 8)
+    x, w = T(RNG.standard_normal((5, 2, 4, 3, 4)), True), T(RNG.standard_normal((3, 2, 2, 2, 3)), True)
+    y = F.conv3d(x, w, padding=(1, 0, 1))
+    np.testing.assert_allclose(y.numpy(), ref_conv3d(x.numpy(), w.numpy(), padding=(1, 0, 1)), rtol=1e-12)
+    g = RNG.standard_normal(y.shape)
+    gx, gw = nerve.grad(y, [x, w], nerve.tensor(g))
+    np.testing.assert_allclose(gx.numpy(), ref_conv_transpose3d(g, w.numpy(), padding=(1, 0, 1)), rtol=1e-12)
+    np.testing.assert_allclose(gw.numpy(), ref_conv_weight(x.numpy(), g, (2, 2, 3), (1, 0, 1)), rtol=1e-12)
+    empty = T(np.zeros((0, 2, 4, 3, 4)), True)
+    out = F.conv3d(empty, w)
+    assert out.shape == (0, 3, 3, 2, 2)
+    ge, gw = nerve.grad(out.sum(), [empty, w])
+    assert ge.shape == empty.shape and not gw.numpy().any()
 
 
 def test_max_pool3d_indices_and_max_unpool3d_invert_it():
@@ -221,6 +246,10 @@ def test_pool3d_layers_match_functions_and_configs():
     avg = nn.AvgPool3d((2, 3, 3), stride=1, padding=1, count_include_pad=False)
     np.testing.assert_allclose(avg(x).numpy(), F.avg_pool3d(x, (2, 3, 3), 1, 1, False, False).numpy())
     assert avg.get_config()["divisor_override"] is None and pool.get_config()["return_indices"] is True
+    np.testing.assert_allclose(nn.AdaptiveAvgPool3d(1)(x).numpy(), x.numpy().mean((2, 3, 4), keepdims=True), rtol=1e-5)
+    out, idx = nn.AdaptiveMaxPool3d((2, 3, 2), return_indices=True)(x)
+    np.testing.assert_array_equal(out.numpy(), np.take_along_axis(x.numpy().reshape(2, 3, -1), idx.numpy().reshape(
+        2, 3, -1), 2).reshape(out.shape))
 
 
 def test_errors_are_runtime_errors_naming_the_shapes():
