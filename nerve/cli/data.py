@@ -64,7 +64,7 @@ class Data:
                 self.Xtr, self.ytr = load(train=True, flatten=True)
                 self.Xte, self.yte = load(train=False, flatten=True)
             except (OSError, RuntimeError, ValueError) as exc:
-                raise CLIError(f"--data {name}: {str(exc).splitlines()[-1] if str(exc) else exc}") from None
+                raise CLIError(f"--data {name}: {' '.join(str(exc).split())}") from None
             self.classes = [str(i) for i in range(10)]
         elif name in TOY:
             X, y = getattr(datasets, f"make_{name}")(n_samples=2000, generator=seed)

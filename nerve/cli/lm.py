@@ -26,7 +26,7 @@ def lm_text(cfg: dict, who: str = "train") -> str:
         try:
             return load_shakespeare()
         except (OSError, RuntimeError, ValueError) as exc:
-            raise CLIError(f"--data shakespeare: {str(exc).splitlines()[-1] if str(exc) else exc}") from None
+            raise CLIError(f"--data shakespeare: {' '.join(str(exc).split())}") from None
     if cfg["data"].startswith("text:"):
         return read_text(cfg["data"][5:], f"{who}: text")
     raise CLIError(f"--model {cfg['model']} trains on text: --data shakespeare or text:PATH, not {cfg['data']!r}")
