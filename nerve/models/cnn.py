@@ -3,6 +3,7 @@ sequences such as MNIST-1D."""
 from __future__ import annotations
 
 from nerve import nn
+from nerve.models.head import replace_head
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 _POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
@@ -28,6 +29,10 @@ class SmallCNN(nn.Sequential):
     def get_config(self) -> dict:
         """Constructor arguments, saved with the weights."""
         return dict(self.config)
+
+    def replace_head(self, num_classes: int) -> nn.Linear:
+        """A new last layer with ``num_classes`` outputs (transfer learning); returns it."""
+        return replace_head(self, num_classes, "num_classes")
 
 
 class LeNet5(nn.Sequential):
@@ -57,6 +62,10 @@ class LeNet5(nn.Sequential):
         """Constructor arguments, saved with the weights."""
         return dict(self.config)
 
+    def replace_head(self, num_classes: int) -> nn.Linear:
+        """A new last layer with ``num_classes`` outputs (transfer learning); returns it."""
+        return replace_head(self, num_classes, "num_classes")
+
 
 class CNN1d(nn.Sequential):
     """A 1-d CNN for (N, in_channels, length) sequences: ``depth`` conv layers (kernel 5 then 3, stride 2,
@@ -80,3 +89,7 @@ class CNN1d(nn.Sequential):
     def get_config(self) -> dict:
         """Constructor arguments, saved with the weights."""
         return dict(self.config)
+
+    def replace_head(self, num_classes: int) -> nn.Linear:
+        """A new last layer with ``num_classes`` outputs (transfer learning); returns it."""
+        return replace_head(self, num_classes, "num_classes")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from nerve import nn
+from nerve.models.head import replace_head
 
 ACTIVATIONS = {
     "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU, "silu": nn.SiLU,
@@ -33,3 +34,7 @@ class MLP(nn.Sequential):
     def get_config(self) -> dict:
         """Constructor arguments, saved with the weights."""
         return dict(self.config)
+
+    def replace_head(self, num_classes: int) -> nn.Linear:
+        """A new last layer with ``num_classes`` outputs (transfer learning); returns it."""
+        return replace_head(self, num_classes, "out_features")

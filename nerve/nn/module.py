@@ -335,11 +335,12 @@ class Module:
 
     # --- modes, gradients, devices -----------------------------------------------------------
     def train(self, mode: bool = True) -> "Module":
-        """Set training mode (dropout active, batch statistics) on this module and its descendants."""
+        """Set training mode (dropout active, batch statistics) on this module and its descendants; layers frozen
+        by ``nerve.nn.freeze`` (their ``frozen_eval`` flag) stay in eval mode."""
         if not isinstance(mode, bool):
             raise TypeError(f"train(): mode must be a bool, got {type(mode).__name__}")
         for m in self.modules():
-            m.__dict__["training"] = mode
+            m.__dict__["training"] = mode and not m.__dict__.get("frozen_eval", False)
         return self
 
     def eval(self) -> "Module":

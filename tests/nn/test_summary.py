@@ -11,7 +11,9 @@ def test_summary_table():
     assert lines == [text]
     assert "1 (Linear)" in text and "[-1, 5]" in text and "[-1, 12]" in text
     row = next(line for line in text.splitlines() if line.startswith("2 (BatchNorm1d)"))
-    assert row.split()[-1] == "10"
+    assert row.split()[-2:] == ["10", "yes"]
+    frozen = next(line for line in text.splitlines() if line.startswith("1 (Linear)"))
+    assert frozen.split()[-2:] == ["65", "no"]
     assert "Total params: 87" in text and "Trainable params: 22" in text
     assert "Non-trainable params: 65" in text
     assert model.training and not model[2].num_batches_tracked.item()  # mode and running stats untouched
