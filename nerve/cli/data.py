@@ -87,11 +87,11 @@ class Data:
             hint = " (without a header, columns are named by position: 1, 2, ...)" if not table.header else ""
             raise CLIError(f"csv: target column {target!r} is not in {path}; its columns are {table.names}{hint}")
         self.columns = table.names
+        check_missing(table, table.names)
         self.spec = column_spec(table, [c for c in table.names if c != target])
         if not self.spec:
             raise CLIError(f"csv: {path} has only the target column {target!r}; there are no features")
         X = encode(table, self.spec)
-        check_missing(table, [target])
         y, self.classes = target_values(table, target)
         check_rows(path, y if self.classes is not None else y[:, 0], self.classes)
         self.Xtr, self.ytr, self.Xte, self.yte = _split(X, y, cfg["seed"], self.classes is not None)
