@@ -34,6 +34,7 @@ from nerve.nn.pooling import (
     AdaptiveAvgPool3d, AdaptiveMaxPool3d, AvgPool3d, MaxPool3d, MaxUnpool1d, MaxUnpool2d, MaxUnpool3d,
 )
 from nerve.nn.recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from nerve.nn.freeze import freeze, is_frozen, layerwise_lr_groups, trainable_parameters, unfreeze
 from nerve.nn.summary import summary
 from nerve.nn.transformer import (
     LearnedPositionalEncoding, SinusoidalPositionalEncoding, TransformerDecoder, TransformerDecoderLayer,
@@ -44,6 +45,7 @@ from nerve.nn.upsample import Upsample, UpsamplingBilinear2d, UpsamplingNearest2
 _sys.modules[__name__ + ".functional"] = functional
 
 __all__ = [
+    "freeze", "unfreeze", "is_frozen", "trainable_parameters", "layerwise_lr_groups",
     "BCELoss", "BCEWithLogitsLoss", "BatchNorm1d", "CrossEntropyLoss", "Dropout", "ELU", "Embedding",
     "Flatten", "GELU", "HuberLoss", "Identity", "IncompatibleKeys", "KLDivLoss", "L1Loss", "LayerNorm",
     "LeakyReLU", "Linear", "LogSoftmax", "MSELoss", "Module", "ModuleDict", "ModuleList", "NLLLoss",
