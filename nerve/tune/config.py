@@ -63,7 +63,7 @@ def _prepare(cfg: dict):
 
 
 def _train_trial(params: Mapping, trial, cfg: Mapping, monitor: str) -> float:
-    from nerve.tune.search import PruningCallback
+    from nerve.tune.pruning import PruningCallback
 
     history, _ = train_config(apply_params(cfg, params), [PruningCallback(trial, monitor)])
     return float(history.history[monitor][-1])

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from nerve.train.callbacks import Callback
+from nerve.tune.pruning import PruningCallback, TrialFailed
 from nerve.tune.process import run_in_process
 from nerve.tune.space import Param, _optuna, check_space, grid_values, suggest_all
 from nerve.tune.storage import open_storage, open_study
@@ -25,10 +25,6 @@ __all__ = ["search", "SearchResult", "PruningCallback", "make_sampler", "make_pr
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes")
 PRUNERS = ("median", "hyperband", "none")
-
-
-class TrialFailed(RuntimeError):
-    """An objective that returned NaN or infinity; the trial is recorded as failed with this reason."""
 
 
 def worker_seed(seed: int | None, worker: int) -> int | None:
@@ -77,25 +73,6 @@ def make_pruner(pruner: Any):
     if pruner == "hyperband":
         return optuna.pruners.HyperbandPruner()
     raise ValueError(f"search: unknown pruner {pruner!r}; choose from {list(PRUNERS)}, None or an Optuna pruner")
-
-
-class PruningCallback(Callback):
-    """A ``fit`` callback: reports ``monitor`` to the trial after each epoch and stops the trial (raising
-    ``optuna.TrialPruned``) when the pruner says so; a NaN or infinite value fails the trial."""
-
-    def __init__(self, trial, monitor: str = "val_accuracy") -> None:
-        self.trial, self.monitor = trial, monitor
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        logs = logs or {}
-        if self.monitor not in logs:
-            raise KeyError(f"PruningCallback: the logs have no {self.monitor!r}; they have {sorted(logs)}")
-        value = float(logs[self.monitor])
-        if not math.isfinite(value):
-            raise TrialFailed(f"{self.monitor} became {value} at epoch {epoch + 1}")
-        self.trial.report(value, epoch)
-        if self.trial.should_prune():
-            raise _optuna().TrialPruned(f"pruned at epoch {epoch + 1} with {self.monitor} {value:.4g}")
 
 
 @dataclass
