@@ -109,7 +109,10 @@ def build_model(cfg: dict, n_features: int, n_outputs: int):
             if side != 28:
                 raise CLIError(f"--model lenet takes 28x28 images (mnist, fashion-mnist), not {side}x{side}")
             return LeNet5(1, n_outputs)
-        return SmallCNN(1, n_outputs, image_size=side)
+        try:
+            return SmallCNN(1, n_outputs, image_size=side)
+        except ValueError as exc:
+            raise CLIError(f"--model cnn: {exc}") from None
     if cfg["model"] == "snn":  # snnTorch tutorial 5: 784-1000-10 Leaky, beta 0.95, 25 steps
         from nerve.models.snn import SpikingMLP
         hidden = str(cfg["hidden"])
