@@ -11,6 +11,7 @@ from typing import NamedTuple
 from nerve.autograd.function import Function
 from nerve.autograd.rule_math import define
 from nerve.backend import xp
+from nerve.ops.dtypes import floating
 from nerve.ops.elementwise import maximum, minimum, where
 from nerve.tensor import Tensor
 
@@ -37,6 +38,20 @@ def _norm_dims(dim, ndim: int, op: str):
         if ndim:
             out.append(d % ndim)
     return tuple(sorted(set(out)))
+
+
+def _dim(dim, axis, op: str):
+    """``dim``, or NumPy's ``axis`` given in its place (PyTorch accepts both names)."""
+    if axis is None:
+        return dim
+    if dim is not None:
+        raise TypeError(f"{op}: give dim or axis, not both (got dim={dim!r}, axis={axis!r})")
+    return axis
+
+
+def _cast(a: Tensor, dtype) -> Tensor:
+    """``a`` cast to ``dtype`` before a reduction (PyTorch's ``dtype=``), or as it is when None."""
+    return a if dtype is None else a.astype(dtype)
 
 
 def _one_dim(dim, ndim: int, op: str) -> tuple:
@@ -83,9 +98,10 @@ class Sum(Function):
         return m.expand(_keep(g, shape, self.axes, self.keepdim), shape), None, None
 
 
-def sum(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
-    """Sum over ``dim`` (all dimensions when None)."""
-    return Sum.apply(a, _norm_dims(dim, a.ndim, "sum"), keepdim)
+def sum(a: Tensor, dim=None, keepdim: bool = False, *, dtype=None, axis=None) -> Tensor:
+    """Sum over ``dim`` (all dimensions when None), in ``dtype`` when given."""
+    a = _cast(a, dtype)
+    return Sum.apply(a, _norm_dims(_dim(dim, axis, "sum"), a.ndim, "sum"), keepdim)
 
 
 def _sum_array(a, dim=None, keepdim: bool = False):
@@ -93,16 +109,27 @@ def _sum_array(a, dim=None, keepdim: bool = False):
     return a.sum(axis=dim, keepdims=keepdim)
 
 
-def mean(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
-    """Mean over ``dim`` (all dimensions when None)."""
-    axes = _norm_dims(dim, a.ndim, "mean")
+def mean(a: Tensor, dim=None, keepdim: bool = False, *, dtype=None, axis=None) -> Tensor:
+    """Mean over ``dim`` (all dimensions when None), in ``dtype`` when given."""
+    a = _cast(a, dtype)
+    axes = _norm_dims(_dim(dim, axis, "mean"), a.ndim, "mean")
     count = _count(a.shape, axes)
     return Sum.apply(a, axes, keepdim) * (1.0 / count if count else float("nan"))
 
 
-def nansum(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+def nansum(a: Tensor, dim=None, keepdim: bool = False, *, dtype=None, axis=None) -> Tensor:
     """Sum over ``dim`` treating NaN as zero (NaN entries get no gradient)."""
-    return sum(where(xp.isnan(a.data), 0.0, a), dim, keepdim)
+    a = _cast(a, dtype)
+    return sum(where(xp.isnan(a.data), 0.0, a), _dim(dim, axis, "nansum"), keepdim)
+
+
+def nanmean(a: Tensor, dim=None, keepdim: bool = False, *, dtype=None, axis=None) -> Tensor:
+    """Mean over ``dim`` of the entries that are not NaN (NaN entries get no gradient)."""
+    a = _cast(a, dtype)
+    dim = _dim(dim, axis, "nanmean")
+    kept = Tensor._make(xp.asarray((~xp.isnan(a.data)).sum(axis=_norm_dims(dim, a.ndim, "nanmean"),
+                                                            keepdims=keepdim)), None)
+    return nansum(a, dim, keepdim) / kept
 
 
 class Var(Function):
@@ -131,19 +158,41 @@ def _correction(op: str, unbiased: bool, correction) -> float:
     return correction
 
 
-def var(a: Tensor, dim=None, unbiased: bool = True, keepdim: bool = False, correction=None) -> Tensor:
+def var(a: Tensor, dim=None, unbiased: bool = True, keepdim: bool = False, correction=None, *,
+        axis=None) -> Tensor:
     """Variance over ``dim``, dividing by n - correction (``correction`` overrides ``unbiased``)."""
+    dim = _dim(dim, axis, "var")
     if isinstance(dim, bool):  # PyTorch's var(x, unbiased) overload
         dim, unbiased = None, dim
     return Var.apply(a, _norm_dims(dim, a.ndim, "var"), _correction("var", unbiased, correction), keepdim)
 
 
-def std(a: Tensor, dim=None, unbiased: bool = True, keepdim: bool = False, correction=None) -> Tensor:
+def std(a: Tensor, dim=None, unbiased: bool = True, keepdim: bool = False, correction=None, *,
+        axis=None) -> Tensor:
     """Standard deviation over ``dim``: sqrt of ``var`` with the same arguments."""
+    dim = _dim(dim, axis, "std")
     if isinstance(dim, bool):
         dim, unbiased = None, dim
     return Var.apply(a, _norm_dims(dim, a.ndim, "std"), _correction("std", unbiased, correction),
                      keepdim).sqrt()
+
+
+def var_mean(a: Tensor, dim=None, unbiased: bool = True, keepdim: bool = False, correction=None, *,
+             axis=None) -> tuple:
+    """(variance, mean) over ``dim`` with ``var``'s arguments, as ``torch.var_mean``."""
+    dim = _dim(dim, axis, "var_mean")
+    if isinstance(dim, bool):
+        dim, unbiased = None, dim
+    return var(a, dim, unbiased, keepdim, correction), mean(a, dim, keepdim)
+
+
+def std_mean(a: Tensor, dim=None, unbiased: bool = True, keepdim: bool = False, correction=None, *,
+             axis=None) -> tuple:
+    """(standard deviation, mean) over ``dim`` with ``std``'s arguments, as ``torch.std_mean``."""
+    dim = _dim(dim, axis, "std_mean")
+    if isinstance(dim, bool):
+        dim, unbiased = None, dim
+    return std(a, dim, unbiased, keepdim, correction), mean(a, dim, keepdim)
 
 
 # --- max, min, argmax, argmin ---------------------------------------------------------------------
@@ -187,38 +236,40 @@ def _extreme_with_indices(a: Tensor, dim: int, keepdim: bool, largest: bool, op:
     return ValuesIndices(values, Tensor._make(idx if keepdim else idx.squeeze(axis), None))
 
 
-def max(a: Tensor, dim=None, keepdim: bool = False):
+def max(a: Tensor, dim=None, keepdim: bool = False, *, axis=None):
     """The largest value (dim None, ties share the gradient) or ``(values, indices)`` along ``dim``.
 
     ``max(a, b)`` with a Tensor ``b`` is the elementwise ``maximum``, as in PyTorch.
     """
     if isinstance(dim, Tensor):
         return maximum(a, dim)
+    dim = _dim(dim, axis, "max")
     if dim is None:
         return _extreme(a, None, False, True, "max")
     return _extreme_with_indices(a, dim, keepdim, True, "max")
 
 
-def min(a: Tensor, dim=None, keepdim: bool = False):
+def min(a: Tensor, dim=None, keepdim: bool = False, *, axis=None):
     """The smallest value (dim None, ties share the gradient) or ``(values, indices)`` along ``dim``.
 
     ``min(a, b)`` with a Tensor ``b`` is the elementwise ``minimum``, as in PyTorch.
     """
     if isinstance(dim, Tensor):
         return minimum(a, dim)
+    dim = _dim(dim, axis, "min")
     if dim is None:
         return _extreme(a, None, False, False, "min")
     return _extreme_with_indices(a, dim, keepdim, False, "min")
 
 
-def amax(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+def amax(a: Tensor, dim=None, keepdim: bool = False, *, axis=None) -> Tensor:
     """Largest value over ``dim`` (int, tuple or None for all); ties share the gradient evenly."""
-    return _extreme(a, dim, keepdim, True, "amax")
+    return _extreme(a, _dim(dim, axis, "amax"), keepdim, True, "amax")
 
 
-def amin(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+def amin(a: Tensor, dim=None, keepdim: bool = False, *, axis=None) -> Tensor:
     """Smallest value over ``dim`` (int, tuple or None for all); ties share the gradient evenly."""
-    return _extreme(a, dim, keepdim, False, "amin")
+    return _extreme(a, _dim(dim, axis, "amin"), keepdim, False, "amin")
 
 
 def _arg_extreme(a: Tensor, dim, keepdim: bool, largest: bool, op: str) -> Tensor:
@@ -235,25 +286,27 @@ def _arg_extreme(a: Tensor, dim, keepdim: bool, largest: bool, op: str) -> Tenso
     return Tensor._make(find(a.data, axis=axis, keepdims=keepdim), None)
 
 
-def argmax(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+def argmax(a: Tensor, dim=None, keepdim: bool = False, *, axis=None) -> Tensor:
     """Index of the largest value (of the flattened tensor when ``dim`` is None); int64, no gradient."""
-    return _arg_extreme(a, dim, keepdim, True, "argmax")
+    return _arg_extreme(a, _dim(dim, axis, "argmax"), keepdim, True, "argmax")
 
 
-def argmin(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+def argmin(a: Tensor, dim=None, keepdim: bool = False, *, axis=None) -> Tensor:
     """Index of the smallest value (of the flattened tensor when ``dim`` is None); int64, no gradient."""
-    return _arg_extreme(a, dim, keepdim, False, "argmin")
+    return _arg_extreme(a, _dim(dim, axis, "argmin"), keepdim, False, "argmin")
 
 
 # --- all, any ------------------------------------------------------------------------------------
-def all(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+def all(a: Tensor, dim=None, keepdim: bool = False, *, axis=None) -> Tensor:
     """True where every element over ``dim`` (all dims when None) is nonzero; a boolean tensor, no gradient."""
-    return Tensor._make(xp.asarray(a.data.all(axis=_norm_dims(dim, a.ndim, "all"), keepdims=keepdim)), None)
+    axes = _norm_dims(_dim(dim, axis, "all"), a.ndim, "all")
+    return Tensor._make(xp.asarray(a.data.all(axis=axes, keepdims=keepdim)), None)
 
 
-def any(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+def any(a: Tensor, dim=None, keepdim: bool = False, *, axis=None) -> Tensor:
     """True where some element over ``dim`` (all dims when None) is nonzero; a boolean tensor, no gradient."""
-    return Tensor._make(xp.asarray(a.data.any(axis=_norm_dims(dim, a.ndim, "any"), keepdims=keepdim)), None)
+    axes = _norm_dims(_dim(dim, axis, "any"), a.ndim, "any")
+    return Tensor._make(xp.asarray(a.data.any(axis=axes, keepdims=keepdim)), None)
 
 
 # --- logsumexp and the softmax family ------------------------------------------------------------
@@ -283,9 +336,10 @@ class LogSumExp(Function):
         return _keep(g, x.shape, self.axes, self.keepdim) * m.exp(x - y), None, None
 
 
-def logsumexp(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+def logsumexp(a: Tensor, dim=None, keepdim: bool = False, *, axis=None) -> Tensor:
     """log(sum(exp(a))) over ``dim`` (all dims when None), shifted by the max so 1e4 stays finite."""
-    return LogSumExp.apply(a, _norm_dims(dim, a.ndim, "logsumexp"), keepdim)
+    a = floating(a)
+    return LogSumExp.apply(a, _norm_dims(_dim(dim, axis, "logsumexp"), a.ndim, "logsumexp"), keepdim)
 
 
 class Softmax(Function):
@@ -320,14 +374,18 @@ class LogSoftmax(Function):
         return g - m.exp(m.output(self)) * m.sum(g, self.axes, True), None
 
 
-def softmax(a: Tensor, dim: int = -1) -> Tensor:
+def softmax(a: Tensor, dim: int | None = None, *, dtype=None, axis=None) -> Tensor:
     """exp(a) / sum(exp(a)) along ``dim``, computed after subtracting the max (no overflow)."""
-    return Softmax.apply(a, _one_dim(dim, a.ndim, "softmax"))
+    a = floating(_cast(a, dtype))
+    dim = _dim(dim, axis, "softmax")
+    return Softmax.apply(a, _one_dim(-1 if dim is None else dim, a.ndim, "softmax"))
 
 
-def log_softmax(a: Tensor, dim: int = -1) -> Tensor:
+def log_softmax(a: Tensor, dim: int | None = None, *, dtype=None, axis=None) -> Tensor:
     """log(softmax(a)) along ``dim`` in one stable step (a - max - log(sum(exp(a - max))))."""
-    return LogSoftmax.apply(a, _one_dim(dim, a.ndim, "log_softmax"))
+    a = floating(_cast(a, dtype))
+    dim = _dim(dim, axis, "log_softmax")
+    return LogSoftmax.apply(a, _one_dim(-1 if dim is None else dim, a.ndim, "log_softmax"))
 
 
 # --- prod, cumsum, norm --------------------------------------------------------------------------
@@ -356,9 +414,10 @@ class Prod(Function):
         return gk * m.where(zero, at_zero, out / x_safe), None, None
 
 
-def prod(a: Tensor, dim=None, keepdim: bool = False) -> Tensor:
+def prod(a: Tensor, dim=None, keepdim: bool = False, *, dtype=None, axis=None) -> Tensor:
     """Product over ``dim`` (all dimensions when None); the gradient is exact with zeros in the input."""
-    return Prod.apply(a, _norm_dims(dim, a.ndim, "prod"), keepdim)
+    a = _cast(a, dtype)
+    return Prod.apply(a, _norm_dims(_dim(dim, axis, "prod"), a.ndim, "prod"), keepdim)
 
 
 class Cumsum(Function):
@@ -373,8 +432,12 @@ class Cumsum(Function):
         return m.apply(Cumsum, g[flip], self.axis)[flip], None
 
 
-def cumsum(a: Tensor, dim: int) -> Tensor:
+def cumsum(a: Tensor, dim: int | None = None, *, dtype=None, axis=None) -> Tensor:
     """Running sum along ``dim``."""
+    dim = _dim(dim, axis, "cumsum")
+    if dim is None:
+        raise TypeError("cumsum: missing the dim argument")
+    a = _cast(a, dtype)
     axes = _one_dim(dim, a.ndim, "cumsum")
     if not axes:  # 0-d: the running sum of one value is the value
         return Cumsum.apply(a.reshape(1), 0).reshape(())
@@ -403,8 +466,9 @@ class Norm(Function):
         return m.sign(x) * abs(x) ** (p - 1.0) * (scale / safe ** (p - 1.0)), None, None, None
 
 
-def norm(a: Tensor, p=2, dim=None, keepdim: bool = False) -> Tensor:
+def norm(a: Tensor, p=2, dim=None, keepdim: bool = False, *, dtype=None, axis=None) -> Tensor:
     """Vector p-norm over ``dim`` (all dims when None): p a positive number, inf, -inf or 'fro' (= 2)."""
+    a, dim = floating(_cast(a, dtype)), _dim(dim, axis, "norm")
     if p == "fro":
         p = 2
     if isinstance(p, str) or not (p > 0 or p == -float("inf")):
@@ -423,7 +487,8 @@ def norm(a: Tensor, p=2, dim=None, keepdim: bool = False) -> Tensor:
 define("sum", _sum_array, sum)
 
 __all__ = ["ValuesIndices", "all", "amax", "amin", "any", "argmax", "argmin", "cumsum", "log_softmax",
-           "logsumexp", "max", "mean", "min", "nansum", "norm", "prod", "softmax", "std", "sum", "var"]
+           "logsumexp", "max", "mean", "min", "nanmean", "nansum", "norm", "prod", "softmax", "std", "std_mean", "sum",
+           "var", "var_mean"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
 METHODS = ["all", "amax", "amin", "any", "argmax", "argmin", "cumsum", "log_softmax", "logsumexp", "max", "mean",
-           "min", "nansum", "norm", "prod", "softmax", "std", "sum", "var"]
+           "min", "nanmean", "nansum", "norm", "prod", "softmax", "std", "std_mean", "sum", "var", "var_mean"]
