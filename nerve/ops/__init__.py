@@ -10,8 +10,8 @@ from importlib import import_module
 from nerve.tensor import Tensor
 
 FAMILIES = ("broadcast", "dtypes", "elementwise", "elementwise_math", "activation", "reduce", "shape", "index",
-            "selection", "cumulative", "linalg", "conv", "pool", "volume", "loss", "normalization", "embedding",
-            "attention", "recurrent")
+            "selection", "cumulative", "sampling", "linalg", "conv", "pool", "volume", "loss", "normalization",
+            "embedding", "attention", "recurrent")
 _modules = [import_module(f"nerve.ops.{name}") for name in FAMILIES]
 for _module in _modules:
     globals().update({name: getattr(_module, name) for name in _module.__all__})
