@@ -1,0 +1,155 @@
+"""Transfer learning on Fashion-MNIST (the protocol of Keras' mnist_transfer_cnn): pre-train LeNet-5 on classes
+0-4, then learn classes 5-9 from 10, 100 or all training images per class four ways:
+
+  (a) frozen features + new head     the pre-trained network frozen but for a new classifier
+  (b) fine-tuning                    the whole pre-trained network, new classifier, a small learning rate
+  (c) from scratch                   the same architecture, freshly initialised, everything trained
+  (d) frozen random features + head  a freshly initialised network frozen but for its classifier
+
+over several seeds (which images are drawn and the new layers' initialisation), tested on the test set's images
+of classes 5-9. Then the same four from nerve's shipped Fashion-MNIST network (``pretrained("fashion-lenet")``,
+all ten classes) to MNIST: the official test set split into its first 8,000 images (training) and last 2,000
+(test), as nerve's examples use it.
+
+    python examples/transfer_fashion.py --data /work/shared/data
+    python examples/transfer_fashion.py --tiny                       # seconds: a smoke test
+
+Training budget per run: max(--steps, 2 epochs) Adam steps of batch 64 (head and scratch runs lr 1e-3, fine-tuning
+lr --finetune-lr).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+import nerve
+from nerve import optim
+from nerve.models import LeNet5
+from nerve.models.pretrained import pretrained
+from nerve.nn.freeze import freeze, trainable_parameters
+from nerve.train import evaluate, fit
+
+CONDITIONS = ("a", "b", "c", "d")
+NAMES = {"a": "frozen features + head", "b": "fine-tuning", "c": "from scratch", "d": "frozen random + head"}
+
+
+def _scaled(X, mean: float, std: float) -> np.ndarray:
+    return ((X - mean) / std).astype(np.float32)
+
+
+def per_class(X, y, n: int | None, seed: int):
+    """``n`` images of each class drawn with ``seed`` (all of them for None)."""
+    if n is None:
+        return X, y
+    rng = np.random.default_rng(seed)
+    idx = np.concatenate([rng.choice(np.flatnonzero(y == c), n, replace=False) for c in np.unique(y)])
+    return X[idx], y[idx]
+
+
+def build(condition: str, source, n_classes: int, seed: int):
+    """The network and the optimiser of one condition; ``source`` is the pre-trained network."""
+    nerve.manual_seed(seed)
+    if condition in ("a", "b"):
+        model = LeNet5(**source.get_config())
+        model.load_state_dict(source.state_dict())
+    else:
+        model = LeNet5(1, source.get_config()["num_classes"])
+    model.replace_head(n_classes)
+    head = str(len(model) - 1)
+    if condition in ("a", "d"):
+        freeze(model, *[name for name, _ in model.named_children() if name != head])
+    lr = FINETUNE_LR if condition == "b" else 1e-3
+    return model, optim.Adam(trainable_parameters(model), lr=lr)
+
+
+def run_task(title: str, source, train, test, sizes, seeds: int, steps: int) -> dict:
+    """Accuracy by (size, condition) over seeds; prints one table."""
+    Xtr, ytr = train
+    n_classes = len(np.unique(ytr))
+    results = {}
+    print(f"\n{title}: {len(Xtr)} training images, {len(test[0])} test images, {n_classes} classes")
+    print(f"{'per class':>10s} " + " ".join(f"{'(' + c + ') ' + NAMES[c]:>26s}" for c in CONDITIONS))
+    for n in sizes:
+        row = []
+        for condition in CONDITIONS:
+            accs = []
+            for seed in range(seeds):
+                X, y = per_class(Xtr, ytr, n, seed)
+                model, opt = build(condition, source, n_classes, seed)
+                epochs = max(2, int(np.ceil(steps * 64 / len(X))))
+                fit(model, (X, y), loss="cross_entropy", optimizer=opt, epochs=epochs, batch_size=64, verbose=0)
+                accs.append(evaluate(model, test, metrics=["accuracy"], batch_size=500)["accuracy"])
+            results[(n, condition)] = accs
+            row.append(f"{np.mean(accs):.4f} +- {np.std(accs):.4f}")
+        label = "all" if n is None else str(n)
+        print(f"{label:>10s} " + " ".join(f"{cell:>26s}" for cell in row), flush=True)
+    return results
+
+
+def verdict(results: dict, sizes) -> str:
+    checks = []
+    for n in sizes:
+        if n is None or n > 100:
+            continue
+        mean = {c: np.mean(results[(n, c)]) for c in CONDITIONS}
+        checks.append(min(mean["a"], mean["b"]) > max(mean["c"], mean["d"]))
+    return "yes" if checks and all(checks) else "no"
+
+
+FINETUNE_LR = 1e-4
+
+
+def main() -> None:
+    global FINETUNE_LR
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=os.environ.get("NERVE_DATA"), help="folder holding fashion-mnist/, mnist/")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--pretrain-epochs", type=int, default=3, dest="pretrain_epochs")
+    parser.add_argument("--steps", type=int, default=150, help="at least this many Adam steps per run")
+    parser.add_argument("--finetune-lr", type=float, default=1e-4, dest="finetune_lr")
+    parser.add_argument("--tiny", action="store_true", help="10 images per class, 1 seed, a few steps")
+    args = parser.parse_args()
+    FINETUNE_LR = args.finetune_lr
+    from nerve.data.datasets import load_fashion_mnist, load_mnist
+
+    root = (lambda name: None if args.data is None else os.path.join(args.data, name))  # noqa: E731
+    X, y = load_fashion_mnist(root("fashion-mnist"), train=True)
+    Xte, yte = load_fashion_mnist(root("fashion-mnist"), train=False)
+    sizes = (10,) if args.tiny else (10, 100, None)
+    seeds, steps = (1, 5) if args.tiny else (args.seeds, args.steps)
+    if args.tiny:
+        X, y, Xte, yte = X[:3000], y[:3000], Xte[:500], yte[:500]
+    mean, std = float(X.mean()), float(X.std())
+    start = time.perf_counter()
+    low, high = y < 5, y >= 5
+    nerve.manual_seed(0)
+    source = LeNet5(1, 5)
+    history = fit(source, (_scaled(X[low], mean, std), y[low]), loss="cross_entropy",
+                  optimizer=optim.Adam(source.parameters(), lr=1e-3), epochs=1 if args.tiny else args.pretrain_epochs,
+                  batch_size=128, verbose=0, metrics=["accuracy"])
+    low_test = (_scaled(Xte[yte < 5], mean, std), yte[yte < 5])
+    pre = evaluate(source, low_test, metrics=["accuracy"], batch_size=500)["accuracy"]
+    print(f"pre-trained LeNet-5 on Fashion-MNIST classes 0-4: train accuracy {history.history['accuracy'][-1]:.4f}, "
+          f"test accuracy {pre:.4f} ({time.perf_counter() - start:.0f} s)")
+    fashion = run_task("Fashion-MNIST classes 5-9", source, (_scaled(X[high], mean, std), y[high] - 5),
+                       (_scaled(Xte[yte >= 5], mean, std), yte[yte >= 5] - 5), sizes, seeds, steps)
+    print(f"transfer_fashion: (a) and (b) beat (c) and (d) at 10 and 100 images per class: "
+          f"{verdict(fashion, sizes)}")
+
+    shipped = pretrained("fashion-lenet")
+    info = shipped.pretrained_info
+    Xm, ym = load_mnist(root("mnist"), train=False)
+    split = 500 if args.tiny else 8000
+    mnist_train = (_scaled(Xm[:split], info["input_mean"], info["input_std"]), ym[:split])
+    mnist_test = (_scaled(Xm[-2000:], info["input_mean"], info["input_std"]), ym[-2000:])
+    mnist = run_task("MNIST from the shipped Fashion-MNIST network (fashion-lenet)", shipped, mnist_train,
+                     mnist_test, sizes, seeds, steps)
+    print(f"transfer_mnist: (a) and (b) beat (c) and (d) at 10 and 100 images per class: {verdict(mnist, sizes)}")
+    print(f"total {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
