@@ -33,9 +33,10 @@ def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) 
     """PyTorch's F.pad: ``pad`` = (left, right) of the last dim, then of the one before, ...
 
     Modes: "constant" (``value``), "reflect" (mirror without repeating the edge, width < size), "replicate"
-    (repeat the edge), "circular" (wrap around, width <= size). Negative widths crop, in every mode: a dim
-    is cropped first and the other side padded from what is left (PyTorch's order). The non-constant modes
-    gather along each padded dim, so their backward adds border gradients back.
+    (repeat the edge), "circular" (wrap around, width <= size). Negative widths crop, in every mode, as in
+    PyTorch: reflect and replicate index the whole input (output j reads input j - left, mirrored or clamped),
+    circular crops first and wraps within what is left. The non-constant modes gather along each padded dim,
+    so their backward adds border gradients back.
     """
     widths = tuple(int(p) for p in pad)
     if mode == "constant":
@@ -49,13 +50,24 @@ def pad(input: Tensor, pad, mode: str = "constant", value: float | None = None) 
     for i in range(len(widths) // 2):
         dim = input.ndim - 1 - i
         lo, hi, n = widths[2 * i], widths[2 * i + 1], input.shape[dim]
-        kept = n + min(lo, 0) + min(hi, 0)  # the dim after cropping
-        limit = kept - 1 if mode == "reflect" else kept
-        if kept < 1 or max(lo, hi) > limit:
-            raise ValueError(f"pad: {mode} padding {(lo, hi)} of dim {dim} (size {n}, {kept} after cropping) of "
-                             f"input {tuple(input.shape)} must leave a non-empty dim and pad at most {limit}")
+        if n + lo + hi < 0:
+            raise ValueError(f"pad: {mode} padding {(lo, hi)} of dim {dim} (size {n}) of input "
+                             f"{tuple(input.shape)} crops more than the dim holds")
+        if n + lo + hi == 0:  # cropped away
+            index = xp.zeros(0, dtype=xp.int64)
+        elif mode == "circular":  # crop, then wrap within the rest
+            kept = n + min(lo, 0) + min(hi, 0)
+            if max(lo, hi) > kept:
+                raise ValueError(f"pad: circular padding {(lo, hi)} of dim {dim} (size {n}, {kept} after "
+                                 f"cropping) of input {tuple(input.shape)} must be at most {kept}")
+            index = max(-lo, 0) + _source_index(kept, max(lo, 0), max(hi, 0), mode)
+        else:
+            if mode == "reflect" and max(lo, hi) >= n:
+                raise ValueError(f"pad: reflect padding {(lo, hi)} of dim {dim} (size {n}) of input "
+                                 f"{tuple(input.shape)} must be smaller than the size")
+            index = _source_index(n, lo, hi, mode)
         if lo or hi:
-            out = index_select(out, dim, max(-lo, 0) + _source_index(kept, max(lo, 0), max(hi, 0), mode))
+            out = index_select(out, dim, index)
     return out
 
 

@@ -22,7 +22,8 @@ _SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
 
 def _pool_geometry(op: str, size: tuple, kernel, stride, padding, dilation, ceil_mode: bool) -> Geometry:
     """Window placement of a pooling layer; ``ceil_mode`` adds a last partial window on the right
-    (dropped when it would start in the right padding, as in PyTorch)."""
+    (dropped when it would start in the right padding, as in PyTorch), even over an input smaller than one
+    window."""
     n = len(size)
     kernel = ntuple(kernel, n, "kernel_size", op)
     stride = kernel if stride is None or (isinstance(stride, (tuple, list)) and not stride) \
@@ -36,12 +37,12 @@ def _pool_geometry(op: str, size: tuple, kernel, stride, padding, dilation, ceil
     hi = []
     for s, k, st, p, d in zip(size, kernel, stride, pad, dilation):
         span = s + 2 * p - d * (k - 1) - 1
-        if span < 0:
-            raise ValueError(f"{op}: input of spatial size {tuple(size)} (padded by {pad}) is smaller than the "
-                             f"window {kernel} (dilation {dilation})")
         out = (span + (st - 1 if ceil_mode else 0)) // st + 1
         if ceil_mode and (out - 1) * st >= s + p:
             out -= 1
+        if out < 1:  # NOTE: with ceil_mode, a window may overhang a smaller input (PyTorch's rule)
+            raise ValueError(f"{op}: input of spatial size {tuple(size)} (padded by {pad}) is smaller than the "
+                             f"window {kernel} (dilation {dilation})")
         hi.append(max(p, (out - 1) * st + d * (k - 1) + 1 - s - p))
     return window_geometry(op, tuple(size), kernel, stride, dilation, pad, tuple(hi))
 

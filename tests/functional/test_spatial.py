@@ -128,7 +128,7 @@ def test_nearest_upsampling_repeats_pixels():
 
 def test_errors_name_the_function_and_shapes():
     img = nerve.randn(1, 2, 3, 4)
-    with pytest.raises(ValueError, match=r"pad: reflect padding \(3, 3\) of dim 2 \(size 3, 3 after cropping\)"):
+    with pytest.raises(ValueError, match=r"pad: reflect padding \(3, 3\) of dim 2 \(size 3\)"):
         F.pad(nerve.randn(1, 1, 3), (3, 3), mode="reflect")
     with pytest.raises(ValueError, match="mode must be"):
         F.pad(nerve.randn(1, 1, 3), (1, 1), mode="mirror")

@@ -18,11 +18,26 @@ NP_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "
 
 # --- references --------------------------------------------------------------------------------------------
 def ref_pad(x, widths, mode):
-    """Crop each dim by its negative widths, then np.pad the rest by the positive ones (PyTorch's order)."""
-    pairs = [(0, 0)] * (x.ndim - len(widths) // 2) + [(widths[2 * i], widths[2 * i + 1])
-                                                       for i in reversed(range(len(widths) // 2))]
-    crop = tuple(slice(max(-a, 0), x.shape[d] - max(-b, 0)) for d, (a, b) in enumerate(pairs))
-    return np.pad(x[crop], [(max(a, 0), max(b, 0)) for a, b in pairs], mode=NP_MODES[mode])
+    """Per dim, one output position at a time: output j reads input j - left, mirrored (reflect) or clamped
+    (replicate) into the input; circular crops by the negative widths first and wraps within what is left."""
+    out = x
+    for i in range(len(widths) // 2):
+        dim, lo, hi = x.ndim - 1 - i, widths[2 * i], widths[2 * i + 1]
+        n = out.shape[dim]
+        if mode in ("constant", "circular"):
+            cropped = np.take(out, range(max(-lo, 0), n - max(-hi, 0)), axis=dim)
+            pairs = [(0, 0)] * x.ndim
+            pairs[dim] = (max(lo, 0), max(hi, 0))
+            out = np.pad(cropped, pairs, mode=NP_MODES[mode])
+            continue
+        src = []
+        for j in range(n + lo + hi):
+            p = j - lo
+            if mode == "reflect":
+                p = -p if p < 0 else (2 * (n - 1) - p if p >= n else p)
+            src.append(min(max(p, 0), n - 1))
+        out = np.take(out, src, axis=dim)
+    return out
 
 
 def ref_nearest_exact(x, size):
@@ -45,9 +60,10 @@ def ref_unpool(x, idx, size):
 
 
 # --- the op table --------------------------------------------------------------------------------------------
-PAD_CASES = [((2, 3, 6), (-1, 2)), ((2, 3, 6), (2, -1)), ((1, 2, 5, 6), (-2, 1, 1, -1)),
-             ((1, 1, 4, 5, 6), (3, -2, -1, 0, 0, -1))]
-MODES = ["constant", "reflect", "replicate", "circular"]
+MODES = ("constant", "reflect", "replicate", "circular")
+#: (input shape, widths, modes): the last pads 3 beside a crop that leaves 2, which circular refuses
+PAD_CASES = [((2, 3, 6), (-1, 2), MODES), ((2, 3, 6), (2, -1), MODES), ((1, 2, 5, 6), (-2, 1, 1, -1), MODES),
+             ((1, 1, 4, 5, 6), (3, -2, -1, 0, 0, -1), MODES), ((1, 2, 6), (3, -4), MODES[:3])]
 #: (input shape, output size)
 EXACT_CASES = [((1, 2, 5), (8,)), ((2, 1, 6, 4), (4, 7)), ((1, 1, 3, 4, 5), (5, 3, 7))]
 
@@ -64,8 +80,8 @@ UNPOOL = {n: _unpool_inputs(shape, 2, 2) for n, shape in ((1, (2, 2, 6)), (2, (1
 
 
 def _cases():
-    for shape, widths in PAD_CASES:
-        for mode in MODES:
+    for shape, widths, modes in PAD_CASES:
+        for mode in modes:
             yield Case(f"pad_{mode}{widths}", lambda x, w=widths, m=mode: F.pad(x, w, mode=m),
                        lambda x, w=widths, m=mode: ref_pad(x, w, m), [shape], second=True)
     for shape, size in EXACT_CASES:
@@ -89,7 +105,10 @@ TORCH_PADS = {
     ("reflect", (-1, 2)): [1, 2, 3, 4, 5, 4, 3], ("reflect", (3, -2)): [3, 2, 1, 0, 1, 2, 3],
     ("replicate", (2, -1)): [0, 0, 0, 1, 2, 3, 4], ("replicate", (-2, -1)): [2, 3, 4],
     ("circular", (-1, 2)): [1, 2, 3, 4, 5, 1, 2], ("circular", (2, -1)): [3, 4, 0, 1, 2, 3, 4],
-    ("circular", (3, -2)): [1, 2, 3, 0, 1, 2, 3],
+    ("circular", (3, -2)): [1, 2, 3, 0, 1, 2, 3], ("reflect", (4, -3)): [4, 3, 2, 1, 0, 1, 2],
+    ("reflect", (-6, 2)): [4, 3], ("reflect", (3, -5)): [3, 2, 1, 0], ("reflect", (-3, 5)): [3, 4, 5, 4, 3, 2, 1, 0],
+    ("replicate", (6, -1)): [0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4], ("replicate", (-6, 2)): [5, 5],
+    ("replicate", (-2, 6)): [2, 3, 4, 5, 5, 5, 5, 5, 5, 5],
 }
 
 
@@ -100,11 +119,18 @@ def test_negative_padding_gives_pytorchs_values(key):
     np.testing.assert_array_equal(out.numpy().ravel(), TORCH_PADS[key])
 
 
-def test_padding_wider_than_the_cropped_dim_is_an_error():
-    with pytest.raises(ValueError, match=r"pad: reflect padding \(4, -3\) of dim 2 \(size 6, 3 after cropping\)"):
-        F.pad(nerve.randn(1, 1, 6), (4, -3), mode="reflect")
-    with pytest.raises(ValueError, match=r"pad: circular padding \(-3, -3\).*must leave a non-empty dim"):
-        F.pad(nerve.randn(1, 1, 6), (-3, -3), mode="circular")
+def test_padding_errors_follow_pytorchs_limits():
+    with pytest.raises(ValueError, match=r"pad: reflect padding \(6, -1\) of dim 2 \(size 6\).*smaller than the size"):
+        F.pad(nerve.randn(1, 1, 6), (6, -1), mode="reflect")
+    with pytest.raises(ValueError, match=r"pad: circular padding \(4, -3\) of dim 2 \(size 6, 3 after cropping\)"):
+        F.pad(nerve.randn(1, 1, 6), (4, -3), mode="circular")
+    with pytest.raises(ValueError, match=r"pad: replicate padding \(-4, -3\) of dim 2 \(size 6\).*crops more than"):
+        F.pad(nerve.randn(1, 1, 6), (-4, -3), mode="replicate")
+    for mode in MODES:  # cropped to nothing: an empty dim, as PyTorch's circular mode gives
+        x = nerve.randn(1, 2, 6, requires_grad=True)
+        out = F.pad(x, (-3, -3), mode=mode)
+        assert out.shape == (1, 2, 0)
+        assert not nerve.grad(out.sum(), x)[0].numpy().any()
 
 
 def test_nearest_exact_differs_from_nearest_as_in_pytorch():

@@ -105,6 +105,7 @@ MAX_CASES = [
     ((2, 1, 6, 5), 3, 2, 1, 1, True),
     ((2, 3, 9), 3, 2, 1, 1, False),
     ((1, 2, 10), 2, 3, 0, 2, True),
+    ((1, 2, 4, 5), (3, 2), 2, 0, (2, 1), True),  # ceil_mode: one window overhanging a height smaller than it
 ]
 #: (input shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
 AVG_CASES = [
@@ -116,6 +117,7 @@ AVG_CASES = [
     ((1, 2, 6, 6), 3, 3, 1, False, True, 4),
     ((2, 3, 9), 3, 2, 1, True, True, None),
     ((1, 2, 5, 4), 3, 2, 1, True, False, None),
+    ((1, 2, 2, 5), 3, 2, 0, True, True, None),  # ceil_mode: one window overhanging a height smaller than it
 ]
 
 

@@ -319,3 +319,11 @@ def test_conv_transpose3d_learns_a_teachers_upsampling():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0] / 100, (losses[0], losses[-1])
+
+
+def test_bench_torch_spatial_agrees_with_pytorch():
+    """bench/torch_spatial.py (a PyTorch reference script) runs where PyTorch is installed and finds no difference."""
+    pytest.importorskip("torch")
+    from tests.test_scripts import number, run_script
+    out = run_script("bench/torch_spatial.py", "--trials", "2", "--no-speed")
+    number(r"^largest difference: (\S+)", out, 0.0, 1e-9)
