@@ -216,3 +216,46 @@ def test_sigkill_while_saving_never_leaves_a_partial_file(tmp_path):
         proc.wait()
     back = load(path)
     assert back["w"].min() == back["w"].max() == back["i"]
+
+
+def _edit_header(path, edit):
+    """Rewrite a file's JSON header through ``edit(header)``, keeping its length (the data stays put)."""
+    raw = path.read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    edit(header)
+    new = json.dumps(header, separators=(",", ":")).encode()
+    assert len(new) <= n
+    path.write_bytes(raw[:8] + new + b" " * (n - len(new)) + raw[8 + n:])
+
+
+def test_an_edited_header_is_caught(tmp_path):
+    """A dtype changed from F32 to I32 keeps every byte of the data; the header's checksum still catches it."""
+    path = tmp_path / "w.safetensors"
+    save({"w": nerve.tensor(np.arange(6, dtype=np.float32).reshape(2, 3))}, path, metadata={"classes": ["a", "b"]})
+    _edit_header(path, lambda h: h["w"].update(dtype="I32"))
+    with pytest.raises(CorruptFileError, match="header's checksum does not match"):
+        load(path)
+    save({"w": nerve.tensor(np.arange(6, dtype=np.float32).reshape(2, 3))}, path, metadata={"classes": ["a", "b"]})
+    _edit_header(path, lambda h: h["w"].update(shape=[3, 2]))
+    with pytest.raises(CorruptFileError, match="header's checksum"):
+        load(path)
+    save({"w": nerve.tensor(np.arange(6, dtype=np.float32).reshape(2, 3))}, path, metadata={"classes": ["a", "b"]})
+    _edit_header(path, lambda h: h["__metadata__"].update(classes='["b","a"]'))
+    with pytest.raises(CorruptFileError, match="header's checksum"):
+        load(path)
+
+
+def test_files_get_the_umask_permissions_and_keep_an_existing_mode(tmp_path):
+    old = os.umask(0o022)
+    try:
+        save({"w": nerve.zeros(2)}, tmp_path / "a.safetensors")
+        assert (tmp_path / "a.safetensors").stat().st_mode & 0o777 == 0o644  # as open() gives, not mkstemp's 0600
+        os.umask(0o027)
+        save({"w": nerve.zeros(2)}, tmp_path / "b.safetensors")
+        assert (tmp_path / "b.safetensors").stat().st_mode & 0o777 == 0o640
+        os.chmod(tmp_path / "a.safetensors", 0o600)
+        save({"w": nerve.ones(2)}, tmp_path / "a.safetensors")  # replacing a file keeps its mode
+        assert (tmp_path / "a.safetensors").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import shutil
+import textwrap
 import time
 from pathlib import Path
 
@@ -204,12 +205,19 @@ def remove_failed_run(run: Path) -> None:
         shutil.rmtree(run, ignore_errors=True)
 
 
+def say(text: str) -> None:
+    """Print ``text`` folded at word boundaries to the terminal's width (``COLUMNS``), so no line wraps mid-word."""
+    width = max(shutil.get_terminal_size().columns - 1, 20)
+    print(textwrap.fill(text, width, subsequent_indent="    ", break_long_words=False, break_on_hyphens=False))
+
+
 def describe(model) -> str:
     """One line: the class, its constructor options and the parameter count."""
     config = model.get_config() if callable(getattr(model, "get_config", None)) else {}
     parts = []
     for key, value in config.items():
-        if value is None or (isinstance(value, str) and len(value) > 20):
+        if value is None or value is False or (isinstance(value, str) and len(value) > 20) or (
+                isinstance(value, float) and value == 0.0):
             continue
         if isinstance(value, (list, tuple)):
             value = "-".join(str(v) for v in value) or "none"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nerve.cli.common import DEFAULTS, CLIError, make_run_dir, remove_failed_run
+from nerve.cli.common import DEFAULTS, CLIError, describe, make_run_dir, remove_failed_run, say
 from nerve.cli.data import RUN_KEY, build_optimizer
 
 CHECKPOINT_EVERY = 250
@@ -109,9 +109,9 @@ def train_lm(cfg: dict, run: Path, resume: dict | None, replace: bool) -> int:
     else:
         make_run_dir(run, cfg, replace)
     ckpt = run / "checkpoint.safetensors"
-    print(f"nerve train: {cfg['data']} ({len(text):,} characters, vocabulary {vocab.size}), "
-          f"{type(model).__name__} {sum(p.numel() for p in model.parameters()):,} parameters, {cfg['iters']} "
-          f"iterations of batch {batch} x {block}{f' from iteration {start}' if start else ''}, run {run}")
+    say(f"nerve train: {cfg['data']}: {len(text):,} characters, vocabulary {vocab.size}; model: {describe(model)}; "
+        f"{cfg['iters']} iterations of batch {batch} x {block}{f' from iteration {start}' if start else ''}; "
+        f"run {run}")
 
     def val_loss(iters: int = 20) -> float:
         model.eval()

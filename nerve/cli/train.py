@@ -8,7 +8,7 @@ from pathlib import Path
 
 from nerve.cli.common import (
     RESUME_SAFE, RULES, CLIError, check_out, data_file, describe, file_digest, flag, fmt, make_run_dir,
-    plot_history, remove_failed_run, run_config, run_dir_for,
+    plot_history, remove_failed_run, run_config, run_dir_for, say,
 )
 from nerve.cli.data import Prepared, build_optimizer
 from nerve.cli.tools import build_adversarial
@@ -93,17 +93,17 @@ def cmd_train(cfg: dict, run: Path, resume: dict | None, replace: bool) -> int:
         callbacks.append(stopper)
     if resume is None:  # only once the data and model are known to be good
         make_run_dir(run, cfg, replace)
-    kind = prep.info["kind"]
-    target = (f", {len(prep.classes)} classes" if prep.classes is not None else
-              f", target {cfg['target']!r} standardised (mean {fmt(prep.info['target_mean'])}, std "
-              f"{fmt(prep.info['target_std'])}) for training")
-    print(f"nerve train: {cfg['data']} ({len(prep.Xtr)} training, {len(prep.Xte)} test samples, "
-          f"{prep.n_features} features{target}), {kind}")
-    print(f"  model {describe(prep.model)}")
-    print(f"  {cfg['optimizer']} lr {cfg['lr']}, rule {cfg.get('rule', 'backprop')}, {cfg['epochs']} epochs of "
-          f"batch {cfg['batch_size']}; "
-          + (f"early stopping on val_loss (patience {cfg['patience']}, best weights restored; --patience 0 turns "
-             "it off)" if stopper else "no early stopping") + f"; run {run}")
+    target = (f"{len(prep.classes)} classes" if prep.classes is not None else
+              f"target {cfg['target']!r} standardised for training (mean {fmt(prep.info['target_mean'])}, std "
+              f"{fmt(prep.info['target_std'])}); losses below are in standard units")
+    say(f"nerve train: {cfg['data']}: {len(prep.Xtr)} training and {len(prep.Xte)} test samples, "
+        f"{prep.n_features} features, {target}")
+    say(f"  model: {describe(prep.model)}")
+    say(f"  {cfg['optimizer']} lr {cfg['lr']}, rule {cfg.get('rule', 'backprop')}, {cfg['epochs']} epochs of batch "
+        f"{cfg['batch_size']}, "
+        + (f"early stopping on val_loss (patience {cfg['patience']}, best weights restored; --patience 0 turns it "
+           "off)" if stopper else "no early stopping"))
+    say(f"  run {run}")
     try:
         history = fit(prep.model, (prep.Xtr, prep.ytr), loss=prep.loss, optimizer=optimizer,
                       epochs=cfg["epochs"], batch_size=cfg["batch_size"], validation_split=0.1,
@@ -124,8 +124,8 @@ def cmd_train(cfg: dict, run: Path, resume: dict | None, replace: bool) -> int:
     if stopper is not None and stopper.best_epoch is not None:
         stopped = (f"stopped after epoch {stopper.stopped_epoch + 1} of {cfg['epochs']}: val_loss did not improve "
                    f"for {cfg['patience']} epochs; " if stopper.stopped_epoch is not None else "")
-        print(f"{stopped}the model keeps the weights of epoch {stopper.best_epoch + 1} (best val_loss "
-              f"{fmt(stopper.best)})")
+        say(f"{stopped}the model keeps the weights of epoch {stopper.best_epoch + 1} (best val_loss "
+            f"{fmt(stopper.best)})")
     prep.save(run)
     plot_history(run, history.history)
     result = prep.evaluate(prep.Xte, prep.yte)
@@ -142,7 +142,7 @@ def start(cfg: dict, given: dict, resume_dir: str | None, overwrite: bool) -> in
         run = Path(resume_dir)
         cfg, state, notes = resume_config(run, given)
         for note in notes:
-            print(f"nerve train: --resume applies {note}")
+            say(f"nerve train: --resume applies {note}")
         replace = False
     else:
         run, state = run_dir_for(cfg), None
