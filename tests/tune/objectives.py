@@ -1,6 +1,6 @@
 """Module-level objectives for trials run in fresh processes (spawned processes import them by name), and a
-worker entry point: ``python -m tests.tune.objectives STORAGE STUDY N_TRIALS SEED`` joins a study and runs its
-share of trials."""
+worker entry point: ``python -m tests.tune.objectives STORAGE STUDY N_TRIALS SEED [OBJECTIVE]`` joins a study and
+runs its share of trials (``slow`` runs each trial in a fresh process)."""
 from __future__ import annotations
 
 import math
@@ -43,6 +43,15 @@ def reports(trial) -> float:
     return 0.5
 
 
+def slow(trial) -> float:
+    """Draws x and sleeps 0.2 s: long enough to be interrupted mid-trial."""
+    import time
+
+    x = trial.suggest_float("x", 0.0, 1.0)
+    time.sleep(0.2)
+    return x
+
+
 _LEAK: list = []
 
 
@@ -57,7 +66,11 @@ if __name__ == "__main__":
     from nerve.tune import search
 
     storage, study, n_trials, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    result = search(quadratic, n_trials=n_trials, sampler="random", storage=storage, study_name=study, seed=seed,
-                    verbose=0)
+    objective = globals()[sys.argv[5]] if len(sys.argv) > 5 else quadratic
+    result = search(objective, n_trials=n_trials, sampler="random", storage=storage, study_name=study, seed=seed,
+                    verbose=0, fresh_process=objective is slow)
+    if result.interrupted:
+        print(f"worker interrupted: {len(result.trials)} trials seen")
+        sys.exit(130)
     print(f"worker done: {len(result.trials)} trials seen, best {result.best_value:.4f}")
     sys.exit(0 if math.isfinite(result.best_value) else 1)

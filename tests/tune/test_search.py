@@ -3,8 +3,10 @@ workers on one SQLite, journal or PostgreSQL storage, and the errors for bad inp
 import functools
 import math
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -111,6 +113,32 @@ def test_ctrl_c_fails_the_running_trial_and_keeps_finished_ones(capsys):
     assert result.trials[2]["fail_reason"] == "interrupted (Ctrl-C)"
     assert result.best_value == min(r["value"] for r in result.trials[:2])
     assert "interrupted" in capsys.readouterr().err
+
+
+def test_sigint_fails_the_running_fresh_process_trial_and_keeps_the_finished_ones(tmp_path):
+    storage = f"sqlite:///{tmp_path}/int.db"
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "tests.tune.objectives", storage, "int", "100", "0", "slow"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    study = None
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        try:
+            study = optuna.load_study(study_name="int", storage=storage)
+        except KeyError:
+            continue
+        states = [t.state.name for t in study.get_trials()]
+        if states.count(COMPLETE) >= 2 and states[-1] == "RUNNING":
+            break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    trials = optuna.load_study(study_name="int", storage=storage).get_trials()
+    states = [t.state.name for t in trials]
+    assert states.count(COMPLETE) >= 2 and "RUNNING" not in states
+    assert states[-1] == FAIL and trials[-1].user_attrs["fail_reason"] == "interrupted (Ctrl-C)"
+    assert "interrupted" in err
 
 
 def test_trials_in_fresh_processes():
