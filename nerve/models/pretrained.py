@@ -15,9 +15,10 @@ from pathlib import Path
 from nerve.io import load, load_metadata
 from nerve.models.cnn import LeNet5
 from nerve.models.mlp import MLP
+from nerve.nn.freeze import freeze
 from nerve.nn.module import Module
 
-__all__ = ["pretrained", "pretrained_info", "available", "load_init", "load_torch_state", "WEIGHTS"]
+__all__ = ["pretrained", "pretrained_info", "available", "load_init", "load_torch_state", "freeze_by_spec", "WEIGHTS"]
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 ARCHITECTURES = {"MLP": MLP, "LeNet5": LeNet5}
@@ -126,3 +127,20 @@ def load_torch_state(model: Module, path_or_state) -> dict:
         mapping = {k: theirs[i][0] for i, (k, _) in enumerate(mine)}
     model.load_state_dict({k: state[v] for k, v in mapping.items()})
     return mapping
+
+
+def freeze_by_spec(model: Module, spec: str) -> list[str]:
+    """Freeze what ``nerve train --freeze`` names: comma-separated submodule names, or ``features`` for every
+    child before the head (the last child holding parameters). Returns the frozen names."""
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    if not names:
+        raise ValueError(f"--freeze: no submodule named in {spec!r}")
+    if "features" in names and "features" not in dict(model.named_children()):
+        holding = [n for n, c in model.named_children() if any(True for _ in c.parameters())]
+        if len(holding) < 2:
+            raise ValueError(f"--freeze features: {type(model).__name__} has no layers before its head")
+        children = [n for n, _ in model.named_children()]
+        before_head = children[:children.index(holding[-1])]
+        names = [n for n in names if n != "features"] + [n for n in before_head if n not in names]
+    freeze(model, *names)
+    return names

@@ -159,3 +159,17 @@ def test_shipped_files_are_small_and_checked_by_hash(tmp_path, monkeypatch):
         zoo.pretrained("digits-mlp")
     with pytest.raises(ValueError, match="no weights named 'imagenet'; available: \\['digits-mlp'"):
         zoo.pretrained("imagenet")
+
+
+def test_freeze_by_spec_names_features_or_submodules():
+    model = LeNet5(1, 10)
+    names = zoo.freeze_by_spec(model, "features")
+    assert names == [str(i) for i in range(11)]
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == ["11.weight", "11.bias"]
+    model = MLP(4, [8, 8], 2)
+    assert zoo.freeze_by_spec(model, "0, 2") == ["0", "2"]
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == ["4.weight", "4.bias"]
+    with pytest.raises(ValueError, match="'encoder' is not a submodule of MLP"):
+        zoo.freeze_by_spec(model, "encoder")
+    with pytest.raises(ValueError, match="no submodule named"):
+        zoo.freeze_by_spec(model, " , ")
