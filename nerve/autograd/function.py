@@ -123,10 +123,15 @@ class _Alias(Function):
         return g
 
 
+class ShapeError(RuntimeError, ValueError):
+    """Operands whose shapes do not fit together: PyTorch raises RuntimeError there, nerve raised ValueError
+    before, so both ``except`` clauses catch it."""
+
+
 def _explain(cls, exc: ValueError, inputs) -> ValueError:
     """NumPy's broadcasting error, restated with the op's name and the operands' shapes."""
     if "broadcast" not in str(exc):
         return exc
     shapes = " and ".join(str(tuple(xp.shape(t.data if isinstance(t, Tensor) else t))) for t in inputs
                           if isinstance(t, Tensor) or hasattr(t, "shape"))
-    return ValueError(f"{cls.__name__.lower()}: shapes {shapes} do not broadcast")
+    return ShapeError(f"{cls.__name__.lower()}: shapes {shapes} do not broadcast")

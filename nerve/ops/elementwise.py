@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 
 from nerve import backend
-from nerve.autograd.function import Function
+from nerve.autograd.function import Function, ShapeError
 from nerve.autograd.rule_math import define
 from nerve.backend import xp
 from nerve.ops.dtypes import floating, promote, promote_floating
@@ -474,7 +474,7 @@ def maximum(a, b) -> Tensor:
     try:
         return Extremum.apply(*promote(a, b), True)
     except ValueError as exc:  # NOTE: the error names the function called, not the class it shares
-        raise ValueError(str(exc).replace("extremum", "maximum", 1)) from None
+        raise type(exc)(str(exc).replace("extremum", "maximum", 1)) from None
 
 
 def minimum(a, b) -> Tensor:
@@ -482,7 +482,7 @@ def minimum(a, b) -> Tensor:
     try:
         return Extremum.apply(*promote(a, b), False)
     except ValueError as exc:  # NOTE: the error names the function called, not the class it shares
-        raise ValueError(str(exc).replace("extremum", "minimum", 1)) from None
+        raise type(exc)(str(exc).replace("extremum", "minimum", 1)) from None
 
 
 def clamp(a, min=None, max=None) -> Tensor:
@@ -515,7 +515,7 @@ def isclose(input, other, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: b
     try:
         xp.broadcast_shapes(a.shape, b.shape)
     except ValueError:
-        raise ValueError(f"isclose: shapes {tuple(a.shape)} and {tuple(b.shape)} do not broadcast") from None
+        raise ShapeError(f"isclose: shapes {tuple(a.shape)} and {tuple(b.shape)} do not broadcast") from None
     return Tensor._make(xp.asarray(xp.isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan)), None)
 
 

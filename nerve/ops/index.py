@@ -6,7 +6,7 @@ This module registers ``m.ungather`` (gather's adjoint) for derivative rules any
 """
 from __future__ import annotations
 
-from nerve.autograd.function import Function
+from nerve.autograd.function import Function, ShapeError
 from nerve.autograd.rule_math import define
 from nerve.backend import xp
 from nerve.ops.elementwise import where
@@ -160,12 +160,12 @@ def _check_along(op: str, a: Tensor, d: int, idx, src: Tensor | None = None) -> 
     """PyTorch's rules: same ndim; index no larger than the input (except in ``d``) nor than src."""
     if idx.ndim != a.ndim or (src is not None and src.ndim != a.ndim):
         extra = "" if src is None else f", src {tuple(src.shape)}"
-        raise ValueError(f"{op}: index and input must have the same number of dimensions, got input "
+        raise ShapeError(f"{op}: index and input must have the same number of dimensions, got input "
                          f"{tuple(a.shape)}, index {tuple(idx.shape)}{extra}")
     for k in range(a.ndim):
         if (k != d and idx.shape[k] > a.shape[k]) or (src is not None and idx.shape[k] > src.shape[k]):
             what = f"input {tuple(a.shape)}" if k != d and idx.shape[k] > a.shape[k] else f"src {tuple(src.shape)}"
-            raise ValueError(f"{op}: index of shape {tuple(idx.shape)} is larger than {what} in dim {k}")
+            raise ShapeError(f"{op}: index of shape {tuple(idx.shape)} is larger than {what} in dim {k}")
     _check_bounds(idx, a.shape[d] if a.ndim else 1, d, op)
 
 
@@ -378,7 +378,7 @@ def index_add(input: Tensor, dim: int, index, source, alpha=1) -> Tensor:
     source = source if isinstance(source, Tensor) else Tensor(source, dtype=input.dtype)
     want = input.shape[:d] + (idx.size,) + input.shape[d + 1:]
     if source.shape != want:
-        raise ValueError(f"index_add: source of shape {tuple(source.shape)} does not match input "
+        raise ShapeError(f"index_add: source of shape {tuple(source.shape)} does not match input "
                          f"{tuple(input.shape)} and an index of length {idx.size} along dim {d}: expected {want}")
     if source.dtype != input.dtype:
         raise TypeError(f"index_add: input ({input.dtype}) and source ({source.dtype}) must have the same dtype")
@@ -396,7 +396,7 @@ def masked_fill(input: Tensor, mask, value) -> Tensor:
     except ValueError:
         fits = False
     if not fits:
-        raise ValueError(f"masked_fill: mask of shape {tuple(m.shape)} does not broadcast to the input's "
+        raise ShapeError(f"masked_fill: mask of shape {tuple(m.shape)} does not broadcast to the input's "
                          f"shape {tuple(input.shape)}")
     if isinstance(value, Tensor):
         if value.ndim:

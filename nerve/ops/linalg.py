@@ -8,7 +8,7 @@ from __future__ import annotations
 import string
 
 from nerve import backend
-from nerve.autograd.function import Function
+from nerve.autograd.function import Function, ShapeError
 from nerve.autograd.rule_math import define
 from nerve.backend import xp
 from nerve.ops.activation import gelu, gelu_slope
@@ -47,7 +47,7 @@ def matmul(a, b) -> Tensor:
     """Matrix product with NumPy's rules: batched, broadcast batch dimensions, 1-D operands."""
     a, b = _tensor(a), _tensor(b)
     if a.ndim == 0 or b.ndim == 0:
-        raise ValueError(f"matmul: operands must have at least 1 dimension, got shapes {tuple(a.shape)} "
+        raise ShapeError(f"matmul: operands must have at least 1 dimension, got shapes {tuple(a.shape)} "
                          f"and {tuple(b.shape)}")
     try:
         return MatMul.apply(a, b)
@@ -55,16 +55,16 @@ def matmul(a, b) -> Tensor:
         k_a = a.shape[-1]
         k_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
         why = (f"{k_a} != {k_b}" if k_a != k_b else "batch dimensions do not broadcast")
-        raise ValueError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} do not align ({why})") from None
+        raise ShapeError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} do not align ({why})") from None
 
 
 def bmm(input, mat2) -> Tensor:
     """Batched matrix product of (b, n, m) and (b, m, p) tensors, without broadcasting (PyTorch's bmm)."""
     a, b = _tensor(input), _tensor(mat2)
     if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0]:
-        raise ValueError(f"bmm: expected 3-D tensors with equal batch, got {tuple(a.shape)} and {tuple(b.shape)}")
+        raise ShapeError(f"bmm: expected 3-D tensors with equal batch, got {tuple(a.shape)} and {tuple(b.shape)}")
     if a.shape[2] != b.shape[1]:
-        raise ValueError(f"bmm: shapes {tuple(a.shape)} and {tuple(b.shape)} do not align "
+        raise ShapeError(f"bmm: shapes {tuple(a.shape)} and {tuple(b.shape)} do not align "
                          f"({a.shape[2]} != {b.shape[1]})")
     return MatMul.apply(a, b)
 
@@ -97,9 +97,9 @@ class Einsum(Function):
         return tuple(grads)
 
 
-def _einsum_error(equation: str, operands, why: str) -> ValueError:
+def _einsum_error(equation: str, operands, why: str) -> ShapeError:
     shapes = ", ".join(str(tuple(t.shape)) for t in operands)
-    return ValueError(f"einsum {equation!r} on shapes {shapes}: {why}")
+    return ShapeError(f"einsum {equation!r} on shapes {shapes}: {why}")
 
 
 def _parse_einsum(equation: str, operands) -> tuple[list[str], str, str]:
@@ -191,11 +191,28 @@ def einsum(equation: str, *operands) -> Tensor:
     return Einsum.apply(*[t for t, _ in pairs], subs=[s for _, s in pairs], out=out)
 
 
+def mm(input, mat2) -> Tensor:
+    """Product of two matrices (2-D only, no broadcasting: PyTorch's mm)."""
+    a, b = _tensor(input), _tensor(mat2)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+        raise ShapeError(f"mm: expected matrices (n, m) and (m, p), got shapes {tuple(a.shape)} and {tuple(b.shape)}")
+    return MatMul.apply(a, b)
+
+
+def mv(input, vec) -> Tensor:
+    """Product of a matrix (n, m) and a vector (m,) (PyTorch's mv)."""
+    a, b = _tensor(input), _tensor(vec)
+    if a.ndim != 2 or b.ndim != 1 or a.shape[1] != b.shape[0]:
+        raise ShapeError(f"mv: expected a matrix (n, m) and a vector (m,), got shapes {tuple(a.shape)} and "
+                         f"{tuple(b.shape)}")
+    return MatMul.apply(a, b)
+
+
 def outer(a, b) -> Tensor:
     """Outer product of two 1-D tensors: out[i, j] = a[i] * b[j]."""
     a, b = _tensor(a), _tensor(b)
     if a.ndim != 1 or b.ndim != 1:
-        raise ValueError(f"outer: expected two 1-D tensors, got shapes {tuple(a.shape)} and {tuple(b.shape)}")
+        raise ShapeError(f"outer: expected two 1-D tensors, got shapes {tuple(a.shape)} and {tuple(b.shape)}")
     return a.reshape(-1, 1) * b
 
 
@@ -203,7 +220,7 @@ def dot(a, b) -> Tensor:
     """Inner product of two 1-D tensors of the same length."""
     a, b = _tensor(a), _tensor(b)
     if a.ndim != 1 or b.ndim != 1 or a.shape != b.shape:
-        raise ValueError(f"dot: expected two 1-D tensors of the same length, got shapes {tuple(a.shape)} "
+        raise ShapeError(f"dot: expected two 1-D tensors of the same length, got shapes {tuple(a.shape)} "
                          f"and {tuple(b.shape)}")
     return MatMul.apply(a, b)
 
@@ -263,10 +280,10 @@ class LinearGELU(Function):
 def check_linear_args(op: str, input: Tensor, weight: Tensor, bias: Tensor | None) -> None:
     """Raise a clear error when input (..., in), weight (out, in) and bias (out,) do not fit together."""
     if weight.ndim != 2 or input.ndim == 0 or input.shape[-1] != weight.shape[1]:
-        raise ValueError(f"{op}: input {tuple(input.shape)} does not match weight {tuple(weight.shape)}: "
+        raise ShapeError(f"{op}: input {tuple(input.shape)} does not match weight {tuple(weight.shape)}: "
                          f"expected input (..., {weight.shape[-1]})")
     if bias is not None and tuple(bias.shape) != (weight.shape[0],):
-        raise ValueError(f"{op}: bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
+        raise ShapeError(f"{op}: bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -283,6 +300,6 @@ def linear_gelu(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Te
 
 define("matmul", xp.matmul, matmul)
 
-__all__ = ["bmm", "check_linear_args", "dot", "einsum", "linear", "linear_gelu", "matmul", "outer"]
+__all__ = ["bmm", "check_linear_args", "dot", "einsum", "linear", "linear_gelu", "matmul", "mm", "mv", "outer"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
-METHODS = ["bmm", "dot", "matmul", "outer"]
+METHODS = ["bmm", "dot", "matmul", "mm", "mv", "outer"]

@@ -8,7 +8,7 @@ differentiates and which the tests hold the kernel to.
 from __future__ import annotations
 
 from nerve import backend
-from nerve.autograd.function import Function
+from nerve.autograd.function import Function, ShapeError
 from nerve.backend import xp
 from nerve.ops.activation import softplus
 from nerve.ops.elementwise import clamp, log, log1p, where
@@ -176,6 +176,11 @@ class CrossEntropy(Function):
         return _reduce_tensor(loss, reduction, w_y.sum())
 
 
+class TargetIndexError(IndexError, ValueError):
+    """A class label outside [0, n_classes): PyTorch raises IndexError there, nerve raised ValueError before,
+    so both ``except`` clauses catch it."""
+
+
 def check_classes(op: str, y, n_classes: int, ignore_index: int) -> None:
     """Raise naming the first class label outside [0, n_classes) that is not ``ignore_index``."""
     if y.size == 0:
@@ -185,7 +190,7 @@ def check_classes(op: str, y, n_classes: int, ignore_index: int) -> None:
     bad = (y != ignore_index) & ((y < 0) | (y >= n_classes))
     if bad.any():
         value = int(y[bad].reshape(-1)[0])
-        raise ValueError(f"{op}: target class {value} is out of range for {n_classes} classes "
+        raise TargetIndexError(f"{op}: target class {value} is out of range for {n_classes} classes "
                          f"(expected 0..{n_classes - 1}, or ignore_index={ignore_index})")
 
 
@@ -214,11 +219,11 @@ def cross_entropy(input: Tensor, target: Tensor, weight=None, ignore_index: int 
     if weight is not None:
         w = _weight_on(weight, input)
         if w.shape != (n_classes,):
-            raise ValueError(f"cross_entropy: weight must have shape ({n_classes},), got {tuple(w.shape)}")
+            raise ShapeError(f"cross_entropy: weight must have shape ({n_classes},), got {tuple(w.shape)}")
     batch_shape = input.shape[:1] + input.shape[2:]
     if target.dtype.kind in "iu":
         if target.shape != batch_shape:
-            raise ValueError(f"cross_entropy: class-index target of shape {tuple(target.shape)} does not "
+            raise ShapeError(f"cross_entropy: class-index target of shape {tuple(target.shape)} does not "
                              f"match input {tuple(input.shape)}: expected {batch_shape}")
         check_classes("cross_entropy", target.data, n_classes, ignore_index)
         return CrossEntropy.apply(input, target.data, w, ignore_index, float(label_smoothing), reduction)
@@ -227,7 +232,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight=None, ignore_index: int 
                         f"(floats), got dtype {target.dtype}")
     if target.shape != input.shape:
         hint = " (class indices must be an integer tensor)" if target.shape == batch_shape else ""
-        raise ValueError(f"cross_entropy: probability target of shape {tuple(target.shape)} does not match "
+        raise ShapeError(f"cross_entropy: probability target of shape {tuple(target.shape)} does not match "
                          f"input {tuple(input.shape)}{hint}")
     return CrossEntropy.apply(input, target, w, ignore_index, float(label_smoothing), reduction)
 
@@ -275,7 +280,7 @@ class BinaryCrossEntropy(Function):
 def check_same_shape(op: str, input: Tensor, target: Tensor) -> None:
     """Raise unless input and target have the same shape (a silent broadcast would compute nonsense)."""
     if tuple(input.shape) != tuple(target.shape):
-        raise ValueError(f"{op}: target shape {tuple(target.shape)} differs from input shape "
+        raise ShapeError(f"{op}: target shape {tuple(target.shape)} differs from input shape "
                          f"{tuple(input.shape)}; reshape one of them (broadcasting here is almost always "
                          "a bug)")
 
@@ -287,7 +292,7 @@ def _weight_array(op: str, weight, input: Tensor, name: str = "weight"):
     try:
         xp.broadcast_shapes(w.shape, input.shape)
     except ValueError:
-        raise ValueError(f"{op}: {name} of shape {tuple(w.shape)} does not broadcast to input "
+        raise ShapeError(f"{op}: {name} of shape {tuple(w.shape)} does not broadcast to input "
                          f"{tuple(input.shape)}") from None
     return w
 
@@ -359,7 +364,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight=None,
                                               _weight_array(op, pos_weight, input, "pos_weight"), reduction)
 
 
-__all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits", "check_classes", "check_reduction",
-           "check_same_shape", "cross_entropy"]
+__all__ = ["TargetIndexError", "binary_cross_entropy", "binary_cross_entropy_with_logits", "check_classes",
+           "check_reduction", "check_same_shape", "cross_entropy"]
 #: functions that are also Tensor methods (none: these take loss options)
 METHODS: list = []

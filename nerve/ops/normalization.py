@@ -5,7 +5,7 @@ others in ``nerve.functional``, through ``standardize``).
 """
 from __future__ import annotations
 
-from nerve.autograd.function import Function
+from nerve.autograd.function import Function, ShapeError
 from nerve.backend import xp
 from nerve.ops.elementwise import rsqrt
 from nerve.ops.reduce import mean
@@ -88,11 +88,11 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bi
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     k = len(shape)
     if k == 0 or tuple(input.shape[input.ndim - k:]) != shape or input.ndim < k:
-        raise ValueError(f"layer_norm: expected input (..., {', '.join(map(str, shape))}), "
+        raise ShapeError(f"layer_norm: expected input (..., {', '.join(map(str, shape))}), "
                          f"got {tuple(input.shape)}")
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and tuple(t.shape) != shape:
-            raise ValueError(f"layer_norm: {name} must have shape {shape}, got {tuple(t.shape)}")
+            raise ShapeError(f"layer_norm: {name} must have shape {shape}, got {tuple(t.shape)}")
     return Normalize.apply(input, weight, bias, tuple(range(input.ndim - k, input.ndim)), eps)
 
 

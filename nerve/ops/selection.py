@@ -6,7 +6,7 @@ rule scatters the gradient back.
 """
 from __future__ import annotations
 
-from nerve.autograd.function import Function
+from nerve.autograd.function import Function, ShapeError
 from nerve.backend import xp
 from nerve.ops.index import (
     Gather, GetItem, IndexBackward, ScatterAdd, _coords, _prefix, _scatter_args, _sort_key,
@@ -136,7 +136,7 @@ def masked_select(input: Tensor, mask) -> Tensor:
     try:
         shape = xp.broadcast_shapes(mask.shape, input.shape)
     except ValueError:
-        raise RuntimeError(f"masked_select: mask of shape {tuple(mask.shape)} and input of shape "
+        raise ShapeError(f"masked_select: mask of shape {tuple(mask.shape)} and input of shape "
                            f"{tuple(input.shape)} do not broadcast") from None
     return GetItem.apply(expand(input, shape), xp.broadcast_to(mask, shape))
 
@@ -152,7 +152,7 @@ def diagonal(input: Tensor, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Te
     """The ``offset`` diagonal of the matrices in dims ``dim1`` and ``dim2``, as a last dimension."""
     d1, d2 = normalize_dim(dim1, input.ndim, "diagonal"), normalize_dim(dim2, input.ndim, "diagonal")
     if d1 == d2 or input.ndim < 2:
-        raise RuntimeError(f"diagonal: dim1 {dim1} and dim2 {dim2} must be two different dims of a tensor "
+        raise ShapeError(f"diagonal: dim1 {dim1} and dim2 {dim2} must be two different dims of a tensor "
                            f"with at least 2 dimensions, got shape {tuple(input.shape)}")
     moved = movedim(input, (d1, d2), (-2, -1))
     rows, cols = _diagonal_key(moved.shape[-2], moved.shape[-1], int(offset), input.data)
@@ -166,7 +166,7 @@ def diag(input: Tensor, diagonal: int = 0) -> Tensor:
         rows, cols = _diagonal_key(input.shape[0], input.shape[1], int(diagonal), input.data)
         return input[rows, cols]
     if input.ndim != 1:
-        raise RuntimeError(f"diag: expected a 1-D or 2-D tensor, got shape {tuple(input.shape)}")
+        raise ShapeError(f"diag: expected a 1-D or 2-D tensor, got shape {tuple(input.shape)}")
     n = input.shape[0] + abs(int(diagonal))
     key = _diagonal_key(n, n, int(diagonal), input.data)
     return IndexBackward.apply(input, (n, n), key)

@@ -6,7 +6,7 @@ are several slicing ops over one input.
 """
 from __future__ import annotations
 
-from nerve.autograd.function import Function
+from nerve.autograd.function import Function, ShapeError
 from nerve.backend import xp
 from nerve.ops.broadcast import Expand
 from nerve.ops.elementwise import clone
@@ -41,7 +41,7 @@ def reshape(a: Tensor, *shape) -> Tensor:
     try:
         return Reshape.apply(a, shape)
     except ValueError:
-        raise ValueError(f"reshape: cannot reshape a tensor of shape {tuple(a.shape)} "
+        raise ShapeError(f"reshape: cannot reshape a tensor of shape {tuple(a.shape)} "
                          f"({a.data.size} elements) into {shape}") from None
 
 
@@ -53,14 +53,14 @@ def expand(a: Tensor, *shape) -> Tensor:
     shape = _shape_arg(shape)
     lead = len(shape) - a.ndim
     if lead < 0:
-        raise ValueError(f"expand: cannot expand shape {tuple(a.shape)} to fewer dimensions {shape}")
+        raise ShapeError(f"expand: cannot expand shape {tuple(a.shape)} to fewer dimensions {shape}")
     shape = tuple(a.shape[i - lead] if s == -1 else s for i, s in enumerate(shape))
     if shape == a.shape:
         return a
     try:
         return Expand.apply(a, shape)
     except ValueError:
-        raise ValueError(f"expand: shape {tuple(a.shape)} does not broadcast to {shape}") from None
+        raise ShapeError(f"expand: shape {tuple(a.shape)} does not broadcast to {shape}") from None
 
 
 def broadcast_to(a: Tensor, shape) -> Tensor:
@@ -91,7 +91,7 @@ def permute(a: Tensor, *dims) -> Tensor:
     """Reorder the dimensions: output dimension i is input dimension dims[i]."""
     dims = _shape_arg(dims)
     if sorted(d % max(a.ndim, 1) for d in dims) != list(range(a.ndim)):
-        raise ValueError(f"permute: {dims} is not a permutation of the {a.ndim} dimensions of a tensor "
+        raise ShapeError(f"permute: {dims} is not a permutation of the {a.ndim} dimensions of a tensor "
                          f"of shape {tuple(a.shape)}")
     dims = tuple(d % a.ndim for d in dims)
     if dims == tuple(range(a.ndim)):
@@ -214,7 +214,7 @@ def concat(tensors, dim: int = 0) -> Tensor:
     d = normalize_dim(dim, first.ndim, "concat")
     for t in tensors[1:]:
         if t.ndim != first.ndim or t.shape[:d] + t.shape[d + 1:] != first.shape[:d] + first.shape[d + 1:]:
-            raise ValueError(f"concat: tensors must have the same shape except in dim {d}, got "
+            raise ShapeError(f"concat: tensors must have the same shape except in dim {d}, got "
                              f"{tuple(first.shape)} and {tuple(t.shape)}")
     return Concat.apply(*tensors, axis=d)
 
@@ -231,7 +231,7 @@ def stack(tensors, dim: int = 0) -> Tensor:
     d = normalize_dim(dim, first.ndim + 1, "stack")
     for t in tensors[1:]:
         if t.shape != first.shape:
-            raise ValueError(f"stack: tensors must all have the same shape, got {tuple(first.shape)} "
+            raise ShapeError(f"stack: tensors must all have the same shape, got {tuple(first.shape)} "
                              f"and {tuple(t.shape)}")
     return Stack.apply(*tensors, axis=d)
 
@@ -322,7 +322,7 @@ def pad(a: Tensor, pad: tuple, value: float = 0.0) -> Tensor:
         widths[a.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
     shape = tuple(n + lo + hi for n, (lo, hi) in zip(a.shape, widths))
     if any(s < 0 for s in shape):
-        raise ValueError(f"pad: padding {pad} of a tensor of shape {tuple(a.shape)} gives a negative size {shape}")
+        raise ShapeError(f"pad: padding {pad} of a tensor of shape {tuple(a.shape)} gives a negative size {shape}")
     return Pad.apply(a, tuple(widths), value)
 
 
@@ -417,7 +417,7 @@ def repeat(a: Tensor, *sizes) -> Tensor:
     """Tile the tensor ``sizes[i]`` times along dimension i (PyTorch's ``Tensor.repeat``)."""
     reps = tuple(int(s) for s in _shape_arg(sizes))
     if len(reps) < a.ndim:
-        raise ValueError(f"repeat: got {len(reps)} repeat counts {reps} for a tensor of shape "
+        raise ShapeError(f"repeat: got {len(reps)} repeat counts {reps} for a tensor of shape "
                          f"{tuple(a.shape)}; give at least one per dimension")
     if any(r < 0 for r in reps):
         raise ValueError(f"repeat: repeat counts must be non-negative, got {reps}")
@@ -511,7 +511,7 @@ def unflatten(a: Tensor, dim: int, sizes) -> Tensor:
         known *= s if s != -1 else 1
     n = a.shape[d] if a.ndim else 1
     if sizes.count(-1) > 1 or (-1 not in sizes and known != n) or (-1 in sizes and (known == 0 or n % known)):
-        raise RuntimeError(f"unflatten: sizes {sizes} do not multiply to the size {n} of dim {d} "
+        raise ShapeError(f"unflatten: sizes {sizes} do not multiply to the size {n} of dim {d} "
                            f"(tensor of shape {tuple(a.shape)})")
     sizes = tuple(n // known if s == -1 else s for s in sizes)
     return reshape(a, a.shape[:d] + sizes + a.shape[d + 1:])
@@ -523,7 +523,7 @@ def unfold(a: Tensor, dimension: int, size: int, step: int) -> Tensor:
     d = normalize_dim(dimension, a.ndim, "unfold")
     n = a.shape[d] if a.ndim else 1
     if step < 1 or not 0 <= size <= n:
-        raise RuntimeError(f"unfold: size {size} must be in [0, {n}] (size of dim {d}) and step {step} >= 1 "
+        raise ShapeError(f"unfold: size {size} must be in [0, {n}] (size of dim {d}) and step {step} >= 1 "
                            f"(tensor of shape {tuple(a.shape)})")
     if a.ndim == 0:
         return reshape(a, (1,))
@@ -558,8 +558,8 @@ def meshgrid(*tensors, indexing: str = "ij") -> tuple:
     return tuple(grids)
 
 
-__all__ = ["broadcast_to", "cat", "chunk", "concat", "expand", "flatten", "flip", "movedim", "moveaxis", "pad",
-           "permute", "repeat", "repeat_interleave", "reshape", "roll", "split", "squeeze", "stack", "swapaxes",
+__all__ = ["ShapeError", "broadcast_to", "cat", "chunk", "concat", "expand", "flatten", "flip", "movedim", "moveaxis",
+           "pad", "permute", "repeat", "repeat_interleave", "reshape", "roll", "split", "squeeze", "stack", "swapaxes",
            "tile", "transpose", "unbind", "unsqueeze", "view", "meshgrid", "unflatten"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
 METHODS = ["broadcast_to", "chunk", "expand", "flatten", "flip", "movedim", "moveaxis", "permute", "repeat",

@@ -71,6 +71,10 @@ def _cases():
     yield Case("outer", lambda a, b: a.outer(b), np.outer, [(3,), (4,)], second=True)
     yield Case("outer_empty", nerve.outer, np.outer, [(0,), (4,)])
     yield Case("dot", lambda a, b: a.dot(b), np.dot, [(5,), (5,)], second=True)
+    yield Case("mm", lambda a, b: a.mm(b), np.matmul, [(2, 3), (3, 4)], second=True)
+    yield Case("mv", nerve.mv, np.matmul, [(2, 3), (3,)], second=True)
+    yield Case("einsum_ellipsis_middle", lambda a, b: nerve.einsum("b...i,b...i->b...", a, b),
+               lambda a, b: np.einsum("b...i,b...i->b...", a, b), [(2, 3, 1, 4), (2, 1, 5, 4)], second=True)
 
 
 CASES = list(_cases())
