@@ -94,3 +94,9 @@ def test_a_stalled_rank_makes_the_others_stop_with_an_error(tmp_path):
     proc = mpiexec(2, "stall", tmp_path, timeout=25, WORKER_TIMEOUT="1.5")
     assert proc.returncode != 0
     assert "DistributedTimeoutError" in proc.stderr and "did not complete within 1.5 s" in proc.stderr
+
+
+def test_a_dead_rank_ends_the_job(tmp_path):
+    """mpiexec (MPICH's hydra) ends every rank when one exits early; none waits for ever."""
+    proc = mpiexec(2, "die", tmp_path, timeout=25, WORKER_TIMEOUT="5")
+    assert proc.returncode != 0 and not (tmp_path / "survived").exists()

@@ -74,6 +74,11 @@ def main(mode: str, out: Path) -> None:
     elif mode == "mismatch":
         model, _, _ = problem("float64", hidden=16 if dist.rank() == 0 else 8)
         dist.broadcast_parameters(model)
+    elif mode == "die":
+        if dist.rank() == 1:
+            os._exit(3)
+        dist.allreduce(numpy.ones(3))
+        (out / "survived").write_text("rank 0 went on after rank 1 died")
     elif mode == "stall":
         if dist.rank() == 1:
             time.sleep(30)

@@ -39,6 +39,22 @@ class LastState(nn.Module):
         return h, c
 
 
+class CrossAttention(nn.Module):
+    """Attention of x over a projection of itself: the unpacked path (scaled_dot_product_attention), or with
+    ``weights`` the composed one that also returns the head-averaged attention matrix."""
+
+    def __init__(self, weights: bool) -> None:
+        super().__init__()
+        self.proj = nn.Linear(16, 16)
+        self.mha = nn.MultiheadAttention(16, 4, batch_first=True)
+        self.weights = weights
+
+    def forward(self, x):
+        kv = self.proj(x)
+        out, w = self.mha(x, kv, kv, need_weights=self.weights)
+        return (out, w) if self.weights else out
+
+
 def _tokens(vocab: int, t: int):
     return lambda b: nerve.tensor(numpy.random.default_rng(b).integers(0, vocab, (b, t)))
 
@@ -59,6 +75,10 @@ CASES = {
     "transformer_encoder": (lambda: nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 4, 32, batch_first=True,
                                                                                     norm_first=True), 2),
                             _normal(7, 16)),
+    "cross_attention": (lambda: CrossAttention(weights=False), _normal(7, 16)),
+    "attention_weights": (lambda: CrossAttention(weights=True), _normal(7, 16)),
+    "transformer_encoder_post_norm": (lambda: nn.TransformerEncoder(nn.TransformerEncoderLayer(
+        16, 4, 32, batch_first=True, activation="gelu"), 2, norm=nn.LayerNorm(16)), _normal(7, 16)),
     "conv_zoo": (lambda: nn.Sequential(
         nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1), nn.BatchNorm2d(4), nn.GELU(),
         nn.Conv2d(4, 6, 3, padding=1, groups=2), nn.GroupNorm(2, 6), nn.SiLU(), nn.MaxPool2d(3, 2, padding=1),
@@ -84,7 +104,8 @@ def test_onnxruntime_equals_nerve_at_two_batch_sizes(tmp_path, name):
     model.eval()
     path = tmp_path / f"{name}.onnx"
     axis = 1 if name == "rnn_time_major" else 0
-    nx.export(model, make(2), path, dynamic_axes={"input": {axis: "batch"}, "output": {0: "batch"}} if axis else None)
+    dynamic = {"input": {axis: "batch"}, "output": {0: "batch"}} if axis else None
+    nx.export(model, make(2), path, dynamic_axes=dynamic)
     proto = onnx.load(str(path))
     onnx.checker.check_model(proto, full_check=True)
     assert proto.ir_version == 8 and proto.opset_import[0].version == 17
