@@ -523,6 +523,9 @@ def fit(model, data: Any, *, loss: Callable | str | None = None, optimizer: Any 
     if distributed:
         from nerve.distributed import is_main
         from nerve.distributed.training import prepare
+        data = _to_dataset(data, "fit", "the training data") or data  # checked as fit checks any data
+        if validation_data is not None:
+            validation_data = _to_dataset(validation_data, "fit", "the validation data") or validation_data
         optimizer, train_loader, val_loader = prepare(model, optimizer, data, validation_data, batch_size, shuffle)
         if not is_main():  # NOTE: only rank 0 prints and writes; the others keep the callbacks that decide
             verbose = 0
