@@ -181,3 +181,41 @@ def test_python_base_power_follows_pytorch_dtypes():
     (2.0 ** x).sum().backward()
     assert x.grad.dtype == np.float32
     np.testing.assert_allclose(x.grad.numpy(), 2.0 ** np.array([1.0, 2.0]) * np.log(2.0), rtol=1e-6)
+
+
+def _pow_grads(base, exponent):
+    a = nerve.tensor(base, dtype=nerve.float64, requires_grad=True)
+    b = nerve.tensor(exponent, dtype=nerve.float64, requires_grad=True)
+    out = a ** b
+    ga, gb = nerve.grad(out.sum(), [a, b])
+    return out.numpy(), ga.numpy(), gb.numpy()
+
+
+def test_pow_gradient_at_zero_base_is_finite_for_exponents_of_one_or_more():
+    out, ga, gb = _pow_grads([0.0, 0.0, 0.0], [1.0, 2.0, 3.5])
+    np.testing.assert_array_equal(out, [0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(ga, [1.0, 0.0, 0.0])  # y 0^(y-1): 1 * 0^0 = 1, then 0
+    np.testing.assert_array_equal(gb, [0.0, 0.0, 0.0])  # d(0^y)/dy = 0 for y >= 0, as PyTorch
+    for p, want in ((1, 1.0), (2, 0.0), (3.5, 0.0)):
+        x = nerve.tensor([0.0], dtype=nerve.float64, requires_grad=True)
+        (g,) = nerve.grad((x ** p).sum(), x)
+        assert g.item() == want, p
+
+
+def test_pow_with_zero_exponent_is_one_with_zero_gradient_even_at_infinity():
+    out, ga, gb = _pow_grads([np.inf, -np.inf, 0.0, 2.0], [0.0, 0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(out, [1.0, 1.0, 1.0, 1.0])
+    np.testing.assert_array_equal(ga, [0.0, 0.0, 0.0, 0.0])
+    x = nerve.tensor([np.inf, -np.inf, 0.0], dtype=nerve.float64, requires_grad=True)
+    (g,) = nerve.grad((x ** 0).sum(), x)
+    np.testing.assert_array_equal(g.numpy(), [0.0, 0.0, 0.0])
+
+
+def test_pow_second_derivative_at_zero_base():
+    x = nerve.tensor([0.0], dtype=nerve.float64, requires_grad=True)
+    (g,) = nerve.grad((x ** 3).sum(), x, create_graph=True)
+    (gg,) = nerve.grad(g.sum(), x)
+    assert g.item() == 0.0 and gg.item() == 0.0
+    (g,) = nerve.grad((x ** 2).sum(), x, create_graph=True)
+    (gg,) = nerve.grad(g.sum(), x)
+    assert gg.item() == 2.0
