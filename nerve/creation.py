@@ -35,7 +35,7 @@ def _shape(name: str, size: tuple, keyword=None) -> tuple:
 
 
 def _finish(array, requires_grad: bool, device) -> Tensor:
-    if device is not None and backend.device(device).type != "cpu":
+    if device is not None and str(device) != "cpu" and backend.device(device).type != "cpu":
         array = backend.to_device(array, str(device))
     return Tensor(array, requires_grad=requires_grad)
 

@@ -156,6 +156,24 @@ def test_workers_give_the_same_batches_in_the_same_order():
     assert get_worker_info() is None
 
 
+def test_spawned_workers_and_resuming_a_worker_epoch():
+    serial = _labels(DataLoader(Plain(11), batch_size=4, shuffle=True, generator=3))
+    spawned = DataLoader(Plain(11), batch_size=4, shuffle=True, generator=3, num_workers=2,
+                         multiprocessing_context="spawn")
+    assert _labels(spawned) == serial
+    nerve.manual_seed(5)
+    stopped = DataLoader(Plain(11), batch_size=4, shuffle=True, num_workers=2)
+    batches = iter(stopped)
+    head = [[t.numpy().tolist() for t in next(batches)]]
+    state = stopped.state_dict()
+    batches.close()
+    nerve.manual_seed(5)
+    resumed = DataLoader(Plain(11), batch_size=4, shuffle=True)
+    full = _labels(resumed)
+    resumed.load_state_dict(state)
+    assert state["batches_yielded"] == 1 and head + _labels(resumed) == full
+
+
 def _init(worker_id):
     np.random.seed(1000 + worker_id)
 
