@@ -81,6 +81,15 @@ def test_cuda_accelerator_and_backends_queries_agree_with_the_machine():
     assert nerve.backends.mps.is_available() is False and nerve.backends.mps.is_built() is False
     nerve.backends.cudnn.benchmark = True          # accepted, changes nothing
     nerve.backends.cudnn.benchmark = False
+    nerve.backends.cuda.matmul.allow_tf32 = True
+    nerve.set_float32_matmul_precision("high")
+    assert nerve.get_float32_matmul_precision() == "high"
+    nerve.set_float32_matmul_precision("highest")
+    with pytest.raises(ValueError, match="expected 'highest', 'high' or 'medium', got 'low'"):
+        nerve.set_float32_matmul_precision("low")
+    nerve.use_deterministic_algorithms(True)
+    assert nerve.are_deterministic_algorithms_enabled()
+    nerve.use_deterministic_algorithms(False)
     nerve.cuda.manual_seed(0)
     nerve.cuda.manual_seed_all(0)
     nerve.cuda.synchronize()
