@@ -75,6 +75,23 @@ def _where(g: Graph) -> str:
     return g.node("Where", [g.value("cond", dtype=bool), g.value("a"), g.value("b")])
 
 
+_COMPARISONS = {"less": "Less", "less_equal": "LessOrEqual", "greater": "Greater", "greater_equal": "GreaterOrEqual",
+                "equal": "Equal", "bitwise_and": "And", "bitwise_or": "Or", "bitwise_xor": "Xor"}
+
+
+@converts("Compare")
+def _compare(g: Graph) -> str:
+    """Tensor's comparison operators (traced separately: they are not Functions)."""
+    fn = getattr(g.record.args["fn"], "__name__", str(g.record.args["fn"]))
+    a = g.record.args["a"]
+    dtype = numpy.dtype((a.data if hasattr(a, "data") else numpy.asarray(a)).dtype)
+    if fn == "not_equal":
+        return g.node("Not", [g.node("Equal", [g.value("a", dtype=dtype), g.value("b", dtype=dtype)])])
+    if fn not in _COMPARISONS or (fn.startswith("bitwise") and dtype != numpy.bool_):
+        raise ExportError(f"nerve.onnx.export: {g.where()} uses {fn} on {dtype}; not exported")
+    return g.node(_COMPARISONS[fn], [g.value("a", dtype=dtype), g.value("b", dtype=dtype)])
+
+
 @converts("Cast")
 def _cast(g: Graph) -> str:
     return g.cast(g.value("a"), g.out_dtype())

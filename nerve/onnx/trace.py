@@ -6,6 +6,7 @@ tracer wraps ``Function.apply`` for the length of one forward pass instead, so n
 from __future__ import annotations
 
 import inspect
+import sys
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
@@ -13,7 +14,9 @@ from nerve.autograd.function import Function
 from nerve.autograd.grad_mode import no_grad
 from nerve.tensor import Tensor
 
-__all__ = ["Record", "trace"]
+__all__ = ["Record", "trace", "Compare"]
+
+_tensor_module = sys.modules[Tensor.__module__]  # NOTE: the module, not nerve.tensor (the creation function)
 
 _SIGNATURES: dict = {}
 
@@ -38,6 +41,10 @@ def _bind(cls: type, inputs: tuple, options: dict) -> dict:
     return args
 
 
+class Compare:
+    """Stands for Tensor's comparisons (``x > 0``, ``a == b``) in a record: they are not Functions (no gradient)."""
+
+
 @contextmanager
 def _recording(model, records: list):
     """Wrap ``Function.apply`` and hook every module so that each call is recorded with its module's path."""
@@ -54,11 +61,21 @@ def _recording(model, records: list):
         records.append(Record(cls, _bind(cls, inputs, options), out, stack[-1]))
         return out
 
+    compare = _tensor_module._compare
+
+    def traced_compare(fn, a, b):
+        out = compare(fn, a, b)
+        records.append(Record(Compare, {"fn": fn, "a": a, "b": b}, out, stack[-1]))
+        return out
+
     Function.apply = classmethod(apply)
+    # NOTE: Tensor's comparison operators call the module-level _compare, so replacing it traces them too
+    _tensor_module._compare = traced_compare
     try:
         yield
     finally:
         Function.apply = original
+        _tensor_module._compare = compare
         for handle in handles:
             handle.remove()
 
