@@ -134,8 +134,9 @@ class DataLoader:
         self._auto_batch = batch_sampler is None and batch_size is not None
         # NOTE: nerve's own datasets are fetched a batch at a time (a slice when the order is sequential).
         self._batched = collate_fn is None and hasattr(dataset, "get_batch") and self.batch_size is not None
-        # worker seeds come from a stream of their own, so workers do not change the shared generator's draws
-        self._worker_seeds = backend.default_generator().spawn(1)[0] if num_workers else None
+        # NOTE: worker seeds come from a child of the loader's generator (spawning changes no one's draws), so
+        # the number of workers changes neither this loader's order nor any later loader's.
+        self._worker_seeds = generator.spawn(1)[0] if num_workers else None
         self._epoch_start_state = None
         self._batches_yielded = 0
         self._resume_at = 0

@@ -151,6 +151,12 @@ def test_workers_give_the_same_batches_in_the_same_order():
                               **kwargs)
         for _ in range(2):                                           # two epochs: new permutations, still equal
             assert _labels(serial) == _labels(parallel)
+    nerve.manual_seed(2)
+    DataLoader(Plain(5), num_workers=2)
+    after_workers = _labels(DataLoader(Plain(9), batch_size=9, shuffle=True))
+    nerve.manual_seed(2)
+    DataLoader(Plain(5))
+    assert _labels(DataLoader(Plain(9), batch_size=9, shuffle=True)) == after_workers   # later loaders unchanged
     tagged = list(DataLoader(WorkerTagged(12), batch_size=3, num_workers=2))
     assert [b[1].tolist() for b in tagged] == [[0] * 3, [1] * 3, [0] * 3, [1] * 3]   # batch b from worker b % 2
     assert get_worker_info() is None
