@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from nerve.autograd.function import ShapeError
 from nerve.backend import xp
 from nerve.ops import (  # noqa: F401  (re-exported: the convolution and pooling primitives)
     avg_pool1d, avg_pool2d, avg_pool3d, batched_spatial, conv1d, conv2d, conv3d, conv_transpose1d,
@@ -77,8 +78,8 @@ def _max_unpool_nd(op: str, n: int, input: Tensor, indices, kernel_size, stride,
     idx = xp.asarray(indices.data if isinstance(indices, Tensor) else indices)
     idx = idx[None] if unbatched else idx
     if tuple(idx.shape) != tuple(x.shape) or idx.dtype.kind not in "iu":
-        raise RuntimeError(f"{op}: indices must be integers of the input's shape {tuple(input.shape)}, got "
-                           f"{idx.dtype} {tuple(xp.shape(indices))}")
+        raise ShapeError(f"{op}: indices must be integers of the input's shape {tuple(input.shape)}, got "
+                         f"{idx.dtype} {tuple(xp.shape(indices))}")
     kernel = ntuple(kernel_size, n, "kernel_size", op)
     stride = kernel if stride is None else ntuple(stride, n, "stride", op)
     pads = ntuple(padding, n, "padding", op)

@@ -7,6 +7,7 @@ U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 from __future__ import annotations
 
 from nerve import functional as F
+from nerve.autograd.function import ShapeError
 from nerve.nn import init
 from nerve.nn.linear import _empty
 from nerve.nn.module import Module
@@ -73,10 +74,11 @@ class _ConvNd(Module):
         return f"{type(self).__name__}({self.in_channels} -> {self.out_channels}, k={_size_text(self.kernel_size)})"
 
     def _check(self, input: Tensor) -> None:
-        """A wrong number of dims or channels is a RuntimeError (PyTorch's class); a wrong dtype a TypeError."""
+        """A wrong number of dims or channels is a ShapeError (a RuntimeError, PyTorch's class); a wrong dtype a
+        TypeError."""
         n = self._n
         if input.ndim not in (n + 1, n + 2) or input.shape[input.ndim - n - 1] != self.in_channels:
-            raise RuntimeError(f"{self._describe()}: expected input (N, {self.in_channels}, {_SPATIAL[n]}), got "
+            raise ShapeError(f"{self._describe()}: expected input (N, {self.in_channels}, {_SPATIAL[n]}), got "
                              f"{tuple(input.shape)}")
         if input.dtype != self.weight.dtype:
             raise TypeError(f"{self._describe()}: input has dtype {input.dtype} but the weights are "

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 
 from nerve import backend
-from nerve.autograd.function import Function
+from nerve.autograd.function import Function, ShapeError
 from nerve.backend import xp
 from nerve.ops.reduce import softmax
 from nerve.ops.shape import expand
@@ -215,7 +215,7 @@ def _check_mask_shape(op: str, bias, scores_shape: tuple, what: str) -> None:
     try:
         xp.broadcast_shapes(tuple(bias.shape), scores_shape)
     except ValueError:
-        raise RuntimeError(f"{op}: {what} of shape {tuple(bias.shape)} does not broadcast to the attention "
+        raise ShapeError(f"{op}: {what} of shape {tuple(bias.shape)} does not broadcast to the attention "
                          f"scores {scores_shape}") from None
 
 
@@ -231,12 +231,12 @@ def _repeat_heads(x: Tensor, repeats: int) -> Tensor:
 def _grouped_heads(op: str, query: Tensor, key: Tensor, value: Tensor) -> tuple:
     """Key and value with their heads (dim -3) repeated to the query's number of heads (``enable_gqa``)."""
     if query.ndim < 3 or key.ndim < 3 or value.ndim < 3:
-        raise RuntimeError(f"{op}: enable_gqa=True needs heads at dim -3, (..., H, L, E), got query "
-                           f"{tuple(query.shape)}, key {tuple(key.shape)} and value {tuple(value.shape)}")
+        raise ShapeError(f"{op}: enable_gqa=True needs heads at dim -3, (..., H, L, E), got query "
+                         f"{tuple(query.shape)}, key {tuple(key.shape)} and value {tuple(value.shape)}")
     heads = query.shape[-3]
     if heads % key.shape[-3] or heads % value.shape[-3]:
-        raise RuntimeError(f"{op}: the number of heads in key ({key.shape[-3]}) and value ({value.shape[-3]}) must "
-                           f"divide the number of heads in query ({heads})")
+        raise ShapeError(f"{op}: the number of heads in key ({key.shape[-3]}) and value ({value.shape[-3]}) must "
+                         f"divide the number of heads in query ({heads})")
     return _repeat_heads(key, heads // key.shape[-3]), _repeat_heads(value, heads // value.shape[-3])
 
 
@@ -261,23 +261,23 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     grad receives one (a learned bias). ``is_causal`` masks keys after each query (top-left aligned);
     ``scale`` defaults to 1/sqrt(E); ``dropout_p`` drops attention weights (always, as in PyTorch: pass 0
     when evaluating); ``enable_gqa`` repeats key and value heads (dim -3) to the query's number of heads
-    (grouped-query attention). Shape mismatches raise RuntimeError, as in PyTorch.
+    (grouped-query attention). Shape mismatches raise ``ShapeError``: a RuntimeError, as in PyTorch.
     """
     op = "scaled_dot_product_attention"
     if query.ndim < 2 or key.ndim < 2 or value.ndim < 2:
-        raise RuntimeError(f"{op}: query, key and value need at least 2 dimensions (..., length, features), got "
-                           f"{tuple(query.shape)}, {tuple(key.shape)} and {tuple(value.shape)}")
+        raise ShapeError(f"{op}: query, key and value need at least 2 dimensions (..., length, features), got "
+                         f"{tuple(query.shape)}, {tuple(key.shape)} and {tuple(value.shape)}")
     if query.shape[-1] != key.shape[-1] or key.shape[-2] != value.shape[-2]:
-        raise RuntimeError(f"{op}: expected query (..., L, E), key (..., S, E), value (..., S, Ev), got "
-                           f"{tuple(query.shape)}, {tuple(key.shape)} and {tuple(value.shape)}")
+        raise ShapeError(f"{op}: expected query (..., L, E), key (..., S, E), value (..., S, Ev), got "
+                         f"{tuple(query.shape)}, {tuple(key.shape)} and {tuple(value.shape)}")
     if enable_gqa:
         key, value = _grouped_heads(op, query, key, value)
     try:
         batch = xp.broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
     except ValueError:
-        raise RuntimeError(f"{op}: the batch dimensions of query {tuple(query.shape)}, key {tuple(key.shape)} "
-                           f"and value {tuple(value.shape)} do not broadcast (different numbers of heads need "
-                           "enable_gqa=True)") from None
+        raise ShapeError(f"{op}: the batch dimensions of query {tuple(query.shape)}, key {tuple(key.shape)} "
+                         f"and value {tuple(value.shape)} do not broadcast (different numbers of heads need "
+                         "enable_gqa=True)") from None
     if query.dtype != key.dtype or query.dtype != value.dtype or query.dtype.kind != "f":
         raise TypeError(f"{op}: query, key and value must share one floating dtype, got {query.dtype}, "
                         f"{key.dtype} and {value.dtype}")
@@ -367,7 +367,7 @@ def packed_self_attention(qkv: Tensor, num_heads: int, attn_mask=None, dropout_p
     """
     op = "packed_self_attention"
     if qkv.ndim != 3 or qkv.shape[-1] % (3 * num_heads):
-        raise ValueError(f"{op}: expected qkv (batch, length, 3 * embed_dim) with embed_dim divisible by "
+        raise ShapeError(f"{op}: expected qkv (batch, length, 3 * embed_dim) with embed_dim divisible by "
                          f"num_heads={num_heads}, got {tuple(qkv.shape)}")
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"{op}: dropout_p must be in [0, 1), got {dropout_p}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 
-from nerve.autograd.function import Function
+from nerve.autograd.function import Function, ShapeError
 from nerve.backend import xp
 from nerve.ops.conv import (
     Geometry, channels_first, contiguous_last, ntuple, padded_last, unpadded, window_geometry, windows,
@@ -41,7 +41,7 @@ def _pool_geometry(op: str, size: tuple, kernel, stride, padding, dilation, ceil
         if ceil_mode and (out - 1) * st >= s + p:
             out -= 1
         if out < 1:  # NOTE: with ceil_mode, a window may overhang a smaller input (PyTorch's rule)
-            raise ValueError(f"{op}: input of spatial size {tuple(size)} (padded by {pad}) is smaller than the "
+            raise ShapeError(f"{op}: input of spatial size {tuple(size)} (padded by {pad}) is smaller than the "
                              f"window {kernel} (dilation {dilation})")
         hi.append(max(p, (out - 1) * st + d * (k - 1) + 1 - s - p))
     return window_geometry(op, tuple(size), kernel, stride, dilation, pad, tuple(hi))
@@ -158,7 +158,7 @@ def _flat_indices(arg, geom: Geometry):
 def batched_spatial(op: str, input: Tensor, n: int) -> tuple:
     """(input as a batch, whether it was one unbatched example), after checking its number of dims."""
     if input.ndim not in (n + 1, n + 2):
-        raise ValueError(f"{op}: expected input (N, C, {_SPATIAL[n]}) or (C, {_SPATIAL[n]}), got "
+        raise ShapeError(f"{op}: expected input (N, C, {_SPATIAL[n]}) or (C, {_SPATIAL[n]}), got "
                          f"{tuple(input.shape)}")
     unbatched = input.ndim == n + 1
     return (input.unsqueeze(0) if unbatched else input), unbatched

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import math
 
-from nerve.autograd.function import Function
+from nerve.autograd.function import Function, ShapeError
 from nerve.backend import xp
 from nerve.ops.conv import Geometry, conv_geometry, transpose_geometry
 from nerve.tensor import Tensor
 
-_SHAPE_ERROR = RuntimeError
 #: im2col runs over chunks of images whose columns take about this many bytes (a 3-d window's columns are
 #: K times the input: 27x for 3x3x3)
 CHUNK_BYTES = 16 << 20
@@ -159,18 +158,18 @@ class VolumeConvWeight(Function):
 def _check(op: str, input: Tensor, weight: Tensor, bias, groups: int, channels_dim: int) -> bool:
     """Check shapes for a 3-d (transposed) convolution; True when the input is one unbatched (C, D, H, W)."""
     if weight.ndim != 5:
-        raise _SHAPE_ERROR(f"{op}: weight must have 5 dims (channels, channels / groups, kD, kH, kW), got "
-                           f"{tuple(weight.shape)}")
+        raise ShapeError(f"{op}: weight must have 5 dims (channels, channels / groups, kD, kH, kW), got "
+                         f"{tuple(weight.shape)}")
     if not isinstance(groups, int) or groups < 1 or weight.shape[0] % groups:
         raise ValueError(f"{op}: groups={groups} must be a positive int dividing weight.shape[0] "
                          f"(weight {tuple(weight.shape)})")
     channels = weight.shape[1] * groups if channels_dim == 1 else weight.shape[0]
     if input.ndim not in (4, 5) or input.shape[input.ndim - 4] != channels:
-        raise _SHAPE_ERROR(f"{op}: expected input (N, {channels}, D, H, W) or ({channels}, D, H, W) for weight "
-                           f"{tuple(weight.shape)} and groups={groups}, got {tuple(input.shape)}")
+        raise ShapeError(f"{op}: expected input (N, {channels}, D, H, W) or ({channels}, D, H, W) for weight "
+                         f"{tuple(weight.shape)} and groups={groups}, got {tuple(input.shape)}")
     out_channels = weight.shape[0] if channels_dim == 1 else weight.shape[1] * groups
     if bias is not None and tuple(bias.shape) != (out_channels,):
-        raise _SHAPE_ERROR(f"{op}: bias must have shape ({out_channels},), got {tuple(bias.shape)}")
+        raise ShapeError(f"{op}: bias must have shape ({out_channels},), got {tuple(bias.shape)}")
     if input.dtype != weight.dtype:
         raise TypeError(f"{op}: input dtype {input.dtype} and weight dtype {weight.dtype} differ")
     return input.ndim == 4

@@ -23,7 +23,7 @@ def test_pooling_layers_shapes_configs_and_errors():
     assert nn.MaxPool2d(3, 2, 1).get_config() == {"kernel_size": 3, "stride": 2, "padding": 1, "dilation": 1,
                                                   "return_indices": False, "ceil_mode": False}
     assert sum(1 for _ in nn.MaxPool2d(2).parameters()) == 0
-    with pytest.raises(ValueError, match=r"max_pool2d: expected input \(N, C, H, W\) or \(C, H, W\), got \(2, 3\)"):
+    with pytest.raises(RuntimeError, match=r"max_pool2d: expected input \(N, C, H, W\) or \(C, H, W\), got \(2, 3\)"):
         nn.MaxPool2d(2)(nerve.randn(2, 3))
 
 

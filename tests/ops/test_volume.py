@@ -266,8 +266,13 @@ def test_errors_are_runtime_errors_naming_the_shapes():
         F.conv3d(nerve.randn(1, 6, 5, 5, 5), w, groups=3)
     with pytest.raises(ValueError, match=r"conv3d: input of spatial size \(2, 5, 5\).*smaller than the kernel"):
         F.conv3d(nerve.randn(1, 2, 2, 5, 5), w)
-    with pytest.raises(ValueError, match=r"max_pool3d: expected input \(N, C, D, H, W\)"):
+    with pytest.raises(RuntimeError, match=r"max_pool3d: expected input \(N, C, D, H, W\)"):
         F.max_pool3d(nerve.randn(5, 5), 2)
+    # ShapeError is PyTorch's RuntimeError and nerve's earlier ValueError: both except clauses catch it
+    with pytest.raises(ValueError, match=r"conv3d: expected input"):
+        F.conv3d(nerve.randn(1, 3, 5, 5, 5), w)
+    with pytest.raises(ValueError, match=r"Conv3d\(2 -> 4, k=3\): expected input \(N, 2, D, H, W\)"):
+        nn.Conv3d(2, 4, 3)(nerve.randn(2, 5, 5, 5, 5))
 
 
 # --- small tasks ---------------------------------------------------------------------------------------------
