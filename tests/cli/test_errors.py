@@ -101,3 +101,14 @@ def test_a_run_that_fails_before_training_leaves_no_directory(tmp_path, capsys, 
                         tmp_path / "r"], capsys)
     one_line_error(code, err, "MemoryError: no room")
     assert not (tmp_path / "r").exists()
+
+
+def test_a_missing_dataset_is_one_line(monkeypatch, capsys):
+    from nerve.data import datasets
+
+    def missing(*args, **kwargs):
+        raise FileNotFoundError("MNIST training files not found in:\n  /a\n  /b\nPut them in NERVE_DATA.")
+
+    monkeypatch.setattr(datasets, "load_mnist", missing)
+    one_line_error(*run(["train", "--data", "mnist"], capsys)[::2],
+                   "--data mnist: MNIST training files not found in: /a /b Put them in NERVE_DATA.")
