@@ -246,6 +246,36 @@ class Tensor:
                                    f"as {dtype}; call .contiguous() first")
         return Tensor._make(self.data.view(dtype), None)
 
+    # --- new tensors on this one's device and dtype (PyTorch's ``new_*``) -----------------------
+    def _new(self, fill, size, fill_value, dtype, device, requires_grad) -> "Tensor":
+        if len(size) == 1 and not isinstance(size[0], int):
+            size = tuple(size[0])
+        dtype = self.dtype if dtype is None else backend.dtype(dtype)
+        device = self.device if device is None else backend.device(device)
+        module = backend.array_module(device.type)
+        array = module.full(size, fill_value, dtype=dtype) if fill == "full" else getattr(module, fill)(size, dtype)
+        return Tensor(array, requires_grad=requires_grad)
+
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad: bool = False) -> "Tensor":
+        """Zeros of ``size`` with this tensor's dtype and device unless given."""
+        return self._new("zeros", size, None, dtype, device, requires_grad)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad: bool = False) -> "Tensor":
+        return self._new("ones", size, None, dtype, device, requires_grad)
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad: bool = False) -> "Tensor":
+        return self._new("empty", size, None, dtype, device, requires_grad)
+
+    def new_full(self, size, fill_value, dtype=None, device=None, requires_grad: bool = False) -> "Tensor":
+        return self._new("full", (size,), fill_value, dtype, device, requires_grad)
+
+    def new_tensor(self, data, dtype=None, device=None, requires_grad: bool = False) -> "Tensor":
+        """A copy of ``data`` with this tensor's dtype and device unless given (as ``nerve.tensor``)."""
+        array = _as_array(data, self.dtype if dtype is None else dtype, self.device if device is None else device)
+        if array is data or (isinstance(data, Tensor) and array is data.data):
+            array = array.copy()
+        return Tensor(array, requires_grad=requires_grad)
+
     def detach(self) -> "Tensor":
         """The same values, cut from the graph (shares memory)."""
         return Tensor._make(self.data, None)

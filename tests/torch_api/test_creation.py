@@ -125,3 +125,21 @@ def test_generator_streams_are_seeded_and_independent():
         nerve.rand(2, generator=3)
     with pytest.raises(RuntimeError, match="only CPU generators"):
         nerve.Generator("cuda")
+
+
+def test_new_methods_take_the_tensors_dtype_and_device():
+    x = nerve.ones(2, dtype=nerve.float64)
+    for t in (x.new_zeros(2, 3), x.new_zeros((2, 3)), x.new_ones([2, 3]), x.new_empty(2, 3), x.new_full((2, 3), 7)):
+        assert t.shape == (2, 3) and t.dtype == np.float64 and t.device == "cpu"
+    assert x.new_full((2,), 7).tolist() == [7.0, 7.0] and x.new_zeros(2).tolist() == [0.0, 0.0]
+    assert x.new_ones(1, dtype=nerve.int64).dtype == np.int64
+    assert x.new_zeros(2, requires_grad=True).requires_grad
+    a = np.array([1, 2])
+    t = x.new_tensor(a)
+    a[0] = 9
+    assert t.tolist() == [1.0, 2.0] and t.dtype == np.float64            # copied and cast, as PyTorch
+    f = np.array([1.0, 2.0])
+    same = x.new_tensor(f)
+    f[0] = 9.0
+    assert same.tolist() == [1.0, 2.0]                                    # copied even when no cast is needed
+    assert x.new_tensor([1, 2], dtype=nerve.int64).dtype == np.int64
