@@ -114,6 +114,43 @@ class Tensor:
         return self.data.dtype.itemsize
 
     @property
+    def itemsize(self) -> int:
+        return self.data.dtype.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.data.nbytes)
+
+    def nelement(self) -> int:
+        """Number of elements (PyTorch's older name for ``numel``)."""
+        return int(self.data.size)
+
+    def ndimension(self) -> int:
+        return self.data.ndim
+
+    def stride(self, dim: int | None = None):
+        """Steps between neighbours along each dimension, in elements (NumPy's strides are in bytes)."""
+        steps = tuple(s // self.data.dtype.itemsize for s in self.data.strides)
+        return steps if dim is None else steps[dim]
+
+    def data_ptr(self) -> int:
+        """The address of the first element."""
+        return int(self.data.__array_interface__["data"][0] if backend.device_of(self.data) == "cpu"
+                   else self.data.data.ptr)
+
+    def get_device(self) -> int:
+        """-1 on the CPU, the GPU's index on a GPU (PyTorch's convention)."""
+        index = self.device.index
+        return -1 if index is None else index
+
+    def pin_memory(self) -> "Tensor":
+        """The tensor itself: nerve has no pinned host memory (accepted so PyTorch code runs)."""
+        return self
+
+    def is_pinned(self) -> bool:
+        return False
+
+    @property
     def is_leaf(self) -> bool:
         """True for tensors made by the user rather than by a recorded op."""
         return self.grad_fn is None

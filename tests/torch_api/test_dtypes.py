@@ -105,3 +105,13 @@ def test_requires_grad_on_integer_tensor_raises_through_attribute_and_method():
     assert f.requires_grad and f.is_leaf
     with pytest.raises(RuntimeError, match="detach"):
         (f * 2).requires_grad = False
+
+
+def test_storage_queries_against_numpy():
+    a = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    x = nerve.from_numpy(a)
+    assert x.stride() == (12, 4, 1) and x.stride(1) == 4
+    assert x.permute(2, 0, 1).stride() == (1, 12, 4)
+    assert x.nelement() == 24 and x.ndimension() == 3 and x.itemsize == 4 and x.nbytes == 96
+    assert x.data_ptr() == a.ctypes.data and x[1].data_ptr() == a.ctypes.data + 48
+    assert x.get_device() == -1 and x.pin_memory() is x and not x.is_pinned()
