@@ -188,8 +188,8 @@ def generate(model, chars: str, prompt: str, length: int, temperature: float, se
 def load_lm(run: Path, cfg: dict, meta: dict, state: dict):
     """The model and vocabulary of a finished language-model run."""
     from nerve.models import GPT, CharRNN
-    info = json.loads(meta[RUN_KEY])
     try:
+        info = json.loads(meta[RUN_KEY])
         model = (GPT if info["class"] == "GPT" else CharRNN)(**info["config"])
         model.load_state_dict(state)
     except (ValueError, RuntimeError, KeyError, TypeError) as exc:

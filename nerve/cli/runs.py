@@ -8,14 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from nerve.cli.common import CLIError, fmt, output_path, run_config
-from nerve.cli.data import RUN_KEY, Data, Prepared, load_run
+from nerve.cli.data import Data, Prepared, load_run
 from nerve.cli.table import encode, match_columns, read_table, target_values
 
 
 def _lm_run(run_dir: str):
     """(model, chars, cfg) when ``run_dir`` is a language model's finished run, else None."""
-    import json
-
     import nerve
     from nerve.cli.common import LM_MODELS
     from nerve.cli.lm import load_lm
@@ -31,8 +29,7 @@ def _lm_run(run_dir: str):
     try:
         meta = nerve.io.load_metadata(path)
         state = nerve.load(path)
-        json.loads(meta[RUN_KEY])
-    except (nerve.io.CorruptFileError, OSError, KeyError, ValueError) as exc:
+    except (nerve.io.CorruptFileError, OSError) as exc:
         raise CLIError(f"cannot use the weights in {path}: {exc}") from None
     model, chars = load_lm(run, cfg, meta, state)
     return model, chars, cfg

@@ -67,6 +67,9 @@ def resume_config(run: Path, given: dict) -> tuple[dict, dict, list[str]]:
         unit = "iterations" if "iter" in state else "epochs"
         raise CLIError(f"--resume: the run already did {done} {unit}; {flag('iters' if 'iter' in state else 'epochs')}"
                        f" {total} is fewer")
+    if state.get("stop_training") and any(note.startswith("--epochs") for note in notes):
+        raise CLIError(f"--resume: the run already stopped ({state.get('stop_reason')}); more epochs would not "
+                       "train it further: start a new run (a larger --patience, or --patience 0)")
     source = data_file(cfg)
     if source and cfg.get("data_sha256"):
         if not os.path.isfile(source):

@@ -140,3 +140,13 @@ def test_ctrl_c_on_a_cnn_saves_a_checkpoint_and_resume_finishes(tmp_path):
     result = nerve("train", "--resume", "c", "--epochs", done + 1, "--verbose", "0", cwd=tmp_path)
     assert result.returncode == 0 and "accuracy" in result.stdout, result.stderr
     assert len((tmp_path / "c" / "history.csv").read_text().splitlines()) == done + 2
+
+
+def test_resume_of_a_run_that_stopped_early_says_so(tmp_path, capsys):
+    header, rows = classification_table(60)
+    write_csv(tmp_path / "t.csv", header, rows)
+    code, out, err = run(["train", "--data", f"csv:{tmp_path / 't.csv'}", "--target", "label", "--verbose", "0",
+                          "--patience", "1", "--lr", "0.1", "--epochs", "200", "--out", tmp_path / "r"], capsys)
+    assert code == 0 and "stopped after epoch" in out, err
+    one_line_error(*run(["train", "--resume", tmp_path / "r", "--epochs", "300"], capsys)[::2],
+                   "the run already stopped (EarlyStopping", "--patience")
