@@ -25,6 +25,7 @@ from nerve import backend
 from nerve.autograd.function import Function
 from nerve.autograd.rule_math import define
 from nerve.backend import xp
+from nerve.ops import streams
 from nerve.tensor import Tensor
 
 _SPATIAL = {1: "L", 2: "H, W"}
@@ -287,48 +288,63 @@ def _group_rows(g2, groups: int):
     return g2.reshape(g2.shape[0], groups, -1).transpose(1, 0, 2)
 
 
+def _flops(n: int, geom: Geometry, c: int, o: int) -> float:
+    """Multiply-adds x 2 of one face of a convolution of a batch of ``n``."""
+    return 2.0 * n * math.prod(geom.out) * math.prod(geom.kernel) * c * o / geom.groups
+
+
 def conv_forward(x, w, b, geom: Geometry):
     """y = conv(x, w) + b on raw arrays: im2col and a GEMM per chunk of images, written into
-    channels-last rows (M, O) and returned as a channels-first view."""
-    groups, o = geom.groups, w.shape[0]
+    channels-last rows (M, O) and returned as a channels-first view; parts of the batch run as streams."""
+    groups, o, n = geom.groups, w.shape[0], x.shape[0]
     wm = _weight_matrix(w, groups)
-    if groups == 1 and _pointwise(geom):
-        y = _rows(x) @ wm
-        if b is not None:
-            y += b
-    else:
-        cols = _Columns(x, geom)
-        p = cols.positions
-        y = xp.empty_like(wm, shape=(x.shape[0] * p, o), dtype=xp.result_type(x, w), order="C")
+    p = math.prod(geom.out)
+    y = xp.empty_like(wm, shape=(n * p, o), dtype=xp.result_type(x, w), order="C")
+
+    def part(a0: int, a1: int) -> None:
+        if groups == 1 and _pointwise(geom):
+            xp.matmul(_rows(x[a0:a1]), wm, out=y[a0 * p:a1 * p])
+            if b is not None:
+                y[a0 * p:a1 * p] += b
+            return
+        cols = _Columns(x[a0:a1], geom)
         for a, z in cols.chunks:
+            rows = slice((a0 + a) * p, (a0 + z) * p)
             if groups == 1:
-                xp.matmul(cols.fill(a, z), wm, out=y[a * p:z * p])
+                xp.matmul(cols.fill(a, z), wm, out=y[rows])
             else:
-                y[a * p:z * p] = (cols.fill(a, z) @ wm).transpose(1, 0, 2).reshape(-1, o)
+                y[rows] = (cols.fill(a, z) @ wm).transpose(1, 0, 2).reshape(-1, o)
             if b is not None:  # while the chunk is in cache
-                y[a * p:z * p] += b
-    return channels_first(y.reshape((x.shape[0],) + geom.out + (o,)))
+                y[rows] += b
+    streams.run(part, n, _flops(n, geom, x.shape[1], o), x)
+    return channels_first(y.reshape((n,) + geom.out + (o,)))
 
 
 def conv_weight_grad(x, g2, geom: Geometry, w_shape: tuple):
     """dW of y = conv(x, w) for output-gradient rows g2 (M, O): the sum over chunks of cols^T g2.
 
-    im2col is recomputed here rather than kept from the forward, so memory holds one chunk's columns."""
-    groups = geom.groups
-    if groups == 1 and _pointwise(geom):
-        gw = _rows(x).T @ g2
-    else:
-        cols = _Columns(x, geom)
-        p = cols.positions
+    im2col is recomputed here rather than kept from the forward, so memory holds one chunk's columns; parts
+    of the batch run as streams, each summing its own dW, added at the end."""
+    groups, n = geom.groups, x.shape[0]
+    p = math.prod(geom.out)
+
+    def part(a0: int, a1: int):
+        if groups == 1 and _pointwise(geom):
+            return _rows(x[a0:a1]).T @ g2[a0 * p:a1 * p]
+        cols = _Columns(x[a0:a1], geom)
         gw = None
         for a, b in cols.chunks:
-            c = cols.fill(a, b)
-            part = c.T @ g2[a * p:b * p] if groups == 1 \
-                else c.transpose(0, 2, 1) @ _group_rows(g2[a * p:b * p], groups)
+            c, rows = cols.fill(a, b), g2[(a0 + a) * p:(a0 + b) * p]
+            part = c.T @ rows if groups == 1 else c.transpose(0, 2, 1) @ _group_rows(rows, groups)
             if gw is None:
                 gw = part
             else:
                 gw += part
+        return gw
+    parts = streams.run(part, n, _flops(n, geom, x.shape[1], w_shape[0]), x)
+    gw = parts[0]
+    for more in parts[1:]:
+        gw += more
     o, cg = w_shape[0], w_shape[1]
     gw = gw.reshape((groups,) + geom.kernel + (cg, o // groups))
     axes = (0, gw.ndim - 1, gw.ndim - 2) + tuple(range(1, gw.ndim - 2))
@@ -342,7 +358,7 @@ def conv_input_grad(g2, w, geom: Geometry, n: int, c: int):
     block is added into the padded input at its offset with one strided add (no ``add.at``). With few
     channels (C <= 4) the blocks come kernel-major, (KK*C, rows), from one wide GEMM, and go into
     channels-first memory (25 GEMMs three columns wide are slow: 5x5 kernel on 32x3x64x64, 46 -> 26 ms).
-    Stride 1 with more channels takes ``_input_grad_shifted``.
+    Stride 1 with more channels takes ``_input_grad_shifted``. Parts of the batch run as streams.
     """
     groups = geom.groups
     o, cg = w.shape[0], w.shape[1]
@@ -358,27 +374,31 @@ def conv_input_grad(g2, w, geom: Geometry, n: int, c: int):
         wk = xp.ascontiguousarray(w.reshape(groups, o // groups, cg, kk).transpose(0, 3, 1, 2))  # (G, KK, Og, Cg)
         dxp = xp.zeros_like(g2, shape=(n,) + geom.padded + (c,), dtype=dtype, order="C")
     step = max(1, CHUNK_BYTES // max(1, p * kk * c * dtype.itemsize))
-    buffer = xp.empty_like(g2, shape=(min(step, n) * p * kk * c,), dtype=dtype, order="C") if groups == 1 else None
     lead = (slice(None),) * (2 if kmajor else 1)
-    for a in range(0, n, step):
-        b = min(a + step, n)
-        rows = (b - a) * p
-        if kmajor:
-            blocks = buffer[:kk * rows * c].reshape(kk * c, rows)
-            xp.matmul(wk, g2[a * p:b * p].T, out=blocks)
-        elif groups == 1:
-            blocks = buffer[:kk * rows * c].reshape(kk, rows, c)
-            xp.matmul(g2[a * p:b * p], wk[0], out=blocks)
-        else:
-            blocks = xp.matmul(_group_rows(g2[a * p:b * p], groups)[:, None], wk)  # (G, KK, rows, Cg)
-        target = dxp[a:b]
-        for k, where in enumerate(geom.offsets()):
+
+    def part(a0: int, a1: int) -> None:
+        buffer = xp.empty_like(g2, shape=(min(step, a1 - a0) * p * kk * c,), dtype=dtype, order="C") \
+            if groups == 1 else None
+        for a in range(a0, a1, step):
+            b = min(a + step, a1)
+            rows = (b - a) * p
             if kmajor:
-                block = blocks[k * c:(k + 1) * c].reshape((c, b - a) + geom.out).swapaxes(0, 1)
+                blocks = buffer[:kk * rows * c].reshape(kk * c, rows)
+                xp.matmul(wk, g2[a * p:b * p].T, out=blocks)
+            elif groups == 1:
+                blocks = buffer[:kk * rows * c].reshape(kk, rows, c)
+                xp.matmul(g2[a * p:b * p], wk[0], out=blocks)
             else:
-                block = (blocks[k] if groups == 1 else blocks[:, k].transpose(1, 0, 2)).reshape(
-                    (b - a,) + geom.out + (c,))
-            target[lead + where] += block
+                blocks = xp.matmul(_group_rows(g2[a * p:b * p], groups)[:, None], wk)  # (G, KK, rows, Cg)
+            target = dxp[a:b]
+            for k, where in enumerate(geom.offsets()):
+                if kmajor:
+                    block = blocks[k * c:(k + 1) * c].reshape((c, b - a) + geom.out).swapaxes(0, 1)
+                else:
+                    block = (blocks[k] if groups == 1 else blocks[:, k].transpose(1, 0, 2)).reshape(
+                        (b - a,) + geom.out + (c,))
+                target[lead + where] += block
+    streams.run(part, n, _flops(n, geom, c, o), g2)
     return channels_first(unpadded(_last(dxp) if kmajor else dxp, geom))
 
 
@@ -389,7 +409,8 @@ def _input_grad_shifted(g2, w, geom: Geometry, n: int, c: int, dtype):
     The output gradient sits at the top-left of zero frames of the padded size; the GEMM runs over every row
     (the zero rows are wasted work), but each add reads and writes contiguous memory. NOTE: measured against
     the strided per-offset adds, interleaved: 4% faster on 64x32x26x26 -> 64 (3x3), 11% on 32x64x32x32 -> 64
-    (3x3, padding 1).
+    (3x3, padding 1). Every real contribution lands in its own image's frame, so each part of the batch (a
+    stream) stops its rows s_max before the end of its last frame and never adds into another part's rows.
     """
     o, kk, frame = w.shape[0], math.prod(geom.kernel), math.prod(geom.padded)
     flat = [math.prod(geom.padded[i + 1:]) for i in range(len(geom.padded))]  # row-major strides in rows
@@ -401,15 +422,18 @@ def _input_grad_shifted(g2, w, geom: Geometry, n: int, c: int, dtype):
     wk = xp.ascontiguousarray(w.reshape(o, c, kk).transpose(2, 0, 1)).astype(dtype, copy=False)  # (KK, O, C)
     dx = xp.zeros_like(g2, shape=(n * frame, c), dtype=dtype, order="C")
     step = max(1, CHUNK_BYTES // max(1, frame * kk * c * dtype.itemsize))
-    buffer = xp.empty_like(g2, shape=(kk, min(step, n) * frame, c), dtype=dtype, order="C")
-    for a in range(0, n, step):
-        r0 = a * frame
-        # rows past n * frame - shifts[-1] hold no output position: the last chunk stops there
-        rows = min(step, n - a) * frame if a + step < n else n * frame - shifts[-1] - r0
-        blocks = buffer[:, :rows]
-        xp.matmul(gf[r0:r0 + rows], wk, out=blocks)
-        for k, shift in enumerate(shifts):
-            dx[r0 + shift:r0 + shift + rows] += blocks[k]
+
+    def part(a0: int, a1: int) -> None:
+        buffer = xp.empty_like(g2, shape=(kk, min(step, a1 - a0) * frame, c), dtype=dtype, order="C")
+        for a in range(a0, a1, step):
+            r0 = a * frame
+            # rows past a1 * frame - shifts[-1] hold no output position: the part's last chunk stops there
+            rows = step * frame if a + step < a1 else a1 * frame - shifts[-1] - r0
+            blocks = buffer[:, :rows]
+            xp.matmul(gf[r0:r0 + rows], wk, out=blocks)
+            for k, shift in enumerate(shifts):
+                dx[r0 + shift:r0 + shift + rows] += blocks[k]
+    streams.run(part, n, 2.0 * n * frame * kk * c * o, g2)
     return channels_first(unpadded(dx.reshape((n,) + geom.padded + (c,)), geom))
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from nerve.autograd.function import Function
 from nerve.backend import xp
+from nerve.ops import streams
 from nerve.ops.activation import relu
 from nerve.ops.elementwise import sigmoid, tanh, where
 from nerve.ops.linalg import linear
@@ -81,31 +82,39 @@ class RecurrentLayer(Function):
         # about 1.3x faster than h W_hh^T for the small batch of a step, which pays for a transposed add.
         w_rec = w_hh if rows is None else w_hh * rows[:, None]
         if mode == "lstm":
-            h, c = self._lstm(acts, out, w_rec, h0, c0, rows)
+            self.acts = acts
+            self.cs = xp.empty((T, B, hidden), dtype=x.dtype)  # the cell states
+            self.tc = xp.empty((T, B, hidden), dtype=x.dtype)  # their tanh
+            loop = lambda sl: self._lstm(sl, out, w_rec, h0[sl], c0[sl], rows)  # noqa: E731
         elif mode == "gru":
-            h, c = self._gru(acts, out, w_rec, h0, None if b_hh is None else b_hh[2 * hidden:])
+            self.acts = acts
+            self.hn = xp.empty((T, B, hidden), dtype=x.dtype)  # W_hn h + b_hn
+            loop = lambda sl: self._gru(sl, out, w_rec, h0[sl], None if b_hh is None else b_hh[2 * hidden:])  # noqa
         else:
-            h, c = self._rnn(acts, out, w_rec, h0, mode == "rnn_relu")
-        flat[T * B * hidden:(T + 1) * B * hidden] = h.reshape(-1)
-        if c is not None:
-            flat[(T + 1) * B * hidden:] = c.reshape(-1)
+            self.out = out  # its own derivative: tanh' = 1 - out^2, relu' = [out > 0]
+            loop = lambda sl: self._rnn(sl, acts, out, w_rec, h0[sl], mode == "rnn_relu")  # noqa: E731
+        # the sequences of the batch are independent: parts of it run as streams (nerve.ops.streams)
+        parts = streams.run(lambda a, z: loop(slice(a, z)), B, 2.0 * T * B * w_hh.size, x)
+        flat[T * B * hidden:(T + 1) * B * hidden] = xp.concatenate([h for h, _ in parts]).reshape(-1)
+        if mode == "lstm":
+            flat[(T + 1) * B * hidden:] = xp.concatenate([c for _, c in parts]).reshape(-1)
         return flat
 
     def _masked(self, t) -> bool:
         return self.full is not None and not self.full[t]
 
-    def _carry(self, t, out, old):
+    def _carry(self, t, sl, out, old):
         """At a partly masked step: the new state (in ``out``) where the mask is set, else the old one;
-        then the masked outputs are zeroed."""
-        m = self.mask[t][:, None]
+        then the masked outputs are zeroed (``sl``: the part of the batch)."""
+        m = self.mask[t, sl][:, None]
         state = xp.where(m, out, old)
         xp.copyto(out, 0, where=~m)
         return state
 
     # --- forward loops ----------------------------------------------------------------------------
-    def _rnn(self, acts, out, w_rec, h, use_relu):
-        self.out = out  # its own derivative: tanh' = 1 - out^2, relu' = [out > 0]
-        hp = self.hp
+    # each loop runs the sequences ``sl`` of the batch (a stream's part) and returns their final state
+    def _rnn(self, sl, acts, out, w_rec, h, use_relu):
+        acts, out, hp = acts[:, sl], out[:, sl], self.hp[:, sl]
         tmp = xp.empty((w_rec.shape[0], h.shape[0]), dtype=out.dtype)
         for t in self.steps:
             hp[t] = h
@@ -116,14 +125,12 @@ class RecurrentLayer(Function):
                 xp.maximum(ho, 0, out=ho)
             else:
                 xp.tanh(ho, out=ho)
-            h = self._carry(t, ho, h) if self._masked(t) else ho
+            h = self._carry(t, sl, ho, h) if self._masked(t) else ho
         return h, None
 
-    def _lstm(self, acts, out, w_rec, h, c, rows):
-        self.acts, hp = acts, self.hp
+    def _lstm(self, sl, out, w_rec, h, c, rows):
+        acts, out, hp, cs, tc = self.acts[:, sl], out[:, sl], self.hp[:, sl], self.cs[:, sl], self.tc[:, sl]
         T, B, H = out.shape
-        self.cs = cs = xp.empty((T, B, H), dtype=out.dtype)
-        self.tc = tc = xp.empty((T, B, H), dtype=out.dtype)
         tmp = xp.empty((4 * H, B), dtype=out.dtype)
         ig = xp.empty((B, H), dtype=out.dtype)
         shift = 1.0 - rows
@@ -143,17 +150,16 @@ class RecurrentLayer(Function):
             ho = out[t]
             xp.multiply(a[:, 3 * H:], tc[t], out=ho)
             if self._masked(t):
-                xp.copyto(cn, c, where=~self.mask[t][:, None])
-                h = self._carry(t, ho, h)
+                xp.copyto(cn, c, where=~self.mask[t, sl][:, None])
+                h = self._carry(t, sl, ho, h)
             else:
                 h = ho
             c = cn
         return h, c
 
-    def _gru(self, acts, out, w_rec, h, b_hn):
-        self.acts, hp = acts, self.hp
+    def _gru(self, sl, out, w_rec, h, b_hn):
+        acts, out, hp, hns = self.acts[:, sl], out[:, sl], self.hp[:, sl], self.hn[:, sl]
         T, B, H = out.shape
-        self.hn = hns = xp.empty((T, B, H), dtype=out.dtype)
         hw_t = xp.empty((3 * H, B), dtype=out.dtype)
         hw = xp.empty((B, 3 * H), dtype=out.dtype)
         tmp = xp.empty((B, H), dtype=out.dtype)
@@ -180,7 +186,7 @@ class RecurrentLayer(Function):
             xp.subtract(h, n, out=tmp)
             tmp *= z
             xp.add(n, tmp, out=ho)
-            h = self._carry(t, ho, h) if self._masked(t) else ho
+            h = self._carry(t, sl, ho, h) if self._masked(t) else ho
         return h, None
 
     # --- backward through time on raw arrays --------------------------------------------------------
@@ -194,15 +200,18 @@ class RecurrentLayer(Function):
         if bf:  # one bulk copy (rows of H stay contiguous) beats reading strided rows at every step
             d_out = xp.ascontiguousarray(d_out.swapaxes(0, 1))
         dh = g[TBH:TBH + B * H].reshape(B, H).copy()
+        dc = g[TBH + B * H:].reshape(B, H).copy() if self.mode == "lstm" else None
+        dg = xp.empty((T, B, w_hh.shape[0]), dtype=dh.dtype)
+        dgh = xp.empty_like(dg) if self.mode == "gru" else None
         if self.mode == "lstm":
-            dc = g[TBH + B * H:].reshape(B, H).copy()
-            dg, dh, dc = self._lstm_back(d_out, dh, dc, w_hh, c0)
+            loop = lambda sl: self._lstm_back(sl, d_out, dh[sl], dc[sl], dg, w_hh, c0[sl])  # noqa: E731
         elif self.mode == "gru":
-            dg, dgh, dh = self._gru_back(d_out, dh, w_hh)
-            dc = None
+            loop = lambda sl: self._gru_back(sl, d_out, dh[sl], dg, dgh, w_hh)  # noqa: E731
         else:
-            dg, dh = self._rnn_back(d_out, dh, w_hh)
-            dc = None
+            loop = lambda sl: self._rnn_back(sl, d_out, dh[sl], dg, w_hh)  # noqa: E731
+        parts = streams.run(lambda a, z: loop(slice(a, z)), B, 2.0 * T * B * w_hh.size, dh)
+        dh = xp.concatenate([h for h, _ in parts])
+        dc = xp.concatenate([c for _, c in parts]) if self.mode == "lstm" else None
         k = dg.shape[-1]
         g2 = dg.reshape(-1, k)
         gh2 = g2 if self.mode != "gru" else dgh.reshape(-1, k)
@@ -218,23 +227,24 @@ class RecurrentLayer(Function):
         return (dx, dw_ih, dw_hh, db_ih, db_hh, dh if need[5] else None, dc if need[6] else None,
                 None, None, None, None)
 
-    def _split_masked(self, t, dh, d_out_t, dc=None):
+    def _split_masked(self, t, sl, dh, d_out_t, dc=None):
         """At a partly masked step: the gradient reaching the step's result, and what passes it by."""
-        m = self.mask[t][:, None]
+        m = self.mask[t, sl][:, None]
         passed = (xp.where(m, 0, dh), None if dc is None else xp.where(m, 0, dc))
         dh = xp.where(m, dh + d_out_t, 0)
         if dc is not None:
             dc = xp.where(m, dc, 0)
         return dh, dc, passed
 
-    def _rnn_back(self, d_out, dh, w_hh):
-        out = self.out
-        dg = xp.empty_like(self.hp)
+    # each loop runs the sequences ``sl`` of the batch backwards, writes their rows of the gates' gradients
+    # dg (and dgh) and returns the gradients of their initial state
+    def _rnn_back(self, sl, d_out, dh, dg, w_hh):
+        out, d_out, dg = self.out[:, sl], d_out[:, sl], dg[:, sl]
         relu_mode = self.mode == "rnn_relu"
         for t in reversed(self.steps):
             masked = self._masked(t)
             if masked:
-                dh, _, passed = self._split_masked(t, dh, d_out[t])
+                dh, _, passed = self._split_masked(t, sl, dh, d_out[t])
             else:
                 dh += d_out[t]
             y, da = out[t], dg[t]
@@ -247,24 +257,23 @@ class RecurrentLayer(Function):
             dh = xp.matmul(da, w_hh)
             if masked:
                 dh += passed[0]
-        return dg, dh
+        return dh, None
 
-    def _lstm_back(self, d_out, dh, dc, w_hh, c0):
-        acts = self.acts
-        dg = xp.empty_like(self.acts)
+    def _lstm_back(self, sl, d_out, dh, dc, dg, w_hh, c0):
+        acts, cs, tcs, d_out, dg = self.acts[:, sl], self.cs[:, sl], self.tc[:, sl], d_out[:, sl], dg[:, sl]
         B, H = dh.shape
         deriv = xp.empty((B, 4 * H), dtype=dh.dtype)
         tmp = xp.empty((B, H), dtype=dh.dtype)
         steps = self.steps
         for p in range(len(steps) - 1, -1, -1):
             t = steps[p]
-            c_prev = self.cs[steps[p - 1]] if p else c0
+            c_prev = cs[steps[p - 1]] if p else c0
             masked = self._masked(t)
             if masked:
-                dh, dc, passed = self._split_masked(t, dh, d_out[t], dc)
+                dh, dc, passed = self._split_masked(t, sl, dh, d_out[t], dc)
             else:
                 dh += d_out[t]
-            a, da, tc = acts[t], dg[t], self.tc[t]
+            a, da, tc = acts[t], dg[t], tcs[t]
             i, f, gg, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
             # h = o tanh(c), c = f c_prev + i g: do = dh tanh(c); dc += dh o (1 - tanh^2 c)
             xp.multiply(dh, tc, out=da[:, 3 * H:])
@@ -288,19 +297,18 @@ class RecurrentLayer(Function):
             if masked:
                 dh += passed[0]
                 dc += passed[1]
-        return dg, dh, dc
+        return dh, dc
 
-    def _gru_back(self, d_out, dh, w_hh):
-        acts, hp = self.acts, self.hp
-        dgx = xp.empty_like(self.acts)
-        dgh = xp.empty_like(self.acts)
+    def _gru_back(self, sl, d_out, dh, dgx, dgh, w_hh):
+        acts, hp, hns = self.acts[:, sl], self.hp[:, sl], self.hn[:, sl]
+        d_out, dgx, dgh = d_out[:, sl], dgx[:, sl], dgh[:, sl]
         B, H = dh.shape
         tmp = xp.empty((B, H), dtype=dh.dtype)
         deriv = xp.empty((B, 2 * H), dtype=dh.dtype)
         for t in reversed(self.steps):
             masked = self._masked(t)
             if masked:
-                dh, _, passed = self._split_masked(t, dh, d_out[t])
+                dh, _, passed = self._split_masked(t, sl, dh, d_out[t])
             else:
                 dh += d_out[t]
             a, gx, gh = acts[t], dgx[t], dgh[t]
@@ -315,7 +323,7 @@ class RecurrentLayer(Function):
             xp.subtract(hp[t], n, out=gh[:, H:2 * H])
             gh[:, H:2 * H] *= dh
             # a_n = x_n + r hn: dr = da_n hn, dhn = da_n r
-            xp.multiply(dan, self.hn[t], out=gh[:, :H])
+            xp.multiply(dan, hns[t], out=gh[:, :H])
             xp.multiply(dan, r, out=gh[:, 2 * H:])
             rz = a[:, :2 * H]
             xp.subtract(1, rz, out=deriv)
@@ -327,7 +335,7 @@ class RecurrentLayer(Function):
             dh += tmp
             if masked:
                 dh += passed[0]
-        return dgx, dgh, dh
+        return dh, None
 
     def reference(self, x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, mode, reverse, batch_first):
         """The flat result composed step by step from primitives (the cells below)."""

@@ -10,6 +10,7 @@ import pytest
 import nerve
 import nerve.functional as F
 from nerve.ops import conv as C
+from nerve.ops import streams
 from tests.helpers import T
 from tests.ops.table import Case, table_tests
 
@@ -182,9 +183,12 @@ CASES = list(_cases())
 
 
 # --- gradients against the loop references -----------------------------------------------------------
+@pytest.mark.parametrize("parts", [1, 2])
 @pytest.mark.parametrize("dim,case", [(2, c) for c in CONV2D] + [(1, c) for c in CONV1D],
                          ids=[f"2d-{i}" for i in range(len(CONV2D))] + [f"1d-{i}" for i in range(len(CONV1D))])
-def test_conv_gradients_match_loop_reference(dim, case):
+def test_conv_gradients_match_loop_reference(dim, case, parts, monkeypatch):
+    """Forward and the three gradients against the loops, the batch run as one part or as two streams."""
+    monkeypatch.setattr(streams, "STREAMS", parts)
     xs, ws, stride, padding, dilation, groups, bias = case
     x, w = T(RNG.standard_normal(xs), True), T(RNG.standard_normal(ws), True)
     b = T(RNG.standard_normal(ws[0]), True) if bias else None
@@ -194,6 +198,9 @@ def test_conv_gradients_match_loop_reference(dim, case):
     g = RNG.standard_normal(out.shape)
     lo, hi = _padding_pairs(padding, ws[2:], _tup(dilation, dim))
     want = ref_conv_grads(x.numpy(), w.numpy(), g, _tup(stride, dim), lo, hi, _tup(dilation, dim), groups)
+    np.testing.assert_allclose(out.numpy(), ref_conv(x.numpy(), w.numpy(), None if b is None else b.numpy(),
+                                                     _tup(stride, dim), lo, hi, _tup(dilation, dim), groups),
+                               rtol=1e-10, atol=1e-12)
     for got, ref in zip(nerve.grad(out, inputs, nerve.tensor(g)), want):
         np.testing.assert_allclose(got.numpy(), ref, rtol=1e-10, atol=1e-12)
 
