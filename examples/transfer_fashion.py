@@ -1,10 +1,12 @@
 """Transfer learning on Fashion-MNIST (the protocol of Keras' mnist_transfer_cnn): pre-train LeNet-5 on classes
 0-4, then learn classes 5-9 from 10, 100 or all training images per class four ways:
 
-  (a) frozen features + new head     the pre-trained network frozen but for a new classifier
-  (b) fine-tuning                    the whole pre-trained network, new classifier, a small learning rate
+  (a) frozen features + head         the pre-trained convolutional layers frozen (Keras' feature_layers), the
+                                     fully connected classifier trained on (a new last layer)
+  (p) linear probe                   everything pre-trained frozen but a new last layer
+  (b) fine-tuning                    the whole pre-trained network, new last layer, a small learning rate
   (c) from scratch                   the same architecture, freshly initialised, everything trained
-  (d) frozen random features + head  a freshly initialised network frozen but for its classifier
+  (d) frozen random features + head  freshly initialised convolutional layers frozen, the classifier trained
 
 over several seeds (which images are drawn and the new layers' initialisation), tested on the test set's images
 of classes 5-9. Then the same four from nerve's shipped Fashion-MNIST network (``pretrained("fashion-lenet")``,
@@ -26,14 +28,15 @@ import time
 import numpy as np
 
 import nerve
-from nerve import optim
+from nerve import nn, optim
 from nerve.models import LeNet5
 from nerve.models.pretrained import pretrained
 from nerve.nn.freeze import freeze, trainable_parameters
 from nerve.train import evaluate, fit
 
-CONDITIONS = ("a", "b", "c", "d")
-NAMES = {"a": "frozen features + head", "b": "fine-tuning", "c": "from scratch", "d": "frozen random + head"}
+CONDITIONS = ("a", "p", "b", "c", "d")
+NAMES = {"a": "frozen features + head", "p": "linear probe", "b": "fine-tuning", "c": "from scratch",
+         "d": "frozen random + head"}
 
 
 def _scaled(X, mean: float, std: float) -> np.ndarray:
@@ -52,15 +55,18 @@ def per_class(X, y, n: int | None, seed: int):
 def build(condition: str, source, n_classes: int, seed: int):
     """The network and the optimiser of one condition; ``source`` is the pre-trained network."""
     nerve.manual_seed(seed)
-    if condition in ("a", "b"):
+    if condition in ("a", "p", "b"):
         model = LeNet5(**source.get_config())
         model.load_state_dict(source.state_dict())
     else:
         model = LeNet5(1, source.get_config()["num_classes"])
     model.replace_head(n_classes)
-    head = str(len(model) - 1)
-    if condition in ("a", "d"):
-        freeze(model, *[name for name, _ in model.named_children() if name != head])
+    children = [name for name, _ in model.named_children()]
+    if condition == "p":
+        freeze(model, *children[:-1])
+    if condition in ("a", "d"):  # the layers before the first fully connected one
+        first_fc = next(i for i, (_, m) in enumerate(model.named_children()) if isinstance(m, nn.Linear))
+        freeze(model, *children[:first_fc])
     lr = FINETUNE_LR if condition == "b" else 1e-3
     return model, optim.Adam(trainable_parameters(model), lr=lr)
 

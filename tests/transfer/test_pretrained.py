@@ -2,6 +2,7 @@
 safetensors files (written here byte by byte with PyTorch's key names, no torch needed) loaded by name or in
 order; earlier runs as a starting point; the shipped pre-trained networks, checked by hash and accuracy."""
 import hashlib
+import importlib
 import json
 import shutil
 import struct
@@ -12,9 +13,11 @@ import pytest
 import nerve
 from nerve import nn
 from nerve.models import MLP, LeNet5
-from nerve.models import pretrained as zoo
 from nerve.train import evaluate
 from tests.test_scripts import data
+
+# NOTE: the module, not the function nerve.models may export under the same name
+zoo = importlib.import_module("nerve.models.pretrained")
 
 
 def write_safetensors(path, tensors: dict) -> None:
