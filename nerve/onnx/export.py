@@ -123,7 +123,7 @@ def build(model, example_input: Any, opset: int = 17, input_names: Sequence[str]
     for i, (rec, twin) in enumerate(zip(records, twins)):
         if not g.is_dynamic(list(rec.args.values())):
             continue  # a constant: its value is folded into the ops that use it
-        g.record, g.twin, g.index = rec, twin, i
+        g.record, g.twin = rec, twin
         convert = CONVERTERS.get(rec.op.__name__)
         if convert is None:
             raise ExportError(f"nerve.onnx.export: no ONNX mapping for the op {rec.op.__name__} (called in module "

@@ -36,10 +36,9 @@ class Graph:
     def __init__(self, opset: int, named_tensors: dict) -> None:
         import onnx
 
-        self.onnx, self.helper = onnx, onnx.helper
+        self.helper = onnx.helper
         self.opset = opset
         self.names: dict[int, str] = {}
-        self.keep: list = []  # NOTE: keeps traced objects alive so that their ids stay unique
         self.nodes: list = []
         self.initializers: dict[str, Any] = {}
         self.tensor_names = named_tensors  # id(parameter or buffer) -> its state-dict name
@@ -49,7 +48,6 @@ class Graph:
         self._count = 0
         self.record: Record | None = None
         self.twin: Record | None = None
-        self.index = -1
 
     # --- names ------------------------------------------------------------------------------------
     def fresh(self, hint: str) -> str:
@@ -57,11 +55,13 @@ class Graph:
         return f"{hint}_{self._count}"
 
     def bind(self, obj: Any, name: str) -> None:
-        """``obj`` (a Tensor or an array) is the ONNX value ``name``."""
-        self.keep.append(obj)
+        """``obj`` (a Tensor or an array) is the ONNX value ``name``.
+
+        NOTE: values are known by ``id``: the traces' records keep every traced object alive while the graph is
+        built, so no id is reused.
+        """
         self.names[id(obj)] = name
         if isinstance(obj, Tensor):
-            self.keep.append(obj.data)
             self.names[id(obj.data)] = name
 
     def is_dynamic(self, value: Any) -> bool:
@@ -113,10 +113,6 @@ class Graph:
                 f"input's dynamic axes (shape {a.shape} vs {b.shape} in the two traces): it was computed from "
                 "the input outside nerve's ops (x.data, x.numpy(), ...), which ONNX cannot replay")
         return self.const(a if dtype is None else a.astype(dtype), key)
-
-    def option(self, key: str) -> tuple[Any, Any]:
-        """An option's value in the first and the second trace."""
-        return self.record.args[key], self.twin.args[key]
 
     def shape(self, key: str = None) -> tuple:
         obj = self.record.out if key is None else self.record.args[key]

@@ -212,4 +212,3 @@ def _recurrent(g: Graph) -> None:
         return parts[start]
 
     g.special[id(g.record.out)] = pick
-    g.keep.append(g.record.out)

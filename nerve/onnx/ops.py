@@ -245,10 +245,6 @@ def _repeat(g: Graph) -> str:
 
 
 # --- indexing ----------------------------------------------------------------------------------------
-def _ints_equal(a, b) -> bool:
-    return type(a) is type(b) and (a == b if not hasattr(a, "shape") else numpy.array_equal(a, b))
-
-
 @converts("GetItem")
 def _getitem(g: Graph) -> str:
     a_obj, key = g.record.args["a"], g.record.args["key"]
