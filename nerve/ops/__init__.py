@@ -7,11 +7,13 @@ operators (``x + y`` is ``add(x, y)``). ``nerve.tensor`` holds no math and impor
 """
 from importlib import import_module
 
+from nerve.autograd.grad_mode import no_grad
+from nerve.backend import xp
 from nerve.tensor import Tensor
 
 FAMILIES = ("broadcast", "dtypes", "elementwise", "elementwise_math", "activation", "reduce", "shape", "index",
-            "selection", "cumulative", "sampling", "linalg", "conv", "pool", "volume", "loss", "normalization",
-            "embedding", "attention", "recurrent")
+            "selection", "layout", "cumulative", "sampling", "linalg", "conv", "pool", "volume", "loss",
+            "normalization", "embedding", "attention", "recurrent")
 _modules = [import_module(f"nerve.ops.{name}") for name in FAMILIES]
 for _module in _modules:
     globals().update({name: getattr(_module, name) for name in _module.__all__})
@@ -43,3 +45,40 @@ for _name, _fn in _OPERATORS.items():
 for _module in _modules:
     for _name in _module.METHODS:
         setattr(Tensor, _name, getattr(_module, _name))
+
+
+# --- PyTorch's in-place variants: x.exp_() writes exp(x) into x (ops whose in-place method Tensor lacks) ---------
+_INPLACE = ["abs", "neg", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "sin", "cos", "tan", "tanh", "sigmoid",
+            "floor", "ceil", "round", "trunc", "frac", "sign", "reciprocal", "square", "pow", "remainder", "fmod",
+            "clamp_min", "clamp_max", "clip", "lerp", "addcmul", "addcdiv", "masked_fill", "scatter", "scatter_add",
+            "scatter_reduce", "index_add", "atan2", "hypot", "copysign", "logit", "xlogy", "floor_divide",
+            "true_divide", "relu", "logical_not", "bitwise_not", "exp2", "log2", "log10", "erf", "asin", "acos",
+            "atan", "sinh", "cosh"]
+_RESHAPING = ["squeeze", "unsqueeze", "t", "transpose", "swapaxes"]
+
+
+def _inplace_method(op, name: str, reshaping: bool):
+    def method(self, *args, **kwargs):
+        self._check_inplace(name)
+        with no_grad():
+            out = op(self, *args, **kwargs)
+        if reshaping:
+            self.data = out.data
+            return self
+        if out.shape != self.shape:
+            raise ShapeError(f"{name}: the result of shape {tuple(out.shape)} does not fit the tensor of shape "  # noqa: F821
+                             f"{tuple(self.shape)} it is written into")
+        try:
+            xp.copyto(self.data, out.data, casting="same_kind")
+        except TypeError:
+            raise RuntimeError(f"{name}: the result's dtype {out.dtype} cannot be written into a tensor of dtype "
+                               f"{self.dtype}") from None
+        return self
+    method.__name__ = name
+    method.__doc__ = f"In-place ``{op.__name__}``: the result is written into this tensor."
+    return method
+
+
+for _name in _INPLACE + _RESHAPING:
+    if not hasattr(Tensor, _name + "_"):
+        setattr(Tensor, _name + "_", _inplace_method(globals()[_name], _name + "_", _name in _RESHAPING))

@@ -12,7 +12,8 @@ import math
 from nerve.autograd.function import Function
 from nerve.backend import xp
 from nerve.ops.dtypes import floating, promote, promote_floating
-from nerve.ops.elementwise import clamp
+from nerve.ops import elementwise as _elementwise
+from nerve.ops.elementwise import clamp, maximum, minimum, where
 from nerve.tensor import Tensor
 
 _LN2 = math.log(2.0)
@@ -330,6 +331,92 @@ def clamp_max(input, max) -> Tensor:
     return clamp(input, max=max)
 
 
+class XLogY(Function):
+    def forward(self, a, b):
+        self.zero, self.b_zero = a == 0, b == 0
+        with xp.errstate(divide="ignore", invalid="ignore"):
+            return xp.where(self.zero & ~xp.isnan(b), 0.0, a * xp.log(b)).astype(xp.result_type(a, b), copy=False)
+
+    def backward(self, g, m):  # d(x log y) = log y dx + x / y dy
+        # NOTE: both terms are taken as 0 where x = y = 0; elsewhere they are the derivative (PyTorch gives the
+        # dx term 0 wherever x = 0, which is not the derivative there).
+        a, b = m.inputs(self)
+        na, nb = self.needs_input_grad
+        both = self.zero & self.b_zero
+        with xp.errstate(divide="ignore", invalid="ignore"):
+            ga = m.sum_to(m.where(both, 0.0, g * m.log(b)), xp.shape(a)) if na else None
+            gb = m.sum_to(m.where(both, 0.0, g * a / b), xp.shape(b)) if nb else None
+        return ga, gb
+
+
+def xlogy(input, other) -> Tensor:
+    """input * log(other), 0 where input is 0 (even where other is 0)."""
+    return XLogY.apply(*promote_floating(input, other))
+
+
+def logit(input, eps: float | None = None) -> Tensor:
+    """log(p / (1 - p)), with p clamped to [eps, 1 - eps] when ``eps`` is given."""
+    p = floating(input)
+    if eps is not None:
+        p = clamp(p, eps, 1.0 - eps)
+    return p.log() - (1.0 - p).log()
+
+
+def sinc(input) -> Tensor:
+    """sin(pi x) / (pi x), 1 at 0 (the value and gradient of the limit there)."""
+    px = floating(input) * math.pi
+    zero = px.data == 0
+    safe = where(zero, 1.0, px)
+    return where(zero, 1.0 - px * px / 6.0, safe.sin() / safe)
+
+
+def addcmul(input, tensor1, tensor2, *, value=1) -> Tensor:
+    """input + value * tensor1 * tensor2."""
+    return input + (tensor1 * tensor2 if value == 1 else tensor1 * tensor2 * value)
+
+
+def addcdiv(input, tensor1, tensor2, *, value=1) -> Tensor:
+    """input + value * tensor1 / tensor2."""
+    return input + (tensor1 / tensor2 if value == 1 else tensor1 / tensor2 * value)
+
+
+def rsub(input, other, *, alpha=1) -> Tensor:
+    """other - alpha * input."""
+    return other - (input if alpha == 1 else input * alpha)
+
+
+def deg2rad(input) -> Tensor:
+    """Degrees to radians."""
+    return floating(input) * (math.pi / 180.0)
+
+
+def rad2deg(input) -> Tensor:
+    """Radians to degrees."""
+    return floating(input) * (180.0 / math.pi)
+
+
+def positive(input) -> Tensor:
+    """input itself (PyTorch's unary plus)."""
+    return input
+
+
+def signbit(input) -> Tensor:
+    """True where the sign bit is set (negative values and -0.0)."""
+    return _constant(xp.signbit(_raw(input)))
+
+
+def fmax(input, other) -> Tensor:
+    """Elementwise maximum that ignores NaN (NaN only where both are NaN)."""
+    a, b = promote(input, other)
+    return where(xp.isnan(_raw(a)), b, where(xp.isnan(_raw(b)), a, maximum(a, b)))
+
+
+def fmin(input, other) -> Tensor:
+    """Elementwise minimum that ignores NaN (NaN only where both are NaN)."""
+    a, b = promote(input, other)
+    return where(xp.isnan(_raw(a)), b, where(xp.isnan(_raw(b)), a, minimum(a, b)))
+
+
 # --- ops without gradients: tests, logical, bitwise, comparisons ------------------------------------
 def _raw(x):
     return x.data if isinstance(x, Tensor) else x
@@ -467,15 +554,20 @@ def equal(input, other) -> bool:
 
 
 not_equal, less, less_equal, greater, greater_equal = ne, lt, le, gt, ge
+# PyTorch's aliases
+subtract, multiply, divide = _elementwise.sub, _elementwise.mul, _elementwise.div
+negative, absolute, sgn = _elementwise.neg, _elementwise.abs, _elementwise.sign
+arctan2 = atan2
 
 _UNARY = ["tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "log2", "log10", "exp2",
           "floor", "ceil", "trunc", "fix", "round", "frac", "isnan", "isinf", "isposinf", "isneginf", "isfinite",
-          "logical_not", "bitwise_not"]
-_BINARY = ["atan2", "logaddexp", "fmod", "copysign", "lerp", "clip", "clamp_min", "clamp_max", "logical_and",
-           "logical_or", "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_left_shift",
+          "logical_not", "bitwise_not", "logit", "sinc", "deg2rad", "rad2deg", "positive", "signbit", "negative",
+          "absolute", "sgn"]
+_BINARY = ["atan2", "arctan2", "logaddexp", "fmod", "copysign", "lerp", "clip", "clamp_min", "clamp_max",
+           "logical_and", "logical_or", "logical_xor", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_left_shift",
            "bitwise_right_shift", "eq", "ne", "lt", "le", "gt", "ge", "equal", "not_equal", "less", "less_equal",
-           "greater", "greater_equal"]
-__all__ = _UNARY + _BINARY + ["arctan2"]
+           "greater", "greater_equal", "xlogy", "addcmul", "addcdiv", "rsub", "fmax", "fmin", "subtract", "multiply",
+           "divide"]
+__all__ = _UNARY + _BINARY
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
-METHODS = _UNARY + _BINARY + ["arctan2"]
-arctan2 = atan2
+METHODS = _UNARY + _BINARY

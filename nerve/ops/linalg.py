@@ -208,6 +208,72 @@ def mv(input, vec) -> Tensor:
     return MatMul.apply(a, b)
 
 
+def _scaled(product: Tensor, input, beta, alpha) -> Tensor:
+    """beta * input + alpha * product; input is left out when beta is 0 (its NaN do not propagate, as PyTorch)."""
+    out = product if alpha == 1 else product * alpha
+    if beta == 0:
+        return out
+    return out + (input if beta == 1 else input * beta)
+
+
+def addmm(input, mat1, mat2, *, beta=1, alpha=1) -> Tensor:
+    """beta * input + alpha * (mat1 @ mat2), for matrices."""
+    return _scaled(mm(mat1, mat2), input, beta, alpha)
+
+
+def addmv(input, mat, vec, *, beta=1, alpha=1) -> Tensor:
+    """beta * input + alpha * (mat @ vec)."""
+    return _scaled(mv(mat, vec), input, beta, alpha)
+
+
+def baddbmm(input, batch1, batch2, *, beta=1, alpha=1) -> Tensor:
+    """beta * input + alpha * bmm(batch1, batch2)."""
+    return _scaled(bmm(batch1, batch2), input, beta, alpha)
+
+
+def addbmm(input, batch1, batch2, *, beta=1, alpha=1) -> Tensor:
+    """beta * input + alpha * the sum over the batch of batch1[i] @ batch2[i]."""
+    return _scaled(bmm(batch1, batch2).sum(0), input, beta, alpha)
+
+
+def trace(input) -> Tensor:
+    """Sum of the main diagonal of a matrix (square or not)."""
+    t = _tensor(input)
+    if t.ndim != 2:
+        raise ShapeError(f"trace: expected a matrix, got shape {tuple(t.shape)}")
+    return t.diagonal().sum()
+
+
+def cross(input, other, dim: int | None = None) -> Tensor:
+    """Cross product of 3-vectors along ``dim`` (the first dim of size 3 when None); input and other broadcast."""
+    a, b = _tensor(input), _tensor(other)
+    try:
+        shape = xp.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ShapeError(f"cross: shapes {tuple(a.shape)} and {tuple(b.shape)} do not broadcast") from None
+    if dim is None:
+        dim = next((k for k, n in enumerate(shape) if n == 3), None)
+    if dim is None or not -len(shape) <= dim < len(shape) or shape[dim] != 3:
+        raise ShapeError(f"cross: dim {dim} must have size 3 (shapes {tuple(a.shape)} and {tuple(b.shape)})")
+    a, b = a.expand(*shape), b.expand(*shape)
+    first = backend.to_device(xp.asarray([1, 2, 0]), a.device)
+    second = backend.to_device(xp.asarray([2, 0, 1]), a.device)
+    return (a.index_select(dim, first) * b.index_select(dim, second)
+            - a.index_select(dim, second) * b.index_select(dim, first))
+
+
+def kron(input, other) -> Tensor:
+    """Kronecker product: block (i, j, ...) is input[i, j, ...] * other."""
+    a, b = _tensor(input), _tensor(other)
+    n = max(a.ndim, b.ndim)
+    a = a.reshape((1,) * (n - a.ndim) + tuple(a.shape))
+    b = b.reshape((1,) * (n - b.ndim) + tuple(b.shape))
+    interleaved_a = tuple(x for s in a.shape for x in (s, 1))
+    interleaved_b = tuple(x for s in b.shape for x in (1, s))
+    out = a.reshape(interleaved_a) * b.reshape(interleaved_b)
+    return out.reshape(tuple(p * q for p, q in zip(a.shape, b.shape)))
+
+
 def outer(a, b) -> Tensor:
     """Outer product of two 1-D tensors: out[i, j] = a[i] * b[j]."""
     a, b = _tensor(a), _tensor(b)
@@ -300,6 +366,8 @@ def linear_gelu(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Te
 
 define("matmul", xp.matmul, matmul)
 
-__all__ = ["bmm", "check_linear_args", "dot", "einsum", "linear", "linear_gelu", "matmul", "mm", "mv", "outer"]
+__all__ = ["addbmm", "addmm", "addmv", "baddbmm", "bmm", "check_linear_args", "cross", "dot", "einsum", "kron",
+           "linear", "linear_gelu", "matmul", "mm", "mv", "outer", "trace"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
-METHODS = ["bmm", "dot", "matmul", "mm", "mv", "outer"]
+METHODS = ["addbmm", "addmm", "addmv", "baddbmm", "bmm", "cross", "dot", "kron", "matmul", "mm", "mv", "outer",
+           "trace"]

@@ -11,6 +11,7 @@ from nerve.backend import xp
 from nerve.ops.index import (
     Gather, GetItem, IndexBackward, ScatterAdd, _coords, _prefix, _scatter_args, _sort_key,
 )
+from nerve.ops.reduce import ValuesIndices
 from nerve.ops.shape import Pad, _as_tensor, expand, movedim, normalize_dim
 from nerve.tensor import Tensor
 
@@ -172,6 +173,137 @@ def diag(input: Tensor, diagonal: int = 0) -> Tensor:
     return IndexBackward.apply(input, (n, n), key)
 
 
-__all__ = ["argsort", "argwhere", "diag", "diagonal", "masked_select", "nonzero", "scatter_reduce"]
+# --- order statistics and counting ----------------------------------------------------------------------
+def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False) -> ValuesIndices:
+    """The k-th smallest value along ``dim`` (k from 1) and its index; the gradient goes to that entry."""
+    d = normalize_dim(dim, input.ndim, "kthvalue")
+    n = input.shape[d] if input.ndim else 1
+    if not 1 <= k <= n:
+        raise IndexError(f"kthvalue: k ({k}) is out of range for dim {d} of size {n}")
+    if input.ndim == 0:
+        return ValuesIndices(input, Tensor._make(xp.zeros((), dtype=xp.int64), None))
+    order = xp.argsort(input.data, axis=d, kind="stable")
+    idx = xp.take(order, [k - 1], axis=d).astype(xp.int64)
+    values = Gather.apply(input, idx, d, True)
+    if not keepdim:
+        values, idx = values.squeeze(d), idx.squeeze(d)
+    return ValuesIndices(values, Tensor._make(idx, None))
+
+
+def median(input: Tensor, dim: int | None = None, keepdim: bool = False):
+    """The lower median (PyTorch's: no averaging of the two middle values); with ``dim``, values and indices."""
+    if dim is None:
+        flat = input.reshape(-1)
+        if flat.shape[0] == 0:
+            raise RuntimeError("median: cannot take the median of an empty tensor")
+        return kthvalue(flat, (flat.shape[0] + 1) // 2, 0).values
+    d = normalize_dim(dim, input.ndim, "median")
+    return kthvalue(input, ((input.shape[d] if input.ndim else 1) + 1) // 2, d, keepdim)
+
+
+def quantile(input: Tensor, q, dim: int | None = None, keepdim: bool = False, *,
+             interpolation: str = "linear") -> Tensor:
+    """The ``q``-quantiles (a number or 1-D tensor in [0, 1]) along ``dim`` (all values when None), with
+    NumPy's and PyTorch's interpolation modes; q's dimension comes first when q is a tensor."""
+    if interpolation not in ("linear", "lower", "higher", "midpoint", "nearest"):
+        raise ValueError(f"quantile: unknown interpolation {interpolation!r}")
+    qs = q.data if isinstance(q, Tensor) else xp.asarray(q, dtype=xp.float64)
+    if qs.ndim > 1 or (qs < 0).any() or (qs > 1).any():
+        raise ValueError(f"quantile: q must be a number or a 1-D tensor with values in [0, 1], got {q!r}")
+    if dim is None:
+        x, d = input.reshape(-1), 0
+    else:
+        x, d = input, normalize_dim(dim, input.ndim, "quantile")
+    n = x.shape[d]
+    if n == 0:
+        raise RuntimeError("quantile: cannot take quantiles of an empty dimension")
+    sorted_x = Gather.apply(x, xp.argsort(x.data, axis=d, kind="stable"), d, True)
+    pos = qs.reshape(-1).astype(xp.float64) * (n - 1)
+    lo, hi = xp.floor(pos).astype(xp.int64), xp.ceil(pos).astype(xp.int64)
+    if interpolation == "nearest":
+        lo = hi = xp.round(pos).astype(xp.int64)  # NOTE: half to even, as NumPy and PyTorch
+    elif interpolation == "lower":
+        hi = lo
+    elif interpolation == "higher":
+        lo = hi
+    frac = {"midpoint": xp.where(hi > lo, 0.5, 0.0)}.get(interpolation, pos - lo)
+    below, above = sorted_x.index_select(d, lo), sorted_x.index_select(d, hi)
+    shape = [1] * x.ndim
+    shape[d] = pos.size
+    out = below + (above - below) * xp.asarray(frac, dtype=x.dtype).reshape(shape)
+    out = out.movedim(d, 0)  # q first, as PyTorch
+    if keepdim:
+        kept = list(input.shape) if dim is not None else [1] * input.ndim
+        if dim is not None:
+            kept[d] = 1
+        out = out.reshape((pos.size,) + tuple(kept))
+    return out.reshape(out.shape[1:]) if qs.ndim == 0 else out
+
+
+def msort(input: Tensor) -> Tensor:
+    """``input`` sorted along dim 0."""
+    return input.sort(0).values
+
+
+def count_nonzero(input, dim=None) -> Tensor:
+    """The number of nonzero entries over ``dim`` (all when None); int64."""
+    data = input.data if isinstance(input, Tensor) else xp.asarray(input)
+    axes = None if dim is None else tuple(normalize_dim(d, data.ndim, "count_nonzero")
+                                          for d in ((dim,) if isinstance(dim, int) else dim))
+    return Tensor._make(xp.asarray(xp.count_nonzero(data, axis=axes)).astype(xp.int64), None)
+
+
+def bincount(input, weights=None, minlength: int = 0) -> Tensor:
+    """How often each value 0..max occurs in a 1-D non-negative integer tensor (summed weights if given)."""
+    data = input.data if isinstance(input, Tensor) else xp.asarray(input)
+    if data.ndim != 1 or data.dtype.kind not in "iu" or (data.size and int(data.min()) < 0):
+        raise RuntimeError(f"bincount: expected a 1-D tensor of non-negative integers, got shape "
+                           f"{tuple(data.shape)} and dtype {data.dtype}")
+    w = weights.data if isinstance(weights, Tensor) else weights
+    out = xp.bincount(data, weights=w, minlength=minlength)
+    return Tensor._make(out if w is not None else out.astype(xp.int64), None)
+
+
+def searchsorted(sorted_sequence, values, *, right: bool = False, side: str | None = None,
+                 out_int32: bool = False) -> Tensor:
+    """Where each value would go in the sorted last dimension of ``sorted_sequence`` to keep it sorted."""
+    seq = sorted_sequence.data if isinstance(sorted_sequence, Tensor) else xp.asarray(sorted_sequence)
+    vals = values.data if isinstance(values, Tensor) else xp.asarray(values)
+    side = side or ("right" if right else "left")
+    if seq.ndim <= 1:
+        out = xp.searchsorted(seq, vals, side=side)
+    else:
+        if seq.shape[:-1] != vals.shape[:-1]:
+            raise ShapeError(f"searchsorted: leading dims of sorted_sequence {tuple(seq.shape)} and values "
+                             f"{tuple(vals.shape)} must match")
+        rows_s, rows_v = seq.reshape(-1, seq.shape[-1]), vals.reshape(-1, vals.shape[-1])
+        out = xp.stack([xp.searchsorted(s, v, side=side) for s, v in zip(rows_s, rows_v)]).reshape(vals.shape)
+    return Tensor._make(xp.asarray(out).astype(xp.int32 if out_int32 else xp.int64), None)
+
+
+def bucketize(input, boundaries, *, out_int32: bool = False, right: bool = False) -> Tensor:
+    """The bucket i of each value among sorted 1-D ``boundaries``: boundaries[i-1] < x <= boundaries[i]
+    (with ``right``, boundaries[i-1] <= x < boundaries[i])."""
+    return searchsorted(boundaries, input, right=right, out_int32=out_int32)
+
+
+def unique(input, sorted: bool = True, return_inverse: bool = False, return_counts: bool = False, dim=None):
+    """The distinct values (sorted), with where each entry went and how often each occurs when asked."""
+    data = input.data if isinstance(input, Tensor) else xp.asarray(input)
+    if dim is not None:
+        raise NotImplementedError("unique: dim= is not supported (nerve takes the distinct values of the whole "
+                                  "tensor)")
+    values, inverse, counts = xp.unique(data, return_inverse=True, return_counts=True)
+    out = [Tensor._make(values, None)]
+    if return_inverse:
+        out.append(Tensor._make(inverse.reshape(data.shape).astype(xp.int64), None))
+    if return_counts:
+        out.append(Tensor._make(counts.astype(xp.int64), None))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+__all__ = ["argsort", "argwhere", "bincount", "bucketize", "count_nonzero", "diag", "diagonal", "kthvalue",
+           "masked_select", "median", "msort", "nonzero", "quantile", "scatter_reduce", "searchsorted", "unique"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
-METHODS = ["argsort", "argwhere", "diag", "diagonal", "masked_select", "nonzero", "scatter_reduce"]
+METHODS = ["argsort", "argwhere", "bincount", "count_nonzero", "diag", "diagonal", "kthvalue", "masked_select",
+           "median", "msort", "nonzero", "quantile", "scatter_reduce", "unique"]

@@ -78,6 +78,50 @@ CASES = list(_unary_cases()) + [
          make=lambda rng: [np.array([-1.0, -0.3, 0.2, 1.5]) + rng.uniform(-0.05, 0.05, (3, 4))]),
 ]
 
+
+def _xlogy_inputs(rng):
+    x = rng.uniform(0.2, 2, (3, 4))
+    x[0, 1] = x[2, 3] = 0.0  # x = 0: the value and the gradients are 0, as PyTorch defines them
+    return [x, rng.uniform(0.3, 2, (4,))]
+
+
+def _nan_apart(rng):
+    a, b = rng.uniform(-2, 2, (3, 4)), rng.uniform(-2, 2, (3, 4)) + 0.01
+    a[0, 0], b[1, 1] = np.nan, np.nan
+    return [a, b]
+
+
+CASES += [
+    Case("xlogy", nerve.xlogy, lambda x, y: np.where(x == 0, 0.0, x * np.log(y)), [(3, 4), (4,)], second=True,
+         make=_xlogy_inputs),
+    Case("logit", nerve.logit, lambda p: np.log(p / (1 - p)), [(3, 4)], 0.1, 0.9, second=True),
+    Case("logit_eps", lambda p: p.logit(eps=0.2), lambda p: np.log(np.clip(p, 0.2, 0.8) / (1 - np.clip(p, 0.2, 0.8))),
+         [(3, 4)], 0.3, 0.7, second=True),
+    Case("sinc", nerve.sinc, np.sinc, [(3, 4)], second=True),
+    Case("sinc_at_zero", nerve.sinc, np.sinc, [(3,)], second=True, make=lambda rng: [np.array([0.0, 0.5, -1.25])]),
+    Case("addcmul", lambda a, b, c: nerve.addcmul(a, b, c, value=0.5), lambda a, b, c: a + 0.5 * b * c,
+         [(3, 4), (4,), (3, 1)], second=True),
+    Case("addcdiv", lambda a, b, c: a.addcdiv(b, c, value=-2.0), lambda a, b, c: a - 2.0 * b / c,
+         [(3, 4), (4,), (3, 1)], 0.5, 2, second=True),
+    Case("rsub", lambda a, b: nerve.rsub(a, b, alpha=2), lambda a, b: b - 2 * a, [(3, 4), (4,)], second=True),
+    Case("deg2rad", nerve.deg2rad, np.deg2rad, [(3, 4)], -180, 180, second=True),
+    Case("rad2deg", lambda a: a.rad2deg(), np.rad2deg, [(3, 4)], second=True),
+    Case("fmax", nerve.fmax, np.fmax, [(3, 4), (3, 4)], make=_nan_apart, check_grad=False),
+    Case("fmin", nerve.fmin, np.fmin, [(3, 4), (3, 4)], make=_nan_apart, check_grad=False),
+    Case("fmax_grad", nerve.fmax, np.fmax, [(3, 4), (3, 4)], second=True,
+         make=lambda rng: [rng.uniform(-2, 2, (3, 4)), rng.uniform(-2, 2, (3, 4)) + 0.01]),
+    Case("aliases", lambda a, b: nerve.subtract(nerve.multiply(a, b), nerve.divide(a, b)) + nerve.negative(
+        nerve.absolute(a)) + nerve.sgn(a) + nerve.positive(b), lambda a, b: a * b - a / b - np.abs(a) + np.sign(a) + b,
+         [(3, 4), (4,)], second=True, make=lambda rng: [rng.uniform(0.2, 2, (3, 4)) * rng.choice([-1, 1], (3, 4)),
+                                                         rng.uniform(0.5, 2, (4,))]),
+]
+
+
+def test_signbit():
+    np.testing.assert_array_equal(nerve.signbit(nerve.tensor([-1.0, -0.0, 0.0, 2.0])).numpy(),
+                                  [True, True, False, False])
+
+
 (test_forward, test_gradcheck, test_gradgradcheck, test_array_and_tensor_paths_agree,
  test_rule_reads_only_its_namespace) = table_tests(CASES)
 

@@ -72,6 +72,21 @@ def _cases():
     yield Case("outer_empty", nerve.outer, np.outer, [(0,), (4,)])
     yield Case("dot", lambda a, b: a.dot(b), np.dot, [(5,), (5,)], second=True)
     yield Case("mm", lambda a, b: a.mm(b), np.matmul, [(2, 3), (3, 4)], second=True)
+    yield Case("addmm", lambda c, a, b: nerve.addmm(c, a, b, beta=0.5, alpha=2.0), lambda c, a, b: 0.5 * c + 2 * a @ b,
+               [(2, 4), (2, 3), (3, 4)], second=True)
+    yield Case("addmm_beta0", lambda c, a, b: c.addmm(a, b, beta=0), lambda c, a, b: a @ b, [(4,), (2, 3), (3, 4)],
+               second=True)
+    yield Case("addmv", nerve.addmv, lambda c, a, b: c + a @ b, [(2,), (2, 3), (3,)], second=True)
+    yield Case("baddbmm", lambda c, a, b: nerve.baddbmm(c, a, b, alpha=-1), lambda c, a, b: c - a @ b,
+               [(1, 2, 4), (3, 2, 3), (3, 3, 4)], second=True)
+    yield Case("addbmm", nerve.addbmm, lambda c, a, b: c + (a @ b).sum(0), [(2, 4), (3, 2, 3), (3, 3, 4)],
+               second=True)
+    yield Case("trace", lambda a: a.trace(), np.trace, [(3, 4)], second=True)
+    yield Case("cross", lambda a, b: nerve.cross(a, b, dim=1), lambda a, b: np.cross(a, b, axis=1),
+               [(2, 3, 4), (1, 3, 4)], second=True)
+    yield Case("cross_default_dim", nerve.cross, lambda a, b: np.cross(a, b, axis=0), [(3, 2), (3, 2)], second=True)
+    yield Case("kron", nerve.kron, np.kron, [(2, 3), (3, 2)], second=True)
+    yield Case("kron_ndim", lambda a, b: a.kron(b), np.kron, [(2,), (2, 1, 3)], second=True)
     yield Case("mv", nerve.mv, np.matmul, [(2, 3), (3,)], second=True)
     yield Case("einsum_ellipsis_middle", lambda a, b: nerve.einsum("b...i,b...i->b...", a, b),
                lambda a, b: np.einsum("b...i,b...i->b...", a, b), [(2, 3, 1, 4), (2, 1, 5, 4)], second=True)

@@ -153,3 +153,53 @@ def test_selection_errors():
         nerve.diag(nerve.ones(2, 2, 2))
     with pytest.raises(RuntimeError, match="diagonal: dim1 0 and dim2 0 must be two different dims"):
         nerve.ones(2, 2).diagonal(0, 0, 0)
+
+
+STATS = [
+    Case("kthvalue", lambda a: tuple(a.kthvalue(2, 1)), lambda a: (np.sort(a, 1)[:, 1], np.argsort(a, 1)[:, 1]),
+         [(3, 4)], second=True),
+    Case("kthvalue_keepdim", lambda a: nerve.kthvalue(a, 3, 0, keepdim=True).values,
+         lambda a: np.sort(a, 0)[2:3], [(4, 2)], second=True),
+    Case("median_all", lambda a: a.median(), lambda a: np.sort(a.reshape(-1))[(a.size - 1) // 2], [(3, 4)],
+         second=True),
+    Case("median_dim", lambda a: nerve.median(a, -1).values, lambda a: np.sort(a, -1)[..., 1], [(2, 4)],
+         second=True),
+    Case("quantile", lambda a: nerve.quantile(a, 0.3, dim=1), lambda a: np.quantile(a, 0.3, axis=1), [(3, 5)],
+         second=True),
+    Case("quantile_many", lambda a: a.quantile(nerve.tensor([0.1, 0.5, 1.0]), keepdim=True),
+         lambda a: np.quantile(a, [0.1, 0.5, 1.0], keepdims=True), [(3, 5)], second=True),
+    *[Case(f"quantile_{mode}", lambda a, mode=mode: nerve.quantile(a, nerve.tensor([0.2, 0.625]), 0,
+                                                                   interpolation=mode),
+           lambda a, mode=mode: np.quantile(a, [0.2, 0.625], axis=0, method=mode), [(5, 2)], second=True)
+      for mode in ("lower", "higher", "midpoint", "nearest")],
+    Case("msort", nerve.msort, lambda a: np.sort(a, 0), [(4, 3)], second=True),
+]
+(test_stats_forward, test_stats_gradcheck, test_stats_gradgradcheck, test_stats_paths_agree,
+ test_stats_rules_read_only_their_namespace) = table_tests(STATS)
+
+
+def test_counting_and_searching_against_numpy():
+    a = np.array([[0, 3, 0], [2, 2, 0]])
+    assert nerve.count_nonzero(nerve.tensor(a)).item() == 3
+    np.testing.assert_array_equal(nerve.tensor(a).count_nonzero(dim=0).numpy(), [1, 2, 0])
+    v = nerve.tensor([1, 1, 4, 0])
+    np.testing.assert_array_equal(nerve.bincount(v).numpy(), [1, 2, 0, 0, 1])
+    np.testing.assert_array_equal(v.bincount(minlength=7).numpy(), np.bincount([1, 1, 4, 0], minlength=7))
+    np.testing.assert_allclose(nerve.bincount(v, nerve.tensor([0.5, 1.0, 2.0, 3.0])).numpy(), [3.0, 1.5, 0, 0, 2.0])
+    seq = nerve.tensor([[1.0, 3.0, 5.0], [2.0, 4.0, 6.0]])
+    vals = nerve.tensor([[3.0, 6.0], [1.0, 4.0]])
+    np.testing.assert_array_equal(nerve.searchsorted(seq, vals).numpy(), [[1, 3], [0, 1]])
+    np.testing.assert_array_equal(nerve.searchsorted(seq, vals, right=True).numpy(), [[2, 3], [0, 2]])
+    bounds = nerve.tensor([1.0, 3.0, 5.0])
+    np.testing.assert_array_equal(nerve.bucketize(nerve.tensor([0.0, 1.0, 4.0, 9.0]), bounds).numpy(), [0, 0, 2, 3])
+    np.testing.assert_array_equal(nerve.bucketize(nerve.tensor([1.0, 3.0]), bounds, right=True).numpy(), [1, 2])
+    values, inverse, counts = nerve.unique(nerve.tensor([[3, 1], [3, 2]]), return_inverse=True, return_counts=True)
+    np.testing.assert_array_equal(values.numpy(), [1, 2, 3])
+    np.testing.assert_array_equal(inverse.numpy(), [[2, 0], [2, 1]])
+    np.testing.assert_array_equal(counts.numpy(), [1, 1, 2])
+    with pytest.raises(RuntimeError, match="bincount: expected a 1-D tensor of non-negative integers"):
+        nerve.bincount(nerve.tensor([-1, 2]))
+    with pytest.raises(IndexError, match=r"kthvalue: k \(5\) is out of range for dim 1 of size 4"):
+        nerve.ones(2, 4).kthvalue(5)
+    with pytest.raises(ValueError, match="quantile: q must be"):
+        nerve.quantile(nerve.ones(3), 1.5)
