@@ -7,6 +7,8 @@ fetched sample by sample and combined by ``collate_fn``. An epoch's order is dra
 """
 from __future__ import annotations
 
+import collections
+import itertools
 import multiprocessing
 import numbers
 import queue
@@ -169,39 +171,40 @@ class DataLoader:
         rng = getattr(source, "generator", None)
         return rng if isinstance(rng, numpy.random.Generator) else None
 
-    def _order(self) -> list:
-        """This epoch's batches of indices (slices for a sequential pass over a nerve Dataset)."""
+    def _batches(self) -> Iterator[Any]:
+        """This epoch's batches of indices, drawn lazily (a sampler may be practically endless, as minGPT's
+        ``RandomSampler(replacement=True, num_samples=10**10)``); slices for a sequential pass over a nerve Dataset."""
         if not self._auto_batch:
             if self.batch_sampler is None:
-                return list(self.sampler)
-            return [numpy.asarray(b, dtype=numpy.int64) for b in self.batch_sampler]
-        bs, n = self.batch_size, len(self.sampler)
+                return iter(self.sampler)
+            return (numpy.asarray(b, dtype=numpy.int64) for b in self.batch_sampler)
         if isinstance(self.sampler, SequentialSampler) and self.sampler.data_source is self.dataset:
             # NOTE: without shuffling a slice gives views of array-backed data (no copy).
-            return [slice(lo, min(lo + bs, n)) for lo in range(0, len(self) * bs, bs)]
-        order = numpy.fromiter(self.sampler, dtype=numpy.int64, count=n) if hasattr(self.sampler, "__len__") \
-            else numpy.asarray(list(self.sampler), dtype=numpy.int64)
-        return [order[lo:lo + bs] for lo in range(0, len(self) * bs, bs)]
+            bs, n = self.batch_size, len(self.dataset)
+            return (slice(lo, min(lo + bs, n)) for lo in range(0, len(self) * bs, bs))
+        return (numpy.asarray(b, dtype=numpy.int64) for b in self.batch_sampler)
 
     def __iter__(self) -> Iterator[Any]:
         start = self._resume_at
         self._resume_at = 0
         rng = self._rng()
         self._epoch_start_state = rng.bit_generator.state if rng is not None else None
-        batches = self._order()
+        batches = enumerate(self._batches())
+        # a resumed epoch redraws the same order from the saved state and skips the batches already used
+        batches = itertools.islice(batches, start, None)
         self._batches_yielded = start
         if self.num_workers:
-            return self._epoch_workers(batches, start)
-        return self._epoch(batches, start)
+            return self._epoch_workers(batches)
+        return self._epoch(batches)
 
-    def _epoch(self, batches: list, start: int) -> Iterator[Any]:
-        for b in range(start, len(batches)):
-            batch = self._fetch(batches[b])
+    def _epoch(self, batches: Iterator[tuple]) -> Iterator[Any]:
+        for b, indices in batches:
+            batch = self._fetch(indices)
             # counted before the yield: a checkpoint taken after using this batch resumes at the next one
             self._batches_yielded = b + 1
             yield batch
 
-    def _epoch_workers(self, batches: list, start: int) -> Iterator[Any]:
+    def _epoch_workers(self, batches: Iterator[tuple]) -> Iterator[Any]:
         """Batch b goes to worker b % num_workers; results are yielded in order, a few batches ahead."""
         method = self.multiprocessing_context or ("fork" if sys.platform.startswith("linux") else "spawn")
         context = multiprocessing.get_context(method) if isinstance(method, str) else method
@@ -213,12 +216,15 @@ class DataLoader:
         for w in workers:
             w.start()
         ahead = self.prefetch_factor * self.num_workers
-        sent, done = start, {}
+        pending, done = collections.deque(), {}
         try:
-            for b in range(start, len(batches)):
-                while sent < len(batches) and sent < b + ahead:
-                    tasks[sent % self.num_workers].put((sent, batches[sent]))
-                    sent += 1
+            while True:
+                for b, indices in itertools.islice(batches, ahead - len(pending)):
+                    tasks[b % self.num_workers].put((b, indices))
+                    pending.append(b)
+                if not pending:
+                    return
+                b = pending.popleft()
                 while b not in done:
                     index, batch, error = self._receive(results, workers)
                     done[index] = batch, error

@@ -6,6 +6,7 @@ default, from a child of nerve's seeded generator made when the sampler is.
 """
 from __future__ import annotations
 
+import itertools
 import numbers
 from typing import Iterable, Iterator, Sequence
 
@@ -13,6 +14,9 @@ import numpy
 
 from nerve import backend
 from nerve.tensor import Tensor
+
+#: indices drawn per call by the samplers that draw with replacement
+_CHUNK = 1 << 16
 
 __all__ = ["Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler", "WeightedRandomSampler",
            "BatchSampler"]
@@ -80,11 +84,13 @@ class RandomSampler(Sampler):
         return len(self.data_source) if self._num_samples is None else int(self._num_samples)
 
     def __iter__(self) -> Iterator[int]:
+        # NOTE: drawn a chunk at a time, so a practically endless sampler (num_samples=10**10) costs no memory.
         n, count = len(self.data_source), self.num_samples
-        if self.replacement:
-            return iter(self.generator.integers(0, n, size=count).tolist())
-        rounds = [self.generator.permutation(n) for _ in range(-(-count // n))]
-        return iter(numpy.concatenate(rounds)[:count].tolist())
+        for lo in range(0, count, _CHUNK if self.replacement else n):
+            if self.replacement:
+                yield from self.generator.integers(0, n, size=min(_CHUNK, count - lo)).tolist()
+            else:
+                yield from self.generator.permutation(n)[:count - lo].tolist()
 
     def __len__(self) -> int:
         return self.num_samples
@@ -126,8 +132,11 @@ class WeightedRandomSampler(Sampler):
 
     def __iter__(self) -> Iterator[int]:
         p = self.weights / self.weights.sum()
-        draws = self.generator.choice(len(p), size=self.num_samples, replace=self.replacement, p=p)
-        return iter(draws.tolist())
+        if not self.replacement:
+            yield from self.generator.choice(len(p), size=self.num_samples, replace=False, p=p).tolist()
+            return
+        for lo in range(0, self.num_samples, _CHUNK):
+            yield from self.generator.choice(len(p), size=min(_CHUNK, self.num_samples - lo), p=p).tolist()
 
     def __len__(self) -> int:
         return self.num_samples
@@ -144,13 +153,10 @@ class BatchSampler(Sampler):
         self.drop_last = drop_last
 
     def __iter__(self) -> Iterator[list]:
-        batch = []
-        for index in self.sampler:
-            batch.append(index)
-            if len(batch) == self.batch_size:
-                yield batch
-                batch = []
-        if batch and not self.drop_last:
+        indices = iter(self.sampler)
+        while batch := list(itertools.islice(indices, self.batch_size)):
+            if len(batch) < self.batch_size and self.drop_last:
+                return
             yield batch
 
     def __len__(self) -> int:

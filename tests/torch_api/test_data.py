@@ -114,6 +114,21 @@ def test_sampler_and_batch_sampler_arguments():
     assert np.concatenate([b[0].numpy() for b in fast]).tolist() == np.random.default_rng(4).permutation(10).tolist()
 
 
+def test_a_practically_endless_sampler_is_drawn_lazily():
+    """minGPT's trainer: RandomSampler(replacement=True, num_samples=int(1e10)) and a loop that stops itself."""
+    def first_batches(num_workers):
+        sampler = RandomSampler(Plain(10), replacement=True, num_samples=int(1e10), generator=8)
+        loader = DataLoader(Plain(10), batch_size=4, sampler=sampler, num_workers=num_workers)
+        assert len(loader) == 2_500_000_000
+        batches = iter(loader)
+        labels = [next(batches)[0].numpy()[:, 0].tolist() for _ in range(3)]
+        batches.close()
+        return labels
+    serial = first_batches(0)
+    assert serial == (3.0 * np.random.default_rng(8).integers(0, 10, size=12)).reshape(3, 4).tolist()
+    assert first_batches(2) == serial
+
+
 def test_mutually_exclusive_arguments_raise_pytorchs_errors():
     data = Plain(4)
     with pytest.raises(ValueError, match="sampler option is mutually exclusive with shuffle"):
