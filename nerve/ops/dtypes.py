@@ -29,8 +29,8 @@ class Cast(Function):
 
 
 def astype(a: Tensor, dtype) -> Tensor:
-    """Cast to ``dtype``; casts to integer or boolean types leave the graph."""
-    dtype = xp.dtype(dtype)
+    """Cast to ``dtype`` (a dtype or its name); casts to integer or boolean types leave the graph."""
+    dtype = backend.dtype(dtype)
     if dtype == a.dtype:
         return a
     if dtype.kind not in "fc":

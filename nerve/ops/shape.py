@@ -45,7 +45,11 @@ def reshape(a: Tensor, *shape) -> Tensor:
                          f"({a.data.size} elements) into {shape}") from None
 
 
-view = reshape
+def view(a: Tensor, *shape) -> Tensor:
+    """reshape's view; ``view(dtype)`` reads the same bytes as another dtype (PyTorch's rule, no gradient)."""
+    if len(shape) == 1 and isinstance(shape[0], (str, type, xp.dtype)):
+        return a._view_dtype(shape[0])
+    return reshape(a, *shape)
 
 
 def expand(a: Tensor, *shape) -> Tensor:
