@@ -80,8 +80,10 @@ def bernoulli(input: Tensor, p=None, *, generator=None) -> Tensor:
     return Tensor._make(_on((u < probs).astype(dtype), data), None)
 
 
-def normal(mean, std=1.0, size=None, *, generator=None, dtype=None) -> Tensor:
-    """Samples of N(mean, std^2): mean and std tensors or numbers, broadcast together (or of ``size``)."""
+def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
+           requires_grad: bool = False) -> Tensor:
+    """Samples of N(mean, std^2): mean and std tensors or numbers, broadcast together (or of ``size``);
+    ``device`` and ``requires_grad`` as in PyTorch's creation form ``normal(0.0, 1.0, size)``."""
     m, s = _host(mean), _host(std)
     if (s < 0).any():
         raise RuntimeError("normal: std must be non-negative")
@@ -97,7 +99,10 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None) -> Tensor:
     dtype = xp.dtype(dtype) if dtype is not None else (floats[0] if floats else backend.get_default_dtype())
     draw = m + s * _gen(generator, "normal").standard_normal(shape)
     like = tensors[0].data if tensors else xp.empty(0)
-    return Tensor._make(_on(draw.astype(dtype), like), None)
+    out = Tensor._make(_on(draw.astype(dtype), like), None)
+    if device is not None:
+        out = Tensor._make(backend.to_device(out.data, str(device)), None)
+    return out.requires_grad_(True) if requires_grad else out
 
 
 def _fill(tensor: Tensor, op: str, values) -> Tensor:

@@ -85,6 +85,8 @@ def test_normal_tensor_forms():
     y = nerve.normal(0.0, 1.0, (4, 5), generator=_gen())
     assert y.shape == (4, 5) and y.dtype == nerve.get_default_dtype()
     assert nerve.normal(nerve.zeros(2, dtype=nerve.float64)).dtype == np.float64
+    z = nerve.normal(0.0, 1.0, (2, 2), device="cpu", requires_grad=True, dtype=nerve.float64)
+    assert z.requires_grad and z.is_leaf and z.dtype == np.float64 and z.device == "cpu"
 
 
 def test_inplace_fills_and_their_graph_guard():
