@@ -2,6 +2,7 @@
 by default), or a character-level language model; ``--resume`` continues a run from its checkpoint."""
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -146,6 +147,8 @@ def start(cfg: dict, given: dict, resume_dir: str | None, overwrite: bool) -> in
         cfg, state, notes = resume_config(run, given)
         for note in notes:
             say(f"nerve train: --resume applies {note}")
+        if notes:  # the next --resume compares with the options now in force
+            (run / "config.json").write_text(json.dumps(cfg, indent=2), encoding="utf-8")
         replace = False
     else:
         run, state = run_dir_for(cfg), None

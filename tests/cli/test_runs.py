@@ -42,6 +42,9 @@ def test_predict_and_evaluate_without_the_training_data(tmp_path, capsys, model,
         assert np.mean(np.array(predicted) == [r[-1] for r in rows[:8]]) >= 0.75, out
     code, out, err = run(["evaluate", "run", tmp_path / "labelled.csv"], capsys)
     assert code == 0 and f"({n} rows) loss" in out and "accuracy" in out, err
+    np.savez(tmp_path / "labelled.npz", x=np.array([r[:-1] for r in rows], np.float32), y=[r[-1] for r in rows])
+    code, out_npz, err = run(["evaluate", "run", tmp_path / "labelled.npz"], capsys)
+    assert code == 0 and out_npz.split()[1:] == out.split()[1:], err  # the same rows, the same figures
     one_line_error(*run(["evaluate", "run"], capsys)[::2], "the run's test split needs its data",
                    "nerve evaluate RUN_DIR FILE")
 
@@ -80,6 +83,7 @@ def test_resume_applies_safe_changes_and_refuses_the_rest(tmp_path, capsys):
     code, out, err = run(["train", "--resume", tmp_path / "r", "--epochs", "4"], capsys)
     assert code == 0 and "--resume applies --epochs 4 (was 2)" in " ".join(out.split()), err
     assert len((tmp_path / "r" / "history.csv").read_text().splitlines()) == 5
+    assert '"epochs": 4' in (tmp_path / "r" / "config.json").read_text()  # in force for the next --resume
     write_csv(tmp_path / "t.csv", header, rows[::-1])
     one_line_error(*run(["train", "--resume", tmp_path / "r", "--epochs", "5"], capsys)[::2],
                    "changed since the run started")
