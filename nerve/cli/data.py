@@ -174,8 +174,11 @@ class Prepared:
         std = np.where(std > 1e-6, std, 1.0).astype(np.float32)
         if cfg["model"] == "snn":  # the tutorial feeds pixels in [0, 1] as the input current
             mean, std = np.zeros(1, np.float32), np.ones(1, np.float32)
+        # NOTE: built-in data sets name their features x0, x1, ... and the target "label" (for CSV input files)
+        target = cfg["target"] if data.columns is not None else "label"
         info = {"kind": "classifier" if data.classes is not None else "regressor", "features": data.features,
-                "spec": data.spec, "columns": data.columns, "target": cfg["target"], "classes": data.classes,
+                "spec": data.spec, "columns": data.columns or [*data.features, target], "target": target,
+                "classes": data.classes,
                 "target_mean": None, "target_std": None}
         if data.classes is None:  # regression: train on the standardised target, report in its own units
             info["target_mean"] = float(data.ytr.mean())

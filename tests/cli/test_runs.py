@@ -154,3 +154,19 @@ def test_resume_of_a_run_that_stopped_early_says_so(tmp_path, capsys):
     assert code == 0 and "stopped after epoch" in out, err
     one_line_error(*run(["train", "--resume", tmp_path / "r", "--epochs", "300"], capsys)[::2],
                    "the run already stopped (EarlyStopping", "--patience")
+
+
+def test_a_builtin_data_run_reads_csv_files_by_its_feature_names(tmp_path, capsys):
+    from nerve.data.datasets import load_digits
+    assert run(["train", "--epochs", "3", "--out", tmp_path / "r", "--verbose", "0"], capsys)[0] == 0
+    X, y = load_digits()
+    names = [f"x{j}" for j in range(64)]
+    write_csv(tmp_path / "d.csv", ["label", *names[::-1]], [[c, *x[::-1]] for x, c in zip(X[:50], y[:50])])
+    code, out, err = run(["evaluate", tmp_path / "r", tmp_path / "d.csv"], capsys)
+    assert code == 0 and float(out.split()[-1]) > 0.8, err
+    write_csv(tmp_path / "plain.csv", None, [[*x, c] for x, c in zip(X[:50], y[:50])])
+    code, out_plain, err = run(["evaluate", tmp_path / "r", tmp_path / "plain.csv", "--no-header"], capsys)
+    assert code == 0 and out_plain.split()[1:] == out.split()[1:], err
+    np.save(tmp_path / "x.npy", X[:50])
+    predicted = run(["predict", tmp_path / "r", tmp_path / "x.npy"], capsys)[1].split()
+    assert predicted == run(["predict", tmp_path / "r", tmp_path / "d.csv"], capsys)[1].split()
