@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nerve.cli.common import DEFAULTS, CLIError, describe, make_run_dir, remove_failed_run, say
+from nerve.cli.common import DEFAULTS, CLIError, describe, fmt, make_run_dir, remove_failed_run, say
 from nerve.cli.data import RUN_KEY, build_optimizer
 
 CHECKPOINT_EVERY = 250
@@ -140,7 +140,7 @@ def train_lm(cfg: dict, run: Path, resume: dict | None, replace: bool) -> int:
                 nerve.optim.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()
                 if cfg["verbose"] and (it % CHECKPOINT_EVERY == 0 or it == cfg["iters"] - 1):
-                    print(f"iter {it}: loss {loss.item():.4f}, val loss {val_loss():.4f}, "
+                    print(f"iter {it}: loss {fmt(loss.item())}, val loss {fmt(val_loss())}, "
                           f"{time.perf_counter() - begin:.0f} s", flush=True)
                 if interrupt.pending or (it + 1) % CHECKPOINT_EVERY == 0:
                     save(it + 1)
@@ -162,7 +162,7 @@ def train_lm(cfg: dict, run: Path, resume: dict | None, replace: bool) -> int:
                metadata={"chars": vocab.chars, "cli": cfg,
                          RUN_KEY: {"kind": "lm", "class": type(model).__name__, "config": model.get_config(),
                                    "chars": vocab.chars}})
-    print(f"validation loss {val_loss(cfg['eval_iters']):.4f} nats per character")
+    print(f"validation loss {fmt(val_loss(cfg['eval_iters']))} nats per character")
     print("sample:\n" + generate(model, vocab.chars, vocab.decode(val_ids[:1]), 300, 0.8, None))
     print(f"saved {run / 'model.safetensors'}")
     return 0
