@@ -499,9 +499,12 @@ def clamp(a, min=None, max=None) -> Tensor:
     return Clamp.apply(a, min, max)
 
 
-def where(cond, a, b) -> Tensor:
-    """a where cond is true, else b (cond carries no gradient)."""
+def where(cond, a=None, b=None):
+    """a where cond is true, else b (cond carries no gradient); ``where(cond)`` alone is
+    ``nonzero(cond, as_tuple=True)``, as in PyTorch."""
     cond = cond.data if isinstance(cond, Tensor) else cond
+    if a is None and b is None:
+        return tuple(Tensor._make(i.astype(xp.int64), None) for i in xp.nonzero(xp.atleast_1d(cond)))
     return Where.apply(cond, a, b)
 
 

@@ -219,3 +219,9 @@ def test_pow_second_derivative_at_zero_base():
     (g,) = nerve.grad((x ** 2).sum(), x, create_graph=True)
     (gg,) = nerve.grad(g.sum(), x)
     assert gg.item() == 2.0
+
+
+def test_where_with_the_condition_alone_is_nonzero_as_tuple():
+    rows, cols = nerve.where(nerve.tensor([[0.0, 2.0], [3.0, 0.0]]) > 1)
+    np.testing.assert_array_equal(rows.numpy(), [0, 1])
+    np.testing.assert_array_equal(cols.numpy(), [1, 0])
