@@ -112,3 +112,13 @@ def test_a_missing_dataset_is_one_line(monkeypatch, capsys):
     monkeypatch.setattr(datasets, "load_mnist", missing)
     one_line_error(*run(["train", "--data", "mnist"], capsys)[::2],
                    "--data mnist: MNIST training files not found in: /a /b Put them in NERVE_DATA.")
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "attack", "explain", "pinn"])
+def test_every_command_has_help(command, capsys):
+    code, out, _ = run([command, "--help"], capsys)
+    assert code == 0 and "--debug" in out
+
+
+def test_no_command_is_one_line(capsys):
+    one_line_error(*run([], capsys)[::2], "the following arguments are required")
