@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator
 import numpy
 
 from nerve import backend
-from nerve.data.dataset import default_collate, to_tensors
+from nerve.data.dataset import IterableDataset, default_collate, to_tensors
 from nerve.data.sampler import BatchSampler, RandomSampler, SequentialSampler
 
 __all__ = ["DataLoader", "get_worker_info", "WorkerInfo"]
@@ -80,9 +80,14 @@ class DataLoader:
                  worker_init_fn: Callable | None = None, multiprocessing_context=None, generator=None, *,
                  prefetch_factor: int | None = None, persistent_workers: bool = False, pin_memory_device: str = "",
                  transform: Callable | None = None) -> None:
-        if not (hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")):
-            raise TypeError(f"DataLoader: the dataset must define __getitem__ and __len__, got "
-                            f"{type(dataset).__name__}")
+        iterable = isinstance(dataset, IterableDataset)
+        if not iterable and not (hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")):
+            raise TypeError(f"DataLoader: the dataset must define __getitem__ and __len__ (or be an "
+                            f"IterableDataset), got {type(dataset).__name__}")
+        for name, value in (("shuffle", shuffle), ("sampler", sampler), ("batch_sampler", batch_sampler)):
+            if iterable and value:
+                raise ValueError(f"DataLoader with IterableDataset: expected unspecified {name} option, but got "
+                                 f"{name}={value!r}")
         if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral)
                                        or batch_size < 1):
             raise ValueError(f"DataLoader: batch_size must be a positive integer or None, got {batch_size!r}")
@@ -103,10 +108,10 @@ class DataLoader:
         if batch_size is None and drop_last:
             raise ValueError("DataLoader: batch_size=None option disables auto-batching and is mutually "
                              "exclusive with drop_last")
-        n = len(dataset)
+        n = len(dataset) if not iterable else None
         if n == 0:
             raise ValueError("DataLoader: the dataset is empty (0 samples)")
-        if drop_last and batch_size is not None and n < batch_size and sampler is None:
+        if not iterable and drop_last and batch_size is not None and n < batch_size and sampler is None:
             raise ValueError(f"DataLoader: drop_last=True with batch_size {batch_size} larger than the "
                              f"dataset ({n} samples) would give no batches")
         self.dataset = dataset
@@ -127,11 +132,12 @@ class DataLoader:
         elif generator is None:
             generator = backend.default_generator().spawn(1)[0]
         self.generator = generator
-        if sampler is None and batch_sampler is None:
+        self._iterable = iterable
+        if sampler is None and batch_sampler is None and not iterable:
             sampler = RandomSampler(dataset, generator=generator) if self.shuffle else SequentialSampler(dataset)
         self.sampler = sampler
         self.batch_sampler = batch_sampler
-        if batch_sampler is None and batch_size is not None:
+        if batch_sampler is None and batch_size is not None and not iterable:
             self.batch_sampler = BatchSampler(sampler, int(batch_size), self.drop_last)
         self._auto_batch = batch_sampler is None and batch_size is not None
         # NOTE: nerve's own datasets are fetched a batch at a time (a slice when the order is sequential).
@@ -144,6 +150,13 @@ class DataLoader:
         self._resume_at = 0
 
     def __len__(self) -> int:
+        if self._iterable:   # as PyTorch: from the dataset's own __len__ (a TypeError without one)
+            n = self._num_samples()
+            if n is None:
+                raise TypeError(f"DataLoader: {type(self.dataset).__name__} (an IterableDataset) has no __len__")
+            if self.batch_size is None:
+                return n
+            return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
         if self.batch_sampler is not None:
             return len(self.batch_sampler)
         return len(self.sampler)
@@ -189,10 +202,13 @@ class DataLoader:
         self._resume_at = 0
         rng = self._rng()
         self._epoch_start_state = rng.bit_generator.state if rng is not None else None
+        self._batches_yielded = start
+        if self._iterable:
+            stream = self._epoch_stream_workers() if self.num_workers else self._group(iter(self.dataset))
+            return self._count(itertools.islice(stream, start, None), start)
         batches = enumerate(self._batches())
         # a resumed epoch redraws the same order from the saved state and skips the batches already used
         batches = itertools.islice(batches, start, None)
-        self._batches_yielded = start
         if self.num_workers:
             return self._epoch_workers(batches)
         return self._epoch(batches)
@@ -204,11 +220,13 @@ class DataLoader:
             self._batches_yielded = b + 1
             yield batch
 
+    def _context(self):
+        method = self.multiprocessing_context or ("fork" if sys.platform.startswith("linux") else "spawn")
+        return multiprocessing.get_context(method) if isinstance(method, str) else method
+
     def _epoch_workers(self, batches: Iterator[tuple]) -> Iterator[Any]:
         """Batch b goes to worker b % num_workers; results are yielded in order, a few batches ahead."""
-        method = self.multiprocessing_context or ("fork" if sys.platform.startswith("linux") else "spawn")
-        context = multiprocessing.get_context(method) if isinstance(method, str) else method
-        base_seed = int(self._worker_seeds.integers(1 << 62))
+        context, base_seed = self._context(), int(self._worker_seeds.integers(1 << 62))
         results = context.Queue()
         tasks = [context.Queue() for _ in range(self.num_workers)]
         workers = [context.Process(target=_worker_loop, daemon=True,
@@ -241,6 +259,52 @@ class DataLoader:
                 if w.is_alive():
                     w.terminate()
 
+    # --- iterable datasets ------------------------------------------------------------------
+    def _group(self, samples: Iterator[Any]) -> Iterator[Any]:
+        """Batches collated from a stream of samples, ``batch_size`` at a time."""
+        if self.batch_size is None:
+            for sample in samples:
+                yield self.collate_fn(sample) if self.collate_fn is not None else _convert(sample)
+            return
+        collate = self.collate_fn or default_collate
+        while chunk := list(itertools.islice(samples, self.batch_size)):
+            if len(chunk) < self.batch_size and self.drop_last:
+                return
+            batch = collate(chunk)
+            yield _apply_transform(self.transform, batch) if self.transform is not None else batch
+
+    def _count(self, stream: Iterator[Any], start: int) -> Iterator[Any]:
+        for b, batch in enumerate(stream, start):
+            self._batches_yielded = b + 1
+            yield batch
+        self._batches_yielded = 0   # the stream ended: the next state starts a new epoch
+
+    def _epoch_stream_workers(self) -> Iterator[Any]:
+        """Each worker batches its own copy of the stream; batches come round-robin from the workers (PyTorch's
+        order). A bounded queue per worker keeps an endless stream from filling memory."""
+        context, base_seed = self._context(), int(self._worker_seeds.integers(1 << 62))
+        queues = [context.Queue(maxsize=self.prefetch_factor) for _ in range(self.num_workers)]
+        workers = [context.Process(target=_stream_worker_loop, daemon=True, args=(self, queues[w], w, base_seed + w))
+                   for w in range(self.num_workers)]
+        for w in workers:
+            w.start()
+        try:
+            active = list(range(self.num_workers))
+            while active:
+                for w in list(active):
+                    kind, payload = self._receive(queues[w], workers)
+                    if kind == "end":
+                        active.remove(w)
+                    elif kind == "error":
+                        raise RuntimeError(f"DataLoader worker {w} failed:\n{payload}")
+                    else:
+                        yield payload
+        finally:
+            for w in workers:
+                if w.is_alive():
+                    w.terminate()
+                w.join()
+
     def _receive(self, results, workers) -> tuple:
         waited = 0.0
         while True:
@@ -248,7 +312,7 @@ class DataLoader:
                 return results.get(timeout=1.0)
             except queue.Empty:
                 waited += 1.0
-                dead = [w for w in workers if not w.is_alive()]
+                dead = [w for w in workers if not w.is_alive() and w.exitcode != 0]   # 0: a stream that ended
                 if dead:
                     raise RuntimeError(f"DataLoader worker (pid {dead[0].pid}) exited unexpectedly with code "
                                        f"{dead[0].exitcode}") from None
@@ -259,21 +323,22 @@ class DataLoader:
     def state_dict(self) -> dict:
         """Plain-Python state: the order's generator at the start of the current epoch and the batches used.
 
-        Between epochs (or after the last batch) it holds the generator's current state and 0 batches.
+        Between epochs (or after the last batch) it holds the generator's current state and 0 batches. For an
+        IterableDataset, resuming re-reads the stream and skips the batches used (exact for a repeatable stream).
         """
-        in_epoch = 0 < self._batches_yielded < len(self)
+        in_epoch = 0 < self._batches_yielded and (self._iterable or self._batches_yielded < len(self))
         rng = self._rng()
         if in_epoch and rng is not None:
             state = self._epoch_start_state
         else:
             state = rng.bit_generator.state if rng is not None else None
-        return {"num_samples": len(self.dataset), "batch_size": self.batch_size, "shuffle": self.shuffle,
+        return {"num_samples": self._num_samples(), "batch_size": self.batch_size, "shuffle": self.shuffle,
                 "generator": state, "batches_yielded": self._batches_yielded if in_epoch else 0}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore ``state_dict()``: the next ``iter(loader)`` yields exactly the remaining batches."""
         for key in ("num_samples", "batch_size", "shuffle"):
-            mine = getattr(self, key) if key != "num_samples" else len(self.dataset)
+            mine = getattr(self, key) if key != "num_samples" else self._num_samples()
             if state[key] != mine:
                 raise ValueError(f"DataLoader.load_state_dict: the state was saved with {key}={state[key]}, "
                                  f"this loader has {key}={mine}")
@@ -284,14 +349,23 @@ class DataLoader:
         self._batches_yielded = self._resume_at
         self._epoch_start_state = state["generator"]
 
+    def _num_samples(self) -> int | None:
+        """The dataset's length (None for a stream without one)."""
+        try:
+            return len(self.dataset)
+        except (TypeError, NotImplementedError):
+            return None
+
     def __repr__(self) -> str:
-        return (f"DataLoader({type(self.dataset).__name__} of {len(self.dataset)} samples, "
+        n = self._num_samples()
+        batches = "?" if n is None else len(self)
+        return (f"DataLoader({type(self.dataset).__name__} of {'?' if n is None else n} samples, "
                 f"batch_size={self.batch_size}, shuffle={self.shuffle}, drop_last={self.drop_last}, "
-                f"batches={len(self)})")
+                f"batches={batches})")
 
 
-def _worker_loop(loader: DataLoader, tasks, results, worker_id: int, seed: int) -> None:
-    """A worker process: seed every generator from ``seed``, run ``worker_init_fn``, fetch batches until None."""
+def _start_worker(loader: DataLoader, worker_id: int, seed: int) -> None:
+    """Seed every generator of a worker process from ``seed`` and run ``worker_init_fn``."""
     global _worker_info
     _worker_info = WorkerInfo(worker_id, loader.num_workers, seed, loader.dataset)
     backend.manual_seed(seed)
@@ -299,6 +373,22 @@ def _worker_loop(loader: DataLoader, tasks, results, worker_id: int, seed: int) 
     random.seed(seed)
     if loader.worker_init_fn is not None:
         loader.worker_init_fn(worker_id)
+
+
+def _stream_worker_loop(loader: DataLoader, results, worker_id: int, seed: int) -> None:
+    """A worker process for an IterableDataset: batch its own copy of the stream, then say "end"."""
+    try:
+        _start_worker(loader, worker_id, seed)
+        for batch in loader._group(iter(loader.dataset)):
+            results.put(("batch", batch))
+        results.put(("end", None))
+    except Exception:  # noqa: BLE001 - the main process re-raises it with the worker's traceback
+        results.put(("error", traceback.format_exc()))
+
+
+def _worker_loop(loader: DataLoader, tasks, results, worker_id: int, seed: int) -> None:
+    """A worker process: seed, run ``worker_init_fn``, fetch the batches it is sent until None."""
+    _start_worker(loader, worker_id, seed)
     while True:
         task = tasks.get()
         if task is None:

@@ -15,8 +15,8 @@ import numpy
 from nerve import backend
 from nerve.tensor import Tensor
 
-__all__ = ["Dataset", "TensorDataset", "Subset", "ConcatDataset", "random_split", "collate_arrays",
-           "default_collate", "to_tensors"]
+__all__ = ["Dataset", "IterableDataset", "TensorDataset", "Subset", "ConcatDataset", "random_split",
+           "collate_arrays", "default_collate", "to_tensors"]
 
 
 def _stack(name: str, items: list) -> Any:
@@ -108,6 +108,18 @@ class Dataset:
 
     def __add__(self, other: "Dataset") -> "ConcatDataset":
         return ConcatDataset([self, other])
+
+
+class IterableDataset(Dataset):
+    """A stream of samples: subclasses define ``__iter__`` (and may define ``__len__``). The ``DataLoader``
+    batches the stream as it comes; with workers each process iterates its own copy, so shard it with
+    ``get_worker_info()`` as in PyTorch."""
+
+    def __iter__(self):
+        raise NotImplementedError(f"{type(self).__name__} must define __iter__")
+
+    def __getitem__(self, index: int) -> Any:
+        raise TypeError(f"{type(self).__name__} is an IterableDataset: iterate over it, it has no indices")
 
 
 def _raw(data: Any):

@@ -1,4 +1,5 @@
 """Data loading the PyTorch way: any indexable dataset, collate, samplers, worker processes, nerve.utils.data."""
+import os
 from collections import namedtuple
 
 import numpy as np
@@ -6,8 +7,8 @@ import pytest
 
 import nerve
 from nerve.utils.data import (
-    BatchSampler, ConcatDataset, DataLoader, Dataset, RandomSampler, SequentialSampler, Subset, SubsetRandomSampler,
-    TensorDataset, WeightedRandomSampler, get_worker_info, random_split,
+    BatchSampler, ConcatDataset, DataLoader, Dataset, IterableDataset, RandomSampler, SequentialSampler, Subset,
+    SubsetRandomSampler, TensorDataset, WeightedRandomSampler, get_worker_info, random_split,
 )
 
 
@@ -144,7 +145,7 @@ def test_mutually_exclusive_arguments_raise_pytorchs_errors():
         DataLoader(data, prefetch_factor=2)
     with pytest.raises(ValueError, match="persistent_workers"):
         DataLoader(data, persistent_workers=True)
-    with pytest.raises(TypeError, match="must define __getitem__ and __len__, got int"):
+    with pytest.raises(TypeError, match=r"must define __getitem__ and __len__ \(or be an IterableDataset\), got int"):
         DataLoader(3)
 
 
@@ -216,6 +217,12 @@ def test_worker_init_fn_runs_in_each_worker_and_errors_reach_the_main_process():
     with pytest.raises(RuntimeError, match="(?s)DataLoader worker 0 failed on batch 0.*sample 0 is broken"):
         list(DataLoader(Broken(4), batch_size=2, num_workers=2))
 
+    class Dying(Plain):
+        def __getitem__(self, i):
+            os._exit(3)
+    with pytest.raises(RuntimeError, match=r"DataLoader worker \(pid \d+\) exited unexpectedly with code 3"):
+        list(DataLoader(Dying(4), batch_size=2, num_workers=1))
+
 
 def test_resume_with_a_sampler_restores_its_generator():
     def run(state=None, stop=None):
@@ -247,3 +254,64 @@ def test_utils_data_alias_concat_subset_and_split_over_plain_datasets():
     train, test = random_split(Plain(10), [0.8, 0.2], generator=nerve.Generator().manual_seed(0))
     assert isinstance(train, Subset) and len(train) == 8 and len(test) == 2
     assert sum(len(b[0]) for b in DataLoader(train, batch_size=3)) == 8
+
+
+class Squares(IterableDataset):
+    """0, 1, 4, ... (n - 1)**2; with workers each one takes every num_workers-th value (PyTorch's sharding idiom)."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __iter__(self):
+        info = get_worker_info()
+        first, step = (0, 1) if info is None else (info.id, info.num_workers)
+        return iter([(float(i * i), i) for i in range(first, self.n, step)])
+
+
+class Endless(IterableDataset):
+    def __iter__(self):
+        i = 0
+        while True:
+            yield i
+            i += 1
+
+
+def test_iterable_dataset_batches_the_stream():
+    batches = [(x.tolist(), y.tolist()) for x, y in DataLoader(Squares(7), batch_size=3)]
+    assert batches == [([0.0, 1.0, 4.0], [0, 1, 2]), ([9.0, 16.0, 25.0], [3, 4, 5]), ([36.0], [6])]
+    assert [y.tolist() for _, y in DataLoader(Squares(7), batch_size=3, drop_last=True)] == [[0, 1, 2], [3, 4, 5]]
+    assert [s[1] for s in DataLoader(Squares(3), batch_size=None)] == [0, 1, 2]
+    with pytest.raises(TypeError, match="has no __len__"):
+        len(DataLoader(Squares(3)))                       # no __len__ on the dataset: none on the loader
+
+    class Sized(Squares):
+        def __len__(self):
+            return self.n
+    assert len(DataLoader(Sized(7), batch_size=3)) == 3 and len(DataLoader(Sized(7), batch_size=3, drop_last=True)) == 2
+    for name, value in (("shuffle", True), ("sampler", [0]), ("batch_sampler", [[0]])):
+        with pytest.raises(ValueError, match=f"IterableDataset: expected unspecified {name} option"):
+            DataLoader(Squares(3), **{name: value})
+    with pytest.raises(TypeError, match="has no indices"):
+        Squares(3)[0]
+
+
+def test_iterable_dataset_with_workers_comes_round_robin():
+    labels = [y.tolist() for _, y in DataLoader(Squares(10), batch_size=2, num_workers=2)]
+    # worker 0 streams 0, 2, 4, 6, 8 and worker 1 streams 1, 3, 5, 7, 9; batches alternate between them
+    assert labels == [[0, 2], [1, 3], [4, 6], [5, 7], [8], [9]]
+    stream = iter(DataLoader(Endless(), batch_size=4, num_workers=2))
+    first = [next(stream).tolist() for _ in range(3)]
+    stream.close()                                        # the workers stop; their queues stay bounded
+    assert first == [[0, 1, 2, 3], [0, 1, 2, 3], [4, 5, 6, 7]]
+
+
+def test_iterable_dataset_resumes_by_skipping_used_batches():
+    loader = DataLoader(Squares(9), batch_size=2)
+    it = iter(loader)
+    next(it)
+    state = loader.state_dict()
+    assert state["batches_yielded"] == 1 and state["num_samples"] is None
+    again = DataLoader(Squares(9), batch_size=2)
+    again.load_state_dict(state)
+    assert [y.tolist() for _, y in again] == [[2, 3], [4, 5], [6, 7], [8]]
+    assert again.state_dict()["batches_yielded"] == 0
