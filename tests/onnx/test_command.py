@@ -4,6 +4,7 @@ import argparse
 import numpy
 import pytest
 
+onnx = pytest.importorskip("onnx", reason="the ONNX tests need the extra nerve[onnx]")
 ort = pytest.importorskip("onnxruntime", reason="the ONNX tests need the extra nerve[onnx]")
 
 from nerve.cli import main  # noqa: E402
@@ -32,6 +33,27 @@ def test_export_a_run_answers_raw_rows_like_predict(tmp_path, capsys, model):
     scores = session.run(None, {"features": rows})[0]
     assert scores.shape == (5, 10)
     assert [str(i) for i in scores.argmax(axis=1)] == predicted
+    props = {p.key: p.value for p in onnx.load(str(tmp_path / "m.onnx")).metadata_props}
+    assert props["nerve.classes"] == " ".join(str(i) for i in range(10))
+
+
+def test_export_a_language_model_run(tmp_path, capsys):
+    text = tmp_path / "text.txt"
+    text.write_text("to be or not to be, that is the question\n" * 20)
+    run = tmp_path / "lm"
+    assert main(["train", "--data", f"text:{text}", "--model", "char-gru", "--iters", "2", "--eval-iters", "1",
+                 "--block-size", "12", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert command.run(_args(str(run), str(tmp_path / "lm.onnx"))) == 0
+    out = capsys.readouterr().out
+    assert "input 'tokens' (batch, 12) character ids" in out and "onnxruntime: ok" in out
+    proto = onnx.load(str(tmp_path / "lm.onnx"))
+    chars = {p.key: p.value for p in proto.metadata_props}["nerve.vocabulary"]
+    assert set(chars) == set("to be or not to be, that is the question\n")
+    ids = numpy.random.default_rng(1).integers(0, len(chars), (3, 12))
+    logits = ort.InferenceSession(str(tmp_path / "lm.onnx"), providers=["CPUExecutionProvider"]).run(
+        None, {"tokens": ids})[0]
+    assert logits.shape == (3, 12, len(chars))
 
 
 def test_export_refuses_a_missing_run(tmp_path):
