@@ -340,6 +340,12 @@ class Trainer:
 
     def load_state_dict(self, state: dict) -> tuple[int, int]:
         """Restore a checkpoint's state; returns the (epoch, batch) to continue from."""
+        loader = state["loader"]
+        saved_distributed = isinstance(loader, dict) and loader.get("kind") == "DistributedLoader"
+        if saved_distributed != (self.reduce_logs is not None):
+            raise ValueError(f"fit: the checkpoint was written by fit(distributed={saved_distributed}); resume it "
+                             f"with distributed={saved_distributed}" + (" (under mpiexec, on any number of ranks)"
+                                                                        if saved_distributed else ""))
         self.model.load_state_dict(state["model"])
         _load_optim_state(self.optimizer, state["optimizer"])
         self.history.load_state_dict(state["history"])

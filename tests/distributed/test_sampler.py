@@ -109,3 +109,21 @@ def test_fit_distributed_refuses_a_plain_data_loader(monkeypatch):
                                         "DistributedLoader"):
         nerve.train.fit(model, loader, loss="cross_entropy", optimizer=optim.SGD(model.parameters(), lr=0.1),
                         distributed=True, verbose=0)
+
+
+def test_a_distributed_checkpoint_resumes_only_distributed(tmp_path, monkeypatch):
+    monkeypatch.setattr(comm, "launched_by_mpi", lambda: False)
+    data = (numpy.random.default_rng(0).normal(size=(16, 3)).astype(numpy.float32), numpy.arange(16) % 2)
+
+    def run(distributed, **kwargs):
+        nerve.manual_seed(0)
+        model = nn.Linear(3, 2)
+        return nerve.train.fit(model, data, loss="cross_entropy", optimizer=optim.SGD(model.parameters(), lr=0.1),
+                               batch_size=4, verbose=0, distributed=distributed, **kwargs)
+    run(True, checkpoint=tmp_path / "d.ckpt")
+    with pytest.raises(ValueError, match=r"written by fit\(distributed=True\); resume it with distributed=True "
+                                         r"\(under mpiexec"):
+        run(False, epochs=2, resume=tmp_path / "d.ckpt")
+    run(False, checkpoint=tmp_path / "p.ckpt")
+    with pytest.raises(ValueError, match=r"written by fit\(distributed=False\); resume it with distributed=False"):
+        run(True, epochs=2, resume=tmp_path / "p.ckpt")
