@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -113,6 +114,9 @@ def main() -> None:
         worker(args.worker, args.steps)
         return
     ranks = [int(r) for r in args.ranks.split(",")]
+    if shutil.which("mpiexec") is None:
+        raise SystemExit("bench/distributed.py: mpiexec is not on PATH; pip install 'nerve[mpi]' (mpi4py and the "
+                         "mpich wheel, which provides mpiexec)")
     print(f"machine: {os.cpu_count()} cores, load average {', '.join(f'{v:.1f}' for v in os.getloadavg())}; "
           f"{args.steps} steps x {args.rounds} rounds; 1 BLAS thread per rank")
     print(f"{'workload':9} {'ranks':>5} {'batch/rank':>10} {'samples/s':>10} {'efficiency':>10} {'step ms':>8} "
