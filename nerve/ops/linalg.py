@@ -12,6 +12,7 @@ from nerve.autograd.function import Function, ShapeError
 from nerve.autograd.rule_math import define
 from nerve.backend import xp
 from nerve.ops.activation import gelu, gelu_slope
+from nerve.ops.reduce import norm
 from nerve.tensor import Tensor
 
 
@@ -274,6 +275,21 @@ def kron(input, other) -> Tensor:
     return out.reshape(tuple(p * q for p, q in zip(a.shape, b.shape)))
 
 
+def cdist(x1, x2, p: float = 2.0) -> Tensor:
+    """p-norm distances between the rows of x1 (..., P, M) and of x2 (..., R, M): (..., P, R).
+
+    Computed from the differences (no |x|^2 + |y|^2 - 2xy cancellation); the gradient at a zero distance is 0.
+    """
+    a, b = _tensor(x1), _tensor(x2)
+    if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-1]:
+        raise ShapeError(f"cdist: expected x1 (..., P, M) and x2 (..., R, M) with the same M, got shapes "
+                         f"{tuple(a.shape)} and {tuple(b.shape)}")
+    diff = a.unsqueeze(-2) - b.unsqueeze(-3)
+    if p == 0:
+        return (diff != 0).sum(-1).astype(diff.dtype)
+    return norm(diff, p, -1)
+
+
 def outer(a, b) -> Tensor:
     """Outer product of two 1-D tensors: out[i, j] = a[i] * b[j]."""
     a, b = _tensor(a), _tensor(b)
@@ -366,7 +382,7 @@ def linear_gelu(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Te
 
 define("matmul", xp.matmul, matmul)
 
-__all__ = ["addbmm", "addmm", "addmv", "baddbmm", "bmm", "check_linear_args", "cross", "dot", "einsum", "kron",
+__all__ = ["addbmm", "addmm", "addmv", "baddbmm", "bmm", "cdist", "check_linear_args", "cross", "dot", "einsum", "kron",
            "linear", "linear_gelu", "matmul", "mm", "mv", "outer", "trace"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
 METHODS = ["addbmm", "addmm", "addmv", "baddbmm", "bmm", "cross", "dot", "kron", "matmul", "mm", "mv", "outer",

@@ -6,6 +6,7 @@ rule scatters the gradient back.
 """
 from __future__ import annotations
 
+from nerve import backend
 from nerve.autograd.function import Function, ShapeError
 from nerve.backend import xp
 from nerve.ops.index import (
@@ -253,6 +254,21 @@ def count_nonzero(input, dim=None) -> Tensor:
     return Tensor._make(xp.asarray(xp.count_nonzero(data, axis=axes)).astype(xp.int64), None)
 
 
+def histc(input, bins: int = 100, min: float = 0.0, max: float = 0.0) -> Tensor:
+    """Counts of the values in ``bins`` equal bins over [min, max] (the data's range when both are 0); values
+    outside are left out; the input's dtype, no gradient."""
+    data = input.data if isinstance(input, Tensor) else xp.asarray(input)
+    lo, hi = float(min), float(max)
+    if lo == hi == 0.0 and data.size:
+        lo, hi = float(data.min()), float(data.max())
+    if lo == hi:
+        lo, hi = lo - 1.0, hi + 1.0
+    if lo > hi or bins < 1:
+        raise RuntimeError(f"histc: need bins >= 1 and min <= max, got bins={bins}, min={min}, max={max}")
+    counts, _ = xp.histogram(data, bins=int(bins), range=(lo, hi))
+    return Tensor._make(counts.astype(data.dtype if data.dtype.kind == "f" else backend.get_default_dtype()), None)
+
+
 def bincount(input, weights=None, minlength: int = 0) -> Tensor:
     """How often each value 0..max occurs in a 1-D non-negative integer tensor (summed weights if given)."""
     data = input.data if isinstance(input, Tensor) else xp.asarray(input)
@@ -302,8 +318,8 @@ def unique(input, sorted: bool = True, return_inverse: bool = False, return_coun
     return out[0] if len(out) == 1 else tuple(out)
 
 
-__all__ = ["argsort", "argwhere", "bincount", "bucketize", "count_nonzero", "diag", "diagonal", "kthvalue",
+__all__ = ["argsort", "argwhere", "bincount", "bucketize", "count_nonzero", "diag", "diagonal", "histc", "kthvalue",
            "masked_select", "median", "msort", "nonzero", "quantile", "scatter_reduce", "searchsorted", "unique"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
-METHODS = ["argsort", "argwhere", "bincount", "count_nonzero", "diag", "diagonal", "kthvalue", "masked_select",
+METHODS = ["argsort", "argwhere", "bincount", "count_nonzero", "diag", "diagonal", "histc", "kthvalue", "masked_select",
            "median", "msort", "nonzero", "quantile", "scatter_reduce", "unique"]

@@ -58,6 +58,16 @@ def _linear_cases():
             yield Case(name if bias else f"{name}_nobias", fn, ref, shapes, second=True, rtol=1e-13, atol=1e-13)
 
 
+def _np_cdist(a, b, p):
+    """Distances by a loop over every pair of rows."""
+    out = np.zeros(a.shape[:-2] + (a.shape[-2], b.shape[-2]))
+    for idx in np.ndindex(*out.shape):
+        d = a[idx[:-2] + (idx[-2],)] - b[idx[:-2] + (idx[-1],)]
+        out[idx] = (np.count_nonzero(d) if p == 0 else np.abs(d).max() if p == float("inf")
+                    else (np.abs(d) ** p).sum() ** (1 / p))
+    return out
+
+
 def _cases():
     yield from _linear_cases()
     for sa, sb in MATMUL_SHAPES:
@@ -86,6 +96,11 @@ def _cases():
                [(2, 3, 4), (1, 3, 4)], second=True)
     yield Case("cross_default_dim", nerve.cross, lambda a, b: np.cross(a, b, axis=0), [(3, 2), (3, 2)], second=True)
     yield Case("kron", nerve.kron, np.kron, [(2, 3), (3, 2)], second=True)
+    for p in (1.0, 2.0, 3.0, float("inf")):
+        yield Case(f"cdist_p{p}", lambda a, b, p=p: nerve.cdist(a, b, p),
+                   lambda a, b, p=p: _np_cdist(a, b, p), [(2, 3, 4), (2, 5, 4)], second=p != 1.0 and p != float("inf"))
+    yield Case("cdist_p0", lambda a, b: nerve.cdist(a, b, 0), lambda a, b: _np_cdist(a, b, 0), [(3, 2), (4, 2)],
+               check_grad=False, make=lambda rng: [rng.integers(0, 2, (3, 2)) * 1.0, rng.integers(0, 2, (4, 2)) * 1.0])
     yield Case("kron_ndim", lambda a, b: a.kron(b), np.kron, [(2,), (2, 1, 3)], second=True)
     yield Case("mv", nerve.mv, np.matmul, [(2, 3), (3,)], second=True)
     yield Case("einsum_ellipsis_middle", lambda a, b: nerve.einsum("b...i,b...i->b...", a, b),

@@ -197,6 +197,10 @@ def test_counting_and_searching_against_numpy():
     np.testing.assert_array_equal(values.numpy(), [1, 2, 3])
     np.testing.assert_array_equal(inverse.numpy(), [[2, 0], [2, 1]])
     np.testing.assert_array_equal(counts.numpy(), [1, 1, 2])
+    h = nerve.histc(nerve.tensor([0.0, 0.5, 1.0, 2.0, 5.0]), bins=4, min=0, max=2)
+    np.testing.assert_array_equal(h.numpy(), [1, 1, 1, 1])  # 5.0 is outside; 2.0 falls in the last bin
+    np.testing.assert_array_equal(nerve.tensor([1.0, 2.0, 2.0]).histc(2).numpy(), [1, 2])
+    assert h.dtype == np.float32
     with pytest.raises(RuntimeError, match="bincount: expected a 1-D tensor of non-negative integers"):
         nerve.bincount(nerve.tensor([-1, 2]))
     with pytest.raises(IndexError, match=r"kthvalue: k \(5\) is out of range for dim 1 of size 4"):
