@@ -202,6 +202,26 @@ def median(input: Tensor, dim: int | None = None, keepdim: bool = False):
     return kthvalue(input, ((input.shape[d] if input.ndim else 1) + 1) // 2, d, keepdim)
 
 
+def nanmedian(input: Tensor, dim: int | None = None, keepdim: bool = False):
+    """``median`` of the values that are not NaN (NaN where all are); with ``dim``, values and indices."""
+    x, d = (input.reshape(-1), 0) if dim is None else (input, normalize_dim(dim, input.ndim, "nanmedian"))
+    if x.ndim == 0:
+        x = x.reshape(1)
+    if x.shape[d] == 0:
+        raise RuntimeError("nanmedian: cannot take the median of an empty dimension")
+    order = xp.argsort(x.data, axis=d, kind="stable")  # NaN sort last
+    kept = (~xp.isnan(x.data)).sum(axis=d, keepdims=True)
+    idx = xp.take_along_axis(order, xp.maximum((kept + 1) // 2 - 1, 0), axis=d).astype(xp.int64)
+    values = Gather.apply(x, idx, d, True)
+    if dim is None:
+        return values.reshape(())
+    if not keepdim:
+        values, idx = values.squeeze(d), idx.squeeze(d)
+    if input.ndim == 0:
+        values, idx = values.reshape(()), idx.reshape(())
+    return ValuesIndices(values, Tensor._make(idx, None))
+
+
 def quantile(input: Tensor, q, dim: int | None = None, keepdim: bool = False, *,
              interpolation: str = "linear") -> Tensor:
     """The ``q``-quantiles (a number or 1-D tensor in [0, 1]) along ``dim`` (all values when None), with
@@ -319,7 +339,8 @@ def unique(input, sorted: bool = True, return_inverse: bool = False, return_coun
 
 
 __all__ = ["argsort", "argwhere", "bincount", "bucketize", "count_nonzero", "diag", "diagonal", "histc", "kthvalue",
-           "masked_select", "median", "msort", "nonzero", "quantile", "scatter_reduce", "searchsorted", "unique"]
+           "masked_select", "median", "msort", "nanmedian", "nonzero", "quantile", "scatter_reduce", "searchsorted",
+           "unique"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
 METHODS = ["argsort", "argwhere", "bincount", "count_nonzero", "diag", "diagonal", "histc", "kthvalue", "masked_select",
-           "median", "msort", "nonzero", "quantile", "scatter_reduce", "unique"]
+           "median", "msort", "nanmedian", "nonzero", "quantile", "scatter_reduce", "unique"]

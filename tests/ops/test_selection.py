@@ -173,7 +173,34 @@ STATS = [
            lambda a, mode=mode: np.quantile(a, [0.2, 0.625], axis=0, method=mode), [(5, 2)], second=True)
       for mode in ("lower", "higher", "midpoint", "nearest")],
     Case("msort", nerve.msort, lambda a: np.sort(a, 0), [(4, 3)], second=True),
+    Case("nanmedian", lambda a: tuple(nerve.nanmedian(_with_nan(a), 1)), lambda a: _np_nanmedian(_with_nan(a), 1),
+         [(3, 4)], second=True),
+    Case("nanmedian_all", lambda a: _with_nan(a).nanmedian(), lambda a: _np_nanmedian(_with_nan(a).reshape(-1), 0)[0],
+         [(3, 4)], second=True),
 ]
+
+
+def _with_nan(a):
+    """NaN at fixed places: row 0 has one, row 2 is all NaN (its median is NaN, as PyTorch)."""
+    mask = np.zeros(a.shape, dtype=bool)
+    mask[0, 1] = True
+    mask[2:] = True
+    if isinstance(a, nerve.Tensor):
+        return nerve.where(nerve.tensor(mask), float("nan"), a)
+    return np.where(mask, np.nan, a)
+
+
+def _np_nanmedian(a, dim):
+    """The lower median of the non-NaN values of each row (index into the original row), by a loop."""
+    moved = np.moveaxis(a, dim, -1)
+    values, idx = np.full(moved.shape[:-1], np.nan), np.zeros(moved.shape[:-1], dtype=np.int64)
+    for pos in np.ndindex(*moved.shape[:-1]):
+        row = moved[pos]
+        order = [j for j in np.argsort(row, kind="stable") if not np.isnan(row[j])]
+        if order:
+            idx[pos] = order[(len(order) + 1) // 2 - 1]
+            values[pos] = row[idx[pos]]
+    return values, idx
 (test_stats_forward, test_stats_gradcheck, test_stats_gradgradcheck, test_stats_paths_agree,
  test_stats_rules_read_only_their_namespace) = table_tests(STATS)
 
