@@ -222,6 +222,27 @@ def nanmedian(input: Tensor, dim: int | None = None, keepdim: bool = False):
     return ValuesIndices(values, Tensor._make(idx, None))
 
 
+def mode(input: Tensor, dim: int = -1, keepdim: bool = False) -> ValuesIndices:
+    """The most frequent value along ``dim`` (the smallest among equally frequent ones) and the last index
+    holding it, as PyTorch on the CPU; the gradient goes to that entry."""
+    x = input.reshape(1) if input.ndim == 0 else input
+    d = normalize_dim(dim, x.ndim, "mode")
+    if x.shape[d] == 0:
+        raise RuntimeError("mode: cannot take the mode of an empty dimension")
+    rows = xp.moveaxis(x.data, d, -1).reshape(-1, x.shape[d])
+    picks = xp.empty(rows.shape[0], dtype=xp.int64)
+    for r, row in enumerate(rows):  # NOTE: a host loop over rows; the mode has no vectorised NumPy form
+        values, counts = xp.unique(row, return_counts=True)
+        best = values[xp.argmax(counts)]  # unique sorts, argmax takes the first (smallest) of the most frequent
+        picks[r] = xp.flatnonzero(row == best)[-1]
+    shape = list(xp.moveaxis(x.data, d, -1).shape[:-1])
+    idx = xp.moveaxis(picks.reshape(shape + [1]), -1, d)
+    values = Gather.apply(x, idx, d, True)
+    if not keepdim or input.ndim == 0:
+        values, idx = values.squeeze(d), idx.squeeze(d)
+    return ValuesIndices(values, Tensor._make(idx, None))
+
+
 def quantile(input: Tensor, q, dim: int | None = None, keepdim: bool = False, *,
              interpolation: str = "linear") -> Tensor:
     """The ``q``-quantiles (a number or 1-D tensor in [0, 1]) along ``dim`` (all values when None), with
@@ -339,8 +360,8 @@ def unique(input, sorted: bool = True, return_inverse: bool = False, return_coun
 
 
 __all__ = ["argsort", "argwhere", "bincount", "bucketize", "count_nonzero", "diag", "diagonal", "histc", "kthvalue",
-           "masked_select", "median", "msort", "nanmedian", "nonzero", "quantile", "scatter_reduce", "searchsorted",
-           "unique"]
+           "masked_select", "median", "mode", "msort", "nanmedian", "nonzero", "quantile", "scatter_reduce",
+           "searchsorted", "unique"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
 METHODS = ["argsort", "argwhere", "bincount", "count_nonzero", "diag", "diagonal", "histc", "kthvalue", "masked_select",
-           "median", "msort", "nanmedian", "nonzero", "quantile", "scatter_reduce", "unique"]
+           "median", "mode", "msort", "nanmedian", "nonzero", "quantile", "scatter_reduce", "unique"]

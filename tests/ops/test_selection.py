@@ -180,6 +180,34 @@ STATS = [
 ]
 
 
+def _np_mode(a, dim):
+    """Most frequent value per row (smallest on ties) and its last index, by a loop."""
+    moved = np.moveaxis(a, dim, -1)
+    values, idx = np.empty(moved.shape[:-1]), np.zeros(moved.shape[:-1], dtype=np.int64)
+    for pos in np.ndindex(*moved.shape[:-1]):
+        row = list(moved[pos])
+        best = min(set(row), key=lambda v: (-row.count(v), v))
+        values[pos], idx[pos] = best, len(row) - 1 - row[::-1].index(best)
+    return values, idx
+
+
+# NOTE: a mode needs repeated values, where it is not differentiable: no gradcheck; the gradient is tested below
+MODE = [Case("mode", lambda a: tuple(nerve.mode(a, 0)), lambda a: _np_mode(a, 0), [(7, 3)], check_grad=False,
+             make=lambda rng: [rng.integers(0, 3, (7, 3)) * 0.5]),
+        Case("mode_keepdim", lambda a: a.mode(-1, keepdim=True).values, lambda a: _np_mode(a, 1)[0][:, None],
+             [(2, 5)], check_grad=False,
+             make=lambda rng: [np.array([[1.0, 2.0, 2.0, 1.0, 3.0], [4.0, 4.0, 0.0, 4.0, 0.0]])])]
+test_mode_forward = table_tests(MODE)[0]
+
+
+def test_mode_gradient_goes_to_the_returned_entry():
+    x = nerve.tensor([[1.0, 2.0, 2.0, 1.0, 3.0]], dtype=nerve.float64, requires_grad=True)
+    values, idx = x.mode(1)
+    assert values.item() == 1.0 and idx.item() == 3  # 1 and 2 tie: the smaller value, its last index
+    values.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [[0, 0, 0, 1, 0]])
+
+
 def _with_nan(a):
     """NaN at fixed places: row 0 has one, row 2 is all NaN (its median is NaN, as PyTorch)."""
     mask = np.zeros(a.shape, dtype=bool)
