@@ -345,15 +345,15 @@ def bucketize(input, boundaries, *, out_int32: bool = False, right: bool = False
 
 
 def unique(input, sorted: bool = True, return_inverse: bool = False, return_counts: bool = False, dim=None):
-    """The distinct values (sorted), with where each entry went and how often each occurs when asked."""
+    """The distinct values (sorted; distinct slices along ``dim`` when given), with where each entry went and
+    how often each occurs when asked."""
     data = input.data if isinstance(input, Tensor) else xp.asarray(input)
-    if dim is not None:
-        raise NotImplementedError("unique: dim= is not supported (nerve takes the distinct values of the whole "
-                                  "tensor)")
-    values, inverse, counts = xp.unique(data, return_inverse=True, return_counts=True)
+    axis = None if dim is None else normalize_dim(dim, data.ndim, "unique")
+    values, inverse, counts = xp.unique(data, return_inverse=True, return_counts=True, axis=axis)
     out = [Tensor._make(values, None)]
     if return_inverse:
-        out.append(Tensor._make(inverse.reshape(data.shape).astype(xp.int64), None))
+        shape = data.shape if axis is None else (data.shape[axis],)
+        out.append(Tensor._make(inverse.reshape(shape).astype(xp.int64), None))
     if return_counts:
         out.append(Tensor._make(counts.astype(xp.int64), None))
     return out[0] if len(out) == 1 else tuple(out)

@@ -252,6 +252,9 @@ def test_counting_and_searching_against_numpy():
     np.testing.assert_array_equal(values.numpy(), [1, 2, 3])
     np.testing.assert_array_equal(inverse.numpy(), [[2, 0], [2, 1]])
     np.testing.assert_array_equal(counts.numpy(), [1, 1, 2])
+    rows, inverse = nerve.tensor([[2, 1], [0, 5], [2, 1]]).unique(dim=0, return_inverse=True)
+    np.testing.assert_array_equal(rows.numpy(), [[0, 5], [2, 1]])
+    np.testing.assert_array_equal(inverse.numpy(), [1, 0, 1])
     h = nerve.histc(nerve.tensor([0.0, 0.5, 1.0, 2.0, 5.0]), bins=4, min=0, max=2)
     np.testing.assert_array_equal(h.numpy(), [1, 1, 1, 1])  # 5.0 is outside; 2.0 falls in the last bin
     np.testing.assert_array_equal(nerve.tensor([1.0, 2.0, 2.0]).histc(2).numpy(), [1, 2])
