@@ -101,10 +101,10 @@ def main() -> None:
     parser.add_argument("--val", type=int, default=2000)
     parser.add_argument("--test", type=int, default=5000)
     parser.add_argument("--plot", default="runs/tune_compare.png")
-    parser.add_argument("--tiny", action="store_true", help="2 seeds, 3 trials, 300 images, 1 epoch")
+    parser.add_argument("--tiny", action="store_true", help="1 seed, 3 trials, 300 images, 1 epoch")
     args = parser.parse_args()
     if args.tiny:
-        args.seeds, args.trials, args.epochs, args.train, args.val, args.test = 2, 3, 1, 300, 200, 200
+        args.seeds, args.trials, args.epochs, args.train, args.val, args.test = 1, 3, 1, 300, 200, 200
     sets = load(args.data, args.train, args.val, args.test)
     curves: dict = {name: [] for name in SAMPLERS}
     tests: dict = {name: [] for name in SAMPLERS}

