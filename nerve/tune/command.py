@@ -12,6 +12,8 @@ from nerve.tune.space import choice, intrange, load_space, loguniform, uniform
 
 __all__ = ["add_parser", "run", "default_space", "write_best_toml", "write_plots"]
 
+TUNED_MODELS = ("mlp", "cnn", "lenet")
+
 #: ``nerve train`` options a trial takes (type, help); learning rules and adversarial training are not searched
 _TRAIN_OPTIONS = (
     ("--data", str, "digits, mnist, fashion-mnist, moons, circles, spirals, xor, csv:PATH"),
@@ -107,13 +109,16 @@ def write_plots(study, out: Path) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Run the search ``args`` describe; print each trial and the best configuration; write the run directory."""
-    from nerve.cli.common import DEFAULTS, CLIError, load_toml
+    from nerve.cli.common import DEFAULTS, CLIError, load_toml, validate
     from nerve.tune.config import apply_params, check_names, default_monitor
 
     cfg = dict(DEFAULTS, epochs=5, verbose=0)
     if args.config:
         cfg.update(load_toml(args.config))
     cfg.update({k: v for k, v in vars(args).items() if k in DEFAULTS and k != "out" and v is not None})
+    if cfg["model"] not in TUNED_MODELS:
+        raise CLIError(f"nerve tune searches {', '.join(TUNED_MODELS)} models, not --model {cfg['model']}")
+    validate(cfg)
     if args.storage and not args.study:
         raise CLIError("--storage needs --study NAME (the same on every worker)")
     try:

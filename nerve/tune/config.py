@@ -54,11 +54,8 @@ def train_config(cfg: Mapping, callbacks=(), verbose: int = 0):
 
 def _prepare(cfg: dict):
     """``nerve train``'s data and model for ``cfg`` and its optimiser builder."""
-    try:
-        from nerve.cli.data import Prepared, build_optimizer  # the CLI's layout from issue 20 on
-    except ImportError:  # TODO(issue 20): drop once nerve/cli/data.py is committed
-        from nerve.cli.common import Prepared, build_optimizer
-        return Prepared(cfg), build_optimizer
+    from nerve.cli.data import Prepared, build_optimizer
+
     return Prepared.from_data(cfg), build_optimizer
 
 

@@ -40,6 +40,8 @@ def test_tune_writes_best_toml_trials_and_plots(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--storage", "sqlite:///x.db"], "--storage needs --study"),
     (["--space", "missing.toml"], "no file"),
+    (["--model", "gpt"], "searches mlp, cnn, lenet models, not --model gpt"),
+    (["--epochs", "0"], "--epochs must be at least 1"),
 ])
 def test_bad_input(argv, message):
     from nerve.cli.common import CLIError
