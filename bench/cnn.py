@@ -2,8 +2,9 @@
 
 Run: python bench/cnn.py [--steps 10] [--rounds 9] [--threads N] [--quick] [--convs N]
 Prints, in one run: ms per training step (forward, backward, Adam) of SmallCNN at batch 64 on 1x28x28
-inputs and its GFLOP/s, the same in PyTorch on the CPU (default NCHW, and channels_last), then forward and
-backward (input and weight gradients) of single convolutions of a few shapes. Each library runs in its own
+inputs and its GFLOP/s, the same in PyTorch on the CPU (default NCHW, and channels_last), each against the
+machine's float32 GEMM rate timed in the same rounds (the limit of a GEMM-based convolution), then the
+forward, input gradient and weight gradient of single convolutions of a few shapes. Each library runs in its own
 process and they take turns at short bursts (bench/_paired.py), so every ratio compares the same machine
 conditions; ``--quick`` is a smoke run. ``--threads N`` limits both libraries to N threads (OpenBLAS and OpenMP).
 """
@@ -97,9 +98,21 @@ def setup_step(lib: str, channels_last: bool = False):
     return cycling(step, batches)
 
 
-def setup_conv(lib: str, spec: tuple, backward_only: bool):
-    """A burst runner of one convolution with bias in ``lib``: its forward, or (``backward_only``) its
-    backward alone (input, weight and bias gradients; the forward that builds the graph is not timed)."""
+def setup_gemm(n: int = 1024):
+    """A burst runner of one float32 n x n x n GEMM through NumPy (the machine's own rate, BLAS's threads)."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(2))
+    out = np.empty((n, n), dtype=np.float32)
+    return per_call(np.matmul, a, b, out)
+
+
+#: what a per-layer burst times: the forward alone, or one gradient (the forward building its graph untimed)
+FACES = ("forward", "input", "weight")
+
+
+def setup_conv(lib: str, spec: tuple, face: str):
+    """A burst runner of one face of one convolution with bias in ``lib``: its forward, or the input gradient,
+    or the weight and bias gradients (then the forward that builds the graph is not timed)."""
     _, shape, out, k, stride, pad = spec
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape, dtype=np.float32)
@@ -108,45 +121,30 @@ def setup_conv(lib: str, spec: tuple, backward_only: bool):
     if lib == "nerve":
         import nerve
         import nerve.functional as F
+        conv, no_grad, grad = F.conv2d, nerve.no_grad, nerve.grad
         xt, wt, bt = (nerve.tensor(a, requires_grad=True) for a in (x, w, b))
-        with nerve.no_grad():
-            y = F.conv2d(xt, wt, bt, stride, pad)
-        g = nerve.tensor(rng.standard_normal(y.shape, dtype=np.float32))
-
-        def forward():
-            with nerve.no_grad():
-                F.conv2d(xt, wt, bt, stride, pad)
-
-        def make():
-            return F.conv2d(xt, wt, bt, stride, pad)
-
-        def backward(y):
-            nerve.grad(y, (xt, wt, bt), g)
+        with no_grad():
+            g = nerve.tensor(rng.standard_normal(conv(xt, wt, bt, stride, pad).shape, dtype=np.float32))
     else:
         import torch
         _torch_threads(torch)
+        conv, no_grad, grad = torch.nn.functional.conv2d, torch.no_grad, torch.autograd.grad
         xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
-        g = torch.from_numpy(rng.standard_normal(
-            torch.nn.functional.conv2d(xt, wt, bt, stride, pad).shape, dtype=np.float32))
-
+        with no_grad():
+            g = torch.from_numpy(rng.standard_normal(conv(xt, wt, bt, stride, pad).shape, dtype=np.float32))
+    if face == "forward":
         def forward():
-            with torch.no_grad():
-                torch.nn.functional.conv2d(xt, wt, bt, stride, pad)
-
-        def make():
-            return torch.nn.functional.conv2d(xt, wt, bt, stride, pad)
-
-        def backward(y):
-            torch.autograd.grad(y, (xt, wt, bt), g)
-    if not backward_only:
+            with no_grad():
+                conv(xt, wt, bt, stride, pad)
         return per_call(forward)
+    wrt = (xt,) if face == "input" else (wt, bt)
 
     def run(n: int) -> float:
         total = 0.0
         for _ in range(n):
-            out = make()
+            y = conv(xt, wt, bt, stride, pad)
             t0 = time.perf_counter()
-            backward(out)
+            grad(y, wrt, g)
             total += time.perf_counter() - t0
         return total
     return run
@@ -178,34 +176,38 @@ def main() -> None:
     if torch is not None:
         setups["PyTorch (NCHW, default)"] = (setup_step, "torch")
         setups["PyTorch (channels_last)"] = (setup_step, "torch", True)
+    setups["float32 GEMM"] = (setup_gemm,)
     result = compare(setups, steps, rounds)
-    print(f"{'':<26}{'best ms':>9}{'median ms':>11}{'GFLOP/s':>9}{'nerve / this':>14}{'best / best':>13}")
+    gemm = result.pop("float32 GEMM")
+    peak = _gemm_flops(1024, 1024, 1024) / gemm["best"] / 1e6
+    print(f"{'':<26}{'best ms':>9}{'median ms':>11}{'GFLOP/s':>9}{'of GEMM':>9}{'nerve / this':>14}{'best / best':>13}")
     for name, r in result.items():
-        print(f"{name:<26}{r['best']:>9.2f}{r['median']:>11.2f}{flops / r['best'] / 1e6:>9.1f}{r['ratio']:>14.2f}"
+        rate = flops / r["best"] / 1e6
+        print(f"{name:<26}{r['best']:>9.2f}{r['median']:>11.2f}{rate:>9.1f}{rate / peak:>9.0%}{r['ratio']:>14.2f}"
               f"{r['best_ratio']:>13.2f}")
     print(f"({flops / 1e9:.2f} GFLOP per step: forward, weight and input gradients of the convolutions and "
           "linear layers; GFLOP/s from the best burst; 'nerve / this' is the median of the per-round ratios)")
+    print(f"machine: float32 GEMM 1024^3 through NumPy's BLAS, timed in the same rounds: {peak:.1f} GFLOP/s "
+          f"(best burst; median {_gemm_flops(1024, 1024, 1024) / gemm['median'] / 1e6:.1f})")
 
-    print("\nsingle conv2d with bias: median ms per call; backward = input + weight + bias gradients; "
-          "ratios nerve/PyTorch")
-    header = (f"{'layer':<22}{'input':>18}{'nerve fwd':>11}{'torch fwd':>11}{'ratio':>7}"
-              f"{'nerve bwd':>11}{'torch bwd':>11}{'ratio':>7}{'nerve GF/s':>12}")
+    print("\nsingle conv2d with bias: median ms per call of each face (input: dx; weight: dw and db), "
+          "ratios nerve/PyTorch (median of per-round ratios)")
+    header = f"{'layer':<22}{'input':>14}" + "".join(
+        f"{'nerve ' + f[:3]:>11}{'torch ' + f[:3]:>11}{'ratio':>7}" for f in FACES) + f"{'nerve GF/s':>12}"
     print(header)
     print("-" * len(header))
     conv_steps = max(2, steps // 2)
     for spec in CONVS[:args.convs]:
-        row = []
-        for backward_only in (False, True):
-            setups = {"nerve": (setup_conv, "nerve", spec, backward_only)}
+        cells, total = "", 0.0
+        for face in FACES:
+            setups = {"nerve": (setup_conv, "nerve", spec, face)}
             if torch is not None:
-                setups["torch"] = (setup_conv, "torch", spec, backward_only)
+                setups["torch"] = (setup_conv, "torch", spec, face)
             r = compare(setups, conv_steps, max(3, rounds // 2))
-            row.append((r["nerve"]["median"], r["torch"]["median"] if torch else float("nan"),
-                        r["torch"]["ratio"] if torch else float("nan")))
-        (nf, tf, rf), (nb, tb, rb) = row
-        gf = 3 * conv_flops(*spec[1:]) / (nf + nb) / 1e6
-        print(f"{spec[0]:<22}{'x'.join(map(str, spec[1])):>18}{nf:>11.2f}{tf:>11.2f}{rf:>7.2f}"
-              f"{nb:>11.2f}{tb:>11.2f}{rb:>7.2f}{gf:>12.1f}")
+            tn, tt = r["nerve"]["median"], r["torch"]["median"] if torch else float("nan")
+            cells += f"{tn:>11.2f}{tt:>11.2f}{r['torch']['ratio'] if torch else float('nan'):>7.2f}"
+            total += tn
+        print(f"{spec[0]:<22}{'x'.join(map(str, spec[1])):>14}{cells}{3 * conv_flops(*spec[1:]) / total / 1e6:>12.1f}")
 
 
 if __name__ == "__main__":
