@@ -57,6 +57,6 @@ from nerve.io import load, save  # noqa: E402,F401  (weights files: nerve.save /
 from nerve import data, functional, nn, optim, rules, train  # noqa: E402,F401  (nerve.nn.Linear, ... as in PyTorch)
 from nerve import accelerator, backends, cuda, utils  # noqa: E402,F401  (torch.cuda / torch.utils.data look-alikes)
 from nerve.backends import (  # noqa: E402,F401  (switches PyTorch scripts set; no effect here)
-    are_deterministic_algorithms_enabled, get_float32_matmul_precision, set_float32_matmul_precision,
-    use_deterministic_algorithms,
+    are_deterministic_algorithms_enabled, get_float32_matmul_precision, get_num_threads,
+    set_float32_matmul_precision, set_num_threads, use_deterministic_algorithms,
 )

@@ -9,7 +9,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 __all__ = ["cudnn", "cuda", "mps", "set_float32_matmul_precision", "get_float32_matmul_precision",
-           "use_deterministic_algorithms", "are_deterministic_algorithms_enabled"]
+           "use_deterministic_algorithms", "are_deterministic_algorithms_enabled", "set_num_threads",
+           "get_num_threads"]
 
 
 def _false() -> bool:
@@ -46,3 +47,26 @@ def use_deterministic_algorithms(mode: bool, *, warn_only: bool = False) -> None
 
 def are_deterministic_algorithms_enabled() -> bool:
     return _settings["deterministic"]
+
+
+def _threadpoolctl(name: str):
+    try:
+        import threadpoolctl
+    except ImportError as exc:
+        raise ImportError(f"nerve.{name}: sets the BLAS library's threads through the threadpoolctl package "
+                          "(pip install threadpoolctl), which is not installed") from exc
+    return threadpoolctl
+
+
+def set_num_threads(num_threads: int) -> None:
+    """The threads NumPy's BLAS (OpenBLAS/MKL) uses for products, which is where nerve's CPU threads are."""
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+        raise ValueError(f"set_num_threads: expected a positive int, got {num_threads!r}")
+    _threadpoolctl("set_num_threads").threadpool_limits(num_threads, user_api="blas")
+
+
+def get_num_threads() -> int:
+    """The BLAS library's thread count (the largest, if NumPy loaded several)."""
+    import numpy  # noqa: F401  (its BLAS must be loaded for threadpoolctl to see it)
+    info = _threadpoolctl("get_num_threads").threadpool_info()
+    return max((i["num_threads"] for i in info if i["user_api"] == "blas"), default=1)

@@ -108,3 +108,17 @@ def test_moves_to_a_gpu_keep_values_and_gradients():
     layer = nerve.nn.Linear(2, 1).to(nerve.device("cuda"))
     assert layer.weight.device == "cuda"
     assert nerve.zeros(2, device="cuda:0").device == nerve.device("cuda", 0)
+
+
+def test_num_threads_sets_the_blas_threads():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    before = nerve.get_num_threads()
+    try:
+        for n in (2, 1):
+            nerve.set_num_threads(n)
+            blas = [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+            assert nerve.get_num_threads() == n and blas and set(blas) == {n}
+    finally:
+        nerve.set_num_threads(before)
+    with pytest.raises(ValueError, match="expected a positive int, got 0"):
+        nerve.set_num_threads(0)
