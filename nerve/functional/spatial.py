@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from nerve.autograd.function import ShapeError
+from nerve.autograd import ShapeError
 from nerve.backend import xp
 from nerve.ops import (  # noqa: F401  (re-exported: the convolution and pooling primitives)
     avg_pool1d, avg_pool2d, avg_pool3d, batched_spatial, conv1d, conv2d, conv3d, conv_transpose1d,

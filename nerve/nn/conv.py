@@ -7,7 +7,7 @@ U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
 from __future__ import annotations
 
 from nerve import functional as F
-from nerve.autograd.function import ShapeError
+from nerve.autograd import ShapeError
 from nerve.nn import init
 from nerve.nn.linear import _empty
 from nerve.nn.module import Module
