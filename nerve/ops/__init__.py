@@ -51,9 +51,9 @@ for _module in _modules:
 _INPLACE = ["abs", "neg", "exp", "log", "log1p", "expm1", "sqrt", "rsqrt", "sin", "cos", "tan", "tanh", "sigmoid",
             "floor", "ceil", "round", "trunc", "frac", "sign", "reciprocal", "square", "pow", "remainder", "fmod",
             "clamp_min", "clamp_max", "clip", "lerp", "addcmul", "addcdiv", "masked_fill", "scatter", "scatter_add",
-            "scatter_reduce", "index_add", "atan2", "hypot", "copysign", "logit", "xlogy", "floor_divide",
-            "true_divide", "relu", "logical_not", "bitwise_not", "exp2", "log2", "log10", "erf", "asin", "acos",
-            "atan", "sinh", "cosh"]
+            "scatter_reduce", "index_add", "index_fill", "index_copy", "masked_scatter", "atan2", "hypot", "copysign",
+            "logit", "xlogy", "floor_divide", "true_divide", "relu", "logical_not", "bitwise_not", "exp2", "log2",
+            "log10", "erf", "asin", "acos", "atan", "sinh", "cosh"]
 _RESHAPING = ["squeeze", "unsqueeze", "t", "transpose", "swapaxes"]
 
 

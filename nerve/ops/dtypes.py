@@ -38,6 +38,11 @@ def astype(a: Tensor, dtype) -> Tensor:
     return Cast.apply(a, dtype)
 
 
+def type_as(a: Tensor, other) -> Tensor:
+    """``a`` cast to ``other``'s dtype."""
+    return astype(a, other.dtype)
+
+
 def _default_complex():
     return xp.dtype(xp.complex128 if backend.get_default_dtype() == xp.float64 else xp.complex64)
 
@@ -123,4 +128,4 @@ def promote_floating(a, b) -> tuple:
 
 __all__ = ["astype", "promote_types", "result_type"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
-METHODS = ["astype"]
+METHODS = ["astype", "type_as"]

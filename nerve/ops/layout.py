@@ -196,6 +196,22 @@ def cartesian_prod(*tensors) -> Tensor:
     return stack([reshape(g, (-1,)) for g in grids], 1)
 
 
+def numel(input) -> int:
+    """The number of elements (``torch.numel``)."""
+    return int(input.data.size) if isinstance(input, Tensor) else int(xp.size(input))
+
+
+def fill_diagonal_(input: Tensor, fill_value, wrap: bool = False) -> Tensor:
+    """Write ``fill_value`` on the main diagonal in place (all dims equal, or a tall matrix; ``wrap`` restarts
+    the diagonal every ncols + 1 rows, as NumPy and PyTorch)."""
+    if input.ndim < 2 or (input.ndim > 2 and len(set(input.shape)) != 1):
+        raise ShapeError(f"fill_diagonal_: expected a matrix or a tensor with all dims equal, got shape "
+                         f"{tuple(input.shape)}")
+    input._check_inplace("fill_diagonal_")
+    xp.fill_diagonal(input.data, fill_value, wrap=wrap)
+    return input
+
+
 def _triangle_indices(row: int, col: int, offset: int, upper: bool) -> Tensor:
     r, c = xp.indices((row, col))
     keep = (c - r >= offset) if upper else (c - r <= offset)
@@ -212,8 +228,9 @@ def triu_indices(row: int, col: int, offset: int = 0) -> Tensor:
     return _triangle_indices(row, col, offset, True)
 
 
-__all__ = ["atleast_1d", "atleast_2d", "atleast_3d", "block_diag", "cartesian_prod", "column_stack", "diag_embed",
-           "dstack", "fliplr", "flipud", "hstack", "narrow", "ravel", "rot90", "row_stack", "select", "t", "take",
-           "take_along_dim", "tril_indices", "triu_indices", "vstack"]
+__all__ = ["numel", "atleast_1d", "atleast_2d", "atleast_3d", "block_diag", "cartesian_prod", "column_stack",
+           "diag_embed", "dstack", "fliplr", "flipud", "hstack", "narrow", "ravel", "rot90", "row_stack", "select",
+           "t", "take", "take_along_dim", "tril_indices", "triu_indices", "vstack"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
-METHODS = ["diag_embed", "fliplr", "flipud", "narrow", "ravel", "rot90", "select", "t", "take", "take_along_dim"]
+METHODS = ["fill_diagonal_", "diag_embed", "fliplr", "flipud", "narrow", "ravel", "rot90", "select", "t", "take",
+           "take_along_dim"]

@@ -10,8 +10,9 @@ from nerve import backend
 from nerve.autograd.function import Function, ShapeError
 from nerve.backend import xp
 from nerve.ops.index import (
-    Gather, GetItem, IndexBackward, ScatterAdd, _coords, _prefix, _scatter_args, _sort_key,
+    Gather, GetItem, IndexBackward, Scatter, ScatterAdd, _coords, _dim_index, _prefix, _scatter_args, _sort_key,
 )
+from nerve.ops.elementwise import where
 from nerve.ops.reduce import ValuesIndices
 from nerve.ops.shape import Pad, _as_tensor, expand, movedim, normalize_dim
 from nerve.tensor import Tensor
@@ -172,6 +173,53 @@ def diag(input: Tensor, diagonal: int = 0) -> Tensor:
     n = input.shape[0] + abs(int(diagonal))
     key = _diagonal_key(n, n, int(diagonal), input.data)
     return IndexBackward.apply(input, (n, n), key)
+
+
+# --- writing along a dim or a mask ----------------------------------------------------------------------
+def index_fill(input: Tensor, dim: int, index, value) -> Tensor:
+    """A copy of input with ``value`` (a number or 0-d tensor) in the slices ``index`` along ``dim``."""
+    idx, d = _dim_index(input, dim, index, "index_fill")
+    shape = [1] * input.ndim
+    shape[d] = input.shape[d]
+    mask = xp.zeros_like(idx, dtype=bool, shape=(input.shape[d],))
+    mask[idx] = True
+    if isinstance(value, Tensor):
+        if value.ndim:
+            raise ShapeError(f"index_fill: value must be a number or a 0-d tensor, got shape {tuple(value.shape)}")
+        value = value.astype(input.dtype)
+    else:
+        value = input.dtype.type(value)
+    return where(mask.reshape(shape), value, input)
+
+
+def index_copy(input: Tensor, dim: int, index, source: Tensor) -> Tensor:
+    """A copy of input with the slices ``index`` along ``dim`` replaced by those of ``source``."""
+    idx, d = _dim_index(input, dim, index, "index_copy")
+    want = input.shape[:d] + (idx.size,) + input.shape[d + 1:]
+    source = source if isinstance(source, Tensor) else Tensor(source, dtype=input.dtype)
+    if tuple(source.shape) != want:
+        raise ShapeError(f"index_copy: source of shape {tuple(source.shape)} does not match input "
+                         f"{tuple(input.shape)} and an index of length {idx.size} along dim {d}: expected {want}")
+    shape = [1] * input.ndim
+    shape[d] = idx.size
+    return Scatter.apply(input, source, xp.broadcast_to(idx.reshape(shape), want), d)
+
+
+def masked_scatter(input: Tensor, mask, source: Tensor) -> Tensor:
+    """A copy of input with the entries of ``source``, in order, written where ``mask`` (broadcast) is true."""
+    m = mask.data if isinstance(mask, Tensor) else xp.asarray(mask)
+    if m.dtype != bool:
+        raise TypeError(f"masked_scatter: mask must be boolean, got dtype {m.dtype}")
+    try:
+        m = xp.broadcast_to(m, input.shape)
+    except ValueError:
+        raise ShapeError(f"masked_scatter: mask of shape {tuple(m.shape)} does not broadcast to the input's shape "
+                         f"{tuple(input.shape)}") from None
+    k = int(m.sum())
+    if source.numel() < k:
+        raise ShapeError(f"masked_scatter: the mask selects {k} entries but source has only {source.numel()}")
+    placed = IndexBackward.apply(source.reshape(-1)[:k], tuple(input.shape), m)
+    return where(m, placed, input)
 
 
 # --- order statistics and counting ----------------------------------------------------------------------
@@ -359,9 +407,10 @@ def unique(input, sorted: bool = True, return_inverse: bool = False, return_coun
     return out[0] if len(out) == 1 else tuple(out)
 
 
-__all__ = ["argsort", "argwhere", "bincount", "bucketize", "count_nonzero", "diag", "diagonal", "histc", "kthvalue",
-           "masked_select", "median", "mode", "msort", "nanmedian", "nonzero", "quantile", "scatter_reduce",
-           "searchsorted", "unique"]
+__all__ = ["argsort", "argwhere", "bincount", "bucketize", "count_nonzero", "diag", "diagonal", "histc", "index_copy",
+           "index_fill", "kthvalue", "masked_scatter", "masked_select", "median", "mode", "msort", "nanmedian",
+           "nonzero", "quantile", "scatter_reduce", "searchsorted", "unique"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
-METHODS = ["argsort", "argwhere", "bincount", "count_nonzero", "diag", "diagonal", "histc", "kthvalue", "masked_select",
-           "median", "mode", "msort", "nanmedian", "nonzero", "quantile", "scatter_reduce", "unique"]
+METHODS = ["argsort", "argwhere", "bincount", "count_nonzero", "diag", "diagonal", "histc", "index_copy", "index_fill",
+           "kthvalue", "masked_scatter", "masked_select", "median", "mode", "msort", "nanmedian", "nonzero",
+           "quantile", "scatter_reduce", "unique"]

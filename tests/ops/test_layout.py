@@ -88,3 +88,17 @@ def test_triangle_indices_match_numpy():
 def test_layout_errors(call, err, match):
     with pytest.raises(err, match=match):
         call()
+
+
+def test_numel_and_fill_diagonal():
+    assert nerve.numel(nerve.ones(2, 3)) == 6
+    x = nerve.zeros(5, 2)
+    x.fill_diagonal_(3.0, wrap=True)
+    want = np.zeros((5, 2))
+    np.fill_diagonal(want, 3.0, wrap=True)
+    np.testing.assert_array_equal(x.numpy(), want)
+    with pytest.raises(RuntimeError, match=r"fill_diagonal_: expected a matrix or a tensor with all dims equal"):
+        nerve.zeros(2, 3, 4).fill_diagonal_(1.0)
+    w = nerve.zeros(2, 2, requires_grad=True)
+    with pytest.raises(RuntimeError, match="fill_diagonal_: in-place change of a leaf tensor"):
+        w.fill_diagonal_(1.0)

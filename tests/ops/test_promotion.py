@@ -133,3 +133,10 @@ def test_rounding_division_keeps_integers_and_rounds_like_pytorch():
     np.testing.assert_array_equal(nerve.floor_divide(x.detach(), 2).numpy(), [3.0, -4.0])
     with pytest.raises(ValueError, match="div: rounding_mode must be None, 'trunc' or 'floor', got 'round'"):
         nerve.div(a, b, rounding_mode="round")
+
+
+def test_type_as_casts_to_the_other_tensors_dtype():
+    x = nerve.tensor([1.5, 2.5], requires_grad=True)
+    y = x.type_as(nerve.zeros(1, dtype=nerve.float64))
+    assert y.dtype == np.float64 and y.requires_grad
+    assert x.type_as(nerve.tensor([1])).dtype == np.int64

@@ -265,3 +265,53 @@ def test_counting_and_searching_against_numpy():
         nerve.ones(2, 4).kthvalue(5)
     with pytest.raises(ValueError, match="quantile: q must be"):
         nerve.quantile(nerve.ones(3), 1.5)
+
+
+def _np_index_fill(a, dim, idx, value):
+    out = a.copy()
+    for i in idx:
+        out[(slice(None),) * dim + (i,)] = value
+    return out
+
+
+def _np_index_copy(a, dim, idx, src):
+    out = a.copy()
+    for k, i in enumerate(idx):
+        out[(slice(None),) * dim + (i,)] = src[(slice(None),) * dim + (k,)]
+    return out
+
+
+def _np_masked_scatter(a, mask, src):
+    out, flat, k = a.copy(), src.reshape(-1), 0
+    for pos in np.ndindex(*a.shape):
+        if np.broadcast_to(mask, a.shape)[pos]:
+            out[pos], k = flat[k], k + 1
+    return out
+
+
+WRITES = [
+    Case("index_fill", lambda a: a.index_fill(1, nerve.tensor([0, 2]), -1.5),
+         lambda a: _np_index_fill(a, 1, [0, 2], -1.5), [(2, 4)], second=True),
+    Case("index_fill_tensor_value", lambda a, v: nerve.index_fill(a, 0, nerve.tensor([1]), v.reshape(())),
+         lambda a, v: _np_index_fill(a, 0, [1], v[0]), [(3, 2), (1,)], second=True),
+    Case("index_copy", lambda a, s: a.index_copy(1, nerve.tensor([3, 0]), s),
+         lambda a, s: _np_index_copy(a, 1, [3, 0], s), [(2, 4), (2, 2)], second=True),
+    Case("masked_scatter", lambda a, s: a.masked_scatter(nerve.tensor(MASK[0]), s),
+         lambda a, s: _np_masked_scatter(a, MASK[0], s), [(2, 3), (2, 3)], second=True),
+]
+(test_writes_forward, test_writes_gradcheck, test_writes_gradgradcheck, test_writes_paths_agree,
+ test_writes_rules_read_only_their_namespace) = table_tests(WRITES)
+
+
+def test_write_errors_and_inplace_forms():
+    x = nerve.zeros(2, 3)
+    x.index_fill_(1, nerve.tensor([1]), 2.0).index_copy_(0, nerve.tensor([0]), nerve.ones(1, 3))
+    np.testing.assert_array_equal(x.numpy(), [[1, 1, 1], [0, 2, 0]])
+    x.masked_scatter_(nerve.tensor([False, True, False]), nerve.tensor([7.0, 8.0]))
+    np.testing.assert_array_equal(x.numpy(), [[1, 7, 1], [0, 8, 0]])
+    with pytest.raises(RuntimeError, match=r"index_copy: source of shape \(2, 3\) does not match"):
+        x.index_copy(0, nerve.tensor([0]), nerve.ones(2, 3))
+    with pytest.raises(RuntimeError, match="masked_scatter: the mask selects 6 entries but source has only 2"):
+        x.masked_scatter(nerve.ones(2, 3) > 0, nerve.ones(2))
+    with pytest.raises(IndexError, match="index_fill: index 5 is out of bounds"):
+        x.index_fill(1, nerve.tensor([5]), 0.0)
