@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from nerve.tune.pruning import PruningCallback, TrialFailed
-from nerve.tune.process import run_in_process
+from nerve.tune.process import TrialProcessError, run_in_process
 from nerve.tune.space import Param, _optuna, check_space, grid_values, suggest_all
 from nerve.tune.storage import open_storage, open_study
 
@@ -132,8 +132,8 @@ class _Objective:
             trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
             raise
         except Exception as exc:
-            reason = str(exc) if type(exc).__name__ in ("TrialProcessError", "TrialFailed") else (
-                f"{type(exc).__name__}: {exc}")
+            # NOTE: our own errors already say what failed; others get their type in front
+            reason = str(exc) if isinstance(exc, (TrialProcessError, TrialFailed)) else f"{type(exc).__name__}: {exc}"
             trial.set_user_attr("fail_reason", reason[:2000])
             raise
         return value
