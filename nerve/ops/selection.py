@@ -42,13 +42,13 @@ class ScatterReduce(Function):
         coords = _coords(idx, dim)
         values = src[_prefix(idx.shape)].astype(a.dtype, copy=False)
         out = a.copy()
-        hit = xp.zeros(a.shape, dtype=bool)
+        hit = xp.zeros_like(a, dtype=bool)
         hit[coords] = True
         self.hit = hit
         if not include_self:
             out[hit] = _identity(reduce, a.dtype)
         getattr(xp, _UFUNC[reduce]).at(out, coords, values)
-        count = xp.zeros(a.shape, dtype=a.dtype if a.dtype.kind == "f" else xp.int64)
+        count = xp.zeros_like(a, dtype=a.dtype if a.dtype.kind == "f" else xp.int64)
         xp.add.at(count, coords, 1)
         if include_self:
             count += 1
@@ -230,7 +230,7 @@ def kthvalue(input: Tensor, k: int, dim: int = -1, keepdim: bool = False) -> Val
     if not 1 <= k <= n:
         raise IndexError(f"kthvalue: k ({k}) is out of range for dim {d} of size {n}")
     if input.ndim == 0:
-        return ValuesIndices(input, Tensor._make(xp.zeros((), dtype=xp.int64), None))
+        return ValuesIndices(input, Tensor._make(xp.zeros_like(input.data, dtype=xp.int64), None))
     order = xp.argsort(input.data, axis=d, kind="stable")
     idx = xp.take(order, [k - 1], axis=d).astype(xp.int64)
     values = Gather.apply(input, idx, d, True)
@@ -278,8 +278,8 @@ def mode(input: Tensor, dim: int = -1, keepdim: bool = False) -> ValuesIndices:
     if x.shape[d] == 0:
         raise RuntimeError("mode: cannot take the mode of an empty dimension")
     rows = xp.moveaxis(x.data, d, -1).reshape(-1, x.shape[d])
-    picks = xp.empty(rows.shape[0], dtype=xp.int64)
-    for r, row in enumerate(rows):  # NOTE: a host loop over rows; the mode has no vectorised NumPy form
+    picks = xp.empty_like(rows, dtype=xp.int64, shape=(rows.shape[0],))
+    for r, row in enumerate(rows):  # NOTE: a Python loop over rows; the mode has no vectorised NumPy form
         values, counts = xp.unique(row, return_counts=True)
         best = values[xp.argmax(counts)]  # unique sorts, argmax takes the first (smallest) of the most frequent
         picks[r] = xp.flatnonzero(row == best)[-1]
