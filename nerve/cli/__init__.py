@@ -17,6 +17,7 @@ from nerve.cli.common import DEFAULTS, MODEL_DEFAULTS, CLIError, check_types, lo
 from nerve.cli.runs import cmd_evaluate, cmd_predict
 from nerve.cli.tools import cmd_attack, cmd_explain, cmd_train_gan, run_model
 from nerve.cli.train import start
+from nerve.onnx.command import add_parser as add_export_parser, run as run_export
 from nerve.pinn.command import add_parser as add_pinn_parser, run as run_pinn
 from nerve.version import __version__
 
@@ -143,6 +144,7 @@ COMMANDS = [
     (add_attack_parser, lambda a: cmd_attack(a.run_dir, a.attack, a.eps, a.limit)),
     (add_explain_parser, lambda a: cmd_explain(a.run_dir, a.input, a.method, a.output, a.target)),
     (add_pinn_parser, run_pinn),
+    (add_export_parser, run_export),
 ]
 
 

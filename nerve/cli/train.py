@@ -83,7 +83,11 @@ def resume_config(run: Path, given: dict) -> tuple[dict, dict, list[str]]:
 
 def cmd_train(cfg: dict, run: Path, resume: dict | None, replace: bool) -> int:
     """Train a classifier or regressor into ``run`` (or continue it from the checkpoint ``resume``)."""
+    from nerve.distributed import is_main, launched_by_mpi
     from nerve.train import AlignmentLogger, CSVLogger, EarlyStopping, fit
+    distributed = launched_by_mpi()  # under mpiexec: data-parallel, only rank 0 prints and writes
+    if distributed and not is_main():
+        sys.stdout = open(os.devnull, "w")
     prep = Prepared.from_data(cfg)
     optimizer = build_optimizer(cfg, prep.model)
     rule = build_rule(cfg, prep.model)
@@ -95,7 +99,7 @@ def cmd_train(cfg: dict, run: Path, resume: dict | None, replace: bool) -> int:
     if cfg["patience"]:
         stopper = EarlyStopping("val_loss", patience=cfg["patience"], restore_best_weights=True)
         callbacks.append(stopper)
-    if resume is None:  # only once the data and model are known to be good
+    if resume is None and (not distributed or is_main()):  # only once the data and model are known to be good
         make_run_dir(run, cfg, replace)
     target = (f"{len(prep.classes)} classes" if prep.classes is not None else
               f"target {cfg['target']!r} standardised for training (mean {fmt(prep.info['target_mean'])}, std "
@@ -113,7 +117,7 @@ def cmd_train(cfg: dict, run: Path, resume: dict | None, replace: bool) -> int:
                       epochs=cfg["epochs"], batch_size=cfg["batch_size"], validation_split=0.1,
                       metrics=prep.metrics, callbacks=callbacks, rule=None if adversarial else rule,
                       train_step=adversarial, verbose=cfg["verbose"], checkpoint=run / "checkpoint.safetensors",
-                      resume=resume is not None)
+                      resume=resume is not None, distributed=distributed)
     except KeyboardInterrupt:
         if (run / "checkpoint.safetensors").exists():
             print(f"\ninterrupted: the checkpoint in {run} is whole; continue with: nerve train --resume {run}",
@@ -130,6 +134,8 @@ def cmd_train(cfg: dict, run: Path, resume: dict | None, replace: bool) -> int:
                    f"for {cfg['patience']} epochs; " if stopper.stopped_epoch is not None else "")
         say(f"{stopped}the model keeps the weights of epoch {stopper.best_epoch + 1} (best val_loss "
             f"{fmt(stopper.best)})")
+    if distributed and not is_main():
+        return 0
     prep.save(run)
     plot_history(run, history.history)
     result = prep.evaluate(prep.Xte, prep.yte)
