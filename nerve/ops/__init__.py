@@ -3,7 +3,8 @@ and methods to them.
 
 Each module lists its public functions in ``__all__`` and those that are also Tensor methods in
 ``METHODS`` (``x.exp()`` is ``exp(x)``); this file re-exports the first and binds the second, with the
-operators (``x + y`` is ``add(x, y)``). ``nerve.tensor`` holds no math and imports none of this.
+operators (``x + y`` is ``add(x, y)``) and PyTorch's in-place variants (``x.exp_()`` writes ``exp(x)`` into
+``x``). ``nerve.tensor`` holds no math and imports none of this.
 """
 from importlib import import_module
 
