@@ -22,7 +22,7 @@ import numbers
 from typing import NamedTuple
 
 from nerve import backend
-from nerve.autograd.function import Function
+from nerve.autograd.function import Function, ShapeError
 from nerve.autograd.rule_math import define
 from nerve.backend import xp
 from nerve.ops import streams
@@ -107,7 +107,7 @@ def window_geometry(op, size, kernel, stride, dilation, lo, hi, groups=1) -> Geo
     for s, k, st, d, a, b in zip(size, kernel, stride, dilation, lo, hi):
         extent, padded = d * (k - 1) + 1, s + a + b
         if padded < extent:
-            raise ValueError(f"{op}: input of spatial size {tuple(size)} (padding {tuple(lo)}, {tuple(hi)}) is "
+            raise ShapeError(f"{op}: input of spatial size {tuple(size)} (padding {tuple(lo)}, {tuple(hi)}) is "
                              f"smaller than the kernel {tuple(kernel)} (dilation {tuple(dilation)})")
         out.append((padded - extent) // st + 1)
     return Geometry(tuple(size), tuple(out), kernel, stride, dilation, tuple(lo), tuple(hi), groups)
@@ -134,7 +134,7 @@ def transpose_geometry(op: str, size: tuple, kernel, stride=1, padding=0, output
     full = tuple((x - 1) * s - 2 * p + d * (k - 1) + e + 1
                  for x, s, p, d, k, e in zip(size, stride, pad, dilation, kernel, extra))
     if min(full, default=1) < 1:
-        raise ValueError(f"{op}: input of spatial size {tuple(size)} gives an empty output {full}")
+        raise ShapeError(f"{op}: input of spatial size {tuple(size)} gives an empty output {full}")
     return Geometry(full, tuple(size), kernel, stride, dilation, pad,
                     tuple(p - e for p, e in zip(pad, extra)), groups)
 
@@ -522,14 +522,14 @@ def _shape_text(n: int, c) -> str:
 def _batched(op: str, input: Tensor, n: int, channels: int, what: str) -> bool:
     """Check an (N, C, *S) or unbatched (C, *S) input with C = ``channels``; True when unbatched."""
     if input.ndim not in (n + 1, n + 2) or input.shape[input.ndim - n - 1] != channels:
-        raise ValueError(f"{op}: expected input {_shape_text(n, channels)}{what}, got {tuple(input.shape)}")
+        raise ShapeError(f"{op}: expected input {_shape_text(n, channels)}{what}, got {tuple(input.shape)}")
     return input.ndim == n + 1
 
 
 def _conv_nd(op: str, n: int, input: Tensor, weight: Tensor, bias, stride, padding, dilation,
              groups: int) -> Tensor:
     if weight.ndim != n + 2:
-        raise ValueError(f"{op}: weight must have shape (out_channels, in_channels / groups, *kernel) with "
+        raise ShapeError(f"{op}: weight must have shape (out_channels, in_channels / groups, *kernel) with "
                          f"{n} kernel dims, got {tuple(weight.shape)}")
     if groups < 1 or weight.shape[0] % groups:
         raise ValueError(f"{op}: groups={groups} must be positive and divide out_channels "
@@ -538,7 +538,7 @@ def _conv_nd(op: str, n: int, input: Tensor, weight: Tensor, bias, stride, paddi
     if unbatched:
         input = input.unsqueeze(0)
     if bias is not None and tuple(bias.shape) != (weight.shape[0],):
-        raise ValueError(f"{op}: bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
+        raise ShapeError(f"{op}: bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}")
     geom = conv_geometry(op, tuple(input.shape[2:]), tuple(weight.shape[2:]), stride, padding, dilation, groups)
     out = Conv.apply(input, weight, bias, geom)
     return out.squeeze(0) if unbatched else out
@@ -565,7 +565,7 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
 def _conv_transpose_nd(op: str, n: int, input: Tensor, weight: Tensor, bias, stride, padding,
                        output_padding, groups: int, dilation) -> Tensor:
     if weight.ndim != n + 2:
-        raise ValueError(f"{op}: weight must have shape (in_channels, out_channels / groups, *kernel) with "
+        raise ShapeError(f"{op}: weight must have shape (in_channels, out_channels / groups, *kernel) with "
                          f"{n} kernel dims, got {tuple(weight.shape)}")
     if groups < 1 or weight.shape[0] % groups:
         raise ValueError(f"{op}: groups={groups} must be positive and divide in_channels {weight.shape[0]}")
@@ -574,7 +574,7 @@ def _conv_transpose_nd(op: str, n: int, input: Tensor, weight: Tensor, bias, str
         input = input.unsqueeze(0)
     out_channels = weight.shape[1] * groups
     if bias is not None and tuple(bias.shape) != (out_channels,):
-        raise ValueError(f"{op}: bias must have shape ({out_channels},), got {tuple(bias.shape)}")
+        raise ShapeError(f"{op}: bias must have shape ({out_channels},), got {tuple(bias.shape)}")
     geom = transpose_geometry(op, tuple(input.shape[2:]), tuple(weight.shape[2:]), stride, padding,
                               output_padding, dilation, groups)
     out = ConvTranspose.apply(input, weight, bias, geom)

@@ -15,7 +15,7 @@ real steps and the final state is the one after each sequence's last real step.
 """
 from __future__ import annotations
 
-from nerve.autograd.function import Function
+from nerve.autograd.function import Function, ShapeError
 from nerve.backend import xp
 from nerve.ops import streams
 from nerve.ops.activation import relu
@@ -395,10 +395,10 @@ def _gru_step(xw: Tensor, h: Tensor, w_hh: Tensor, b_hh) -> Tensor:
 def _check_cell(op: str, input: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, gates: int) -> None:
     hidden = w_hh.shape[1]
     if tuple(w_ih.shape[:1]) != (gates * hidden,) or tuple(w_hh.shape) != (gates * hidden, hidden):
-        raise ValueError(f"{op}: weights of shapes {tuple(w_ih.shape)} and {tuple(w_hh.shape)} do not fit "
+        raise ShapeError(f"{op}: weights of shapes {tuple(w_ih.shape)} and {tuple(w_hh.shape)} do not fit "
                          f"{gates} gates: expected ({gates}*H, input_size) and ({gates}*H, H)")
     if input.shape[-1:] != w_ih.shape[1:] or tuple(h.shape) != tuple(input.shape[:-1]) + (hidden,):
-        raise ValueError(f"{op}: expected input (..., {w_ih.shape[1]}) and state (..., {hidden}) with the same "
+        raise ShapeError(f"{op}: expected input (..., {w_ih.shape[1]}) and state (..., {hidden}) with the same "
                          f"batch shape, got {tuple(input.shape)} and {tuple(h.shape)}")
 
 
@@ -419,7 +419,7 @@ def lstm_cell(input: Tensor, hx: tuple, w_ih: Tensor, w_hh: Tensor, b_ih=None, b
     h, c = hx
     _check_cell("lstm_cell", input, h, w_ih, w_hh, 4)
     if tuple(c.shape) != tuple(h.shape):
-        raise ValueError(f"lstm_cell: h and c must have the same shape, got {tuple(h.shape)} and {tuple(c.shape)}")
+        raise ShapeError(f"lstm_cell: h and c must have the same shape, got {tuple(h.shape)} and {tuple(c.shape)}")
     return _lstm_step(linear(input, w_ih, b_ih), h, c, w_hh, b_hh)
 
 
@@ -456,14 +456,14 @@ def recurrent_layer(mode: str, input: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: 
     gates = MODES[mode]
     op = f"recurrent_layer({mode})"
     if input.ndim != 3:
-        raise ValueError(f"{op}: expected a 3-D input ({'B, T' if batch_first else 'T, B'}, input_size), "
+        raise ShapeError(f"{op}: expected a 3-D input ({'B, T' if batch_first else 'T, B'}, input_size), "
                          f"got {tuple(input.shape)}")
     T, B = (input.shape[1], input.shape[0]) if batch_first else input.shape[:2]
     hidden = w_hh.shape[1]
     if T == 0:
         raise ValueError(f"{op}: the sequence is empty (input {tuple(input.shape)})")
     if tuple(w_ih.shape) != (gates * hidden, input.shape[2]) or tuple(w_hh.shape) != (gates * hidden, hidden):
-        raise ValueError(f"{op}: weights {tuple(w_ih.shape)} and {tuple(w_hh.shape)} do not fit input "
+        raise ShapeError(f"{op}: weights {tuple(w_ih.shape)} and {tuple(w_hh.shape)} do not fit input "
                          f"{tuple(input.shape)}: expected ({gates * hidden}, {input.shape[2]}) and "
                          f"({gates * hidden}, {hidden})")
     if (b_ih is None) != (b_hh is None):
@@ -472,7 +472,7 @@ def recurrent_layer(mode: str, input: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: 
     zeros = None
     for name, s in (("h0", h0), ("c0", c0)):
         if s is not None and tuple(s.shape) != (B, hidden):
-            raise ValueError(f"{op}: {name} must have shape ({B}, {hidden}), got {tuple(s.shape)}")
+            raise ShapeError(f"{op}: {name} must have shape ({B}, {hidden}), got {tuple(s.shape)}")
     if h0 is None or (mode == "lstm" and c0 is None):
         zeros = xp.zeros_like(input.data, shape=(B, hidden))
     h0 = zeros if h0 is None else h0
@@ -480,7 +480,7 @@ def recurrent_layer(mode: str, input: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: 
     if mask is not None:
         mask = xp.asarray(_data(mask), dtype=bool)
         if mask.shape != tuple(input.shape[:2]):
-            raise ValueError(f"{op}: mask must have the input's first two dims {tuple(input.shape[:2])}, "
+            raise ShapeError(f"{op}: mask must have the input's first two dims {tuple(input.shape[:2])}, "
                              f"got {mask.shape}")
         mask = mask.T if batch_first else mask
         if mask.all():

@@ -279,11 +279,14 @@ def test_empty_batch():
 
 
 def test_errors_name_the_op_and_shapes():
-    with pytest.raises(ValueError, match=r"conv2d: input of spatial size \(2, 2\).*smaller than the kernel \(3, 3\)"):
+    """Shape mismatches raise nerve.ShapeError (a RuntimeError as in PyTorch, and a ValueError as before)."""
+    with pytest.raises(RuntimeError, match=r"conv2d: input of spatial size \(2, 2\).*smaller than the kernel \(3, 3\)"):
         F.conv2d(nerve.randn(1, 1, 2, 2), nerve.randn(2, 1, 3, 3))
-    with pytest.raises(ValueError, match=r"conv2d: expected input \(N, 6, H, W\) for weight \(4, 3, 3, 3\)"):
+    with pytest.raises(RuntimeError, match=r"conv2d: expected input \(N, 6, H, W\) for weight \(4, 3, 3, 3\)"):
         F.conv2d(nerve.randn(1, 3, 5, 5), nerve.randn(4, 3, 3, 3), groups=2)
-    with pytest.raises(ValueError, match=r"conv2d: bias must have shape \(4,\)"):
+    with pytest.raises(ValueError, match=r"conv2d: expected input \(N, 6, H, W\)"):
+        F.conv2d(nerve.randn(1, 3, 5, 5), nerve.randn(4, 3, 3, 3), groups=2)
+    with pytest.raises(RuntimeError, match=r"conv2d: bias must have shape \(4,\)"):
         F.conv2d(nerve.randn(1, 3, 5, 5), nerve.randn(4, 3, 3, 3), nerve.randn(3))
     with pytest.raises(ValueError, match="padding='same' needs stride 1"):
         F.conv2d(nerve.randn(1, 3, 5, 5), nerve.randn(4, 3, 3, 3), stride=2, padding="same")

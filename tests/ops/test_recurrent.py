@@ -206,3 +206,12 @@ def test_lengths_to_mask():
         F.lengths_to_mask([1.5], 3)
     with pytest.raises(ValueError, match=r"lengths must lie in \[1, 3\]"):
         F.lengths_to_mask([0, 2], 3)
+
+
+def test_shape_errors_are_runtime_errors():
+    """Shape mismatches raise nerve.ShapeError: a RuntimeError as in PyTorch, and a ValueError as before."""
+    x, w_ih, w_hh = nerve.randn(5, 2, 3), nerve.randn(8, 3), nerve.randn(8, 2)
+    with pytest.raises(RuntimeError, match=r"recurrent_layer\(lstm\): weights \(8, 3\) and \(8, 2\) do not fit"):
+        F.recurrent_layer("lstm", nerve.randn(5, 2, 4), w_ih, w_hh)
+    with pytest.raises(ValueError, match=r"h0 must have shape \(2, 2\)"):
+        F.recurrent_layer("lstm", x, w_ih, w_hh, hx=(nerve.randn(3, 2), nerve.randn(2, 2)))
