@@ -14,14 +14,14 @@ from nerve.functional.normalization import *  # noqa: F401,F403
 from nerve.functional.spatial import *  # noqa: F401,F403
 from nerve import ops as _ops
 from nerve.ops import (  # noqa: F401
-    attention_weights, gru_cell, lengths_to_mask, linear, linear_gelu, lstm_cell, one_hot, recurrent_layer,
+    attention_weights, bilinear, gru_cell, lengths_to_mask, linear, linear_gelu, lstm_cell, one_hot, recurrent_layer,
     rnn_relu_cell, rnn_tanh_cell, scaled_dot_product_attention,
 )
 
 # NOTE: by attribute, since "from nerve.ops import embedding" reads as the submodule nerve.ops.embedding
 embedding = _ops.embedding
 
-_PRIMITIVES = ["attention_weights", "embedding", "gru_cell", "lengths_to_mask", "linear", "linear_gelu",
+_PRIMITIVES = ["attention_weights", "bilinear", "embedding", "gru_cell", "lengths_to_mask", "linear", "linear_gelu",
                "lstm_cell", "one_hot", "recurrent_layer", "rnn_relu_cell", "rnn_tanh_cell",
                "scaled_dot_product_attention"]
 __all__ = sorted(_PRIMITIVES + activation.__all__ + distance.__all__ + _dropout.__all__ + loss.__all__

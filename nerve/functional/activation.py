@@ -6,6 +6,8 @@ logsigmoid), so their second derivatives come for free.
 """
 from __future__ import annotations
 
+from nerve import backend
+from nerve.backend import xp
 from nerve.ops import (  # noqa: F401  (re-exported: the primitive activations)
     elu, gelu, leaky_relu, log_softmax, relu, sigmoid, silu, softmax, softplus, tanh, where,
 )
@@ -84,8 +86,67 @@ def logsigmoid(input: Tensor) -> Tensor:
     return -softplus(-input)
 
 
+def softmin(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:
+    """softmax(-input) along ``dim``: weights that favour the smallest entries."""
+    return softmax(-input, dim, dtype=dtype)
+
+
+def glu(input: Tensor, dim: int = -1) -> Tensor:
+    """Gated linear unit: the first half of ``dim`` times the sigmoid of the second half."""
+    n = input.shape[dim]
+    if n % 2:
+        raise ValueError(f"glu: dim {dim} must have an even size, got {n} (input of shape {tuple(input.shape)})")
+    a, b = input.split(n // 2, dim)
+    return a * sigmoid(b)
+
+
+def softshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
+    """x - lambd above lambd, x + lambd below -lambd, 0 between."""
+    if lambd < 0:
+        raise ValueError(f"softshrink: lambd must be non-negative, got {lambd}")
+    x = input.data
+    return where(x > lambd, input - lambd, where(x < -lambd, input + lambd, 0.0))
+
+
+def hardshrink(input: Tensor, lambd: float = 0.5) -> Tensor:
+    """x where |x| > lambd, else 0."""
+    return where((input.data > lambd) | (input.data < -lambd), input, 0.0)
+
+
+def threshold(input: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
+    """x where x > threshold, else ``value``."""
+    return where(input.data > threshold, input, value)
+
+
+def rrelu(input: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False,
+          inplace: bool = False, generator=None) -> Tensor:
+    """Randomised leaky ReLU: negative inputs times a slope drawn from U(lower, upper) per element while
+    training, times (lower + upper) / 2 otherwise."""
+    if not 0 <= lower <= upper:
+        raise ValueError(f"rrelu: expected 0 <= lower <= upper, got lower={lower}, upper={upper}")
+    if not training:
+        return leaky_relu(input, (lower + upper) / 2)
+    gen = generator if generator is not None else backend.default_generator()
+    slope = backend.to_device(gen.uniform(lower, upper, input.shape).astype(input.dtype), input.device)
+    return where(input.data >= 0, input, input * Tensor._make(slope, None))
+
+
+def gumbel_softmax(logits: Tensor, tau: float = 1.0, hard: bool = False, dim: int = -1, generator=None) -> Tensor:
+    """softmax((logits + Gumbel noise) / tau) along ``dim``; with ``hard``, the one-hot argmax in the forward
+    pass and the soft sample's gradient (the straight-through estimator)."""
+    gen = generator if generator is not None else backend.default_generator()
+    noise = -xp.log(gen.standard_exponential(logits.shape)).astype(logits.dtype)
+    y = softmax((logits + Tensor._make(backend.to_device(noise, logits.device), None)) / tau, dim)
+    if not hard:
+        return y
+    index = y.data.argmax(axis=dim)
+    one_hot = (xp.arange(y.shape[dim]).reshape((-1,) + (1,) * (y.ndim - 1 - dim % y.ndim))
+               == xp.expand_dims(index, dim)).astype(y.dtype)
+    return y - y.detach() + Tensor._make(backend.to_device(one_hot, y.device), None)
+
+
 __all__ = [
-    "celu", "elu", "gelu", "hardsigmoid", "hardswish", "hardtanh", "leaky_relu", "log_softmax", "logsigmoid",
-    "mish", "prelu", "relu", "relu6", "selu", "sigmoid", "silu", "softmax", "softplus", "softsign", "tanh",
-    "tanhshrink",
+    "celu", "elu", "gelu", "glu", "gumbel_softmax", "hardshrink", "hardsigmoid", "hardswish", "hardtanh",
+    "leaky_relu", "log_softmax", "logsigmoid", "mish", "prelu", "relu", "relu6", "rrelu", "selu", "sigmoid", "silu",
+    "softmax", "softmin", "softplus", "softshrink", "softsign", "tanh", "tanhshrink", "threshold",
 ]

@@ -38,4 +38,9 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
     return (normalize(x1, 2.0, d, eps) * normalize(x2, 2.0, d, eps)).sum(d)
 
 
-__all__ = ["cosine_similarity", "normalize"]
+def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False) -> Tensor:
+    """||x1 - x2 + eps||_p over the last dim (PyTorch adds eps to the difference, so equal rows stay differentiable)."""
+    return norm(x1 - x2 + eps, p, -1, keepdim=keepdim)
+
+
+__all__ = ["cosine_similarity", "normalize", "pairwise_distance"]

@@ -56,4 +56,25 @@ def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, generator=No
     return _channel_dropout("dropout2d", 2, input, p, training, generator)
 
 
-__all__ = ["dropout", "dropout1d", "dropout2d"]
+_SELU_NEG = -1.7580993408473766  # -scale * alpha of SELU: where SELU saturates
+
+
+def alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False, generator=None) -> Tensor:
+    """Dropout for SELU networks: dropped units take SELU's saturation value, then an affine map restores the
+    mean and variance (Klambauer et al., 2017); identity when not training."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"alpha_dropout: p must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input * 0.0
+    gen = generator if generator is not None else backend.default_generator()
+    keep = backend.to_device(gen.random(input.shape) >= p, input.device)
+    a = ((1 - p) * (1 + p * _SELU_NEG ** 2)) ** -0.5
+    b = -a * _SELU_NEG * p
+    kept = Tensor._make(xp.where(keep, a, 0.0).astype(input.dtype), None)
+    shift = Tensor._make(xp.where(keep, b, a * _SELU_NEG + b).astype(input.dtype), None)
+    return input * kept + shift
+
+
+__all__ = ["alpha_dropout", "dropout", "dropout1d", "dropout2d"]

@@ -3,9 +3,10 @@ binary cross-entropies) and the rest composed from ops, with PyTorch's names, re
 from __future__ import annotations
 
 from nerve.backend import xp
+from nerve.functional.distance import pairwise_distance
 from nerve.ops import (  # noqa: F401  (re-exported: the fused losses)
-    binary_cross_entropy, binary_cross_entropy_with_logits, check_classes, check_reduction, check_same_shape,
-    cross_entropy, log, where,
+    binary_cross_entropy, binary_cross_entropy_with_logits, check_classes, check_reduction, check_same_shape, clamp,
+    cross_entropy, log, minimum, softplus, where,
 )
 from nerve.tensor import Tensor
 
@@ -131,5 +132,118 @@ def kl_div(input: Tensor, target, reduction: str = "mean", log_target: bool = Fa
     return _reduce(loss, reduction)
 
 
-__all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits", "cross_entropy", "huber_loss", "kl_div",
-           "l1_loss", "mse_loss", "nll_loss", "smooth_l1_loss"]
+# --- margin and embedding losses (PyTorch's formulas, composed from ops) -----------------------------------
+def _hinge(x: Tensor) -> Tensor:
+    return clamp(x, min=0.0)
+
+
+def margin_ranking_loss(input1: Tensor, input2: Tensor, target, margin: float = 0.0,
+                        reduction: str = "mean") -> Tensor:
+    """max(0, -target (input1 - input2) + margin), with target +1 (input1 should rank higher) or -1."""
+    check_reduction("margin_ranking_loss", reduction)
+    return _reduce(_hinge(-_as_target(target, input1) * (input1 - input2) + margin), reduction)
+
+
+def hinge_embedding_loss(input: Tensor, target, margin: float = 1.0, reduction: str = "mean") -> Tensor:
+    """input where target is 1, max(0, margin - input) where target is -1."""
+    check_reduction("hinge_embedding_loss", reduction)
+    y = _as_target(target, input).data
+    return _reduce(where(y == 1, input, 0.0) + where(y == -1, _hinge(margin - input), 0.0), reduction)
+
+
+def soft_margin_loss(input: Tensor, target, reduction: str = "mean") -> Tensor:
+    """log(1 + exp(-target input)) for targets +-1 (a smooth hinge)."""
+    check_reduction("soft_margin_loss", reduction)
+    target = _as_target(target, input)
+    check_same_shape("soft_margin_loss", input, target)
+    return _reduce(softplus(-target * input), reduction)
+
+
+def multilabel_soft_margin_loss(input: Tensor, target, weight=None, reduction: str = "mean") -> Tensor:
+    """Per sample, the mean over the C classes of the binary cross-entropy of sigmoid(input) at 0/1 targets."""
+    check_reduction("multilabel_soft_margin_loss", reduction)
+    target = _as_target(target, input)
+    check_same_shape("multilabel_soft_margin_loss", input, target)
+    loss = target * softplus(-input) + (1.0 - target) * softplus(input)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss.mean(-1), reduction)
+
+
+def cosine_embedding_loss(input1: Tensor, input2: Tensor, target, margin: float = 0.0,
+                          reduction: str = "mean") -> Tensor:
+    """1 - cos(input1, input2) where target is 1, max(0, cos - margin) where it is -1 (cos over the last dim)."""
+    check_reduction("cosine_embedding_loss", reduction)
+    eps = 1e-12  # PyTorch's: added to each squared norm
+    norms = ((input1 * input1).sum(-1) + eps) * ((input2 * input2).sum(-1) + eps)
+    cos = (input1 * input2).sum(-1) / norms.sqrt()
+    y = _as_target(target, cos).data
+    return _reduce(where(y == 1, 1.0 - cos, 0.0) + where(y == -1, _hinge(cos - margin), 0.0), reduction)
+
+
+def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, margin: float = 1.0, p: float = 2.0,
+                        eps: float = 1e-6, swap: bool = False, reduction: str = "mean") -> Tensor:
+    """max(d(anchor, positive) - d(anchor, negative) + margin, 0) with the pairwise p-distance; ``swap`` uses
+    the smaller of d(anchor, negative) and d(positive, negative)."""
+    check_reduction("triplet_margin_loss", reduction)
+    d_pos = pairwise_distance(anchor, positive, p, eps)
+    d_neg = pairwise_distance(anchor, negative, p, eps)
+    if swap:
+        d_neg = minimum(d_neg, pairwise_distance(positive, negative, p, eps))
+    return _reduce(_hinge(d_pos - d_neg + margin), reduction)
+
+
+def multi_margin_loss(input: Tensor, target, p: int = 1, margin: float = 1.0, weight=None,
+                      reduction: str = "mean") -> Tensor:
+    """Per sample, sum over classes i != y of max(0, margin - x[y] + x[i])^p, divided by the number of classes."""
+    check_reduction("multi_margin_loss", reduction)
+    if p not in (1, 2):
+        raise ValueError(f"multi_margin_loss: p must be 1 or 2, got {p}")
+    x = input if input.ndim == 2 else input.reshape(1, -1)
+    y = (target.data if isinstance(target, Tensor) else xp.asarray(target)).reshape(-1)
+    check_classes("multi_margin_loss", y, x.shape[1], -100)
+    x_y = x.gather(1, Tensor._make(y.reshape(-1, 1), None))
+    other = (xp.arange(x.shape[1]) != y.reshape(-1, 1))
+    terms = _hinge(x - x_y + margin) ** p
+    if weight is not None:
+        terms = terms * weight[Tensor._make(y, None)].reshape(-1, 1)
+    loss = where(other, terms, 0.0).sum(1) / x.shape[1]
+    return _reduce(loss if input.ndim == 2 else loss.reshape(()), reduction)
+
+
+# --- likelihood losses ------------------------------------------------------------------------------------
+def poisson_nll_loss(input: Tensor, target, log_input: bool = True, full: bool = False, eps: float = 1e-8,
+                     reduction: str = "mean") -> Tensor:
+    """Poisson negative log-likelihood: exp(input) - target input (log_input) or input - target log(input + eps);
+    ``full`` adds Stirling's term target log target - target + log(2 pi target) / 2 where target > 1."""
+    check_reduction("poisson_nll_loss", reduction)
+    target = _as_target(target, input)
+    loss = input.exp() - target * input if log_input else input - target * log(input + eps)
+    if full:
+        t = target.data
+        safe = xp.where(t > 1, t, 1.0)
+        stirling = xp.where(t > 1, safe * xp.log(safe) - safe + 0.5 * xp.log(2 * xp.pi * safe), 0.0)
+        loss = loss + Tensor._make(stirling.astype(input.dtype), None)
+    return _reduce(loss, reduction)
+
+
+def gaussian_nll_loss(input: Tensor, target, var, full: bool = False, eps: float = 1e-6,
+                      reduction: str = "mean") -> Tensor:
+    """(log(var) + (input - target)^2 / var) / 2, var clamped to >= eps for the value (its gradient passes
+    through unclamped, as PyTorch); ``full`` adds log(2 pi) / 2."""
+    check_reduction("gaussian_nll_loss", reduction)
+    target = _as_target(target, input)
+    var = _as_target(var, input)
+    if (var.data < 0).any():
+        raise ValueError("gaussian_nll_loss: var has negative entries")
+    var = var + Tensor._make(xp.maximum(var.data, eps) - var.data, None)  # clamp the value, not the gradient
+    loss = 0.5 * (var.log() + (input - target) ** 2 / var)
+    if full:
+        loss = loss + 0.5 * float(xp.log(2 * xp.pi))
+    return _reduce(loss, reduction)
+
+
+__all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits", "cosine_embedding_loss", "cross_entropy",
+           "gaussian_nll_loss", "hinge_embedding_loss", "huber_loss", "kl_div", "l1_loss", "margin_ranking_loss",
+           "mse_loss", "multi_margin_loss", "multilabel_soft_margin_loss", "nll_loss", "poisson_nll_loss",
+           "smooth_l1_loss", "soft_margin_loss", "triplet_margin_loss"]

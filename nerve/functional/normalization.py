@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nerve.autograd.grad_mode import no_grad
 from nerve.backend import xp
-from nerve.ops import layer_norm, standardize  # noqa: F401  (layer_norm re-exported)
+from nerve.ops import layer_norm, rsqrt, standardize  # noqa: F401  (layer_norm re-exported)
 from nerve.tensor import Tensor
 
 
@@ -106,4 +106,16 @@ def instance_norm(input: Tensor, running_mean: Tensor | None = None, running_var
     return standardize(rows, weight, bias, (2,), eps, (mean, var)).reshape(input.shape)
 
 
-__all__ = ["batch_norm", "group_norm", "instance_norm", "layer_norm"]
+def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, eps: float | None = None) -> Tensor:
+    """input / sqrt(mean(input^2) + eps) over the trailing ``normalized_shape`` dims, times ``weight``
+    (eps defaults to the dtype's machine epsilon, as PyTorch)."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if tuple(input.shape[input.ndim - len(shape):]) != shape:
+        raise ValueError(f"rms_norm: expected input (..., {', '.join(map(str, shape))}), got {tuple(input.shape)}")
+    eps = float(xp.finfo(input.dtype).eps) if eps is None else eps
+    dims = tuple(range(input.ndim - len(shape), input.ndim))
+    out = input * rsqrt((input * input).mean(dims, keepdim=True) + eps)
+    return out if weight is None else out * weight
+
+
+__all__ = ["batch_norm", "group_norm", "instance_norm", "layer_norm", "rms_norm"]

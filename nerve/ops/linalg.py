@@ -209,6 +209,17 @@ def mv(input, vec) -> Tensor:
     return MatMul.apply(a, b)
 
 
+def bilinear(input1, input2, weight, bias=None) -> Tensor:
+    """y_o = input1 . weight[o] . input2 + bias_o over the last dims; weight is (out, in1, in2)."""
+    a, b, w = _tensor(input1), _tensor(input2), _tensor(weight)
+    if w.ndim != 3 or a.shape[-1] != w.shape[1] or b.shape[-1] != w.shape[2] or a.shape[:-1] != b.shape[:-1]:
+        raise ShapeError(f"bilinear: expected input1 (..., {w.shape[1] if w.ndim == 3 else 'in1'}), input2 "
+                         f"(..., {w.shape[2] if w.ndim == 3 else 'in2'}) with the same leading dims and weight "
+                         f"(out, in1, in2), got {tuple(a.shape)}, {tuple(b.shape)} and {tuple(w.shape)}")
+    out = einsum("...i,oij,...j->...o", a, w, b)
+    return out if bias is None else out + bias
+
+
 def _scaled(product: Tensor, input, beta, alpha) -> Tensor:
     """beta * input + alpha * product; input is left out when beta is 0 (its NaN do not propagate, as PyTorch)."""
     out = product if alpha == 1 else product * alpha
@@ -382,8 +393,8 @@ def linear_gelu(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Te
 
 define("matmul", xp.matmul, matmul)
 
-__all__ = ["addbmm", "addmm", "addmv", "baddbmm", "bmm", "cdist", "check_linear_args", "cross", "dot", "einsum", "kron",
-           "linear", "linear_gelu", "matmul", "mm", "mv", "outer", "trace"]
+__all__ = ["addbmm", "addmm", "addmv", "baddbmm", "bilinear", "bmm", "cdist", "check_linear_args", "cross", "dot",
+           "einsum", "kron", "linear", "linear_gelu", "matmul", "mm", "mv", "outer", "trace"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
 METHODS = ["addbmm", "addmm", "addmv", "baddbmm", "bmm", "cross", "dot", "kron", "matmul", "mm", "mv", "outer",
            "trace"]
