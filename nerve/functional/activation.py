@@ -1,6 +1,6 @@
 """Activations (``F.relu``, ``F.mish``, ...): the primitives from ``nerve.ops`` and PyTorch's piecewise and smooth
 ones composed from them (prelu, hardtanh, relu6, mish, hardswish, hardsigmoid, selu, celu, softsign, tanhshrink,
-logsigmoid), so their second derivatives come for free.
+logsigmoid, softmin, glu, the shrinks, threshold, rrelu, gumbel_softmax), so their second derivatives come for free.
 
 ``inplace=`` is accepted for PyTorch compatibility; nerve computes out of place.
 """
