@@ -316,7 +316,7 @@ def conv_forward(x, w, b, geom: Geometry):
                 y[rows] = (cols.fill(a, z) @ wm).transpose(1, 0, 2).reshape(-1, o)
             if b is not None:  # while the chunk is in cache
                 y[rows] += b
-    streams.run(part, n, _flops(n, geom, x.shape[1], o), x)
+    streams.run(part, n, _flops(n, geom, x.shape[1], o), x, site=("conv", x.shape, w.shape, geom))
     return channels_first(y.reshape((n,) + geom.out + (o,)))
 
 
@@ -341,7 +341,8 @@ def conv_weight_grad(x, g2, geom: Geometry, w_shape: tuple):
             else:
                 gw += part
         return gw
-    parts = streams.run(part, n, _flops(n, geom, x.shape[1], w_shape[0]), x)
+    parts = streams.run(part, n, _flops(n, geom, x.shape[1], w_shape[0]), x,
+                        site=("conv_weight", x.shape, g2.shape, geom), sums=True)
     gw = parts[0]
     for more in parts[1:]:
         gw += more
@@ -398,7 +399,7 @@ def conv_input_grad(g2, w, geom: Geometry, n: int, c: int):
                     block = (blocks[k] if groups == 1 else blocks[:, k].transpose(1, 0, 2)).reshape(
                         (b - a,) + geom.out + (c,))
                 target[lead + where] += block
-    streams.run(part, n, _flops(n, geom, c, o), g2)
+    streams.run(part, n, _flops(n, geom, c, o), g2, site=("conv_input", g2.shape, w.shape, geom))
     return channels_first(unpadded(_last(dxp) if kmajor else dxp, geom))
 
 
@@ -433,7 +434,7 @@ def _input_grad_shifted(g2, w, geom: Geometry, n: int, c: int, dtype):
             xp.matmul(gf[r0:r0 + rows], wk, out=blocks)
             for k, shift in enumerate(shifts):
                 dx[r0 + shift:r0 + shift + rows] += blocks[k]
-    streams.run(part, n, 2.0 * n * frame * kk * c * o, g2)
+    streams.run(part, n, 2.0 * n * frame * kk * c * o, g2, site=("conv_input", g2.shape, w.shape, geom))
     return channels_first(unpadded(dx.reshape((n,) + geom.padded + (c,)), geom))
 
 

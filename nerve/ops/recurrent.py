@@ -94,7 +94,8 @@ class RecurrentLayer(Function):
             self.out = out  # its own derivative: tanh' = 1 - out^2, relu' = [out > 0]
             loop = lambda sl: self._rnn(sl, acts, out, w_rec, h0[sl], mode == "rnn_relu")  # noqa: E731
         # the sequences of the batch are independent: parts of it run as streams (nerve.ops.streams)
-        parts = streams.run(lambda a, z: loop(slice(a, z)), B, 2.0 * T * B * w_hh.size, x)
+        parts = streams.run(lambda a, z: loop(slice(a, z)), B, 2.0 * T * B * w_hh.size, x,
+                            site=("recurrent", mode, x.shape, w_hh.shape))
         flat[T * B * hidden:(T + 1) * B * hidden] = xp.concatenate([h for h, _ in parts]).reshape(-1)
         if mode == "lstm":
             flat[(T + 1) * B * hidden:] = xp.concatenate([c for _, c in parts]).reshape(-1)
@@ -209,7 +210,8 @@ class RecurrentLayer(Function):
             loop = lambda sl: self._gru_back(sl, d_out, dh[sl], dg, dgh, w_hh)  # noqa: E731
         else:
             loop = lambda sl: self._rnn_back(sl, d_out, dh[sl], dg, w_hh)  # noqa: E731
-        parts = streams.run(lambda a, z: loop(slice(a, z)), B, 2.0 * T * B * w_hh.size, dh)
+        parts = streams.run(lambda a, z: loop(slice(a, z)), B, 2.0 * T * B * w_hh.size, dh,
+                            site=("recurrent_backward", self.mode, dg.shape, w_hh.shape))
         dh = xp.concatenate([h for h, _ in parts])
         dc = xp.concatenate([c for _, c in parts]) if self.mode == "lstm" else None
         k = dg.shape[-1]

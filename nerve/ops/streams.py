@@ -1,29 +1,38 @@
 """Streams: a kernel's batch cut into parts that run in threads at once, BLAS single-threaded in each.
 
 Why: NumPy runs its copies, adds and element-wise passes on one core, and a multi-threaded BLAS then leaves
-the other cores idle between its GEMMs (and its threads spin while they wait, which costs most on a busy
-machine). Images of a convolution and sequences of a recurrent layer are independent, so k parts of the
-batch in k threads with one BLAS thread each keep k cores busy through every phase of the kernel.
+the other cores idle between its GEMMs. Images of a convolution and sequences of a recurrent layer are
+independent, so k parts of the batch in k threads with one BLAS thread each keep k cores busy through every
+phase of the kernel. That wins on a busy machine (1.5-2x on SmallCNN and LSTM steps) and on a kernel run
+alone, but loses inside a step whose other GEMMs run multi-threaded: BLAS's idle threads spin for about
+0.1 s after each of those GEMMs and take a core from the streams (SmallCNN step 51 ms with BLAS's own
+threads, 72 ms with streams, on a quiet 2-core machine). So each call site measures both ways as it runs and
+takes the faster one, trying the other again every ``RETRY`` calls (``STREAMS`` fixes the choice).
 
 Used when threadpoolctl is installed (it sets BLAS's thread count for the duration) and BLAS has more than
-one thread; otherwise, and for small work, a kernel runs as one part. The results are the same up to
-float32 round-off (only sums over the batch, a weight gradient, change order).
+one thread; otherwise, and for small work, a kernel runs as one part. A kernel that sums over its parts (a
+weight gradient) runs the same parts one after the other when it runs without streams, so its result does
+not depend on the choice.
 """
 from __future__ import annotations
 
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from nerve import backend
 
-#: None: as many streams as BLAS has threads (at most the cores); an int forces that many (tests)
+#: None: measure and choose per call site; 1: never streams; k > 1: always k parts on threads (tests)
 STREAMS: int | None = None
 #: work (multiply-adds x 2) below which one part runs: a thread hand-off costs tens of microseconds
 MIN_FLOPS = 4e6
+#: after this many calls of a call site, its slower way is timed once more (the machine's load changes)
+RETRY = 16
 
 _LOCK = threading.Lock()
 _state: dict = {}
+_timings: dict = {}
 
 
 def _blas():
@@ -38,7 +47,7 @@ def _blas():
 
 
 def count(n: int, flops: float, array) -> int:
-    """How many parts a batch of ``n`` with ``flops`` of work on ``array`` (its device) runs as."""
+    """How many parts a batch of ``n`` with ``flops`` of work on ``array`` (its device) is cut into."""
     if n < 2 or array.__class__ is not backend.ndarray:
         return 1
     if STREAMS is not None:
@@ -56,19 +65,24 @@ def _pool(k: int) -> ThreadPoolExecutor:
     return pool
 
 
-def run(fn, n: int, flops: float, array) -> list:
-    """``fn(a, b)`` over consecutive parts [a, b) of a batch of ``n``, at once when ``count`` says so;
-    the parts' results in order. A call made while streams run (from inside a part) runs as one part."""
-    k = count(n, flops, array)
-    if k == 1 or not _LOCK.acquire(blocking=False):
-        return [fn(0, n)]
+def _choose(site) -> bool:
+    """Streams or not for this call site: each way twice, then the faster, the slower again every RETRY calls."""
+    t = _timings.setdefault(site, [[], [], 0])  # seconds with streams, without, calls
+    t[2] += 1
+    for way in (0, 1):
+        if len(t[way]) < 2:
+            return way == 0
+    fast = 0 if min(t[0][-2:]) <= min(t[1][-2:]) else 1
+    return (fast == 0) != (t[2] % RETRY == 0)
+
+
+def _concurrent(fn, bounds: list) -> list:
+    blas = _blas()
+    old = [c.num_threads for c in blas]
+    for c in blas:
+        c.set_num_threads(1)
     try:
-        blas = _blas()
-        old = [c.num_threads for c in blas]
-        for c in blas:
-            c.set_num_threads(1)
-        bounds = [n * i // k for i in range(k + 1)]
-        futures = [_pool(k - 1).submit(fn, a, b) for a, b in zip(bounds[1:-1], bounds[2:])]
+        futures = [_pool(len(bounds) - 2).submit(fn, a, b) for a, b in zip(bounds[1:-1], bounds[2:])]
         try:
             first = fn(bounds[0], bounds[1])  # the calling thread takes the first part
         finally:
@@ -77,4 +91,33 @@ def run(fn, n: int, flops: float, array) -> list:
     finally:
         for c, t in zip(blas, old):
             c.set_num_threads(t)
-        _LOCK.release()
+
+
+def run(fn, n: int, flops: float, array, site=None, sums: bool = False) -> list:
+    """``fn(a, b)`` over consecutive parts [a, b) of a batch of ``n``; the parts' results in order.
+
+    With streams the parts run at once; without, ``fn(0, n)`` runs alone, or with ``sums`` (the caller adds
+    the parts' results) the same parts run one after the other. ``site`` names the call site whose timings
+    choose between the two (None: streams whenever ``count`` allows). A call made while streams run (from
+    inside a part) runs without.
+    """
+    k = count(n, flops, array)
+    if k == 1:
+        return [fn(0, n)]
+    bounds = [n * i // k for i in range(k + 1)]
+    streams = STREAMS is not None or site is None or _choose(site)
+    timed = STREAMS is None and site is not None
+    start = time.perf_counter()
+    if streams and _LOCK.acquire(blocking=False):
+        try:
+            out = _concurrent(fn, bounds)
+        finally:
+            _LOCK.release()
+    else:
+        timed = timed and not streams  # a nested call, or one while another thread's streams run: not timed
+        out = [fn(a, b) for a, b in zip(bounds, bounds[1:])] if sums else [fn(0, n)]
+    if timed:
+        times = _timings[site][0 if streams else 1]
+        times.append(time.perf_counter() - start)
+        del times[:-2]
+    return out

@@ -2,6 +2,7 @@
 of the kernels that use it (convolution, recurrent layer) hold the same memory from step to step."""
 import gc
 import threading
+import time
 import tracemalloc
 
 import numpy as np
@@ -101,3 +102,35 @@ def test_memory_per_step_does_not_grow(parts, monkeypatch):
         loss.backward()
         opt.step()
     assert _array_bytes_growth(step) == 0
+
+
+def test_each_call_site_takes_the_faster_way_and_retries_the_other(monkeypatch):
+    """Auto mode: each way is timed twice, then the faster one runs, the slower once every RETRY calls."""
+    monkeypatch.setattr(streams, "STREAMS", None)
+    monkeypatch.setattr(streams, "MIN_FLOPS", 0)
+    monkeypatch.setattr(streams, "_timings", {})
+    monkeypatch.setattr(streams, "count", lambda n, flops, array: 2)  # as with two BLAS threads
+    ways = []
+
+    def part(a, b):  # on threads: 2 parts of 2 (slow here), alone: one part of 4
+        ways.append(b - a)
+        time.sleep(0.01 if b - a == 2 else 0.0)
+        return a
+    calls = 2 * streams.RETRY
+    for _ in range(calls):
+        streams.run(part, 4, 1.0, ARRAY, site="test")
+    on_threads = ways.count(2) // 2
+    assert on_threads == 2 + 2  # timed twice, then retried once every RETRY calls
+    assert ways.count(4) == calls - on_threads
+
+
+def test_parts_run_one_after_another_when_the_caller_sums_them(monkeypatch):
+    """Without streams, a caller that sums its parts gets the same parts (so the same sums), run in turn."""
+    monkeypatch.setattr(streams, "STREAMS", None)
+    monkeypatch.setattr(streams, "MIN_FLOPS", 0)
+    monkeypatch.setattr(streams, "_timings", {"site": [[1.0, 1.0], [0.0, 0.0], 1]})  # alone is faster
+    monkeypatch.setattr(streams, "count", lambda n, flops, array: 3)
+    k = 3
+    bounds = [6 * i // k for i in range(k + 1)]
+    assert streams.run(lambda a, b: (a, b), 6, 1.0, ARRAY, site="site", sums=True) == list(zip(bounds, bounds[1:]))
+    assert streams.run(lambda a, b: (a, b), 6, 1.0, ARRAY, site="site") == [(0, 6)]
