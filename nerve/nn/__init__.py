@@ -8,7 +8,7 @@ import sys as _sys
 from nerve import functional
 from nerve.nn import init, utils
 from nerve.nn.activation import ELU, GELU, LeakyReLU, LogSoftmax, ReLU, SiLU, Sigmoid, Softmax, Softplus, Tanh
-from nerve.nn.activation import Softmin
+from nerve.nn.activation import GLU, Hardshrink, RReLU, Softmin, Softshrink, Threshold
 from nerve.nn.activation import (
     CELU, SELU, Hardsigmoid, Hardswish, Hardtanh, LogSigmoid, Mish, PReLU, ReLU6, Softsign, Tanhshrink,
 )
@@ -16,15 +16,21 @@ from nerve.nn.attention import MultiheadAttention
 from nerve.nn.containers import Identity, ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from nerve.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from nerve.nn.conv import Conv3d, ConvTranspose3d
-from nerve.nn.dropout import Dropout, Dropout1d, Dropout2d
+from nerve.nn.distance import CosineSimilarity, PairwiseDistance
+from nerve.nn.dropout import AlphaDropout, Dropout, Dropout1d, Dropout2d
 from nerve.nn.embedding import Embedding
-from nerve.nn.linear import Flatten, Linear, Unflatten
+from nerve.nn.linear import Bilinear, Flatten, Linear, Unflatten
 from nerve.nn.loss import (
     BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss, L1Loss, MSELoss, NLLLoss,
     SmoothL1Loss,
 )
+from nerve.nn.loss import (
+    CosineEmbeddingLoss, GaussianNLLLoss, HingeEmbeddingLoss, MarginRankingLoss, MultiLabelSoftMarginLoss,
+    MultiMarginLoss, PoissonNLLLoss, SoftMarginLoss, TripletMarginLoss,
+)
 from nerve.nn.module import IncompatibleKeys, Module, RemovableHandle
 from nerve.nn.normalization import BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm1d, InstanceNorm2d, LayerNorm
+from nerve.nn.normalization import RMSNorm
 from nerve.nn.parameter import Parameter
 from nerve.nn.pooling import (
     AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d, AdaptiveMaxPool2d, AvgPool1d, AvgPool2d, MaxPool1d,
@@ -61,4 +67,7 @@ __all__ = [
     "Tanhshrink", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d", "ParameterDict", "ParameterList",
     "AvgPool3d", "Conv3d", "ConvTranspose3d", "MaxPool3d", "MaxUnpool1d", "MaxUnpool2d", "MaxUnpool3d", "Softmin",
     "AdaptiveAvgPool3d", "AdaptiveMaxPool3d",
+    "GLU", "Hardshrink", "RReLU", "Softshrink", "Threshold", "CosineSimilarity", "PairwiseDistance", "AlphaDropout",
+    "Bilinear", "RMSNorm", "CosineEmbeddingLoss", "GaussianNLLLoss", "HingeEmbeddingLoss", "MarginRankingLoss",
+    "MultiLabelSoftMarginLoss", "MultiMarginLoss", "PoissonNLLLoss", "SoftMarginLoss", "TripletMarginLoss",
 ]

@@ -299,3 +299,94 @@ class LogSigmoid(Module):
 
     def forward(self, input: Tensor) -> Tensor:
         return F.logsigmoid(input)
+
+
+class GLU(Module):
+    """Gated linear unit: the first half of ``dim`` times the sigmoid of the second (Dauphin et al. 2017)."""
+
+    def __init__(self, dim: int = -1) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.glu(input, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+    def get_config(self) -> dict:
+        return {"dim": self.dim}
+
+
+class _Shrink(Module):
+    """Shrinkage towards zero by ``lambd``: the proximal maps of sparse coding."""
+
+    _fn = None
+
+    def __init__(self, lambd: float = 0.5) -> None:
+        super().__init__()
+        if lambd < 0:
+            raise ValueError(f"{type(self).__name__}: lambd must be non-negative, got {lambd}")
+        self.lambd = lambd
+
+    def forward(self, input: Tensor) -> Tensor:
+        return type(self)._fn(input, self.lambd)
+
+    def extra_repr(self) -> str:
+        return f"lambd={self.lambd}"
+
+    def get_config(self) -> dict:
+        return {"lambd": self.lambd}
+
+
+class Softshrink(_Shrink):
+    """x - lambd above lambd, x + lambd below -lambd, 0 between (soft thresholding)."""
+
+    _fn = staticmethod(F.softshrink)
+
+
+class Hardshrink(_Shrink):
+    """x where |x| > lambd, else 0 (hard thresholding)."""
+
+    _fn = staticmethod(F.hardshrink)
+
+
+class Threshold(Module):
+    """x where x > threshold, else ``value``."""
+
+    def __init__(self, threshold: float, value: float, inplace: bool = False) -> None:
+        super().__init__()
+        self.threshold = threshold
+        self.value = value
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.threshold(input, self.threshold, self.value)
+
+    def extra_repr(self) -> str:
+        return f"threshold={self.threshold}, value={self.value}"
+
+    def get_config(self) -> dict:
+        return {"threshold": self.threshold, "value": self.value}
+
+
+class RReLU(Module):
+    """Randomised leaky ReLU (Xu et al. 2015): negative slopes drawn from U(lower, upper) while training, their
+    mean in eval mode."""
+
+    def __init__(self, lower: float = 1.0 / 8, upper: float = 1.0 / 3, inplace: bool = False,
+                 generator=None) -> None:
+        super().__init__()
+        if not 0 <= lower <= upper:
+            raise ValueError(f"RReLU: need 0 <= lower <= upper, got lower={lower}, upper={upper}")
+        self.lower = lower
+        self.upper = upper
+        self.generator = generator
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.rrelu(input, self.lower, self.upper, self.training, generator=self.generator)
+
+    def extra_repr(self) -> str:
+        return f"lower={self.lower}, upper={self.upper}"
+
+    def get_config(self) -> dict:
+        return {"lower": self.lower, "upper": self.upper}

@@ -55,3 +55,11 @@ class Dropout2d(_ChannelDropout):
     1 / (1 - p)."""
 
     _fn = F.dropout2d
+
+
+class AlphaDropout(Dropout):
+    """Dropout for SELU networks (Klambauer et al. 2017): dropped units take SELU's negative saturation value and
+    an affine correction keeps the mean and variance."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.alpha_dropout(input, self.p, self.training, self.generator)

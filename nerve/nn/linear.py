@@ -3,11 +3,12 @@ from __future__ import annotations
 
 
 from nerve import backend
+from nerve.autograd import ShapeError
 from nerve.backend import xp
 from nerve.nn import init
 from nerve.nn.module import Module
 from nerve.nn.parameter import Parameter
-from nerve.ops import linear
+from nerve.ops import bilinear, linear
 from nerve.tensor import Tensor
 
 
@@ -44,7 +45,7 @@ class Linear(Module):
     def forward(self, input: Tensor) -> Tensor:
         """x W^T + b over the last dimension."""
         if input.shape[-1:] != (self.in_features,):
-            raise ValueError(f"Linear({self.in_features} -> {self.out_features}): expected input "
+            raise ShapeError(f"Linear({self.in_features} -> {self.out_features}): expected input "
                              f"(..., {self.in_features}), got {tuple(input.shape)}")
         if input.dtype != self.weight.dtype:
             raise TypeError(f"Linear({self.in_features} -> {self.out_features}): input has dtype "
@@ -107,3 +108,36 @@ class Unflatten(Module):
 
     def get_config(self) -> dict:
         return {"dim": self.dim, "unflattened_size": list(self.unflattened_size)}
+
+
+class Bilinear(Module):
+    """y_k = x1 W_k x2^T + b_k: a weight of shape (out_features, in1_features, in2_features), initialised from
+    U(+-1/sqrt(in1_features)) as in PyTorch."""
+
+    def __init__(self, in1_features: int, in2_features: int, out_features: int, bias: bool = True, device=None,
+                 dtype=None) -> None:
+        super().__init__()
+        self.in1_features, self.in2_features, self.out_features = in1_features, in2_features, out_features
+        self.weight = _empty((out_features, in1_features, in2_features), device, dtype)
+        if bias:
+            self.bias = _empty((out_features,), device, dtype)
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        bound = 1.0 / self.in1_features ** 0.5
+        init.uniform_(self.weight, -bound, bound)
+        if self.bias is not None:
+            init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, input1: Tensor, input2: Tensor) -> Tensor:
+        return bilinear(input1, input2, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return (f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
+                f"out_features={self.out_features}, bias={self.bias is not None}")
+
+    def get_config(self) -> dict:
+        return {"in1_features": self.in1_features, "in2_features": self.in2_features,
+                "out_features": self.out_features, "bias": self.bias is not None}

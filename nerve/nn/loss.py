@@ -149,3 +149,125 @@ class KLDivLoss(Module):
 
     def get_config(self) -> dict:
         return {"reduction": self.reduction, "log_target": self.log_target}
+
+
+class MarginRankingLoss(_Loss):
+    """max(0, -y (x1 - x2) + margin): x1 should rank above x2 where y = 1, below where y = -1."""
+
+    def __init__(self, margin: float = 0.0, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.margin = margin
+
+    def forward(self, input1: Tensor, input2: Tensor, target) -> Tensor:
+        return F.margin_ranking_loss(input1, input2, target, self.margin, self.reduction)
+
+    def get_config(self) -> dict:
+        return {"reduction": self.reduction, "margin": self.margin}
+
+
+class HingeEmbeddingLoss(_Loss):
+    """x where y = 1, max(0, margin - x) where y = -1 (x: a distance)."""
+
+    def __init__(self, margin: float = 1.0, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.margin = margin
+
+    def forward(self, input: Tensor, target) -> Tensor:
+        return F.hinge_embedding_loss(input, target, self.margin, self.reduction)
+
+    def get_config(self) -> dict:
+        return {"reduction": self.reduction, "margin": self.margin}
+
+
+class SoftMarginLoss(_Loss):
+    """log(1 + exp(-y x)): two-class logistic loss with labels +-1."""
+
+    def forward(self, input: Tensor, target) -> Tensor:
+        return F.soft_margin_loss(input, target, self.reduction)
+
+
+class MultiLabelSoftMarginLoss(_Loss):
+    """Per-class logistic loss averaged over classes, for multi-hot targets."""
+
+    def __init__(self, weight=None, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.register_buffer("weight", _as_buffer(weight))
+
+    def forward(self, input: Tensor, target) -> Tensor:
+        return F.multilabel_soft_margin_loss(input, target, self.weight, self.reduction)
+
+
+class CosineEmbeddingLoss(_Loss):
+    """1 - cos(x1, x2) where y = 1, max(0, cos(x1, x2) - margin) where y = -1."""
+
+    def __init__(self, margin: float = 0.0, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.margin = margin
+
+    def forward(self, input1: Tensor, input2: Tensor, target) -> Tensor:
+        return F.cosine_embedding_loss(input1, input2, target, self.margin, self.reduction)
+
+    def get_config(self) -> dict:
+        return {"reduction": self.reduction, "margin": self.margin}
+
+
+class TripletMarginLoss(_Loss):
+    """max(d(a, p) - d(a, n) + margin, 0) with the p-norm distance (Schroff et al. 2015; ``swap``: Balntas et al.)."""
+
+    def __init__(self, margin: float = 1.0, p: float = 2.0, eps: float = 1e-6, swap: bool = False,
+                 reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.margin, self.p, self.eps, self.swap = margin, p, eps, swap
+
+    def forward(self, anchor: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
+        return F.triplet_margin_loss(anchor, positive, negative, self.margin, self.p, self.eps, self.swap,
+                                     self.reduction)
+
+    def get_config(self) -> dict:
+        return {"reduction": self.reduction, "margin": self.margin, "p": self.p, "eps": self.eps, "swap": self.swap}
+
+
+class MultiMarginLoss(_Loss):
+    """Multi-class hinge loss: sum over wrong classes of max(0, margin - x[y] + x[i])^p / C."""
+
+    def __init__(self, p: int = 1, margin: float = 1.0, weight=None, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        if p not in (1, 2):
+            raise ValueError(f"MultiMarginLoss: p must be 1 or 2, got {p}")
+        self.p, self.margin = p, margin
+        self.register_buffer("weight", _as_buffer(weight))
+
+    def forward(self, input: Tensor, target) -> Tensor:
+        return F.multi_margin_loss(input, target, self.p, self.margin, self.weight, self.reduction)
+
+    def get_config(self) -> dict:
+        return {"reduction": self.reduction, "p": self.p, "margin": self.margin}
+
+
+class PoissonNLLLoss(_Loss):
+    """Negative log-likelihood of a Poisson target: exp(x) - y x with ``log_input`` (else x - y log(x + eps))."""
+
+    def __init__(self, log_input: bool = True, full: bool = False, eps: float = 1e-8,
+                 reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.log_input, self.full, self.eps = log_input, full, eps
+
+    def forward(self, input: Tensor, target) -> Tensor:
+        return F.poisson_nll_loss(input, target, self.log_input, self.full, self.eps, self.reduction)
+
+    def get_config(self) -> dict:
+        return {"reduction": self.reduction, "log_input": self.log_input, "full": self.full, "eps": self.eps}
+
+
+class GaussianNLLLoss(_Loss):
+    """Negative log-likelihood of a Gaussian target with a predicted variance: (log var + (x - y)^2 / var) / 2."""
+
+    def __init__(self, full: bool = False, eps: float = 1e-6, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.full, self.eps = full, eps
+
+    def forward(self, input: Tensor, target, var) -> Tensor:
+        return F.gaussian_nll_loss(input, target, var, self.full, self.eps, self.reduction)
+
+    def get_config(self) -> dict:
+        return {"reduction": self.reduction, "full": self.full, "eps": self.eps}
