@@ -7,6 +7,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -203,6 +204,16 @@ def remove_failed_run(run: Path) -> None:
     """Remove a new run directory whose training never saved a checkpoint (nothing in it can be resumed)."""
     if run.is_dir() and not (run / "checkpoint.safetensors").exists():
         shutil.rmtree(run, ignore_errors=True)
+
+
+def interrupted(run: Path) -> int:
+    """After Ctrl-C: point to ``--resume`` when the run's checkpoint is whole, else remove the half-made run; 130."""
+    if (run / "checkpoint.safetensors").exists():
+        print(f"\ninterrupted: the checkpoint in {run} is whole; continue with: nerve train --resume {run}",
+              file=sys.stderr)
+    else:
+        remove_failed_run(run)
+    return 130
 
 
 def say(text: str) -> None:

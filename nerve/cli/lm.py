@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import sys
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
-from nerve.cli.common import DEFAULTS, CLIError, describe, fmt, make_run_dir, remove_failed_run, say
+from nerve.cli.common import DEFAULTS, CLIError, describe, fmt, interrupted, make_run_dir, remove_failed_run, say
 from nerve.cli.data import RUN_KEY, build_optimizer
+from nerve.train.loop import DeferredInterrupt
 
 CHECKPOINT_EVERY = 250
 
@@ -51,27 +49,6 @@ def _build(cfg: dict, chars: str):
     if cfg["model"] == "gpt":  # nanoGPT's shakespeare_char CPU configuration
         return GPT(len(chars), block_size=cfg["block_size"], n_layer=4, n_head=4, n_embd=128, dropout=cfg["dropout"])
     return CharRNN(len(chars), 64, 256, cell=cfg["model"][5:], chars=chars)
-
-
-class _InterruptFlag:
-    """Ctrl-C sets a flag the loop checks after each iteration (a second one stops at once)."""
-
-    def __enter__(self) -> "_InterruptFlag":
-        self.pending, self._previous = False, None
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler)
-        return self
-
-    def _handler(self, signum, frame) -> None:
-        if self.pending:
-            raise KeyboardInterrupt
-        self.pending = True
-        print("\nInterrupted: stopping after this iteration (Ctrl-C again to stop at once)", file=sys.stderr,
-              flush=True)
-
-    def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
 
 
 def train_lm(cfg: dict, run: Path, resume: dict | None, replace: bool) -> int:
@@ -128,7 +105,7 @@ def train_lm(cfg: dict, run: Path, resume: dict | None, replace: bool) -> int:
 
     begin = time.perf_counter()
     try:
-        with _InterruptFlag() as interrupt:
+        with DeferredInterrupt("iteration") as interrupt:
             for it in range(start, cfg["iters"]):
                 if gpt:
                     for group in optimizer.param_groups:
@@ -148,12 +125,7 @@ def train_lm(cfg: dict, run: Path, resume: dict | None, replace: bool) -> int:
                     raise KeyboardInterrupt
             save(cfg["iters"])
     except KeyboardInterrupt:
-        if ckpt.exists():
-            print(f"interrupted: the checkpoint in {run} is whole; continue with: nerve train --resume {run}",
-                  file=sys.stderr)
-        else:
-            remove_failed_run(run)
-        return 130
+        return interrupted(run)
     except BaseException:
         if resume is None:
             remove_failed_run(run)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from nerve.cli.common import (
     RESUME_SAFE, RULES, CLIError, check_out, data_file, describe, file_digest, flag, fmt, make_run_dir,
-    plot_history, remove_failed_run, run_config, run_dir_for, say,
+    interrupted, plot_history, remove_failed_run, run_config, run_dir_for, say,
 )
 from nerve.cli.data import Prepared, build_optimizer
 from nerve.cli.tools import build_adversarial
@@ -119,12 +119,7 @@ def cmd_train(cfg: dict, run: Path, resume: dict | None, replace: bool) -> int:
                       train_step=adversarial, verbose=cfg["verbose"], checkpoint=run / "checkpoint.safetensors",
                       resume=resume is not None, distributed=distributed)
     except KeyboardInterrupt:
-        if (run / "checkpoint.safetensors").exists():
-            print(f"\ninterrupted: the checkpoint in {run} is whole; continue with: nerve train --resume {run}",
-                  file=sys.stderr)
-        else:
-            remove_failed_run(run)
-        return 130
+        return interrupted(run)
     except BaseException:
         if resume is None:
             remove_failed_run(run)

@@ -229,13 +229,17 @@ def _run_eval(model, loader, loss_fn: Callable | None, metrics: list[Metric], wh
     return running.result()
 
 
-class _DeferredInterrupt:
-    """Turn Ctrl-C into a flag checked between batches, so a checkpoint sees a whole optimiser step.
+class DeferredInterrupt:
+    """Turn Ctrl-C into a flag checked between steps (``unit``: what one step is called in the message), so a
+    checkpoint sees a whole optimiser step.
 
     A second Ctrl-C raises at once. Installed only in the main thread over Python's default handler.
     """
 
-    def __enter__(self) -> "_DeferredInterrupt":
+    def __init__(self, unit: str = "batch") -> None:
+        self.unit = unit
+
+    def __enter__(self) -> "DeferredInterrupt":
         self.pending = False
         self._previous = None
         if (threading.current_thread() is threading.main_thread()
@@ -247,7 +251,7 @@ class _DeferredInterrupt:
         if self.pending:
             raise KeyboardInterrupt
         self.pending = True
-        print("\nInterrupted: stopping after this batch (Ctrl-C again to stop at once)", file=sys.stderr,
+        print(f"\nInterrupted: stopping after this {self.unit} (Ctrl-C again to stop at once)", file=sys.stderr,
               flush=True)
 
     def __exit__(self, *exc) -> None:
@@ -424,7 +428,7 @@ class Trainer:
         logs: dict = {}
         steps = self.params["steps"]
         ckpt = self.checkpoint
-        with _DeferredInterrupt() as interrupt:
+        with DeferredInterrupt() as interrupt:
             try:
                 start_epoch, start_batch = self.load_state_dict(resume_state) if resume_state else (0, 0)
                 for cb in self.callbacks:
