@@ -17,6 +17,15 @@ import time
 PAUSE = 0.25
 
 
+def streams_note() -> str:
+    """Whether nerve's kernels can run their batch as streams (nerve.ops.streams needs threadpoolctl)."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        return "nerve streams off (threadpoolctl not installed)"
+    return f"nerve streams where BLAS has 2+ threads (threadpoolctl {threadpoolctl.__version__})"
+
+
 def best_of(fn, repeats: int, warmup: int = 1) -> float:
     """The fastest of ``repeats`` timed calls of ``fn()`` (seconds), after ``warmup`` untimed ones."""
     for _ in range(warmup):

@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from _paired import compare, cycling, per_call  # noqa: E402
+from _paired import compare, cycling, per_call, streams_note  # noqa: E402
 
 BATCH = 64
 #: (name, input shape, out channels, kernel, stride, padding)
@@ -170,7 +170,7 @@ def main() -> None:
         torch_text = "torch not installed"
     print(f"SmallCNN training step, batch {BATCH}, 1x28x28, Adam; numpy {np.__version__}, "
           f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '(unset)')}, {torch_text}; "
-          f"{rounds} rounds of {steps} steps, libraries in turn")
+          f"{rounds} rounds of {steps} steps, libraries in turn; {streams_note()}")
     flops = step_flops()
     setups = {"nerve": (setup_step, "nerve")}
     if torch is not None:

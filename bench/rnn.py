@@ -18,7 +18,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from _paired import best_of, compare, cycling  # noqa: E402
+from _paired import best_of, compare, cycling, streams_note  # noqa: E402
 
 VOCAB, EMBED, HIDDEN, SEQ, BATCH = 65, 128, 256, 64, 32
 
@@ -114,7 +114,7 @@ def main() -> None:
     print(f"char-RNN step: embedding {VOCAB}->{EMBED}, 1 layer hidden {HIDDEN}, seq {SEQ}, batch {BATCH}, "
           f"linear head, cross-entropy, Adam; numpy {np.__version__}, "
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, "
-          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '(unset)')}, {torch_info}")
+          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '(unset)')}, {torch_info}; {streams_note()}")
     header = f"{'training step (median ms)':<26}{'nerve':>10}{'torch':>10}{'nerve/torch':>13}"
     print(header)
     print("-" * len(header))
