@@ -1,9 +1,11 @@
 """Pre-trained weights: small networks trained by ``examples/pretrain.py`` that ship with nerve
-(``nerve/models/weights/``, checked against their sha256), earlier runs' weights as a starting point
-(``load_init``, what ``nerve train --init`` calls), and PyTorch safetensors files for matching architectures.
+(``nerve/models/weights/``, checked against their sha256: a digits MLP, a Fashion-MNIST LeNet-5, a character GPT
+on tiny Shakespeare), earlier runs' weights as a starting point (``load_init``, what ``nerve train --init``
+calls), and PyTorch safetensors files for matching architectures.
 
-Each shipped file's metadata holds the architecture and its config, the training recipe, the test accuracy
-and the input scaling the network expects (``info['input_mean']``, ``info['input_std']``).
+Each shipped file's metadata holds the architecture and its config, the training recipe, and the classifiers' test
+accuracy and input scaling (``info['input_mean']``, ``info['input_std']``) or the GPT's characters and
+validation loss.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from nerve.io import load, load_metadata
 from nerve.models.cnn import LeNet5
+from nerve.models.gpt import GPT
 from nerve.models.mlp import MLP
 from nerve.nn.freeze import freeze
 from nerve.nn.module import Module
@@ -21,15 +24,18 @@ from nerve.nn.module import Module
 __all__ = ["pretrained", "pretrained_info", "available", "load_init", "load_torch_state", "freeze_by_spec", "WEIGHTS"]
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
-ARCHITECTURES = {"MLP": MLP, "LeNet5": LeNet5}
+ARCHITECTURES = {"MLP": MLP, "LeNet5": LeNet5, "GPT": GPT}
 #: the metadata every shipped file holds (JSON values)
-INFO_KEYS = ("architecture", "config", "data", "classes", "recipe", "test_accuracy", "input_mean", "input_std")
-TEXT_KEYS = ("architecture", "data", "recipe")  # NOTE: nerve.save stores strings as they are, the rest as JSON
+INFO_KEYS = ("architecture", "config", "data", "classes", "recipe", "test_accuracy", "input_mean", "input_std",
+             "chars", "val_loss")
+TEXT_KEYS = ("architecture", "data", "recipe", "chars")  # NOTE: nerve.save stores strings as they are, the rest as JSON
 
 #: name: (file in WEIGHTS, its sha256), written by examples/pretrain.py
 REGISTRY = {
     "digits-mlp": ("digits_mlp.safetensors", "d07703d60efa77d83e4c4f0237e1564e107caf5755a6225a643cf969f26049a1"),
     "fashion-lenet": ("fashion_lenet.safetensors", "1feb9c6560c1c7c845af3477c284fa49024624e3613cf6928c49c24a5dd095e2"),
+    "shakespeare-gpt": ("shakespeare_gpt.safetensors",
+                        "6440d0d538219ac3742aae364f2d7ca099a6f70d2bae9e74ff7f35791499a985"),
 }
 
 
@@ -62,8 +68,11 @@ def pretrained_info(name: str) -> dict:
 
 def pretrained(name: str, num_classes: int | None = None) -> Module:
     """The network ``name`` with its shipped weights, in eval mode (``model.pretrained_info`` holds its
-    metadata); ``num_classes`` swaps its classifier for a new one with that many outputs."""
+    metadata); ``num_classes`` swaps a classifier's last layer for a new one with that many outputs."""
     info = pretrained_info(name)
+    if num_classes is not None and not hasattr(ARCHITECTURES[info["architecture"]], "replace_head"):
+        raise ValueError(f"pretrained: {name} ({info['architecture']}) is not a classifier; num_classes does not "
+                         "apply")
     model = ARCHITECTURES[info["architecture"]](**info["config"])
     state = load(_path(name))
     model.load_state_dict(state)

@@ -176,3 +176,22 @@ def test_freeze_by_spec_names_features_or_submodules():
         zoo.freeze_by_spec(model, "encoder")
     with pytest.raises(ValueError, match="no submodule named"):
         zoo.freeze_by_spec(model, " , ")
+
+
+def test_shipped_gpt_has_its_recorded_validation_loss():
+    from nerve.data.datasets import load_shakespeare
+    from nerve.data.text import CharVocab, random_windows, split_text
+
+    text = load_shakespeare(data("tinyshakespeare"))
+    model = zoo.pretrained("shakespeare-gpt")
+    info = model.pretrained_info
+    vocab = CharVocab(text)
+    assert "".join(vocab.chars) == info["chars"]
+    _, val_ids = split_text(vocab.encode(text), 0.1)
+    rng = np.random.default_rng(1)  # the first 10 of the 50 batches the recorded loss averages
+    with nerve.no_grad():
+        loss = np.mean([model.loss(model(nerve.tensor(x)), nerve.tensor(y)).item()
+                        for x, y in (random_windows(val_ids, 64, 32, rng) for _ in range(10))])
+    assert abs(loss - info["val_loss"]) < 0.1 and loss < np.log(len(vocab.chars)) - 1.5
+    with pytest.raises(ValueError, match="not a classifier"):
+        zoo.pretrained("shakespeare-gpt", num_classes=3)

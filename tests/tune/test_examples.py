@@ -21,7 +21,9 @@ def test_transfer_fashion():
 
 def test_pretrain(tmp_path):
     root = data("fashion-mnist").parent
+    data("tinyshakespeare")
     out = run_script("examples/pretrain.py", "--tiny", "--data", root, "--out", tmp_path)
     number(r"digits-mlp: test accuracy ([0-9.]+)", out, 0.0, 1.0)
     number(r"fashion-lenet: test accuracy ([0-9.]+)", out, 0.0, 1.0)
+    number(r"shakespeare-gpt: validation loss ([0-9.]+)", out, 0.0, 10.0)
     assert (tmp_path / "fashion_lenet.safetensors").stat().st_size < 1_000_000
