@@ -9,7 +9,7 @@ from typing import Mapping
 
 from nerve.tune.space import Param
 
-__all__ = ["apply_params", "config_objective", "default_monitor", "train_config", "check_names"]
+__all__ = ["apply_params", "complete_config", "config_objective", "default_monitor", "train_config", "check_names"]
 
 
 def check_names(space: Mapping[str, Param]) -> None:
@@ -66,7 +66,18 @@ def _train_trial(params: Mapping, trial, cfg: Mapping, monitor: str) -> float:
     return float(history.history[monitor][-1])
 
 
+def complete_config(cfg: Mapping) -> dict:
+    """``cfg`` over ``nerve train``'s defaults; unknown option names are refused."""
+    from nerve.cli.common import DEFAULTS
+
+    unknown = sorted(set(cfg) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"search: the training config has unknown options {unknown}; nerve train knows "
+                         f"{sorted(DEFAULTS)}")
+    return {**DEFAULTS, "verbose": 0, **cfg}
+
+
 def config_objective(cfg: Mapping, space: Mapping[str, Param], monitor: str):
     """The objective ``f(params, trial)`` of a config search (module-level, so it runs in a fresh process)."""
     check_names(space)
-    return functools.partial(_train_trial, cfg=dict(cfg), monitor=monitor)
+    return functools.partial(_train_trial, cfg=complete_config(cfg), monitor=monitor)

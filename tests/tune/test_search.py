@@ -202,6 +202,14 @@ def test_two_workers_on_postgresql(postgres_url):
     optuna.delete_study(study_name=study, storage=open_storage(postgres_url))
 
 
+def test_a_config_search_trains_nerve_train_models():
+    space = {"lr": loguniform(1e-3, 3e-2), "hidden": choice([16, 32]), "layers": intrange(1, 2)}
+    result = search({"data": "digits", "epochs": 2}, space, n_trials=2, sampler="random", seed=0, verbose=0)
+    assert [r["state"] for r in result.trials] == [COMPLETE, COMPLETE]
+    assert result.study.direction.name == "MAXIMIZE" and 0.5 < result.best_value <= 1.0  # validation accuracy
+    assert list(result.study.best_trial.intermediate_values) == [0, 1]  # reported by PruningCallback each epoch
+
+
 def test_the_study_resumes_where_it_stopped(tmp_path):
     storage = f"sqlite:///{tmp_path}/s.db"
     search(objectives.quadratic, n_trials=3, storage=storage, study_name="s", seed=0, verbose=0)
@@ -233,6 +241,8 @@ def test_bad_input_is_refused(tmp_path):
         search(f, n_trials=1, storage=storage, study_name="dir", direction="maximize", verbose=0)
     with pytest.raises(ValueError, match="space names \\['depth'\\], which are not options of nerve train"):
         search({"data": "digits"}, {"depth": intrange(1, 2)}, n_trials=1)
+    with pytest.raises(ValueError, match="unknown options \\['epoch'\\]"):
+        search({"data": "digits", "epoch": 3}, {"lr": loguniform(1e-3, 1e-2)}, n_trials=1)
 
 
 def test_an_unreachable_postgresql_server_is_named_with_how_to_start_one():
