@@ -108,6 +108,7 @@ def setup_gemm(n: int = 1024):
 
 #: what a per-layer burst times: the forward alone, or one gradient (the forward building its graph untimed)
 FACES = ("forward", "input", "weight")
+LABELS = {"forward": "fwd", "input": "dx", "weight": "dw"}
 
 
 def setup_conv(lib: str, spec: tuple, face: str):
@@ -195,7 +196,7 @@ def main() -> None:
     print("\nsingle conv2d with bias: median ms per call of each face (input: dx; weight: dw and db), "
           "ratios nerve/PyTorch (median of per-round ratios)")
     header = f"{'layer':<22}{'input':>14}" + "".join(
-        f"{'nerve ' + f[:3]:>11}{'torch ' + f[:3]:>11}{'ratio':>7}" for f in FACES) + f"{'nerve GF/s':>12}"
+        f"{'nerve ' + LABELS[f]:>11}{'torch ' + LABELS[f]:>11}{'ratio':>7}" for f in FACES) + f"{'nerve GF/s':>12}"
     print(header)
     print("-" * len(header))
     conv_steps = max(2, steps // 2)
