@@ -33,8 +33,16 @@ def postgres_url():
     if not bins:
         pytest.skip("no PostgreSQL server binaries (/usr/lib/postgresql/*/bin); .ci/run installs Debian's postgresql "
                     "and sets NERVE_TEST_POSTGRES_URL")
-    if os.geteuid() == 0 and shutil.which("runuser") is None:
-        pytest.skip("running as root without runuser: cannot start PostgreSQL as the postgres user")
+    if os.geteuid() == 0:
+        import pwd
+
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root without a postgres user: initdb refuses root (.ci/run sets "
+                        "NERVE_TEST_POSTGRES_URL)")
+        if shutil.which("runuser") is None:
+            pytest.skip("running as root without runuser: cannot start PostgreSQL as the postgres user")
     bindir = os.path.dirname(bins[-1])
     root = tempfile.mkdtemp(prefix="nerve-pg-")
     if os.geteuid() == 0:
