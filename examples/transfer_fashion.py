@@ -4,7 +4,8 @@
   (a) frozen features + head         the pre-trained convolutional layers frozen (Keras' feature_layers), the
                                      fully connected classifier trained on (a new last layer)
   (p) linear probe                   everything pre-trained frozen but a new last layer
-  (b) fine-tuning                    the whole pre-trained network, new last layer, a small learning rate
+  (b) fine-tuning                    the whole pre-trained network and a new last layer at a small rate
+                                     (--finetune-lr; --head-lr gives the new layer its own)
   (c) from scratch                   the same architecture, freshly initialised, everything trained
   (d) frozen random features + head  freshly initialised convolutional layers frozen, the classifier trained
 
@@ -16,8 +17,7 @@ all ten classes) to MNIST: the official test set split into its first 8,000 imag
     python examples/transfer_fashion.py --data /work/shared/data
     python examples/transfer_fashion.py --tiny                       # seconds: a smoke test
 
-Training budget per run: max(--steps, 2 epochs) Adam steps of batch 64 (head and scratch runs lr 1e-3, fine-tuning
-lr --finetune-lr).
+Training budget per run: max(--steps, 2 epochs) Adam steps of batch 64 at lr 1e-3 (fine-tuning: see (b)).
 """
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def per_class(X, y, n: int | None, seed: int):
     return X[idx], y[idx]
 
 
-def build(condition: str, source, n_classes: int, seed: int):
+def build(condition: str, source, n_classes: int, seed: int, finetune_lr: float, head_lr: float):
     """The network and the optimiser of one condition; ``source`` is the pre-trained network."""
     nerve.manual_seed(seed)
     if condition in ("a", "p", "b"):
@@ -67,11 +67,16 @@ def build(condition: str, source, n_classes: int, seed: int):
     if condition in ("a", "d"):  # the layers before the first fully connected one
         first_fc = next(i for i, (_, m) in enumerate(model.named_children()) if isinstance(m, nn.Linear))
         freeze(model, *children[:first_fc])
-    lr = FINETUNE_LR if condition == "b" else 1e-3
-    return model, optim.Adam(trainable_parameters(model), lr=lr)
+    if condition == "b":  # the pre-trained layers at the small rate, the new last layer at head_lr
+        head = list(model.children())[-1]
+        body = [p for p in model.parameters() if all(p is not q for q in head.parameters())]
+        return model, optim.Adam([{"params": body, "lr": finetune_lr},
+                                  {"params": list(head.parameters()), "lr": head_lr}], lr=head_lr)
+    return model, optim.Adam(trainable_parameters(model), lr=1e-3)
 
 
-def run_task(title: str, source, train, test, sizes, seeds: int, steps: int, conditions=CONDITIONS) -> dict:
+def run_task(title: str, source, train, test, sizes, seeds: int, steps: int, rates: tuple,
+             conditions=CONDITIONS) -> dict:
     """Accuracy by (size, condition) over seeds; prints one table."""
     Xtr, ytr = train
     n_classes = len(np.unique(ytr))
@@ -84,7 +89,7 @@ def run_task(title: str, source, train, test, sizes, seeds: int, steps: int, con
             accs = []
             for seed in range(seeds):
                 X, y = per_class(Xtr, ytr, n, seed)
-                model, opt = build(condition, source, n_classes, seed)
+                model, opt = build(condition, source, n_classes, seed, *rates)
                 epochs = max(2, int(np.ceil(steps * 64 / len(X))))
                 fit(model, (X, y), loss="cross_entropy", optimizer=opt, epochs=epochs, batch_size=64, verbose=0)
                 accs.append(evaluate(model, test, metrics=["accuracy"], batch_size=500)["accuracy"])
@@ -107,22 +112,21 @@ def verdict(results: dict, sizes) -> str:
     return "yes" if all(checks) else "no"
 
 
-FINETUNE_LR = 1e-4
-
-
 def main() -> None:
-    global FINETUNE_LR
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=os.environ.get("NERVE_DATA"), help="folder holding fashion-mnist/, mnist/")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--pretrain-epochs", type=int, default=3, dest="pretrain_epochs")
     parser.add_argument("--steps", type=int, default=150, help="at least this many Adam steps per run")
-    parser.add_argument("--finetune-lr", type=float, default=1e-4, dest="finetune_lr")
+    parser.add_argument("--finetune-lr", type=float, default=1e-4, dest="finetune_lr",
+                        help="(b): the pre-trained layers' rate (default 1e-4)")
+    parser.add_argument("--head-lr", type=float, dest="head_lr",
+                        help="(b): the new last layer's rate (default: --finetune-lr, one small rate for all)")
     parser.add_argument("--sizes", default="10,100,all", help="images per class, comma-separated (default 10,100,all)")
     parser.add_argument("--conditions", default="apbcd", help="which of a, p, b, c, d to run (default all)")
     parser.add_argument("--tiny", action="store_true", help="10 images per class, 1 seed, a few steps")
     args = parser.parse_args()
-    FINETUNE_LR = args.finetune_lr
+    rates = (args.finetune_lr, args.finetune_lr if args.head_lr is None else args.head_lr)
     from nerve.data.datasets import load_fashion_mnist, load_mnist
 
     root = (lambda name: None if args.data is None else os.path.join(args.data, name))  # noqa: E731
@@ -146,7 +150,7 @@ def main() -> None:
     print(f"pre-trained LeNet-5 on Fashion-MNIST classes 0-4: train accuracy {history.history['accuracy'][-1]:.4f}, "
           f"test accuracy {pre:.4f} ({time.perf_counter() - start:.0f} s)")
     fashion = run_task("Fashion-MNIST classes 5-9", source, (_scaled(X[high], mean, std), y[high] - 5),
-                       (_scaled(Xte[yte >= 5], mean, std), yte[yte >= 5] - 5), sizes, seeds, steps, conditions)
+                       (_scaled(Xte[yte >= 5], mean, std), yte[yte >= 5] - 5), sizes, seeds, steps, rates, conditions)
     print(f"transfer_fashion: (a) and (b) beat (c) and (d) at 10 and 100 images per class: "
           f"{verdict(fashion, sizes)}")
 
@@ -157,7 +161,7 @@ def main() -> None:
     mnist_train = (_scaled(Xm[:split], info["input_mean"], info["input_std"]), ym[:split])
     mnist_test = (_scaled(Xm[-2000:], info["input_mean"], info["input_std"]), ym[-2000:])
     mnist = run_task("MNIST from the shipped Fashion-MNIST network (fashion-lenet)", shipped, mnist_train,
-                     mnist_test, sizes, seeds, steps, conditions)
+                     mnist_test, sizes, seeds, steps, rates, conditions)
     print(f"transfer_mnist: (a) and (b) beat (c) and (d) at 10 and 100 images per class: {verdict(mnist, sizes)}")
     print(f"total {time.perf_counter() - start:.0f} s")
 
