@@ -6,6 +6,8 @@
   (p) linear probe                   everything pre-trained frozen but a new last layer
   (b) fine-tuning                    the whole pre-trained network and a new last layer at a small rate
                                      (--finetune-lr; --head-lr gives the new layer its own)
+  (k) (a), then fine-tuning          Keras' two-phase recipe: (a), then everything unfrozen at --finetune-lr for
+                                     as many steps again (twice the budget)
   (c) from scratch                   the same architecture, freshly initialised, everything trained
   (d) frozen random features + head  freshly initialised convolutional layers frozen, the classifier trained
 
@@ -31,12 +33,12 @@ import nerve
 from nerve import nn, optim
 from nerve.models import LeNet5
 from nerve.models.pretrained import pretrained
-from nerve.nn.freeze import freeze, trainable_parameters
+from nerve.nn.freeze import freeze, trainable_parameters, unfreeze
 from nerve.train import evaluate, fit
 
-CONDITIONS = ("a", "p", "b", "c", "d")
-NAMES = {"a": "frozen features + head", "p": "linear probe", "b": "fine-tuning", "c": "from scratch",
-         "d": "frozen random + head"}
+CONDITIONS = ("a", "p", "b", "k", "c", "d")
+NAMES = {"a": "frozen features + head", "p": "linear probe", "b": "fine-tuning", "k": "(a), then fine-tuning",
+         "c": "from scratch", "d": "frozen random + head"}
 
 
 def _scaled(X, mean: float, std: float) -> np.ndarray:
@@ -89,9 +91,13 @@ def run_task(title: str, source, train, test, sizes, seeds: int, steps: int, rat
             accs = []
             for seed in range(seeds):
                 X, y = per_class(Xtr, ytr, n, seed)
-                model, opt = build(condition, source, n_classes, seed, *rates)
+                model, opt = build("a" if condition == "k" else condition, source, n_classes, seed, *rates)
                 epochs = max(2, int(np.ceil(steps * 64 / len(X))))
                 fit(model, (X, y), loss="cross_entropy", optimizer=opt, epochs=epochs, batch_size=64, verbose=0)
+                if condition == "k":  # Keras' recipe: after (a), everything unfrozen at the small rate
+                    unfreeze(model)
+                    fit(model, (X, y), loss="cross_entropy", optimizer=optim.Adam(model.parameters(), lr=rates[0]),
+                        epochs=epochs, batch_size=64, verbose=0)
                 accs.append(evaluate(model, test, metrics=["accuracy"], batch_size=500)["accuracy"])
             results[(n, condition)] = accs
             row.append(f"{np.mean(accs):.4f} +- {np.std(accs):.4f}")
@@ -123,7 +129,7 @@ def main() -> None:
     parser.add_argument("--head-lr", type=float, dest="head_lr",
                         help="(b): the new last layer's rate (default: --finetune-lr, one small rate for all)")
     parser.add_argument("--sizes", default="10,100,all", help="images per class, comma-separated (default 10,100,all)")
-    parser.add_argument("--conditions", default="apbcd", help="which of a, p, b, c, d to run (default all)")
+    parser.add_argument("--conditions", default="apbkcd", help="which of a, p, b, k, c, d to run (default all)")
     parser.add_argument("--tiny", action="store_true", help="10 images per class, 1 seed, a few steps")
     args = parser.parse_args()
     rates = (args.finetune_lr, args.finetune_lr if args.head_lr is None else args.head_lr)
