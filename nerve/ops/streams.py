@@ -30,9 +30,23 @@ MIN_FLOPS = 4e6
 #: after this many calls of a call site, its slower way is timed once more (the machine's load changes)
 RETRY = 16
 
+#: call sites remembered at most (shapes vary, e.g. sequence lengths): beyond it the timings start again
+MAX_SITES = 4096
+
 _LOCK = threading.Lock()
 _state: dict = {}
 _timings: dict = {}
+
+
+def _after_fork() -> None:
+    """A forked child has none of its parent's threads: it makes its own pool and lock."""
+    global _LOCK
+    _LOCK = threading.Lock()
+    _state.pop("pool", None)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 def _blas():
@@ -67,6 +81,8 @@ def _pool(k: int) -> ThreadPoolExecutor:
 
 def _choose(site) -> bool:
     """Streams or not for this call site: each way twice, then the faster, the slower again every RETRY calls."""
+    if site not in _timings and len(_timings) >= MAX_SITES:
+        _timings.clear()
     t = _timings.setdefault(site, [[], [], 0])  # seconds with streams, without, calls
     t[2] += 1
     for way in (0, 1):

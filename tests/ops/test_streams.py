@@ -134,3 +134,23 @@ def test_parts_run_one_after_another_when_the_caller_sums_them(monkeypatch):
     bounds = [6 * i // k for i in range(k + 1)]
     assert streams.run(lambda a, b: (a, b), 6, 1.0, ARRAY, site="site", sums=True) == list(zip(bounds, bounds[1:]))
     assert streams.run(lambda a, b: (a, b), 6, 1.0, ARRAY, site="site") == [(0, 6)]
+
+
+def _conv_in_child(queue) -> None:
+    x, w = nerve.randn(4, 3, 6, 6), nerve.randn(2, 3, 3, 3)
+    queue.put(nerve.functional.conv2d(x, w).numpy().shape)
+
+
+def test_streams_work_in_a_forked_child(monkeypatch):
+    """A child forked after the parent's streams ran makes its own threads (the parent's do not exist there)."""
+    import multiprocessing
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("this platform cannot fork")
+    monkeypatch.setattr(streams, "STREAMS", 2)
+    streams.run(lambda a, b: a, 2, 1e9, ARRAY)  # the parent's pool exists now
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_conv_in_child, args=(queue,))
+    child.start()
+    child.join(timeout=60)
+    assert child.exitcode == 0 and queue.get(timeout=5) == (4, 2, 4, 4)
