@@ -128,6 +128,9 @@ def setup_conv(lib: str, spec: tuple, face: str):
         xt, wt, bt = (nerve.tensor(a, requires_grad=r) for a, r in zip((x, w, b), needs))
         with no_grad():
             g = nerve.tensor(rng.standard_normal(conv(xt, wt, bt, stride, pad).shape, dtype=np.float32))
+        # in a network the gradient reaches a convolution in the layout of its output (channels-last memory,
+        # as ReLU's or pooling's backward leaves it); PyTorch's default layout is channels-first
+        g.data = np.ascontiguousarray(g.data.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
     else:
         import torch
         _torch_threads(torch)
