@@ -19,6 +19,7 @@ from nerve.cli.tools import cmd_attack, cmd_explain, cmd_train_gan, run_model
 from nerve.cli.train import start
 from nerve.onnx.command import add_parser as add_export_parser, run as run_export
 from nerve.pinn.command import add_parser as add_pinn_parser, run as run_pinn
+from nerve.tune.command import add_parser as add_tune_parser, run as run_tune
 from nerve.version import __version__
 
 EXPLAIN_METHODS = ("saliency", "input-x-gradient", "integrated-gradients", "smoothgrad", "gradient-shap", "occlusion",
@@ -57,6 +58,10 @@ def add_train_parser(sub) -> argparse.ArgumentParser:
     train.add_argument("--adv-steps", type=int, dest="adv_steps", help="PGD steps of --adversarial pgd/trades")
     train.add_argument("--lr", type=float)
     train.add_argument("--epochs", type=int)
+    train.add_argument("--init", metavar="RUN_DIR_OR_WEIGHTS", help="start from these weights (a run directory "
+                       "or a .safetensors file); layers whose shape differs (a new head) keep their initialisation")
+    train.add_argument("--freeze", metavar="NAMES", help="comma-separated submodules not to train, or 'features' "
+                       "(every layer before the head); see nerve.nn.summary for the names")
     train.add_argument("--patience", type=int, help="early stopping: epochs without a better val_loss before "
                        "training stops and the best epoch's weights are restored (default 5; 0: off)")
     train.add_argument("--batch-size", type=int, dest="batch_size")
@@ -145,6 +150,7 @@ COMMANDS = [
     (add_explain_parser, lambda a: cmd_explain(a.run_dir, a.input, a.method, a.output, a.target)),
     (add_pinn_parser, run_pinn),
     (add_export_parser, run_export),
+    (add_tune_parser, run_tune),
 ]
 
 

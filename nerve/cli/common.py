@@ -18,7 +18,7 @@ DEFAULTS = {
     "optimizer": "adam", "lr": 1e-3, "epochs": 30, "batch_size": 32, "dropout": 0.0,
     "weight_decay": 0.0, "seed": 0, "out": None, "verbose": 1, "iters": 2000, "block_size": 64,
     "eval_iters": 200, "rule": "backprop", "adversarial": None, "eps": 0.1, "adv_steps": 10,
-    "patience": 5, "no_header": False,
+    "patience": 5, "no_header": False, "init": None, "freeze": None,
 }
 
 #: each option's type: what a TOML value must be (a bool is not an int here)
@@ -26,7 +26,7 @@ TYPES = {
     "data": str, "target": str, "model": str, "hidden": str, "activation": str, "optimizer": str, "lr": float,
     "epochs": int, "batch_size": int, "dropout": float, "weight_decay": float, "seed": int, "out": str,
     "verbose": int, "iters": int, "block_size": int, "eval_iters": int, "rule": str, "adversarial": str,
-    "eps": float, "adv_steps": int, "patience": int, "no_header": bool,
+    "eps": float, "adv_steps": int, "patience": int, "no_header": bool, "init": str, "freeze": str,
 }
 
 #: options --resume may change (the rest fix the model, its data or the optimiser's state)
@@ -144,7 +144,7 @@ def read_json(path: Path, what: str) -> dict:
 def run_config(run: Path) -> dict:
     """The options a run was trained with (its config.json), checked."""
     cfg = read_json(run / "config.json", "retrain, or restore the file")
-    missing = sorted(set(DEFAULTS) - set(cfg) - {"patience", "no_header"})
+    missing = sorted(set(DEFAULTS) - set(cfg) - {"patience", "no_header", "init", "freeze"})
     if missing:
         raise CLIError(f"{run / 'config.json'} lacks the options {missing}; is it a run directory of 'nerve train'?")
     return {**DEFAULTS, **cfg}

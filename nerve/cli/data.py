@@ -137,7 +137,8 @@ def build_optimizer(cfg: dict, model):
     kwargs = {"lr": cfg["lr"], "weight_decay": cfg["weight_decay"]}
     if cfg["optimizer"] == "sgd":
         kwargs["momentum"] = 0.9
-    return choices[cfg["optimizer"]](model.parameters(), **kwargs)
+    # frozen parameters (--freeze) stay out: nerve's optimisers refuse parameters that do not require grad
+    return choices[cfg["optimizer"]]([p for p in model.parameters() if p.requires_grad], **kwargs)
 
 
 class Prepared:

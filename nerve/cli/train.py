@@ -81,6 +81,18 @@ def resume_config(run: Path, given: dict) -> tuple[dict, dict, list[str]]:
     return cfg, state, notes
 
 
+def init_weights(model, source: str) -> None:
+    """``--init``: load the weights of a run directory or a safetensors file; mismatched layers (a new head) keep
+    their initialisation."""
+    from nerve.models.pretrained import load_init
+    try:
+        report = load_init(model, source, skip_mismatched=True)
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        raise CLIError(f"--init {source}: {exc}") from None
+    say(f"--init: {len(report['loaded'])} tensors from {source}"
+        + (f"; kept the new initialisation of {report['skipped']}" if report["skipped"] else ""))
+
+
 def cmd_train(cfg: dict, run: Path, resume: dict | None, replace: bool) -> int:
     """Train a classifier or regressor into ``run`` (or continue it from the checkpoint ``resume``)."""
     from nerve.distributed import is_main, launched_by_mpi
@@ -89,6 +101,14 @@ def cmd_train(cfg: dict, run: Path, resume: dict | None, replace: bool) -> int:
     if distributed and not is_main():
         sys.stdout = open(os.devnull, "w")
     prep = Prepared.from_data(cfg)
+    if cfg.get("init") and resume is None:  # resuming: the checkpoint holds the weights
+        init_weights(prep.model, cfg["init"])
+    if cfg.get("freeze"):
+        from nerve.models.pretrained import freeze_by_spec
+        try:
+            say(f"--freeze: {freeze_by_spec(prep.model, cfg['freeze'])}")
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
     optimizer = build_optimizer(cfg, prep.model)
     rule = build_rule(cfg, prep.model)
     adversarial = build_adversarial(cfg, prep)
