@@ -80,7 +80,8 @@ def _pool(k: int) -> ThreadPoolExecutor:
 
 
 def _choose(site) -> bool:
-    """Streams or not for this call site: each way twice, then the faster, the slower again every RETRY calls."""
+    """Streams or not for this call site: each way twice, then the faster; the slower is timed again every
+    RETRY calls, or every k RETRY calls when it took k times as long (k at most 16)."""
     if site not in _timings and len(_timings) >= MAX_SITES:
         _timings.clear()
     t = _timings.setdefault(site, [[], [], 0])  # seconds with streams, without, calls
@@ -88,8 +89,11 @@ def _choose(site) -> bool:
     for way in (0, 1):
         if len(t[way]) < 2:
             return way == 0
-    fast = 0 if min(t[0][-2:]) <= min(t[1][-2:]) else 1
-    return (fast == 0) != (t[2] % RETRY == 0)
+    best = min(t[0]), min(t[1])
+    fast = 0 if best[0] <= best[1] else 1
+    # a way k times slower is retried k times less often (at most 16x): a retry costs its extra time once
+    every = RETRY * min(16, max(1, int(best[1 - fast] / max(best[fast], 1e-9))))
+    return (fast == 0) != (t[2] % every == 0)
 
 
 def _concurrent(fn, bounds: list) -> list:

@@ -112,9 +112,9 @@ def test_each_call_site_takes_the_faster_way_and_retries_the_other(monkeypatch):
     monkeypatch.setattr(streams, "count", lambda n, flops, array: 2)  # as with two BLAS threads
     ways = []
 
-    def part(a, b):  # on threads: 2 parts of 2 (slow here), alone: one part of 4
+    def part(a, b):  # on threads: 2 parts of 2 (slower here, but less than twice), alone: one part of 4
         ways.append(b - a)
-        time.sleep(0.01 if b - a == 2 else 0.0)
+        time.sleep(0.015 if b - a == 2 else 0.01)
         return a
     calls = 2 * streams.RETRY
     for _ in range(calls):
@@ -122,6 +122,14 @@ def test_each_call_site_takes_the_faster_way_and_retries_the_other(monkeypatch):
     on_threads = ways.count(2) // 2
     assert on_threads == 2 + 2  # timed twice, then retried once every RETRY calls
     assert ways.count(4) == calls - on_threads
+
+
+def test_a_much_slower_way_is_retried_less_often(monkeypatch):
+    monkeypatch.setattr(streams, "_timings", {"s": [[0.4, 0.5], [0.1, 0.2], 4]})  # streams took 4x as long
+    chosen = [streams._choose("s") for _ in range(8 * streams.RETRY)]
+    assert chosen.count(True) == 2  # every 4 RETRY calls, not every RETRY
+    monkeypatch.setattr(streams, "_timings", {"s": [[0.1, 0.2], [5.0, 5.0], 4]})  # alone took 50x as long
+    assert [streams._choose("s") for _ in range(8 * streams.RETRY)].count(False) == 0  # every 16 RETRY at most
 
 
 def test_parts_run_one_after_another_when_the_caller_sums_them(monkeypatch):
