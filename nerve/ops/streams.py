@@ -7,7 +7,8 @@ phase of the kernel. That wins on a busy machine (1.5-2x on SmallCNN and LSTM st
 alone, but loses inside a step whose other GEMMs run multi-threaded: BLAS's idle threads spin for about
 0.1 s after each of those GEMMs and take a core from the streams (SmallCNN step 51 ms with BLAS's own
 threads, 72 ms with streams, on a quiet 2-core machine). So each call site measures both ways as it runs and
-takes the faster one, trying the other again every ``RETRY`` calls (``STREAMS`` fixes the choice).
+takes the faster one, timing the other again every ``RETRY`` calls (less often when it was much slower;
+``STREAMS`` fixes the choice).
 
 Used when threadpoolctl is installed (it sets BLAS's thread count for the duration) and BLAS has more than
 one thread; otherwise, and for small work, a kernel runs as one part. A kernel that sums over its parts (a
