@@ -10,6 +10,7 @@ report is the median of those ratios and each contender's best burst.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import statistics
 import time
 
@@ -23,7 +24,9 @@ def streams_note() -> str:
         import threadpoolctl
     except ImportError:
         return "nerve streams off (threadpoolctl not installed)"
-    return f"nerve streams where BLAS has 2+ threads (threadpoolctl {threadpoolctl.__version__})"
+    timeout = os.environ.get("OPENBLAS_THREAD_TIMEOUT", "(unset)")
+    return (f"nerve streams where BLAS has 2+ threads (threadpoolctl {threadpoolctl.__version__}), "
+            f"OPENBLAS_THREAD_TIMEOUT={timeout}")
 
 
 def best_of(fn, repeats: int, warmup: int = 1) -> float:

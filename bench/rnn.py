@@ -1,7 +1,7 @@
 """Character-level LSTM training step: embedding 65->128, 1-layer LSTM with hidden 256, sequence 64, batch 32,
 linear head 256->65, cross-entropy, Adam. Prints ms per step for nerve and, when installed, PyTorch on the CPU.
 
-Run: python bench/rnn.py [--steps 10] [--rounds 9] [--threads N]   (about a minute)
+Run: python bench/rnn.py [--steps 10] [--rounds 9] [--threads N] [--blas-timeout N]   (about a minute)
 The libraries run in their own processes and take turns at bursts of steps (bench/_paired.py); the ratio
 is the median of the per-round ratios, so both see the same conditions of this shared machine.
 ``--threads N`` runs both with N threads (OPENBLAS_NUM_THREADS for NumPy, set_num_threads for PyTorch); on a
@@ -101,8 +101,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="training steps per burst")
     parser.add_argument("--rounds", type=int, default=9, help="bursts per library, taken in turn")
     parser.add_argument("--repeats", type=int, default=5, help="timings of the layer alone (the best is kept)")
+    parser.add_argument("--blas-timeout", type=int, default=None,
+                        help="OPENBLAS_THREAD_TIMEOUT for both libraries' processes (4-30: BLAS's idle threads spin "
+                             "2^N cycles before sleeping; OpenBLAS's default is 28)")
     parser.add_argument("--threads", type=int, default=None, help="threads for both (default: as configured)")
     args = parser.parse_args()
+    if args.blas_timeout is not None:  # read by OpenBLAS when the fresh processes load NumPy
+        os.environ["OPENBLAS_THREAD_TIMEOUT"] = str(args.blas_timeout)
     if args.threads:
         os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)  # inherited by the measuring processes
     try:
