@@ -34,6 +34,7 @@ RETRY = 16
 #: call sites remembered at most (shapes vary, e.g. sequence lengths): beyond it the timings start again
 MAX_SITES = 4096
 
+_CORES = os.cpu_count() or 1  # NOTE: os.cpu_count() costs 20 us a call
 _LOCK = threading.Lock()
 _state: dict = {}
 _timings: dict = {}
@@ -70,7 +71,7 @@ def count(n: int, flops: float, array) -> int:
     blas = _blas()
     if not blas or flops < MIN_FLOPS:
         return 1
-    return max(1, min(n, os.cpu_count() or 1, min(c.num_threads for c in blas)))
+    return max(1, min(n, _CORES, min(c.num_threads for c in blas)))
 
 
 def _pool(k: int) -> ThreadPoolExecutor:
