@@ -12,7 +12,8 @@ A convolution y = conv(x, w) is bilinear, and its three faces are the primitives
 ``ConvWeight`` (x, y -> w, the adjoint in w). Each one's rule names the other two, so derivatives of any order
 exist. im2col runs a few images at a time (its columns are recomputed for the weight gradient, not kept), so
 extra memory stays below one layer's im2col; col2im loops over the KH*KW kernel offsets with strided adds
-(never ``add.at``). Pooling (``nerve.ops.pool``) shares the geometry and the window views.
+(never ``add.at``). Each face cuts its batch into parts through ``nerve.ops.streams`` (parts on threads when
+that is faster). Pooling (``nerve.ops.pool``) shares the geometry and the window views.
 """
 from __future__ import annotations
 

@@ -5,7 +5,8 @@ Forward: the input-to-hidden products of all steps in one GEMM, then per step on
 (h W_hh^T) with the activations applied in place. ``backward``: backpropagation through time by hand on raw
 arrays, each weight gradient summed over all steps by one GEMM at the end. ``reference``: the same layer
 composed step by step from primitives, which ``create_graph=True`` differentiates, so second derivatives
-work. Gates follow PyTorch: LSTM rows i, f, g, o; GRU rows r, z, n with
+work. The batch's sequences are independent: both loops run through ``nerve.ops.streams``. Gates follow
+PyTorch: LSTM rows i, f, g, o; GRU rows r, z, n with
 n = tanh(W_in x + b_in + r * (W_hn h + b_hn)).
 
 The node's output is one flat array: the outputs (T, B, H) ((B, T, H) with ``batch_first``), then h_n
