@@ -234,10 +234,14 @@ def test_cnn1d_learns_bump_shapes():
     assert (model(nerve.tensor(xt)).numpy().argmax(1) == yt).mean() > 0.95
 
 
-def test_memory_stays_within_one_layers_columns_and_does_not_grow():
+@pytest.mark.parametrize("k", [1, 2])
+def test_memory_stays_within_one_layers_columns_and_does_not_grow(k, monkeypatch):
     """Training steps of a conv layer allocate at most the activations, the gradients and one chunk of
-    columns (CHUNK_BYTES) beyond what they keep, and the peak is the same at step 8 as at step 2."""
+    columns (CHUNK_BYTES) per stream beyond what they keep, and the peak is the same at step 8 as at step 2."""
     import tracemalloc
+
+    from nerve.ops import streams
+    monkeypatch.setattr(streams, "STREAMS", k)  # fixed, so every step cuts its batch the same way
     nerve.manual_seed(0)
     conv = nn.Conv2d(32, 16, 3, padding=1)
     opt = nerve.optim.Adam(conv.parameters())
@@ -248,16 +252,20 @@ def test_memory_stays_within_one_layers_columns_and_does_not_grow():
         opt.zero_grad()
         conv(x).square().mean().backward()
         opt.step()
-    peaks = []
+    peaks, kept = [], []
     tracemalloc.start()
     try:
+        start = tracemalloc.get_traced_memory()[0]
         for i in range(8):
             tracemalloc.reset_peak()
             base = tracemalloc.get_traced_memory()[0]
             step()
             peaks.append(tracemalloc.get_traced_memory()[1] - base)
+            kept.append(tracemalloc.get_traced_memory()[0] - start)
     finally:
         tracemalloc.stop()
     whole_columns = 16 * 32 * 32 * 288 * 4
-    assert max(peaks) < CHUNK_BYTES + 4 * act + x.data.nbytes < whole_columns, peaks
-    assert peaks[-1] <= peaks[1] * 1.05, peaks
+    assert max(peaks) < k * CHUNK_BYTES + 4 * act + x.data.nbytes < whole_columns, peaks
+    # what a step keeps (gradients, Adam's moments) is there after step 2 and does not grow after it; the peak
+    # itself varies with how the streams' chunks overlap in time
+    assert kept[-1] <= kept[1] + 64 * 1024, kept
