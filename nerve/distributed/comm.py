@@ -84,6 +84,7 @@ def _install_abort_hook(comm) -> None:
     def hook(kind, value, tb):
         previous(kind, value, tb)
         sys.stderr.flush()
+        time.sleep(0.5)  # let mpiexec forward the message before Abort ends every rank (it was lost under load)
         comm.Abort(1)
 
     sys.excepthook = hook
