@@ -102,6 +102,8 @@ CONV2D = [
     ((1, 6, 5, 5), (3, 6, 2, 2), 1, 1, 1, 1, True),          # channel-major im2col rows (C > 4)
     ((2, 5, 6, 7), (3, 5, 3, 2), 1, (2, 1), (1, 2), 1, True),  # shifted-row input gradient: padding, dilation
     ((1, 5, 6, 5), (4, 5, 4, 3), 1, "same", 1, 1, False),    # shifted rows, asymmetric "same" padding
+    ((3, 2, 1, 1), (4, 2, 3, 3), 1, 1, 1, 1, True),           # 1x1 images, 3x3 kernel on the padding
+    ((3, 6, 1, 1), (5, 6, 1, 1), 1, 0, 1, 1, True),           # 1x1 images, 1x1 kernel (pointwise)
 ]
 CONV1D = [
     ((2, 3, 9), (4, 3, 3), 1, 1, 1, 1, True),
