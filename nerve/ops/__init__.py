@@ -13,7 +13,7 @@ from nerve.backend import xp
 from nerve.tensor import Tensor
 
 FAMILIES = ("broadcast", "dtypes", "elementwise", "elementwise_math", "activation", "reduce", "shape", "index",
-            "selection", "layout", "cumulative", "sampling", "linalg", "conv", "pool", "volume", "loss",
+            "selection", "layout", "cumulative", "sampling", "linalg", "conv", "pool", "loss",
             "normalization", "embedding", "attention", "recurrent")
 _modules = [import_module(f"nerve.ops.{name}") for name in FAMILIES]
 for _module in _modules:

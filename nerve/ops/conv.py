@@ -29,7 +29,7 @@ from nerve.backend import xp
 from nerve.ops import streams
 from nerve.tensor import Tensor
 
-_SPATIAL = {1: "L", 2: "H, W"}
+_SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
 
 
 # --- geometry -------------------------------------------------------------------------------------
@@ -601,6 +601,20 @@ def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, 
 
 
 
-__all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "ntuple"]
+def conv3d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0, dilation=1,
+           groups: int = 1) -> Tensor:
+    """3-d convolution of (N, C_in, D, H, W) volumes with weight (C_out, C_in / groups, kD, kH, kW): the same
+    n-d faces as conv2d. ``padding``: int, triple, "valid" or "same" (stride 1), zeros."""
+    return _conv_nd("conv3d", 3, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv_transpose3d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
+                     output_padding=0, groups: int = 1, dilation=1) -> Tensor:
+    """Transposed 3-d convolution (upsamples volumes by ``stride``): weight (C_in, C_out / groups, kD, kH, kW)."""
+    return _conv_transpose_nd("conv_transpose3d", 3, input, weight, bias, stride, padding, output_padding,
+                              groups, dilation)
+
+
+__all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "ntuple"]
 #: functions that are also Tensor methods (none: these take layer arguments)
 METHODS: list = []

@@ -1,4 +1,4 @@
-"""3-d convolution, transposed convolution and pooling (``nerve.ops.volume``, the 3-d cases of ``nerve.ops.pool``)
+"""3-d convolution, transposed convolution and pooling (the 3-d cases of ``nerve.ops.conv`` and ``nerve.ops.pool``)
 through the op table against plain-loop NumPy references of the published formulas (gradcheck and gradgradcheck in
 float64, both rule paths, the poisoned namespace); the layers (shapes, parameters, state dicts, padding modes,
 errors); small tasks the layers learn."""
@@ -11,7 +11,7 @@ import nerve
 import nerve.functional as F
 from nerve import nn
 from nerve.ops.conv import conv_geometry
-from nerve.ops.volume import VolumeConvWeight
+from nerve.ops.conv import ConvWeight
 from tests.functional.test_spatial import ref_adaptive
 from tests.helpers import T
 from tests.ops.table import Case, table_tests
@@ -129,7 +129,7 @@ def _cases():
         yield _conv_case(i, case)
     for i, case in enumerate(TRANSPOSE_CASES):
         yield _transpose_case(i, case)
-    yield Case("volume_conv_weight", lambda x, y: VolumeConvWeight.apply(x, y, W_GEOM), ref_conv_weight,
+    yield Case("conv_weight_3d", lambda x, y: ConvWeight.apply(x, y, W_GEOM), ref_conv_weight,
                [(2, 2, 4, 3, 4), (2, 3, 5, 2, 4)], second=True, rtol=1e-12, atol=1e-12)
     yield Case("conv3d_unbatched", lambda x, w: F.conv3d(x, w, padding="same"),
                lambda x, w: ref_conv3d(x[None], w, padding=1)[0], [(2, 3, 3, 3), (1, 2, 3, 3, 3)], rtol=1e-12,
@@ -168,8 +168,8 @@ def test_conv_transpose3d_is_the_adjoint_of_conv3d():
 def test_chunks_of_images_give_the_same_faces(monkeypatch):
     """With columns limited to about one image, every face runs chunk by chunk and still matches the loops; an empty
     batch gives empty outputs and a zero weight gradient."""
-    from nerve.ops import volume
-    monkeypatch.setattr(volume, "CHUNK_BYTES", 2 * 3 * 8 * 12 * 8)
+    from nerve.ops import conv
+    monkeypatch.setattr(conv, "CHUNK_BYTES", 2 * 3 * 8 * 12 * 8)
     x, w = T(RNG.standard_normal((5, 2, 4, 3, 4)), True), T(RNG.standard_normal((3, 2, 2, 2, 3)), True)
     y = F.conv3d(x, w, padding=(1, 0, 1))
     np.testing.assert_allclose(y.numpy(), ref_conv3d(x.numpy(), w.numpy(), padding=(1, 0, 1)), rtol=1e-12)
@@ -256,13 +256,13 @@ def test_errors_are_runtime_errors_naming_the_shapes():
     w = nerve.randn(4, 2, 3, 3, 3)
     with pytest.raises(RuntimeError, match=r"conv3d: expected input \(N, 2, D, H, W\).*got \(1, 3, 5, 5, 5\)"):
         F.conv3d(nerve.randn(1, 3, 5, 5, 5), w)
-    with pytest.raises(RuntimeError, match=r"conv3d: weight must have 5 dims"):
+    with pytest.raises(RuntimeError, match=r"conv3d: weight must have shape .* with 3 kernel dims"):
         F.conv3d(nerve.randn(1, 2, 5, 5), nerve.randn(4, 2, 3, 3))
     with pytest.raises(RuntimeError, match=r"conv3d: bias must have shape \(4,\), got \(3,\)"):
         F.conv3d(nerve.randn(1, 2, 5, 5, 5), w, nerve.randn(3))
     with pytest.raises(RuntimeError, match=r"conv_transpose3d: expected input \(N, 4, D, H, W\)"):
         F.conv_transpose3d(nerve.randn(1, 2, 3, 3, 3), w)
-    with pytest.raises(ValueError, match=r"conv3d: groups=3 must be a positive int dividing"):
+    with pytest.raises(ValueError, match=r"conv3d: groups=3 must be positive and divide"):
         F.conv3d(nerve.randn(1, 6, 5, 5, 5), w, groups=3)
     with pytest.raises(ValueError, match=r"conv3d: input of spatial size \(2, 5, 5\).*smaller than the kernel"):
         F.conv3d(nerve.randn(1, 2, 2, 5, 5), w)
