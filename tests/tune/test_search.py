@@ -125,7 +125,8 @@ def test_sigint_fails_the_running_fresh_process_trial_and_keeps_the_finished_one
     while time.monotonic() < deadline:
         time.sleep(0.3)
         try:
-            study = optuna.load_study(study_name="int", storage=storage)
+            # nerve's opener, as a second worker would: the test and the worker race to create the tables
+            study = optuna.load_study(study_name="int", storage=open_storage(storage))
         except KeyError:
             continue
         states = [t.state.name for t in study.get_trials()]
