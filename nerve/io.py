@@ -8,13 +8,14 @@ lists, optimiser hyperparameters, random state) go into the metadata as JSON und
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
 import tempfile
 import zlib
 from collections.abc import Mapping
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable
 
 import numpy as np
 
@@ -154,11 +155,12 @@ def _header_crc(header: Mapping[str, Any]) -> str:
 
 
 # --- writing -----------------------------------------------------------------------------------------
-def save(obj: Any, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None) -> None:
+def save(obj: Any, f: str | os.PathLike | BinaryIO, metadata: Mapping[str, Any] | None = None) -> None:
     """Save a (nested) dict of tensors, arrays and JSON-able values, or a model's weights, to a safetensors file.
 
-    A ``Module`` is saved as its ``state_dict`` with its class and ``get_config()`` in the metadata.
-    ``metadata`` values that are not strings are stored as JSON. The write is atomic.
+    ``f`` is a path (written atomically) or a binary file object such as ``io.BytesIO`` (as ``torch.save``
+    takes). A ``Module`` is saved as its ``state_dict`` with its class and ``get_config()`` in the metadata.
+    ``metadata`` values that are not strings are stored as JSON.
     """
     meta = {"format": "pt", "nerve.version": __version__}
     if not isinstance(obj, Mapping) and callable(getattr(obj, "state_dict", None)):
@@ -197,7 +199,10 @@ def save(obj: Any, path: str | os.PathLike, metadata: Mapping[str, Any] | None =
         for name in order:
             f.write(blobs[name])
 
-    atomic_write(path, write)
+    if hasattr(f, "write"):
+        write(f)
+    else:
+        atomic_write(f, write)
 
 
 # --- reading -----------------------------------------------------------------------------------------
@@ -234,17 +239,22 @@ def _bf16_to_f32(raw: np.ndarray) -> np.ndarray:
     return (raw.view("<u2").astype(np.uint32) << 16).view(np.float32)
 
 
-def load(path: str | os.PathLike) -> Any:
+def load(f: str | os.PathLike | BinaryIO) -> Any:
     """Read a file written by ``save`` (the same nesting, tensors as Tensors, arrays as arrays).
 
-    A safetensors file from elsewhere gives a flat ``{name: Tensor}`` dict (BF16 is widened to float32).
-    Truncated or corrupt files raise ``CorruptFileError`` naming the path and what is wrong.
+    ``f`` is a path or a binary file object read from its position to its end. A safetensors file from
+    elsewhere gives a flat ``{name: Tensor}`` dict (BF16 is widened to float32). Truncated or corrupt files
+    raise ``CorruptFileError`` naming the path and what is wrong.
     """
-    path = os.fspath(path)
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        header, _ = _read_header(path, f, size)
-        data = f.read()
+    if hasattr(f, "read"):
+        path, content = getattr(f, "name", "<file object>"), f.read()
+        header, start = _read_header(path, io.BytesIO(content), len(content))
+        data = content[start:]
+    else:
+        path = os.fspath(f)
+        with open(path, "rb") as fh:
+            header, _ = _read_header(path, fh, os.fstat(fh.fileno()).st_size)
+            data = fh.read()
     if _HEADER_CRC_KEY in (header.get("__metadata__") or {}) and \
             header["__metadata__"][_HEADER_CRC_KEY] != _header_crc(header):
         raise CorruptFileError(f"{path}: the header's checksum does not match the one saved (a tensor's dtype, "

@@ -62,6 +62,24 @@ def test_round_trip_keeps_nesting_types_and_values(tmp_path):
     nerve.set_rng_state(back["rng"])  # the 128-bit generator state survives JSON
 
 
+def test_round_trip_through_file_objects(tmp_path):
+    """As torch.save/torch.load: a BytesIO or an open binary file instead of a path."""
+    import io
+
+    obj = _nested()
+    buffer = io.BytesIO()
+    save(obj, buffer)
+    with open(tmp_path / "x.safetensors", "wb") as f:
+        save(obj, f)
+    assert buffer.getvalue() == (tmp_path / "x.safetensors").read_bytes()
+    buffer.seek(0)
+    _assert_same(obj, load(buffer))
+    with open(tmp_path / "x.safetensors", "rb") as f:
+        _assert_same(obj, load(f))
+    with pytest.raises(CorruptFileError, match="<file object>: .*truncated"):
+        load(io.BytesIO(buffer.getvalue()[:-3]))
+
+
 def test_top_level_via_package_and_module_config(tmp_path):
     class Tiny:
         """Duck-typed module: state_dict and get_config are all save needs."""

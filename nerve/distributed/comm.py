@@ -6,13 +6,15 @@ variable ``NERVE_DIST_TIMEOUT``) instead of waiting for ever, and an uncaught er
 """
 from __future__ import annotations
 
+import io
 import os
-import pickle
 import sys
 import time
 from typing import Any
 
 import numpy
+
+from nerve import io as nerve_io
 
 __all__ = ["init", "rank", "world_size", "is_main", "launched_by_mpi", "barrier", "allreduce", "allreduce_many",
            "broadcast", "allgather_object", "broadcast_object", "DistributedTimeoutError", "timeout", "set_timeout"]
@@ -170,29 +172,40 @@ def broadcast(array, root: int = 0, what: str = "broadcast"):
     return array
 
 
+def _pack(obj: Any) -> numpy.ndarray:
+    """``obj`` (arrays, dicts, lists, tuples, numbers, strings) as safetensors bytes: nerve never pickles."""
+    buffer = io.BytesIO()
+    nerve_io.save({"obj": obj}, buffer)
+    return numpy.frombuffer(buffer.getvalue(), dtype=numpy.uint8)
+
+
+def _unpack(payload: numpy.ndarray) -> Any:
+    return nerve_io.load(io.BytesIO(payload.tobytes()))["obj"]
+
+
 def allgather_object(obj: Any, what: str = "allgather") -> list:
-    """Every rank's ``obj`` (pickled), in rank order, on every rank."""
+    """Every rank's ``obj`` (arrays, containers and plain values, sent as safetensors bytes), in rank order,
+    on every rank."""
     comm = _comm()
     if comm.Get_size() == 1:
         return [obj]
-    payload = numpy.frombuffer(pickle.dumps(obj), dtype=numpy.uint8)
+    payload = _pack(obj)
     sizes = numpy.zeros(comm.Get_size(), dtype=numpy.int64)
     _wait([comm.Iallgather(numpy.array([payload.size], dtype=numpy.int64), sizes)], what)
     out = numpy.empty(int(sizes.sum()), dtype=numpy.uint8)
     _wait([comm.Iallgatherv(payload, [out, sizes.tolist()])], what)
     offsets = numpy.concatenate([[0], numpy.cumsum(sizes)])
-    return [pickle.loads(out[offsets[i]:offsets[i + 1]].tobytes()) for i in range(comm.Get_size())]
+    return [_unpack(out[offsets[i]:offsets[i + 1]]) for i in range(comm.Get_size())]
 
 
 def broadcast_object(obj: Any, root: int = 0, what: str = "broadcast") -> Any:
-    """Rank ``root``'s ``obj`` (pickled) on every rank."""
+    """Rank ``root``'s ``obj`` (arrays, containers and plain values) on every rank."""
     comm = _comm()
     if comm.Get_size() == 1:
         return obj
-    payload = pickle.dumps(obj) if comm.Get_rank() == root else b""
-    size = numpy.array([len(payload)], dtype=numpy.int64)
+    payload = _pack(obj) if comm.Get_rank() == root else numpy.empty(0, dtype=numpy.uint8)
+    size = numpy.array([payload.size], dtype=numpy.int64)
     broadcast(size, root, what)
-    buf = (numpy.frombuffer(payload, dtype=numpy.uint8).copy() if comm.Get_rank() == root
-           else numpy.empty(int(size[0]), dtype=numpy.uint8))
+    buf = payload.copy() if comm.Get_rank() == root else numpy.empty(int(size[0]), dtype=numpy.uint8)
     broadcast(buf, root, what)
-    return pickle.loads(buf.tobytes())
+    return _unpack(buf)
