@@ -12,6 +12,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from nerve.utils.toml import read_toml
+
 
 DEFAULTS = {
     "data": "digits", "target": None, "model": "mlp", "hidden": "128,64", "activation": "relu",
@@ -102,21 +104,9 @@ def validate(cfg: dict) -> None:
 def load_toml(path: str) -> dict:
     """The options of a TOML file (its ``[train]`` table, or the top level), type-checked."""
     try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        raise CLIError(f"--config: no file {path!r}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CLIError(f"--config {path}: cannot read it ({exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CLIError(f"--config {path} is not valid TOML: {exc}") from None
-    table = data.get("train", data)
-    if not isinstance(table, dict):
-        raise CLIError(f"--config {path}: [train] must be a table of options")
+        table = read_toml(path, "--config", "train")
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
     data = {k.replace("-", "_"): v for k, v in table.items()}
     unknown = set(data) - set(DEFAULTS)
     if unknown:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping, Sequence
 
+from nerve.utils.toml import read_toml
+
 __all__ = ["Param", "uniform", "loguniform", "quniform", "intrange", "logintrange", "choice", "check_space",
            "to_distributions", "grid_values", "load_space", "suggest_all"]
 
@@ -177,18 +179,7 @@ _TOML_KINDS = {"uniform": uniform, "loguniform": loguniform, "quniform": qunifor
 def load_space(path: str) -> dict:
     """A space from a TOML file: one line per parameter, ``lr = {loguniform = [1e-4, 0.1]}``,
     ``hidden = {choice = [64, 128, 256]}``, ``layers = {intrange = [1, 4]}`` (optionally under ``[space]``)."""
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        raise ValueError(f"load_space: no file {path!r}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"load_space: {path} is not valid TOML: {exc}") from None
-    data = data.get("space", data)
+    data = read_toml(path, "load_space", "space")
     space = {}
     for name, spec in data.items():
         if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in _TOML_KINDS:
