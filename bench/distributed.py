@@ -61,7 +61,7 @@ def worker(workload: str, steps: int) -> None:
         step()
     total = time.perf_counter() - t0
     comm = opt.comm_seconds - comm0
-    buffers = [flat for _, flat in opt._dist_buffers.values()]
+    buffers = [bucket.flat for bucket in opt._dist_buckets]
     dist.barrier()
     t1 = time.perf_counter()
     for _ in range(steps):

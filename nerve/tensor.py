@@ -37,16 +37,18 @@ def _as_array(data: Any, dtype=None, device=None):
 class Tensor:
     """An n-dimensional array that records the operations made on it when it requires grad."""
 
-    __slots__ = ("data", "grad", "_requires_grad", "grad_fn", "_version", "_hooks", "__weakref__")
+    __slots__ = ("data", "grad", "_requires_grad", "grad_fn", "_version", "_hooks", "_post_hooks", "__weakref__")
     # NOTE: numpy defers to our reflected operators (ndarray + Tensor -> Tensor.__radd__).
     __array_ufunc__ = None
+    # NOTE: set by the first register_post_accumulate_grad_hook; until then backward skips counting leaf uses.
+    _any_post_hooks = False
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype=None, device=None) -> None:
         self.data = _as_array(data, dtype, device)
         self.grad = None
         self.grad_fn = None
         self._version = 0
-        self._hooks = None
+        self._hooks = self._post_hooks = None
         self._requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -60,7 +62,7 @@ class Tensor:
         t.grad_fn = grad_fn
         t._requires_grad = grad_fn is not None
         t._version = 0
-        t._hooks = None
+        t._hooks = t._post_hooks = None
         return t
 
     # --- attributes -------------------------------------------------------------------------
@@ -327,15 +329,28 @@ class Tensor:
         return self
 
     # --- autograd (``backward`` is bound by nerve.autograd.engine) ---------------------------
-    def register_hook(self, hook: Callable) -> Callable:
+    def register_hook(self, hook: Callable) -> "RemovableHandle":
         """Call ``hook(grad)`` when this tensor's gradient is computed; a returned tensor replaces it."""
         if not self.requires_grad:
             raise RuntimeError("register_hook on a tensor that does not require grad")
         target = self if self.grad_fn is None else self.grad_fn
         if target._hooks is None:
-            target._hooks = []
-        target._hooks.append(hook)
-        return lambda: target._hooks.remove(hook)
+            target._hooks = {}
+        return RemovableHandle.add(target._hooks, hook)
+
+    def register_post_accumulate_grad_hook(self, hook: Callable) -> "RemovableHandle":
+        """Call ``hook(tensor)`` once ``backward()`` has summed this leaf's gradient into ``.grad``: as soon as
+        no other part of the graph can add to it, so work on finished gradients (a distributed optimiser's
+        allreduce) overlaps the rest of the backward pass."""
+        if self.grad_fn is not None:
+            raise RuntimeError("register_post_accumulate_grad_hook: only leaf tensors accumulate into .grad; "
+                               "this tensor was made by " + self.grad_fn.name)
+        if not self.requires_grad:
+            raise RuntimeError("register_post_accumulate_grad_hook on a tensor that does not require grad")
+        if self._post_hooks is None:
+            self._post_hooks = {}
+        Tensor._any_post_hooks = True
+        return RemovableHandle.add(self._post_hooks, hook)
 
     def retain_grad(self) -> None:
         """Keep the gradient of a non-leaf tensor in ``.grad`` after backward."""
@@ -480,6 +495,26 @@ def _names_device(name: str) -> bool:
         return True
     except RuntimeError:
         return False
+
+
+class RemovableHandle:
+    """What ``register_*hook`` returns (PyTorch's name): ``remove()`` unregisters the hook."""
+
+    _ids = iter(range(1 << 62))
+
+    def __init__(self, hooks: dict, key: int) -> None:
+        self._hooks, self._key = hooks, key
+
+    @classmethod
+    def add(cls, hooks: dict, hook: Callable) -> "RemovableHandle":
+        """Register ``hook`` in ``hooks`` (called in registration order) and return its handle."""
+        key = next(cls._ids)
+        hooks[key] = hook
+        return cls(hooks, key)
+
+    def remove(self) -> None:
+        """Unregister the hook (a second call does nothing)."""
+        self._hooks.pop(self._key, None)
 
 
 def _compare(fn, a, b) -> Tensor:

@@ -53,9 +53,9 @@ def _wrap(g) -> Tensor:
     return Tensor._make(g if g.__class__ is ndarray else as_array(g), None)
 
 
-def _run_hooks(hooks, g, create_graph: bool):
+def _run_hooks(hooks: dict, g, create_graph: bool):
     """Hooks see Tensors; a returned tensor replaces the gradient."""
-    for hook in hooks:
+    for hook in list(hooks.values()):
         replaced = hook(g if create_graph else _wrap(g))
         if replaced is not None:
             g = replaced if create_graph else (replaced.data if isinstance(replaced, Tensor) else replaced)
@@ -67,7 +67,8 @@ def run_backward(roots: Sequence[Tensor], grads: Sequence[Tensor], retain_graph:
                  accumulate: bool = True) -> list | None:
     """Backpropagate ``grads`` from ``roots``; return the gradients of ``capture`` if given.
 
-    With ``accumulate`` the leaves (only those in ``capture``, when it is given) sum into ``.grad``.
+    With ``accumulate`` the leaves (only those in ``capture``, when it is given) sum into ``.grad``: at the end,
+    or, for a leaf with post-accumulate hooks, as soon as the last node that uses it has run.
     NOTE: without ``create_graph`` gradients travel as raw arrays and each rule runs on the array
     namespace (no Tensor wrapping at all); with it they travel as Tensors through the Tensor namespace.
     """
@@ -95,9 +96,13 @@ def run_backward(roots: Sequence[Tensor], grads: Sequence[Tensor], retain_graph:
             for t in capture:
                 if t.grad_fn is not None:
                     needed.add(t.grad_fn)
+        early = _leaf_uses(order) if accumulate and capture is None and Tensor._any_post_hooks else None
+        taken: set = set()
         for node in reversed(order):
             g = node_grads.pop(node, None)
             if g is None or (needed is not None and node not in needed):
+                if early:
+                    _finish_early(node, early, leaf_grads, create_graph, taken)
                 continue
             if node._hooks:
                 g = _run_hooks(node._hooks, g, create_graph)
@@ -112,11 +117,12 @@ def run_backward(roots: Sequence[Tensor], grads: Sequence[Tensor], retain_graph:
             if node.uses_inputs:
                 _check_versions(node)
             _propagate(node, g, deliver, create_graph)
+            if early:
+                _finish_early(node, early, leaf_grads, create_graph, taken)
             if not retain_graph:
                 node.__dict__.clear()
                 node.inputs = None
 
-        taken: set = set()
         for t, g in leaf_grads.values():
             if t._hooks:
                 g = _run_hooks(t._hooks, g, create_graph)
@@ -128,6 +134,36 @@ def run_backward(roots: Sequence[Tensor], grads: Sequence[Tensor], retain_graph:
         return None
     return [g if g is None or create_graph else _wrap(g)
             for g in (captured.get(id(t)) for t in capture)]
+
+
+def _leaf_uses(order) -> dict:
+    """For each leaf with post-accumulate hooks: how many times the nodes in ``order`` take it as an input."""
+    uses: dict = {}
+    for node in order:
+        for t in node.inputs:
+            if isinstance(t, Tensor) and t.grad_fn is None and t._post_hooks:
+                entry = uses.get(id(t))
+                if entry is None:
+                    uses[id(t)] = [t, 1]
+                else:
+                    entry[1] += 1
+    return uses
+
+
+def _finish_early(node, uses: dict, leaf_grads: dict, create_graph: bool, taken: set) -> None:
+    """After ``node`` ran (or was skipped): accumulate the leaves it was the last user of, then run their
+    post-accumulate hooks."""
+    for t in node.inputs:
+        entry = uses.get(id(t)) if isinstance(t, Tensor) else None
+        if entry is None:
+            continue
+        entry[1] -= 1
+        if entry[1] == 0:
+            del uses[id(t)]
+            done = leaf_grads.pop(id(t), None)
+            if done is not None:
+                g = _run_hooks(t._hooks, done[1], create_graph) if t._hooks else done[1]
+                _accumulate_leaf(t, g, create_graph, taken)
 
 
 def _needed_nodes(order, capture_ids) -> set:
@@ -195,6 +231,9 @@ def _accumulate_leaf(t: Tensor, g, create_graph: bool, taken: set) -> None:
         t.grad = Tensor._make(t.grad.data + g, None)
     else:
         t.grad.data += g
+    if t._post_hooks:
+        for hook in list(t._post_hooks.values()):
+            hook(t)
 
 
 def _root_grad(t: Tensor, g, what: str) -> Tensor:

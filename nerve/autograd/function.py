@@ -74,7 +74,7 @@ class Function:
                 t.grad_fn = fn
                 t._requires_grad = True
                 t._version = 0
-                t._hooks = None
+                t._hooks = t._post_hooks = None
                 return t
         return Tensor._make(out, None)
 

@@ -17,6 +17,7 @@ import numpy
 from nerve import io as nerve_io
 
 __all__ = ["init", "rank", "world_size", "is_main", "launched_by_mpi", "barrier", "allreduce", "allreduce_many",
+           "start_allreduce", "test", "wait",
            "broadcast", "allgather_object", "broadcast_object", "DistributedTimeoutError", "timeout", "set_timeout"]
 
 _MPI_ENV = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "MPI_LOCALNRANKS")
@@ -113,6 +114,28 @@ def world_size() -> int:
 def is_main() -> bool:
     """Whether this is rank 0, the one that prints progress and writes files."""
     return rank() == 0
+
+
+def start_allreduce(array):
+    """Start summing a contiguous NumPy array over the ranks in place; the request to ``wait`` for (None with
+    one rank)."""
+    comm = _comm()
+    if comm.Get_size() == 1:
+        return None
+    return comm.Iallreduce(_mpi().IN_PLACE, array, op=_mpi().SUM)
+
+
+def test(requests: list) -> bool:
+    """Whether ``requests`` have completed; with MPICH this call is also what moves their data along."""
+    requests = [r for r in requests if r is not None]
+    return not requests or _mpi().Request.Testall(requests)
+
+
+def wait(requests: list, what: str) -> None:
+    """Wait for ``requests`` (None entries are done), raising ``DistributedTimeoutError`` after ``timeout()``."""
+    requests = [r for r in requests if r is not None]
+    if requests:
+        _wait(requests, what)
 
 
 def _wait(requests: list, what: str) -> None:

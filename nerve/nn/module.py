@@ -8,7 +8,7 @@ from nerve import backend
 from nerve.autograd.grad_mode import no_grad
 from nerve.backend import xp
 from nerve.nn.parameter import Parameter
-from nerve.tensor import Tensor, to_arguments
+from nerve.tensor import RemovableHandle, Tensor, to_arguments
 
 
 class IncompatibleKeys(NamedTuple):
@@ -16,20 +16,6 @@ class IncompatibleKeys(NamedTuple):
 
     missing_keys: list
     unexpected_keys: list
-
-
-class RemovableHandle:
-    """Returned by ``register_forward_hook``/``register_forward_pre_hook``; ``remove()`` unregisters."""
-
-    def __init__(self, hooks: dict, key: int) -> None:
-        self._hooks, self._key = hooks, key
-
-    def remove(self) -> None:
-        """Unregister the hook (a second call does nothing)."""
-        self._hooks.pop(self._key, None)
-
-
-_hook_ids = iter(range(1 << 62))
 
 
 class Module:
@@ -74,15 +60,11 @@ class Module:
 
     def register_forward_hook(self, hook: Callable) -> RemovableHandle:
         """Call ``hook(module, args, output)`` after each forward; a returned value replaces the output."""
-        key = next(_hook_ids)
-        self._forward_hooks[key] = hook
-        return RemovableHandle(self._forward_hooks, key)
+        return RemovableHandle.add(self._forward_hooks, hook)
 
     def register_forward_pre_hook(self, hook: Callable) -> RemovableHandle:
         """Call ``hook(module, args)`` before each forward; a returned value replaces the arguments."""
-        key = next(_hook_ids)
-        self._forward_pre_hooks[key] = hook
-        return RemovableHandle(self._forward_pre_hooks, key)
+        return RemovableHandle.add(self._forward_pre_hooks, hook)
 
     # --- registration ------------------------------------------------------------------------
     # NOTE: registered values also live in the instance __dict__ (unless that would hide a class

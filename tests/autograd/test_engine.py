@@ -141,6 +141,56 @@ def test_hooks_on_leaf_and_intermediate_can_replace_gradient():
     np.testing.assert_allclose(h.grad.numpy(), 10.0)
 
 
+def test_hook_handles_remove_their_hook():
+    x = randn64(3)
+    seen = []
+    handle = x.register_hook(lambda g: seen.append(1))
+    (x * 2).sum().backward()
+    handle.remove()
+    handle.remove()
+    (x * 2).sum().backward()
+    assert seen == [1]
+
+
+def test_post_accumulate_hooks_fire_once_the_leaf_is_final_before_the_rest_of_backward():
+    x, w1, w2 = randn64(4, 3), randn64(3, 5), randn64(5, 2)
+    events = []
+    h1 = (x @ w1).tanh()
+    h1.register_hook(lambda g: events.append("h1 gradient"))
+    for name, w in (("w1", w1), ("w2", w2)):
+        w.register_post_accumulate_grad_hook(lambda t, name=name: events.append((name, t.grad.numpy().copy())))
+    loss = ((h1 @ w2) * (h1 @ w2)).sum()  # w2 used by two nodes
+    loss.backward(retain_graph=True)
+    assert [e if isinstance(e, str) else e[0] for e in events] == ["w2", "h1 gradient", "w1"]
+    # the hook saw the whole sum over w2's two uses, the same as a reference without hooks
+    ref_w1, ref_w2 = (nerve.tensor(w.numpy(), requires_grad=True) for w in (w1, w2))
+    r1 = (nerve.tensor(x.numpy()) @ ref_w1).tanh()
+    ((r1 @ ref_w2) * (r1 @ ref_w2)).sum().backward()
+    np.testing.assert_allclose(events[0][1], ref_w2.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(events[2][1], ref_w1.grad.numpy(), rtol=1e-12)
+    # a second backward accumulates, and the hook sees the accumulated .grad
+    events.clear()
+    loss.backward()
+    np.testing.assert_allclose(events[0][1], 2 * ref_w2.grad.numpy(), rtol=1e-12)
+
+
+def test_post_accumulate_hooks_leaf_only_and_not_for_grad_or_unreached_leaves():
+    x, unused = randn64(3), randn64(3)
+    fired = []
+    for t in (x, unused):
+        t.register_post_accumulate_grad_hook(fired.append)
+    with pytest.raises(RuntimeError, match="only leaf tensors .* MulBackward"):
+        (x * 2).register_post_accumulate_grad_hook(fired.append)
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        nerve.ones(2).register_post_accumulate_grad_hook(fired.append)
+    nerve.autograd.grad((x * x).sum(), x)  # grad() leaves .grad alone, so no hook
+    assert fired == []
+    (x * 3 + unused.detach()).sum().backward()
+    assert fired == [x] and unused.grad is None
+    (x * x).sum().backward(create_graph=True)
+    assert fired == [x, x] and x.grad.requires_grad
+
+
 def test_inplace_change_of_a_saved_input_is_detected():
     w = randn64(3)
     c = nerve.ones(3, dtype=nerve.float64)

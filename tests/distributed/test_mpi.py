@@ -84,6 +84,18 @@ def test_fit_checkpoint_from_two_ranks_resumes_on_one_and_only_rank_0_writes(tmp
         numpy.testing.assert_allclose(fit2["history_" + key], one["scratch_history_" + key], rtol=1e-10, err_msg=key)
 
 
+def test_gradients_are_averaged_during_backward_accumulate_and_allow_unused_parameters(tmp_path):
+    ok(mpiexec(2, "overlap", tmp_path))
+    r = numpy.load(tmp_path / "overlap.npz")
+    assert int(r["buckets"]) >= 3
+    # averaged by the end of backward, before step(): what clipping between the two sees
+    assert float(r["after_backward_gap"]) < 1e-12
+    assert float(r["accumulated_gap"]) < 1e-12
+    assert "got 3 gradients before step() (backward_passes_per_step=2)" in str(r["third_pass_error"])
+    # a head only rank 0 uses: its gradient counts as zero on rank 1
+    assert float(r["unused_head_gap"]) < 1e-12
+
+
 def test_ranks_that_disagree_on_a_shape_fail_naming_the_parameter(tmp_path):
     proc = mpiexec(2, "mismatch", tmp_path)
     assert proc.returncode != 0

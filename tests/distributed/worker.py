@@ -48,6 +48,63 @@ def hand_loop(optimizer_name: str, dtype: str) -> dict:
     return {f"{optimizer_name}_{dtype}_{k}": v.numpy() for k, v in model.state_dict().items()}
 
 
+def _local_grads(model, x, y) -> list:
+    loss = nerve.functional.cross_entropy(model(nerve.tensor(x)), nerve.tensor(y))
+    return [g.numpy() for g in nerve.autograd.grad(loss, list(model.parameters()))]
+
+
+def _mean_over_ranks(grads: list) -> list:
+    everyone = dist.allgather_object(grads)
+    return [numpy.mean([theirs[i] for theirs in everyone], axis=0) for i in range(len(grads))]
+
+
+def _gap(model, expected: list) -> float:
+    return max(float(numpy.abs(p.grad.numpy() - e).max()) for p, e in zip(model.parameters(), expected))
+
+
+def overlap_checks() -> dict:
+    """Gradients averaged by the end of backward (several buckets), accumulation over two backward passes, a
+    third pass refused, and a head that only rank 0 uses."""
+    model, x, y = problem("float64")
+    mine = slice(8 * dist.rank(), 8 * dist.rank() + 8)
+    expected = _mean_over_ranks(_local_grads(model, x[mine], y[mine]))
+    opt = dist.DistributedOptimizer(optim.SGD(model.parameters(), lr=0.1), bucket_bytes=256)
+    opt.zero_grad()
+    nerve.functional.cross_entropy(model(nerve.tensor(x[mine])), nerve.tensor(y[mine])).backward()
+    results = {"after_backward_gap": _gap(model, expected), "buckets": len(opt._dist_buckets)}
+    opt.step()
+
+    model, x, y = problem("float64")
+    halves = [slice(16 * dist.rank() + 8 * k, 16 * dist.rank() + 8 * k + 8) for k in range(2)]
+    local = [a + b for a, b in zip(*(_local_grads(model, x[h], y[h]) for h in halves))]
+    expected = _mean_over_ranks(local)
+    opt = dist.DistributedOptimizer(optim.SGD(model.parameters(), lr=0.1), backward_passes_per_step=2)
+    opt.zero_grad()
+    for h in halves:
+        nerve.functional.cross_entropy(model(nerve.tensor(x[h])), nerve.tensor(y[h])).backward()
+    results["accumulated_gap"] = _gap(model, expected)
+    try:
+        nerve.functional.cross_entropy(model(nerve.tensor(x[:4])), nerve.tensor(y[:4])).backward()
+    except RuntimeError as exc:
+        results["third_pass_error"] = str(exc)
+    opt.zero_grad()
+
+    nerve.manual_seed(0)
+    trunk, head_a, head_b = (nn.Linear(i, o).to(dtype=nerve.float64) for i, o in ((6, 4), (4, 3), (4, 3)))
+    params = [*trunk.parameters(), *head_a.parameters(), *head_b.parameters()]
+    opt = dist.DistributedOptimizer(optim.SGD(params, lr=0.1), bucket_bytes=64)
+    h = trunk(nerve.tensor(x[mine]))
+    loss = head_a(h).sum() + (head_b(h).sum() if dist.rank() == 0 else 0.0)
+    local_b = [g.numpy() for g in nerve.autograd.grad(loss, list(head_b.parameters()), retain_graph=True,
+                                                      allow_unused=True)] if dist.rank() == 0 else None
+    loss.backward()
+    opt.synchronize()
+    reference = dist.broadcast_object(local_b)
+    results["unused_head_gap"] = max(float(numpy.abs(p.grad.numpy() - r / dist.world_size()).max())
+                                     for p, r in zip(head_b.parameters(), reference))
+    return results
+
+
 def run_fit(out: Path, epochs: int, batch: int, **kwargs) -> dict:
     model, x, y = problem("float64")
     history = fit(model, (x, y), loss="cross_entropy", optimizer=make_optimizer("adam", model), epochs=epochs,
@@ -71,6 +128,8 @@ def main(mode: str, out: Path) -> None:
     elif mode == "resume":  # 1 rank: resume the 2-rank checkpoint, and the same run from scratch
         results = {"resumed_" + k: v for k, v in run_fit(out, EPOCHS, GLOBAL_BATCH, resume=out / "epoch1.ckpt").items()}
         results.update({"scratch_" + k: v for k, v in run_fit(out, EPOCHS, GLOBAL_BATCH).items()})
+    elif mode == "overlap":
+        results = overlap_checks()
     elif mode == "mismatch":
         model, _, _ = problem("float64", hidden=16 if dist.rank() == 0 else 8)
         dist.broadcast_parameters(model)
