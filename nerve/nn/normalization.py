@@ -16,6 +16,18 @@ def _filled(n: int, value: float, device, dtype) -> Tensor:
     return init.constant_(_empty((n,), device, dtype).detach(), value)
 
 
+def _affine(module: Module, shape: tuple, weight: bool, bias: bool, device, dtype) -> None:
+    """``module.weight`` (ones) and ``module.bias`` (zeros) of ``shape`` where asked for, else registered as None."""
+    if weight:
+        module.weight = init.ones_(_empty(shape, device, dtype))
+    else:
+        module.register_parameter("weight", None)
+    if bias:
+        module.bias = init.zeros_(_empty(shape, device, dtype))
+    else:
+        module.register_parameter("bias", None)
+
+
 class _NormBase(Module):
     """Per-channel state shared by batch and instance norm: optional weight/bias (ones/zeros) and optional
     running statistics with their batch counter, under PyTorch's names."""
@@ -28,12 +40,7 @@ class _NormBase(Module):
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
-        if affine:
-            self.weight = init.ones_(_empty((num_features,), device, dtype))
-            self.bias = init.zeros_(_empty((num_features,), device, dtype))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine(self, (num_features,), affine, affine, device, dtype)
         if track_running_stats:
             self.register_buffer("running_mean", _filled(num_features, 0.0, device, dtype))
             self.register_buffer("running_var", _filled(num_features, 1.0, device, dtype))
@@ -127,14 +134,7 @@ class LayerNorm(Module):
         self.normalized_shape = shape
         self.eps = eps
         self.elementwise_affine = elementwise_affine
-        if elementwise_affine:
-            self.weight = init.ones_(_empty(shape, device, dtype))
-        else:
-            self.register_parameter("weight", None)
-        if elementwise_affine and bias:
-            self.bias = init.zeros_(_empty(shape, device, dtype))
-        else:
-            self.register_parameter("bias", None)
+        _affine(self, shape, elementwise_affine, elementwise_affine and bias, device, dtype)
 
     def forward(self, input: Tensor) -> Tensor:
         """(x - mean) / sqrt(var + eps) * weight + bias over the trailing dims."""
@@ -167,12 +167,7 @@ class GroupNorm(Module):
         self.num_channels = num_channels
         self.eps = eps
         self.affine = affine
-        if affine:
-            self.weight = init.ones_(_empty((num_channels,), device, dtype))
-            self.bias = init.zeros_(_empty((num_channels,), device, dtype))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
+        _affine(self, (num_channels,), affine, affine, device, dtype)
 
     def forward(self, input: Tensor) -> Tensor:
         """(x - mean) / sqrt(var + eps) per sample and group, then weight * . + bias per channel."""
