@@ -1,6 +1,7 @@
 """SmallCNN (conv32-conv64-maxpool-fc128-fc10) training step and single convolutions: nerve vs PyTorch.
 
-Run: python bench/cnn.py [--steps 10] [--rounds 9] [--threads N] [--blas-timeout N] [--quick] [--convs N]
+Run: python bench/cnn.py [--steps 10] [--rounds 9] [--threads N] [--nerve-threads N] [--blas-timeout N] [--quick]
+[--convs N]
 Prints, in one run: ms per training step (forward, backward, Adam) of SmallCNN at batch 64 on 1x28x28
 inputs and its GFLOP/s, the same in PyTorch on the CPU (default NCHW, and channels_last), each against the
 machine's float32 GEMM rate timed in the same rounds (the limit of a GEMM-based convolution), then the
@@ -165,10 +166,15 @@ def main() -> None:
                         help="OPENBLAS_THREAD_TIMEOUT for both libraries' processes (4-30: BLAS's idle threads spin "
                              "2^N cycles before sleeping; OpenBLAS's default is 28)")
     parser.add_argument("--threads", type=int, default=None, help="threads for both libraries (default: theirs)")
+    parser.add_argument("--nerve-threads", type=int, default=None,
+                        help="nerve's own threads (NERVE_NUM_THREADS: BLAS single-threaded, nerve cuts each kernel "
+                             "in N parts); default: BLAS's threads with per-call-site streams")
     parser.add_argument("--convs", type=int, default=len(CONVS), help="time only the first N convolution shapes")
     args = parser.parse_args()
     if args.blas_timeout is not None:  # read by OpenBLAS when the fresh processes load NumPy
         os.environ["OPENBLAS_THREAD_TIMEOUT"] = str(args.blas_timeout)
+    if args.nerve_threads:  # read by nerve when the fresh processes import it
+        os.environ["NERVE_NUM_THREADS"] = str(args.nerve_threads)
     if args.threads:  # read by the fresh processes at start-up
         for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "NERVE_BENCH_THREADS"):
             os.environ[name] = str(args.threads)

@@ -11,6 +11,7 @@ from nerve import backend
 from nerve.autograd.function import Function, ShapeError
 from nerve.autograd.rule_math import define
 from nerve.backend import xp
+from nerve.ops import streams
 from nerve.ops.activation import gelu, gelu_slope
 from nerve.ops.reduce import norm
 from nerve.tensor import Tensor
@@ -18,7 +19,7 @@ from nerve.tensor import Tensor
 
 class MatMul(Function):
     def forward(self, a, b):
-        return xp.matmul(a, b)
+        return streams.matmul(a, b)
 
     def backward(self, g, m):  # C = AB: dA = dC B^T, dB = A^T dC (1-D operands promoted, then restored)
         a, b = m.inputs(self)
@@ -331,7 +332,7 @@ class Linear(Function):
     def forward(self, x, weight, bias):
         # NOTE: (..., in) is multiplied as one (rows, in) GEMM: NumPy runs a 3-D @ 2-D product as one
         # small GEMM per leading index, 2-4x slower.
-        out = xp.matmul(x.reshape(-1, x.shape[-1]), weight.T).reshape(x.shape[:-1] + (weight.shape[0],))
+        out = streams.matmul(x.reshape(-1, x.shape[-1]), weight.T).reshape(x.shape[:-1] + (weight.shape[0],))
         if bias is not None:
             out += bias
         return out
@@ -340,8 +341,8 @@ class Linear(Function):
         x, w, _ = m.inputs(self)
         nx, nw, nb = self.needs_input_grad
         g2 = g.reshape(-1, w.shape[0])
-        return ((g2 @ w).reshape(x.shape) if nx else None,
-                g2.T @ x.reshape(-1, w.shape[1]) if nw else None,
+        return (m.matmul(g2, w).reshape(x.shape) if nx else None,
+                m.matmul(g2.T, x.reshape(-1, w.shape[1])) if nw else None,
                 g2.sum(0) if nb else None)
 
     def reference(self, x, weight, bias):
@@ -353,7 +354,7 @@ class LinearGELU(Function):
 
     def forward(self, x, weight, bias):
         # NOTE: one GEMM over all rows, as in Linear
-        h = xp.matmul(x.reshape(-1, x.shape[-1]), weight.T)
+        h = streams.matmul(x.reshape(-1, x.shape[-1]), weight.T)
         if bias is not None:
             h += bias
         out, self.slope = gelu_slope(h)
@@ -363,8 +364,8 @@ class LinearGELU(Function):
         x, w, _ = m.inputs(self)
         nx, nw, nb = self.needs_input_grad
         dh = g.reshape(self.slope.shape) * self.slope
-        return ((dh @ w).reshape(x.shape) if nx else None,
-                dh.T @ x.reshape(-1, w.shape[1]) if nw else None, dh.sum(0) if nb else None)
+        return (m.matmul(dh, w).reshape(x.shape) if nx else None,
+                m.matmul(dh.T, x.reshape(-1, w.shape[1])) if nw else None, dh.sum(0) if nb else None)
 
     def reference(self, x, weight, bias):
         return gelu(_affine(x, weight, bias))
@@ -391,7 +392,7 @@ def linear_gelu(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Te
     return LinearGELU.apply(input, weight, bias)
 
 
-define("matmul", xp.matmul, matmul)
+define("matmul", streams.matmul, matmul)
 
 __all__ = ["addbmm", "addmm", "addmv", "baddbmm", "bilinear", "bmm", "cdist", "check_linear_args", "cross", "dot",
            "einsum", "kron", "linear", "linear_gelu", "matmul", "mm", "mv", "outer", "trace"]

@@ -11,18 +11,26 @@ takes the faster one, timing the other again every ``RETRY`` calls (less often w
 ``STREAMS`` fixes the choice).
 
 Used when threadpoolctl is installed (it sets BLAS's thread count for the duration) and BLAS has more than
-one thread; otherwise, and for small work, a kernel runs as one part. A kernel that sums over its parts (a
-weight gradient) runs the same parts one after the other when it runs without streams, so its result does
-not depend on the choice.
+one thread; otherwise, and for small work, a kernel runs as one part.
+
+``set_threads(k)`` (or ``NERVE_NUM_THREADS=k`` at start-up) is the other model, PyTorch's intra-op pool: BLAS
+stays single-threaded for the whole process, so no BLAS thread ever spins, and nerve itself cuts every large
+kernel in k parts (convolution faces and recurrent loops by batch, GEMMs by rows, element-wise passes, pooling
+and optimiser steps by their leading dim; ``split``, ``matmul``), with no timing: streams always.
+
+A kernel that sums over its parts (a weight gradient) runs the same parts one after the other when it runs
+without streams, so its result does not depend on the choice.
 """
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from nerve import backend
+from nerve.backend import xp
 
 #: None: measure and choose per call site; 1: never streams; k > 1: always k parts on threads (tests)
 STREAMS: int | None = None
@@ -34,9 +42,14 @@ RETRY = 16
 #: call sites remembered at most (shapes vary, e.g. sequence lengths): beyond it the timings start again
 MAX_SITES = 4096
 
+#: with set_threads: the least work (flops, or element passes x SPLIT_COST) worth a thread hand-off (~40 us)
+SPLIT_FLOPS = 2e7
+#: flop-equivalents of one element of an element-wise pass (memory-bound: ~0.4 ns an element here)
+SPLIT_COST = 40.0
+
 _CORES = os.cpu_count() or 1  # NOTE: os.cpu_count() costs 20 us a call
 _LOCK = threading.Lock()
-_state: dict = {}
+_state: dict = {"own": 0}  # own: nerve's thread count under set_threads, 0 when BLAS's threads are used
 _timings: dict = {}
 
 
@@ -62,12 +75,37 @@ def _blas():
     return _state["blas"]
 
 
+def set_threads(threads: int | None) -> None:
+    """nerve's own threads: ``threads`` >= 1 keeps BLAS single-threaded for the process and cuts each large
+    kernel in that many parts on nerve's threads (PyTorch's model); None gives BLAS back its thread count
+    (from before the first call) and kernels choose per call site again."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"streams.set_threads: expected a positive int or None, got {threads!r}")
+    blas = _blas()
+    if threads is None:
+        for c, t in zip(blas, _state.pop("blas_threads", ())):
+            c.set_num_threads(t)
+        _state["own"] = 0
+        return
+    _state.setdefault("blas_threads", tuple(c.num_threads for c in blas))
+    for c in blas:
+        c.set_num_threads(1)
+    _state["own"] = threads
+
+
+def get_threads() -> int:
+    """nerve's own thread count under ``set_threads``; 0 when BLAS's own threads are in use."""
+    return _state["own"]
+
+
 def count(n: int, flops: float, array) -> int:
     """How many parts a batch of ``n`` with ``flops`` of work on ``array`` (its device) is cut into."""
     if n < 2 or array.__class__ is not backend.ndarray:
         return 1
     if STREAMS is not None:
         return max(1, min(STREAMS, n))
+    if _state["own"]:
+        return min(n, _state["own"]) if flops >= MIN_FLOPS else 1
     blas = _blas()
     if not blas or flops < MIN_FLOPS:
         return 1
@@ -99,7 +137,7 @@ def _choose(site) -> bool:
 
 
 def _concurrent(fn, bounds: list) -> list:
-    blas = _blas()
+    blas = () if _state["own"] else _blas()  # under set_threads BLAS is single-threaded already
     old = [c.num_threads for c in blas]
     for c in blas:
         c.set_num_threads(1)
@@ -127,8 +165,8 @@ def run(fn, n: int, flops: float, array, site=None, sums: bool = False) -> list:
     if k == 1:
         return [fn(0, n)]
     bounds = [n * i // k for i in range(k + 1)]
-    streams = STREAMS is not None or site is None or _choose(site)
-    timed = STREAMS is None and site is not None
+    timed = STREAMS is None and site is not None and not _state["own"]
+    streams = not timed or _choose(site)
     start = time.perf_counter()
     if streams and _LOCK.acquire(blocking=False):
         try:
@@ -143,3 +181,58 @@ def run(fn, n: int, flops: float, array, site=None, sums: bool = False) -> list:
         times.append(time.perf_counter() - start)
         del times[:-2]
     return out
+
+
+def split(fn, n: int, work: float, array) -> list:
+    """``fn(a, b)`` over parts of ``n`` on nerve's threads under ``set_threads`` when ``work`` (flops) reaches
+    SPLIT_FLOPS; otherwise ``[fn(0, n)]`` (with BLAS's own threads the parts would fight its spinning ones)."""
+    if not _state["own"] or work < SPLIT_FLOPS or n < 2 or array.__class__ is not backend.ndarray:
+        return [fn(0, n)]
+    return run(fn, n, work, array)
+
+
+def elementwise(fn, out, *arrays) -> None:
+    """``fn(*parts, out=out_part)`` over leading-dim slices of same-shaped arrays (scalars passed as they are),
+    on nerve's threads when set_threads is on and the arrays are large."""
+    if not out.ndim:
+        fn(*arrays, out=out)
+        return
+
+    def part(a: int, b: int) -> None:
+        fn(*(x[a:b] if getattr(x, "ndim", 0) else x for x in arrays), out=out[a:b])
+    split(part, out.shape[0], out.size * SPLIT_COST, out)
+
+
+def matmul(a, b):
+    """a @ b for NumPy arrays; under ``set_threads`` a large product is cut by rows of a (or columns of b
+    when a has few rows; a stack of products by its leading dim), each part single-threaded."""
+    if not _state["own"] or a.__class__ is not backend.ndarray or b.__class__ is not backend.ndarray \
+            or a.ndim < 2 or b.ndim < 2:
+        return xp.matmul(a, b)
+    m, kd, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    lead = xp.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    flops = 2.0 * m * kd * n * math.prod(lead)
+    if flops < SPLIT_FLOPS or kd != b.shape[-2]:
+        return xp.matmul(a, b)
+    out = xp.empty(lead + (m, n), dtype=xp.result_type(a, b))
+    k = _state["own"]
+    if lead and a.shape[0] == lead[0] >= k and (b.ndim == 2 or b.shape[0] in (1, lead[0])) \
+            and a.ndim == len(lead) + 2:
+        def part(i: int, j: int) -> None:
+            xp.matmul(a[i:j], b if b.ndim == 2 or b.shape[0] == 1 else b[i:j], out=out[i:j])
+        run(part, lead[0], flops, a)
+    elif m >= 8 * k:
+        def part(i: int, j: int) -> None:
+            xp.matmul(a[..., i:j, :], b, out=out[..., i:j, :])
+        run(part, m, flops, a)
+    elif n >= 8 * k:
+        def part(i: int, j: int) -> None:
+            out[..., i:j] = xp.matmul(a, b[..., i:j])
+        run(part, n, flops, a)
+    else:
+        xp.matmul(a, b, out=out)
+    return out
+
+
+if os.environ.get("NERVE_NUM_THREADS"):
+    set_threads(int(os.environ["NERVE_NUM_THREADS"]))

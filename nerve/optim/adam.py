@@ -5,6 +5,7 @@ import math
 from typing import Iterable
 
 from nerve.backend import xp
+from nerve import ops
 from nerve.optim.optimizer import Optimizer
 
 
@@ -50,8 +51,14 @@ class Adam(Optimizer):
                 w *= 1 - lr * weight_decay
             c2 = math.sqrt(1 - beta2 ** step)
             v_max = (state["max_exp_avg_sq"],) if amsgrad else ()
-            _adam_kernel(w, g, state["exp_avg"], state["exp_avg_sq"], work, *v_max, beta1, beta2, eps * c2,
-                         -lr * c2 / (1 - beta1 ** step))
+            arrays = (w, g, state["exp_avg"], state["exp_avg_sq"], work) + v_max
+            scalars = (beta1, beta2, eps * c2, -lr * c2 / (1 - beta1 ** step))
+            if all(a.flags.c_contiguous for a in arrays):  # flat ranges, on nerve's threads when large
+                flat = [a.reshape(-1) for a in arrays]
+                ops.streams.split(lambda a, b: _adam_kernel(*(f[a:b] for f in flat), *scalars), w.size,
+                                  12 * ops.streams.SPLIT_COST * w.size, w)
+            else:
+                _adam_kernel(*arrays, *scalars)
             p._version += 1
 
 

@@ -185,12 +185,25 @@ CASES = list(_cases())
 
 
 # --- gradients against the loop references -----------------------------------------------------------
-@pytest.mark.parametrize("parts", [1, 2])
+@pytest.mark.parametrize("parts", [1, 2, "threads"])
 @pytest.mark.parametrize("dim,case", [(2, c) for c in CONV2D] + [(1, c) for c in CONV1D],
                          ids=[f"2d-{i}" for i in range(len(CONV2D))] + [f"1d-{i}" for i in range(len(CONV1D))])
 def test_conv_gradients_match_loop_reference(dim, case, parts, monkeypatch):
-    """Forward and the three gradients against the loops, the batch run as one part or as two streams."""
-    monkeypatch.setattr(streams, "STREAMS", parts)
+    """Forward and the three gradients against the loops, the batch run as one part, as two streams, or on
+    nerve's own threads (streams.set_threads(2), every size split)."""
+    if parts == "threads":
+        monkeypatch.setattr(streams, "MIN_FLOPS", 0)
+        monkeypatch.setattr(streams, "SPLIT_FLOPS", 0)
+        streams.set_threads(2)
+    else:
+        monkeypatch.setattr(streams, "STREAMS", parts)
+    try:
+        _check_against_loops(dim, case)
+    finally:
+        streams.set_threads(None)
+
+
+def _check_against_loops(dim, case):
     xs, ws, stride, padding, dilation, groups, bias = case
     x, w = T(RNG.standard_normal(xs), True), T(RNG.standard_normal(ws), True)
     b = T(RNG.standard_normal(ws[0]), True) if bias else None
