@@ -239,13 +239,34 @@ def _bf16_to_f32(raw: np.ndarray) -> np.ndarray:
     return (raw.view("<u2").astype(np.uint32) << 16).view(np.float32)
 
 
-def load(f: str | os.PathLike | BinaryIO) -> Any:
+def load(f: str | os.PathLike | BinaryIO, map_location: Any = None, weights_only: bool | None = None) -> Any:
     """Read a file written by ``save`` (the same nesting, tensors as Tensors, arrays as arrays).
 
     ``f`` is a path or a binary file object read from its position to its end. A safetensors file from
     elsewhere gives a flat ``{name: Tensor}`` dict (BF16 is widened to float32). Truncated or corrupt files
-    raise ``CorruptFileError`` naming the path and what is wrong.
+    raise ``CorruptFileError`` naming the path and what is wrong. As in ``torch.load``, ``map_location`` (a
+    device or its name) moves the tensors; ``weights_only`` is accepted and always holds (no code is loaded).
     """
+    obj = _read(f)
+    if map_location is None:
+        return obj
+    if callable(map_location) or isinstance(map_location, Mapping):
+        raise TypeError("nerve.load: map_location must be a device or its name ('cpu', 'cuda:0'), got a "
+                        f"{type(map_location).__name__}")
+    return _moved(obj, map_location)
+
+
+def _moved(obj: Any, device) -> Any:
+    if isinstance(obj, Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return {k: _moved(v, device) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_moved(v, device) for v in obj)
+    return obj
+
+
+def _read(f: str | os.PathLike | BinaryIO) -> Any:
     if hasattr(f, "read"):
         path, content = getattr(f, "name", "<file object>"), f.read()
         header, start = _read_header(path, io.BytesIO(content), len(content))

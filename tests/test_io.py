@@ -78,6 +78,13 @@ def test_round_trip_through_file_objects(tmp_path):
         _assert_same(obj, load(f))
     with pytest.raises(CorruptFileError, match="<file object>: .*truncated"):
         load(io.BytesIO(buffer.getvalue()[:-3]))
+    # torch.load's keywords, so ported code runs
+    buffer.seek(0)
+    back = load(buffer, map_location="cpu", weights_only=True)
+    _assert_same(obj, back)
+    assert back["model"]["layer.0.weight"].device == "cpu"
+    with pytest.raises(TypeError, match="map_location must be a device or its name"):
+        load(tmp_path / "x.safetensors", map_location={"cuda:0": "cpu"})
 
 
 def test_top_level_via_package_and_module_config(tmp_path):
