@@ -12,7 +12,7 @@ from nerve.backend import (
 )
 from nerve.tensor import Tensor
 from nerve.autograd import (
-    Function, GradcheckError, enable_grad, grad, gradcheck, gradgradcheck, is_grad_enabled, no_grad,
+    Function, GradcheckError, enable_grad, grad, gradcheck, gradgradcheck, inference_mode, is_grad_enabled, no_grad,
     set_grad_enabled,
 )
 from nerve.creation import (
@@ -55,8 +55,9 @@ def is_floating_point(input: Tensor) -> _builtins.bool:
 
 from nerve.io import load, save  # noqa: E402,F401  (weights files: nerve.save / nerve.load)
 from nerve import data, functional, nn, optim, rules, train  # noqa: E402,F401  (nerve.nn.Linear, ... as in PyTorch)
-from nerve import accelerator, backends, cuda, utils  # noqa: E402,F401  (torch.cuda / torch.utils.data look-alikes)
+from nerve import accelerator, amp, backends, cuda, utils  # noqa: E402,F401  (torch.cuda / torch.utils.data look-alikes)
+from nerve.amp import autocast  # noqa: E402,F401
 from nerve.backends import (  # noqa: E402,F401  (switches PyTorch scripts set; no effect here)
-    are_deterministic_algorithms_enabled, get_float32_matmul_precision, get_num_threads,
+    are_deterministic_algorithms_enabled, compile, get_float32_matmul_precision, get_num_threads,
     set_float32_matmul_precision, set_num_threads, use_deterministic_algorithms,
 )

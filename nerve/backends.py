@@ -7,10 +7,11 @@ nerve has no cuDNN, no TF32 switch and no Metal backend: the flags are accepted,
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 __all__ = ["cudnn", "cuda", "mps", "set_float32_matmul_precision", "get_float32_matmul_precision",
            "use_deterministic_algorithms", "are_deterministic_algorithms_enabled", "set_num_threads",
-           "get_num_threads"]
+           "get_num_threads", "compile"]
 
 
 def _false() -> bool:
@@ -47,6 +48,15 @@ def use_deterministic_algorithms(mode: bool, *, warn_only: bool = False) -> None
 
 def are_deterministic_algorithms_enabled() -> bool:
     return _settings["deterministic"]
+
+
+def compile(model: Any = None, *, fullgraph: bool = False, dynamic: bool | None = None, backend: Any = "inductor",
+            mode: str | None = None, options: dict | None = None, disable: bool = False) -> Any:
+    """``torch.compile``'s signature, returning ``model`` unchanged (or, without it, a decorator that does):
+    nerve runs eagerly, so scripts that compile their model run as they are."""
+    if model is None:
+        return lambda fn: fn
+    return model
 
 
 def _threadpoolctl(name: str):

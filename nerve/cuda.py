@@ -4,10 +4,26 @@ Scripts ask ``nerve.cuda.is_available()`` to pick a device; it is True only when
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+from nerve import amp as _amp
 from nerve import backend
 
 __all__ = ["is_available", "device_count", "current_device", "get_device_name", "manual_seed", "manual_seed_all",
-           "synchronize", "empty_cache"]
+           "synchronize", "empty_cache", "amp"]
+
+
+def _autocast(enabled: bool = True, dtype=None, cache_enabled: bool | None = None) -> _amp.autocast:
+    return _amp.autocast("cuda", dtype, enabled, cache_enabled)
+
+
+def _grad_scaler(init_scale: float = 2.0 ** 16, growth_factor: float = 2.0, backoff_factor: float = 0.5,
+                 growth_interval: int = 2000, enabled: bool = True) -> _amp.GradScaler:
+    return _amp.GradScaler("cuda", init_scale, growth_factor, backoff_factor, growth_interval, enabled)
+
+
+#: ``torch.cuda.amp`` (PyTorch's older spelling of ``torch.amp`` with the device fixed to CUDA)
+amp = SimpleNamespace(autocast=_autocast, GradScaler=_grad_scaler)
 
 
 def _cupy():

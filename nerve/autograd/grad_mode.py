@@ -1,4 +1,5 @@
-"""Whether operations record the graph: ``no_grad`` and ``enable_grad`` as context managers and decorators."""
+"""Whether operations record the graph: ``no_grad``, ``enable_grad``, ``set_grad_enabled`` and ``inference_mode``
+as context managers and decorators."""
 from __future__ import annotations
 
 import functools
@@ -66,3 +67,10 @@ class set_grad_enabled(_GradMode):
             with set_grad_enabled(mode):
                 return fn(*args, **kwargs)
         return wrapper
+
+
+class inference_mode(_GradMode):
+    """``no_grad`` under PyTorch's other name for inference (``inference_mode(False)`` records again)."""
+
+    def __init__(self, mode: bool = True) -> None:
+        self.mode = not mode
