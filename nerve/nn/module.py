@@ -262,6 +262,21 @@ class Module:
             module = child
         return module
 
+    def get_parameter(self, target: str) -> "Parameter":
+        """The parameter at a dotted path such as ``"encoder.0.weight"``."""
+        return self._get_registered(target, "_parameters", "parameter")
+
+    def get_buffer(self, target: str) -> Tensor:
+        """The buffer at a dotted path such as ``"bn.running_mean"``."""
+        return self._get_registered(target, "_buffers", "buffer")
+
+    def _get_registered(self, target: str, table: str, what: str):
+        path, _, name = target.rpartition(".")
+        owner = self.get_submodule(path)
+        if name not in owner.__dict__[table]:
+            raise AttributeError(f"{type(owner).__name__} has no {what} {name!r} (looking up {target!r})")
+        return owner.__dict__[table][name]
+
     # --- state -----------------------------------------------------------------------------------
     def state_dict(self, destination: dict | None = None, prefix: str = "",
                    keep_vars: bool = False) -> "OrderedDict[str, Tensor]":
