@@ -23,6 +23,7 @@ from nerve.backend import xp
 from nerve.nn import init
 from nerve.nn.linear import _empty
 from nerve.nn.module import Module
+from nerve.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 from nerve.ops import (
     cat, gru_cell, lengths_to_mask, lstm_cell, recurrent_layer, rnn_relu_cell, rnn_tanh_cell, stack,
 )
@@ -252,8 +253,16 @@ class _RNNBase(Module):
         ``input`` is (T, B, input_size), (B, T, input_size) with ``batch_first``, or (T, input_size)
         unbatched. ``output`` is (T, B, directions * hidden_size) in the same layout; the states are
         (num_layers * directions, B, hidden_size). ``lengths`` (B,) or a bool ``mask`` shaped like the
-        input's first two dims mark the real steps of padded sequences.
+        input's first two dims mark the real steps of padded sequences. A ``PackedSequence`` input gives a
+        ``PackedSequence`` output (states in the batch's original order), as in PyTorch.
         """
+        if isinstance(input, PackedSequence):
+            if lengths is not None or mask is not None:
+                raise ValueError(f"{self!r}: a PackedSequence carries its lengths; do not pass lengths or mask")
+            padded, lengths = pad_packed_sequence(input, batch_first=self.batch_first)
+            output, state = self.forward(padded, hx, lengths=lengths)
+            return pack_padded_sequence(output, lengths, self.batch_first,
+                                        enforce_sorted=input.sorted_indices is None), state
         if input.ndim not in (2, 3) or input.shape[-1] != self.input_size:
             layout = "(B, T" if self.batch_first else "(T, B"
             raise ValueError(f"{self!r}: expected input {layout}, {self.input_size}) or (T, {self.input_size}), "

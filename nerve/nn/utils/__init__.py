@@ -1,6 +1,6 @@
 """Utilities on parameters, PyTorch's ``nn.utils``: gradient clipping in place (by the joint norm of all
 gradients, or elementwise by value; ``nerve.optim`` re-exports it), flattening parameters to one vector, and
-spectral normalisation of a layer's weight (GAN discriminators)."""
+spectral normalisation of a layer's weight (GAN discriminators); ``rnn``: padding and packing sequences."""
 from __future__ import annotations
 
 import math
@@ -9,6 +9,7 @@ from typing import Iterable
 from nerve import backend, ops
 from nerve.autograd.grad_mode import no_grad
 from nerve.backend import xp
+from nerve.nn.utils import rnn  # noqa: F401  (nn.utils.rnn: pad_sequence, pack_padded_sequence, ...)
 from nerve.tensor import Tensor
 
 
