@@ -81,36 +81,55 @@ def _record(data: bytes) -> bytes:
 
 
 class SummaryWriter:
-    """Write scalars to a new TensorBoard event file in ``log_dir`` (``add_scalar`` like torch's writer)."""
+    """Write scalars to a new TensorBoard event file in ``log_dir``, with ``torch.utils.tensorboard``'s names
+    (``log_dir`` defaults to ``runs/<date>_<time>_<host><comment>``, as there)."""
 
-    def __init__(self, log_dir: str | os.PathLike) -> None:
+    def __init__(self, log_dir: str | os.PathLike | None = None, comment: str = "", purge_step: int | None = None,
+                 max_queue: int = 10, flush_secs: int = 120, filename_suffix: str = "") -> None:
+        if log_dir is None:
+            log_dir = os.path.join("runs", time.strftime("%b%d_%H-%M-%S") + "_" + socket.gethostname() + comment)
         self.log_dir = os.fspath(log_dir)
         os.makedirs(self.log_dir, exist_ok=True)
         name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}.{id(self)}"
-        self.path = os.path.join(self.log_dir, name)
+        self.path = os.path.join(self.log_dir, name + filename_suffix)
         self._file = open(self.path, "wb")
         self._file.write(_record(_event(time.time(), 0, file_version="brain.Event:2")))
         self._file.flush()
+        self._children: dict = {}
 
-    def add_scalar(self, tag: str, scalar_value: float, global_step: int = 0,
-                   walltime: float | None = None) -> None:
-        """Record ``tag = scalar_value`` at ``global_step``."""
-        self.add_scalars({tag: scalar_value}, global_step, walltime)
+    def add_scalar(self, tag: str, scalar_value, global_step: int | None = None, walltime: float | None = None,
+                   new_style: bool = False, double_precision: bool = False) -> None:
+        """Record ``tag = scalar_value`` (a number or a one-element tensor) at ``global_step``."""
+        self.write_scalars({tag: scalar_value}, global_step, walltime)
 
-    def add_scalars(self, values: dict, global_step: int = 0, walltime: float | None = None) -> None:
-        """Record several scalars at one step in one event."""
-        scalars = [(tag, float(v)) for tag, v in values.items()]
+    def add_scalars(self, main_tag: str, tag_scalar_dict: dict, global_step: int | None = None,
+                    walltime: float | None = None) -> None:
+        """PyTorch's layout for several curves on one chart: each ``tag`` goes to the run
+        ``log_dir/<main_tag>_<tag>`` under the tag ``main_tag``."""
+        for tag, value in tag_scalar_dict.items():
+            run = os.path.join(self.log_dir, f"{main_tag.replace('/', '_')}_{tag}")
+            if run not in self._children:
+                self._children[run] = SummaryWriter(run)
+            self._children[run].write_scalars({main_tag: value}, global_step, walltime)
+
+    def write_scalars(self, values: dict, global_step: int | None = None, walltime: float | None = None) -> None:
+        """Record several scalars at one step in one event (nerve's own: the fit callback's epoch logs)."""
+        scalars = [(tag, float(v.item() if hasattr(v, "item") else v)) for tag, v in values.items()]
         wall = time.time() if walltime is None else walltime
-        self._file.write(_record(_event(wall, int(global_step), scalars=scalars)))
+        self._file.write(_record(_event(wall, int(global_step or 0), scalars=scalars)))
 
     def flush(self) -> None:
         """Push what is written to disk, so a running TensorBoard sees it."""
         self._file.flush()
+        for child in self._children.values():
+            child.flush()
 
     def close(self) -> None:
-        """Flush and close the file."""
+        """Flush and close the file (and those ``add_scalars`` opened)."""
         if not self._file.closed:
             self._file.close()
+        for child in self._children.values():
+            child.close()
 
     def __enter__(self) -> "SummaryWriter":
         return self
@@ -143,18 +162,18 @@ class TensorBoard(Callback):
             return
         step = self.trainer.global_step
         if step % self.update_freq == 0:
-            self._train.add_scalars({f"batch_{k}": v for k, v in (logs or {}).items()}, step)
+            self._train.write_scalars({f"batch_{k}": v for k, v in (logs or {}).items()}, step)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
         train = {f"epoch_{k}": v for k, v in logs.items() if not k.startswith("val_")}
         val = {f"epoch_{k[4:]}": v for k, v in logs.items() if k.startswith("val_")}
-        self._train.add_scalars(train, epoch)
+        self._train.write_scalars(train, epoch)
         self._train.flush()
         if val:
             if self._val is None:
                 self._val = SummaryWriter(os.path.join(self.log_dir, "validation"))
-            self._val.add_scalars(val, epoch)
+            self._val.write_scalars(val, epoch)
             self._val.flush()
 
     def on_train_end(self, logs: dict | None = None) -> None:

@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+import nerve
 from nerve.train.tensorboard import SummaryWriter, crc32c, masked_crc32c
 from tests.helpers import crc32c_bitwise, masked_crc32c_bitwise, read_events
 
@@ -19,14 +20,27 @@ def test_crc32c_known_values():
 def test_event_file_decodes(tmp_path):
     with SummaryWriter(tmp_path) as w:
         w.add_scalar("loss", 0.5, 1, walltime=123.25)
-        w.add_scalars({"acc": 0.75, "lr": 1e-3}, 300)
+        w.write_scalars({"acc": 0.75, "lr": nerve.tensor(1e-3)}, 300)
         w.add_scalar("big_step", -2.0, 2 ** 40)
+        w.add_scalars("loss", {"train": 0.5, "val": 0.625}, 3)  # PyTorch's layout: one run per curve
     (path,) = glob.glob(os.path.join(tmp_path, "events.out.tfevents.*"))
+    for curve, value in (("train", 0.5), ("val", 0.625)):
+        (child,) = glob.glob(os.path.join(tmp_path, f"loss_{curve}", "events.out.tfevents.*"))
+        assert read_events(child)[1]["step"] == 3 and read_events(child)[1]["scalars"] == {"loss": value}
     events = read_events(path)
     assert events[0]["file_version"] == "brain.Event:2"
     assert events[1] == {"wall_time": 123.25, "step": 1, "scalars": {"loss": 0.5}}
     assert events[2]["step"] == 300 and events[2]["scalars"] == pytest.approx({"acc": 0.75, "lr": 1e-3})
     assert events[3]["step"] == 2 ** 40 and events[3]["scalars"] == {"big_step": -2.0}
+
+
+def test_torch_path_and_default_log_dir(tmp_path, monkeypatch):
+    from nerve.utils.tensorboard import SummaryWriter as TorchPathWriter
+
+    monkeypatch.chdir(tmp_path)
+    with TorchPathWriter(comment="_lr0.1") as w:
+        w.add_scalar("x", 1.0)
+    assert TorchPathWriter is SummaryWriter and w.log_dir.startswith("runs") and w.log_dir.endswith("_lr0.1")
 
 
 def test_tensorboard_reads_it(tmp_path):
