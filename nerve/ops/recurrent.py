@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from nerve.autograd.function import Function, ShapeError
 from nerve.backend import xp
-from nerve.ops import streams
+from nerve.ops import fused_rnn, streams
 from nerve.ops.activation import relu
 from nerve.ops.elementwise import sigmoid, tanh, where
 from nerve.ops.linalg import linear
@@ -136,21 +136,28 @@ class RecurrentLayer(Function):
         tmp = xp.empty((4 * H, B), dtype=out.dtype)
         ig = xp.empty((B, H), dtype=out.dtype)
         shift = 1.0 - rows
+        fk = fused_rnn.kernels() if fused_rnn.usable(out) else None
+        half = out.dtype.type(0.5)
         for t in self.steps:
             hp[t] = h
-            a = acts[t]
+            a, cn, ho = acts[t], cs[t], out[t]
             xp.matmul(w_rec, h.T, out=tmp)
-            a += tmp.T
-            xp.tanh(a, out=a)
-            a *= rows  # i, f, o: (1 + tanh(a/2)) / 2 = sigmoid(a); g: tanh(a)
-            a += shift
-            cn = cs[t]
-            xp.multiply(a[:, H:2 * H], c, out=cn)
-            xp.multiply(a[:, :H], a[:, 2 * H:3 * H], out=ig)
-            cn += ig
-            xp.tanh(cn, out=tc[t])
-            ho = out[t]
-            xp.multiply(a[:, 3 * H:], tc[t], out=ho)
+            if fk is not None:  # the same passes, fused around NumPy's tanh (nerve.ops.fused_rnn)
+                fk.add_transposed(a, tmp)
+                xp.tanh(a, out=a)
+                fk.lstm_cell(a, c, cn, half)
+                xp.tanh(cn, out=tc[t])
+                fk.lstm_out(a, tc[t], ho)
+            else:
+                a += tmp.T
+                xp.tanh(a, out=a)
+                a *= rows  # i, f, o: (1 + tanh(a/2)) / 2 = sigmoid(a); g: tanh(a)
+                a += shift
+                xp.multiply(a[:, H:2 * H], c, out=cn)
+                xp.multiply(a[:, :H], a[:, 2 * H:3 * H], out=ig)
+                cn += ig
+                xp.tanh(cn, out=tc[t])
+                xp.multiply(a[:, 3 * H:], tc[t], out=ho)
             if self._masked(t):
                 xp.copyto(cn, c, where=~self.mask[t, sl][:, None])
                 h = self._carry(t, sl, ho, h)
@@ -268,15 +275,25 @@ class RecurrentLayer(Function):
         deriv = xp.empty((B, 4 * H), dtype=dh.dtype)
         tmp = xp.empty((B, H), dtype=dh.dtype)
         steps = self.steps
+        fk = fused_rnn.kernels() if fused_rnn.usable(dh) else None
+        zeros = xp.zeros_like(dh) if fk is not None and self.full is not None else None
+        half = dh.dtype.type(0.5)
         for p in range(len(steps) - 1, -1, -1):
             t = steps[p]
             c_prev = cs[steps[p - 1]] if p else c0
             masked = self._masked(t)
+            a, da, tc = acts[t], dg[t], tcs[t]
             if masked:
                 dh, dc, passed = self._split_masked(t, sl, dh, d_out[t], dc)
-            else:
+            if fk is not None:  # the passes below in one compiled loop (nerve.ops.fused_rnn)
+                fk.lstm_back(a, tc, c_prev, dh, zeros if masked else d_out[t], dc, da, half)
+                dh = xp.matmul(da, w_hh)
+                if masked:
+                    dh += passed[0]
+                    dc += passed[1]
+                continue
+            if not masked:
                 dh += d_out[t]
-            a, da, tc = acts[t], dg[t], tcs[t]
             i, f, gg, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
             # h = o tanh(c), c = f c_prev + i g: do = dh tanh(c); dc += dh o (1 - tanh^2 c)
             xp.multiply(dh, tc, out=da[:, 3 * H:])

@@ -7,7 +7,7 @@ import pytest
 
 import nerve
 import nerve.functional as F
-from nerve.ops import streams
+from nerve.ops import fused_rnn, streams
 from nerve.ops.recurrent import RecurrentLayer
 from tests.helpers import T, ref_rnn_layer, ref_rnn_sequence
 from tests.ops.table import Case, make_inputs, table_tests
@@ -149,12 +149,15 @@ def ref_layer_backward(mode, caches, d_out, d_hn, d_cn, params, shape_x):
     return grads
 
 
+@pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("parts", [1, 2, 3])
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("mode", sorted(GATES))
-def test_layer_matches_numpy_bptt(mode, reverse, parts, monkeypatch):
-    """Against NumPy BPTT, with the batch of 3 run as 1, 2 (uneven) or 3 streams (nerve.ops.streams)."""
+def test_layer_matches_numpy_bptt(mode, reverse, parts, fused, monkeypatch):
+    """Against NumPy BPTT, with the batch of 3 run as 1, 2 (uneven) or 3 streams (nerve.ops.streams), with the
+    compiled step kernels (nerve.ops.fused_rnn, when numba is installed) and with NumPy's passes."""
     monkeypatch.setattr(streams, "STREAMS", parts)
+    monkeypatch.setattr(fused_rnn, "ENABLED", fused)
     rng = np.random.default_rng(7)
     k, H, lstm = GATES[mode], 4, mode == "lstm"
     params = [T(rng.uniform(-0.6, 0.6, s), True) for s in ((k * H, 3), (k * H, H), (k * H,), (k * H,))]

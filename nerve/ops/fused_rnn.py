@@ -1,0 +1,88 @@
+"""Optional compiled kernels for the recurrent layer's per-step element-wise work (numba, when installed).
+
+Why: a step of an LSTM's backward is about ten NumPy passes over (batch, hidden) arrays, each a separate
+call reading and writing memory; one compiled loop does them in one pass. The forward keeps NumPy's tanh
+(vectorised; numba's scalar tanh is ~40x slower) and fuses the passes around it. Used by ``recurrent.py``
+for NumPy arrays when numba imports; ``ENABLED = False`` forces NumPy's passes (the results agree within
+round-off: the kernels do the same operations in the same order, in the arrays' dtype: ``half`` is 0.5
+of that dtype, as a literal would promote float32 to float64).
+"""
+from __future__ import annotations
+
+from nerve import backend
+
+#: False: never use the compiled kernels (NumPy's passes), e.g. to test or time that path
+ENABLED = True
+_state: dict = {}
+
+
+def kernels():
+    """The compiled kernels (a namespace), or None when numba is missing or ``ENABLED`` is False."""
+    if not ENABLED:
+        return None
+    if "k" not in _state:
+        try:
+            _state["k"] = _compile()
+        except ImportError:  # numba is optional
+            _state["k"] = None
+    return _state["k"]
+
+
+def usable(a) -> bool:
+    """Whether the kernels run on ``a`` (installed, enabled, and a NumPy array: not CuPy's)."""
+    return type(a) is backend.ndarray and kernels() is not None
+
+
+def _compile():
+    from types import SimpleNamespace
+
+    from numba import njit
+    jit = njit(nogil=True, cache=True)
+
+    @jit
+    def add_transposed(a, tmp):  # a += tmp.T: the step's gates from the transposed GEMM (G, B)
+        for b in range(tmp.shape[1]):
+            for j in range(tmp.shape[0]):
+                a[b, j] += tmp[j, b]
+
+    @jit
+    def lstm_cell(a, c, cn, half):
+        """From a = tanh of the gates (i, f, o of halved rows): i, f, o = (1 + a) / 2 in place and
+        cn = f c + i g."""
+        H = c.shape[1]
+        for b in range(c.shape[0]):
+            for u in range(H):
+                i = a[b, u] * half + half
+                f = a[b, H + u] * half + half
+                a[b, u] = i
+                a[b, H + u] = f
+                a[b, 3 * H + u] = a[b, 3 * H + u] * half + half
+                cn[b, u] = f * c[b, u] + i * a[b, 2 * H + u]
+
+    @jit
+    def lstm_out(a, tc, h):  # h = o tanh(c)
+        H = h.shape[1]
+        for b in range(h.shape[0]):
+            for u in range(H):
+                h[b, u] = a[b, 3 * H + u] * tc[b, u]
+
+    @jit
+    def lstm_back(a, tc, c_prev, dh, d_out, dc, da, half):
+        """One step back: da (the gates' pre-activation gradients) from dh + d_out and dc; dc becomes the
+        previous cell's gradient (the same operations, in the same order, as the NumPy passes)."""
+        H = dh.shape[1]
+        one = half + half
+        for b in range(dh.shape[0]):
+            for u in range(H):
+                i, f, g, o = a[b, u], a[b, H + u], a[b, 2 * H + u], a[b, 3 * H + u]
+                t = tc[b, u]
+                d = dh[b, u] + d_out[b, u]
+                dcv = dc[b, u] + (one - t * t) * o * d
+                da[b, u] = dcv * g * ((one - i) * i)
+                da[b, H + u] = dcv * c_prev[b, u] * ((one - f) * f)
+                da[b, 2 * H + u] = dcv * i * (one - g * g)
+                da[b, 3 * H + u] = d * t * ((one - o) * o)
+                dc[b, u] = dcv * f
+
+    return SimpleNamespace(add_transposed=add_transposed, lstm_cell=lstm_cell, lstm_out=lstm_out,
+                           lstm_back=lstm_back)
