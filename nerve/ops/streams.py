@@ -42,14 +42,18 @@ RETRY = 16
 #: call sites remembered at most (shapes vary, e.g. sequence lengths): beyond it the timings start again
 MAX_SITES = 4096
 
-#: with set_threads: the least work (flops, or element passes x SPLIT_COST) worth a thread hand-off (~40 us)
+#: nerve's own thread count under set_threads (read it, set it through set_threads); 0: BLAS's threads
+THREADS = 0
+#: with set_threads: the least work (flops) worth a thread hand-off (~40 us)
 SPLIT_FLOPS = 2e7
 #: flop-equivalents of one element of an element-wise pass (memory-bound: ~0.4 ns an element here)
 SPLIT_COST = 40.0
+#: the least elements of an element-wise pass worth cutting (its work reaches SPLIT_FLOPS)
+SPLIT_ELEMENTS = int(SPLIT_FLOPS / SPLIT_COST)
 
 _CORES = os.cpu_count() or 1  # NOTE: os.cpu_count() costs 20 us a call
 _LOCK = threading.Lock()
-_state: dict = {"own": 0}  # own: nerve's thread count under set_threads, 0 when BLAS's threads are used
+_state: dict = {}
 _timings: dict = {}
 
 
@@ -81,21 +85,22 @@ def set_threads(threads: int | None) -> None:
     (from before the first call) and kernels choose per call site again."""
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ValueError(f"streams.set_threads: expected a positive int or None, got {threads!r}")
+    global THREADS
     blas = _blas()
     if threads is None:
         for c, t in zip(blas, _state.pop("blas_threads", ())):
             c.set_num_threads(t)
-        _state["own"] = 0
+        THREADS = 0
         return
     _state.setdefault("blas_threads", tuple(c.num_threads for c in blas))
     for c in blas:
         c.set_num_threads(1)
-    _state["own"] = threads
+    THREADS = threads
 
 
 def get_threads() -> int:
     """nerve's own thread count under ``set_threads``; 0 when BLAS's own threads are in use."""
-    return _state["own"]
+    return THREADS
 
 
 def count(n: int, flops: float, array) -> int:
@@ -104,8 +109,8 @@ def count(n: int, flops: float, array) -> int:
         return 1
     if STREAMS is not None:
         return max(1, min(STREAMS, n))
-    if _state["own"]:
-        return min(n, _state["own"]) if flops >= MIN_FLOPS else 1
+    if THREADS:
+        return min(n, THREADS) if flops >= MIN_FLOPS else 1
     blas = _blas()
     if not blas or flops < MIN_FLOPS:
         return 1
@@ -137,7 +142,7 @@ def _choose(site) -> bool:
 
 
 def _concurrent(fn, bounds: list) -> list:
-    blas = () if _state["own"] else _blas()  # under set_threads BLAS is single-threaded already
+    blas = () if THREADS else _blas()  # under set_threads BLAS is single-threaded already
     old = [c.num_threads for c in blas]
     for c in blas:
         c.set_num_threads(1)
@@ -165,7 +170,7 @@ def run(fn, n: int, flops: float, array, site=None, sums: bool = False) -> list:
     if k == 1:
         return [fn(0, n)]
     bounds = [n * i // k for i in range(k + 1)]
-    timed = STREAMS is None and site is not None and not _state["own"]
+    timed = STREAMS is None and site is not None and not THREADS
     streams = not timed or _choose(site)
     start = time.perf_counter()
     if streams and _LOCK.acquire(blocking=False):
@@ -186,7 +191,7 @@ def run(fn, n: int, flops: float, array, site=None, sums: bool = False) -> list:
 def split(fn, n: int, work: float, array) -> list:
     """``fn(a, b)`` over parts of ``n`` on nerve's threads under ``set_threads`` when ``work`` (flops) reaches
     SPLIT_FLOPS; otherwise ``[fn(0, n)]`` (with BLAS's own threads the parts would fight its spinning ones)."""
-    if not _state["own"] or work < SPLIT_FLOPS or n < 2 or array.__class__ is not backend.ndarray:
+    if not THREADS or work < SPLIT_FLOPS or n < 2 or array.__class__ is not backend.ndarray:
         return [fn(0, n)]
     return run(fn, n, work, array)
 
@@ -206,8 +211,9 @@ def elementwise(fn, out, *arrays) -> None:
 def matmul(a, b):
     """a @ b for NumPy arrays; under ``set_threads`` a large product is cut by rows of a (or columns of b
     when a has few rows; a stack of products by its leading dim), each part single-threaded."""
-    if not _state["own"] or a.__class__ is not backend.ndarray or b.__class__ is not backend.ndarray \
-            or a.ndim < 2 or b.ndim < 2:
+    if not THREADS:
+        return xp.matmul(a, b)
+    if a.__class__ is not backend.ndarray or b.__class__ is not backend.ndarray or a.ndim < 2 or b.ndim < 2:
         return xp.matmul(a, b)
     m, kd, n = a.shape[-2], a.shape[-1], b.shape[-1]
     lead = xp.broadcast_shapes(a.shape[:-2], b.shape[:-2])
@@ -215,7 +221,7 @@ def matmul(a, b):
     if flops < SPLIT_FLOPS or kd != b.shape[-2]:
         return xp.matmul(a, b)
     out = xp.empty(lead + (m, n), dtype=xp.result_type(a, b))
-    k = _state["own"]
+    k = THREADS
     if lead and a.shape[0] == lead[0] >= k and (b.ndim == 2 or b.shape[0] in (1, lead[0])) \
             and a.ndim == len(lead) + 2:
         def part(i: int, j: int) -> None:

@@ -53,7 +53,8 @@ class Adam(Optimizer):
             v_max = (state["max_exp_avg_sq"],) if amsgrad else ()
             arrays = (w, g, state["exp_avg"], state["exp_avg_sq"], work) + v_max
             scalars = (beta1, beta2, eps * c2, -lr * c2 / (1 - beta1 ** step))
-            if all(a.flags.c_contiguous for a in arrays):  # flat ranges, on nerve's threads when large
+            if ops.streams.THREADS and 12 * w.size >= ops.streams.SPLIT_ELEMENTS \
+                    and all(a.flags.c_contiguous for a in arrays):  # flat ranges on nerve's threads
                 flat = [a.reshape(-1) for a in arrays]
                 ops.streams.split(lambda a, b: _adam_kernel(*(f[a:b] for f in flat), *scalars), w.size,
                                   12 * ops.streams.SPLIT_COST * w.size, w)

@@ -21,6 +21,7 @@ def threads(monkeypatch):
     monkeypatch.setattr(streams, "STREAMS", None)
     monkeypatch.setattr(streams, "MIN_FLOPS", 0)
     monkeypatch.setattr(streams, "SPLIT_FLOPS", 0)
+    monkeypatch.setattr(streams, "SPLIT_ELEMENTS", 0)
     streams.set_threads(2)
     yield
     streams.set_threads(None)
