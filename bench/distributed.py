@@ -61,7 +61,7 @@ def worker(workload: str, steps: int) -> None:
         step()
     total = time.perf_counter() - t0
     comm = opt.comm_seconds - comm0
-    buffers = [bucket.flat for bucket in opt._dist_buckets]
+    buffers = [bucket.flat for bucket in opt._averager.buckets]
     dist.barrier()
     t1 = time.perf_counter()
     for _ in range(steps):

@@ -1,18 +1,17 @@
-"""Horovod's data-parallel design on nerve's optimisers: broadcast the start, average gradients in ``step``.
+"""Horovod's data-parallel design on nerve's optimisers: broadcast the start, average the gradients.
 
 ``DistributedOptimizer(opt)`` returns the same optimiser (its class, its state) whose gradients are averaged over
-the ranks: per dtype, buckets of parameters each sent by its own non-blocking ``Allreduce`` as soon as backward
-has finished their gradients, overlapping the rest of backward. Wrapping it broadcasts rank 0's parameters and
-optimiser state.
+the ranks during backward (``averager.py``), with ``step`` sending what backward did not. Wrapping it broadcasts
+rank 0's parameters and optimiser state.
 """
 from __future__ import annotations
 
-import time
 from typing import Any, Iterable
 
 import numpy
 
 from nerve.distributed import comm
+from nerve.distributed.averager import GradientAverager, by_dtype
 from nerve.tensor import Tensor
 
 __all__ = ["broadcast_parameters", "broadcast_state", "DistributedOptimizer"]
@@ -49,13 +48,6 @@ def _check_agreement(named: list[tuple[str, Tensor]], root: int, who: str) -> No
                                  f"{n1!r} {s1} {d1}; every rank must build the same model")
 
 
-def _by_dtype(tensors: list[Tensor]) -> dict:
-    groups: dict = {}
-    for t in tensors:
-        groups.setdefault(numpy.dtype(t.data.dtype), []).append(t)
-    return groups
-
-
 def broadcast_parameters(params: Any, root_rank: int = 0) -> None:
     """Copy rank ``root_rank``'s values into every rank's parameters (and a Module's buffers), in place.
 
@@ -65,7 +57,7 @@ def broadcast_parameters(params: Any, root_rank: int = 0) -> None:
     named = _named(params)
     comm.init()
     _check_agreement(named, root_rank, "broadcast_parameters")
-    for dtype, tensors in _by_dtype([t for _, t in named]).items():
+    for dtype, tensors in by_dtype([t for _, t in named]).items():
         flat = numpy.concatenate([numpy.asarray(t.data, dtype=dtype).ravel() for t in tensors])
         comm.broadcast(flat, root_rank, "broadcast_parameters")
         offset = 0
@@ -93,147 +85,32 @@ def broadcast_state(optimizer, root_rank: int = 0) -> None:
         optimizer.load_state_dict(state)
 
 
-class _Bucket:
-    """Gradients of one dtype that travel in one non-blocking Allreduce: their values, then a flag each (1 where
-    the rank has a gradient), so a parameter missing on some ranks averages over those that have it."""
-
-    __slots__ = ("tensors", "flat", "needed", "waiting", "request")
-
-    def __init__(self, tensors: list, dtype) -> None:
-        self.tensors = tensors
-        self.flat = numpy.empty(sum(t.data.size for t in tensors) + len(tensors), dtype=dtype)
-        self.needed = sum(1 for t in tensors if t.requires_grad)  # the gradients backward will bring
-        self.waiting, self.request = self.needed, None
-
-    def pack(self) -> None:
-        n, offset = len(self.tensors), 0
-        for i, p in enumerate(self.tensors):
-            size = p.data.size
-            if p.grad is None:
-                self.flat[offset:offset + size] = 0
-                self.flat[-n + i] = 0
-            else:
-                self.flat[offset:offset + size] = p.grad.data.ravel()
-                self.flat[-n + i] = 1
-            offset += size
-
-    def unpack(self, world: int) -> None:
-        self.flat /= world
-        n, offset = len(self.tensors), 0
-        for i, p in enumerate(self.tensors):
-            size = p.data.size
-            if self.flat[-n + i] > 0:
-                avg = self.flat[offset:offset + size].reshape(p.data.shape)
-                if p.grad is None or p.grad.requires_grad:
-                    p.grad = Tensor._make(avg.copy(), None)
-                else:
-                    p.grad.data[...] = avg
-            offset += size
-
-
-def _buckets(params: list, bucket_bytes: int) -> list[_Bucket]:
-    """Per dtype, the parameters in reverse order (the last layers' gradients are final first), cut into buckets
-    of at most ``bucket_bytes`` (a larger parameter travels alone)."""
-    buckets = []
-    for dtype, tensors in _by_dtype(params).items():
-        current, size = [], 0
-        for t in reversed(tensors):
-            if current and size + t.data.nbytes > bucket_bytes:
-                buckets.append(_Bucket(current, dtype))
-                current, size = [], 0
-            current.append(t)
-            size += t.data.nbytes
-        buckets.append(_Bucket(current, dtype))
-    return buckets
-
-
 class _Distributed:
-    """The methods a ``DistributedOptimizer`` adds to the optimiser's own class.
+    """The methods a ``DistributedOptimizer`` adds to the optimiser's own class: its ``GradientAverager``
+    averages the gradients during backward, and ``step`` sends what backward did not."""
 
-    NOTE: a post-accumulate-grad hook on each parameter counts its backward passes; once every parameter of a
-    bucket has had ``backward_passes_per_step`` of them, the bucket's Allreduce starts while backward goes on
-    (buckets start in the same order on every rank, as MPI requires). When the last bucket has started, the
-    hook waits for all and writes the averages into ``.grad``, so code between ``backward()`` and ``step()``
-    (gradient clipping) sees averaged gradients, as with PyTorch's DistributedDataParallel. Buckets left
-    waiting (a parameter without a gradient on this rank) are sent by ``synchronize``, which ``step`` calls.
-    """
+    @property
+    def bytes_per_step(self) -> int:
+        return self._averager.bytes_per_step
 
-    def _dist_layout(self, params: list) -> None:
-        for handle in getattr(self, "_dist_handles", ()):
-            handle.remove()
-        self._dist_ids = [id(p) for p in params]
-        self._dist_buckets = _buckets(params, self.bucket_bytes)
-        self._dist_next = 0
-        self._dist_synced = False
-        self._dist_passes = {id(p): 0 for p in params}
-        self.bytes_per_step = sum(b.flat.nbytes for b in self._dist_buckets)
-        bucket_of = {id(t): b for b in self._dist_buckets for t in b.tensors}
-        self._dist_handles = [] if comm.world_size() == 1 else [
-            p.register_post_accumulate_grad_hook(lambda t, b=bucket_of[id(p)]: self._dist_grad_ready(t, b))
-            for p in params if p.requires_grad]
+    @property
+    def comm_seconds(self) -> float:
+        return self._averager.comm_seconds
 
-    def _dist_grad_ready(self, p: Tensor, bucket: _Bucket) -> None:
-        passes = self._dist_passes[id(p)] + 1
-        if passes > self.backward_passes_per_step:
-            raise RuntimeError(
-                f"DistributedOptimizer: a parameter of shape {tuple(p.shape)} got {passes} gradients before "
-                f"step() (backward_passes_per_step={self.backward_passes_per_step}); pass "
-                "backward_passes_per_step=N to accumulate N backward passes, or call step() or zero_grad() "
-                "after each backward")
-        self._dist_passes[id(p)] = passes
-        if passes == self.backward_passes_per_step:
-            bucket.waiting -= 1
-            self._dist_start(until_waiting=True)
-            if self._dist_next == len(self._dist_buckets):
-                self._dist_finish()
-            else:
-                comm.test([b.request for b in self._dist_buckets[:self._dist_next]])
-
-    def _dist_start(self, until_waiting: bool) -> None:
-        """Start the buckets in order, up to the first that still waits for a gradient (or all of them)."""
-        buckets = self._dist_buckets
-        while self._dist_next < len(buckets) and not (until_waiting and buckets[self._dist_next].waiting):
-            bucket = buckets[self._dist_next]
-            bucket.pack()
-            bucket.request = comm.start_allreduce(bucket.flat)
-            self._dist_next += 1
-
-    def _dist_finish(self) -> None:
-        start = time.perf_counter()
-        comm.wait([b.request for b in self._dist_buckets], "DistributedOptimizer.synchronize (gradient allreduce)")
-        world = comm.world_size()
-        for b in self._dist_buckets:
-            b.unpack(world)
-        self._dist_synced = True
-        self.comm_seconds += time.perf_counter() - start
-
-    def _dist_reset(self) -> None:
-        for b in self._dist_buckets:
-            b.waiting, b.request = b.needed, None
-        self._dist_next = 0
-        self._dist_synced = False
-        self._dist_passes = dict.fromkeys(self._dist_passes, 0)
+    def _params(self) -> list:
+        return [p for g in self.param_groups for p in g["params"]]
 
     def synchronize(self) -> None:
         """Average every parameter's ``.grad`` over the ranks, once per step (a gradient missing on a rank counts
         as zero; a parameter without a gradient on every rank keeps ``None``)."""
-        if comm.world_size() == 1:
-            return
-        params = [p for g in self.param_groups for p in g["params"]]
-        if [id(p) for p in params] != self._dist_ids:
-            self._dist_layout(params)
-        if not self._dist_synced:
-            start = time.perf_counter()
-            self._dist_start(until_waiting=False)
-            self.comm_seconds += time.perf_counter() - start
-            self._dist_finish()
+        params = self._params()
+        if [id(p) for p in params] != self._averager.ids:
+            self._averager.layout(params)
+        self._averager.synchronize()
 
     def zero_grad(self, *args, **kwargs):
         """Finish any averaging in flight (every rank must), then clear the gradients."""
-        if comm.world_size() > 1 and self._dist_next:
-            self.synchronize()
-        if comm.world_size() > 1:
-            self._dist_reset()
+        self._averager.discard()
         return super().zero_grad(*args, **kwargs)
 
     def step(self, closure=None):
@@ -245,8 +122,7 @@ class _Distributed:
                              "after backward()")
         self.synchronize()
         result = super().step()
-        if comm.world_size() > 1:
-            self._dist_reset()
+        self._averager.reset()
         return result
 
 
@@ -268,13 +144,12 @@ def DistributedOptimizer(optimizer, named_parameters: Iterable | None = None, bu
     cls = optimizer.__class__
     wrapped = object.__new__(type(f"Distributed{cls.__name__}", (_Distributed, cls), {}))
     wrapped.__dict__ = optimizer.__dict__
-    wrapped.bucket_bytes, wrapped.backward_passes_per_step = bucket_bytes, backward_passes_per_step
-    wrapped.comm_seconds = 0.0
+    wrapped._averager = GradientAverager(bucket_bytes, backward_passes_per_step, "DistributedOptimizer")
     params = [p for g in optimizer.param_groups for p in g["params"]]
     if named_parameters is not None:
         names = {id(p): n for n, p in named_parameters}
         params = [(names.get(id(p), f"parameter {i}"), p) for i, p in enumerate(params)]
     broadcast_parameters(params, root_rank)
     broadcast_state(wrapped, root_rank)
-    wrapped._dist_layout([p for g in optimizer.param_groups for p in g["params"]])
+    wrapped._averager.layout(wrapped._params())
     return wrapped

@@ -91,7 +91,7 @@ def test_gradients_are_averaged_during_backward_accumulate_and_allow_unused_para
     # averaged by the end of backward, before step(): what clipping between the two sees
     assert float(r["after_backward_gap"]) < 1e-12
     assert float(r["accumulated_gap"]) < 1e-12
-    assert "got 3 gradients before step() (backward_passes_per_step=2)" in str(r["third_pass_error"])
+    assert "got 3 gradients before the step (backward_passes_per_step=2)" in str(r["third_pass_error"])
     # a head only rank 0 uses: its gradient counts as zero on rank 1
     assert float(r["unused_head_gap"]) < 1e-12
 

@@ -71,7 +71,7 @@ def overlap_checks() -> dict:
     opt = dist.DistributedOptimizer(optim.SGD(model.parameters(), lr=0.1), bucket_bytes=256)
     opt.zero_grad()
     nerve.functional.cross_entropy(model(nerve.tensor(x[mine])), nerve.tensor(y[mine])).backward()
-    results = {"after_backward_gap": _gap(model, expected), "buckets": len(opt._dist_buckets)}
+    results = {"after_backward_gap": _gap(model, expected), "buckets": len(opt._averager.buckets)}
     opt.step()
 
     model, x, y = problem("float64")
