@@ -40,10 +40,10 @@ def _compile():
     jit = njit(nogil=True, cache=True)
 
     @jit
-    def add_transposed(a, tmp):  # a += tmp.T: the step's gates from the transposed GEMM (G, B)
+    def add_gates(a, bias, tmp):  # a = (a + bias) + tmp.T: the step's gates, tmp from the transposed GEMM (G, B)
         for b in range(tmp.shape[1]):
             for j in range(tmp.shape[0]):
-                a[b, j] += tmp[j, b]
+                a[b, j] = (a[b, j] + bias[j]) + tmp[j, b]
 
     @jit
     def lstm_cell(a, c, cn, half):
@@ -84,5 +84,56 @@ def _compile():
                 da[b, 3 * H + u] = d * t * ((one - o) * o)
                 dc[b, u] = dcv * f
 
-    return SimpleNamespace(add_transposed=add_transposed, lstm_cell=lstm_cell, lstm_out=lstm_out,
-                           lstm_back=lstm_back)
+    @jit
+    def gru_pre(a, bias, hw_t, b_hn, hn):
+        """a = (a + bias) + (W_hh h).T for r, z, a + bias for n, and hn = (W_hh h)[2H:].T + b_hn (hw_t: the
+        transposed GEMM's (3H, B))."""
+        H = hn.shape[1]
+        for b in range(hn.shape[0]):
+            for j in range(2 * H):
+                a[b, j] = (a[b, j] + bias[j]) + hw_t[j, b]
+            for u in range(H):
+                a[b, 2 * H + u] += bias[2 * H + u]
+                hn[b, u] = hw_t[2 * H + u, b] + b_hn[u]
+
+    @jit
+    def gru_mid(a, hn, half):  # r, z = (1 + a) / 2 in place (halved rows); a_n += r hn
+        H = hn.shape[1]
+        for b in range(hn.shape[0]):
+            for u in range(H):
+                r = a[b, u] * half + half
+                a[b, u] = r
+                a[b, H + u] = a[b, H + u] * half + half
+                a[b, 2 * H + u] += r * hn[b, u]
+
+    @jit
+    def gru_out(a, h, ho):  # h' = n + z (h - n)
+        H = h.shape[1]
+        for b in range(h.shape[0]):
+            for u in range(H):
+                n = a[b, 2 * H + u]
+                ho[b, u] = n + (h[b, u] - n) * a[b, H + u]
+
+    @jit
+    def gru_back(a, hp, hn, dh, d_out, gx, gh, dz, half):
+        """One step back: the gradients of the input-side (gx) and hidden-side (gh) pre-activations from
+        dh + d_out, and dz = (dh + d_out) z, the part of dh_prev that bypasses W_hh."""
+        H = dh.shape[1]
+        one = half + half
+        for b in range(dh.shape[0]):
+            for u in range(H):
+                r, z, n = a[b, u], a[b, H + u], a[b, 2 * H + u]
+                d = dh[b, u] + d_out[b, u]
+                dan = (one - n * n) * ((one - z) * d)
+                dr = (dan * hn[b, u]) * ((one - r) * r)
+                dzz = ((hp[b, u] - n) * d) * ((one - z) * z)
+                gx[b, u] = dr
+                gx[b, H + u] = dzz
+                gx[b, 2 * H + u] = dan
+                gh[b, u] = dr
+                gh[b, H + u] = dzz
+                gh[b, 2 * H + u] = dan * r
+                dz[b, u] = d * z
+
+    return SimpleNamespace(add_gates=add_gates, lstm_cell=lstm_cell, lstm_out=lstm_out,
+                           lstm_back=lstm_back, gru_pre=gru_pre, gru_mid=gru_mid, gru_out=gru_out, gru_back=gru_back)

@@ -5,7 +5,8 @@ Forward: the input-to-hidden products of all steps in one GEMM, then per step on
 (h W_hh^T) with the activations applied in place. ``backward``: backpropagation through time by hand on raw
 arrays, each weight gradient summed over all steps by one GEMM at the end. ``reference``: the same layer
 composed step by step from primitives, which ``create_graph=True`` differentiates, so second derivatives
-work. The batch's sequences are independent: both loops run through ``nerve.ops.streams``. Gates follow
+work. The batch's sequences are independent: both loops run through ``nerve.ops.streams``. With numba
+installed, each LSTM/GRU step's element-wise passes run as compiled loops (``nerve.ops.fused_rnn``). Gates follow
 PyTorch: LSTM rows i, f, g, o; GRU rows r, z, n with
 n = tanh(W_in x + b_in + r * (W_hn h + b_hn)).
 
@@ -70,10 +71,17 @@ class RecurrentLayer(Function):
         rows = None if mode.startswith("rnn") else _half_rows(mode, hidden, x.dtype)
         w_in = w_ih if rows is None else w_ih * rows[:, None]
         xw = xp.matmul(x.reshape(T * B, -1), w_in.T)
+        # with the compiled step kernels (nerve.ops.fused_rnn) each step adds the bias, not a pass over all steps
+        fused = rows is not None and fused_rnn.usable(xw)
+        self.bias = xp.zeros(w_hh.shape[0], dtype=xw.dtype) if fused else None
         if b_ih is not None:
             bias = b_ih + b_hh if mode != "gru" else xp.concatenate([b_ih[:2 * hidden] + b_hh[:2 * hidden],
                                                                     b_ih[2 * hidden:]])
-            xw += bias if rows is None else bias * rows
+            bias = bias if rows is None else bias * rows
+            if fused:
+                self.bias = bias
+            else:
+                xw += bias
         acts = xw.reshape(T, B, -1)
         n_states = 2 if mode == "lstm" else 1
         flat = xp.empty((T * B + n_states * B) * hidden, dtype=x.dtype)
@@ -143,7 +151,7 @@ class RecurrentLayer(Function):
             a, cn, ho = acts[t], cs[t], out[t]
             xp.matmul(w_rec, h.T, out=tmp)
             if fk is not None:  # the same passes, fused around NumPy's tanh (nerve.ops.fused_rnn)
-                fk.add_transposed(a, tmp)
+                fk.add_gates(a, self.bias, tmp)
                 xp.tanh(a, out=a)
                 fk.lstm_cell(a, c, cn, half)
                 xp.tanh(cn, out=tc[t])
@@ -172,10 +180,22 @@ class RecurrentLayer(Function):
         hw_t = xp.empty((3 * H, B), dtype=out.dtype)
         hw = xp.empty((B, 3 * H), dtype=out.dtype)
         tmp = xp.empty((B, H), dtype=out.dtype)
+        fk = fused_rnn.kernels() if fused_rnn.usable(out) else None
+        if fk is not None:
+            half = out.dtype.type(0.5)
+            b_hn = xp.zeros(H, dtype=out.dtype) if b_hn is None else b_hn
         for t in self.steps:
             hp[t] = h
-            a = acts[t]
+            a, hn, ho = acts[t], hns[t], out[t]
             xp.matmul(w_rec, h.T, out=hw_t)
+            if fk is not None:  # the same passes, fused around NumPy's tanh (nerve.ops.fused_rnn)
+                fk.gru_pre(a, self.bias, hw_t, b_hn, hn)
+                xp.tanh(a[:, :2 * H], out=a[:, :2 * H])
+                fk.gru_mid(a, hn, half)
+                xp.tanh(a[:, 2 * H:], out=a[:, 2 * H:])
+                fk.gru_out(a, h, ho)
+                h = self._carry(t, sl, ho, h) if self._masked(t) else ho
+                continue
             hw[...] = hw_t.T
             rz = a[:, :2 * H]
             rz += hw[:, :2 * H]
@@ -183,7 +203,6 @@ class RecurrentLayer(Function):
             rz *= 0.5  # sigmoid from the halved rows (see _half_rows)
             rz += 0.5
             r, z, n = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
-            hn = hns[t]
             if b_hn is None:
                 hn[...] = hw[:, 2 * H:]
             else:
@@ -191,7 +210,6 @@ class RecurrentLayer(Function):
             xp.multiply(r, hn, out=tmp)
             n += tmp
             xp.tanh(n, out=n)
-            ho = out[t]
             xp.subtract(h, n, out=tmp)
             tmp *= z
             xp.add(n, tmp, out=ho)
@@ -285,39 +303,40 @@ class RecurrentLayer(Function):
             a, da, tc = acts[t], dg[t], tcs[t]
             if masked:
                 dh, dc, passed = self._split_masked(t, sl, dh, d_out[t], dc)
-            if fk is not None:  # the passes below in one compiled loop (nerve.ops.fused_rnn)
+            if fk is not None:  # _lstm_back_step's passes in one compiled loop (nerve.ops.fused_rnn)
                 fk.lstm_back(a, tc, c_prev, dh, zeros if masked else d_out[t], dc, da, half)
-                dh = xp.matmul(da, w_hh)
-                if masked:
-                    dh += passed[0]
-                    dc += passed[1]
-                continue
-            if not masked:
-                dh += d_out[t]
-            i, f, gg, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
-            # h = o tanh(c), c = f c_prev + i g: do = dh tanh(c); dc += dh o (1 - tanh^2 c)
-            xp.multiply(dh, tc, out=da[:, 3 * H:])
-            xp.multiply(tc, tc, out=tmp)
-            xp.subtract(1, tmp, out=tmp)
-            tmp *= o
-            tmp *= dh
-            dc += tmp
-            xp.multiply(dc, gg, out=da[:, :H])
-            xp.multiply(dc, c_prev, out=da[:, H:2 * H])
-            xp.multiply(dc, i, out=da[:, 2 * H:3 * H])
-            # through the activations: sigmoid' = s (1 - s) for i, f, o; tanh' = 1 - g^2 for g
-            xp.subtract(1, a, out=deriv)
-            deriv *= a
-            dgate = deriv[:, 2 * H:3 * H]
-            xp.multiply(gg, gg, out=dgate)
-            xp.subtract(1, dgate, out=dgate)
-            da *= deriv
-            dc *= f
+            else:
+                self._lstm_back_step(dh if masked else xp.add(dh, d_out[t], out=dh), dc, a, tc, c_prev, da, tmp,
+                                     deriv)
             dh = xp.matmul(da, w_hh)
             if masked:
                 dh += passed[0]
                 dc += passed[1]
         return dh, dc
+
+    @staticmethod
+    def _lstm_back_step(dh, dc, a, tc, c_prev, da, tmp, deriv):
+        """NumPy's passes of one LSTM step back: da from dh and dc; dc becomes the previous cell's gradient."""
+        H = dh.shape[1]
+        i, f, gg, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
+        # h = o tanh(c), c = f c_prev + i g: do = dh tanh(c); dc += dh o (1 - tanh^2 c)
+        xp.multiply(dh, tc, out=da[:, 3 * H:])
+        xp.multiply(tc, tc, out=tmp)
+        xp.subtract(1, tmp, out=tmp)
+        tmp *= o
+        tmp *= dh
+        dc += tmp
+        xp.multiply(dc, gg, out=da[:, :H])
+        xp.multiply(dc, c_prev, out=da[:, H:2 * H])
+        xp.multiply(dc, i, out=da[:, 2 * H:3 * H])
+        # through the activations: sigmoid' = s (1 - s) for i, f, o; tanh' = 1 - g^2 for g
+        xp.subtract(1, a, out=deriv)
+        deriv *= a
+        dgate = deriv[:, 2 * H:3 * H]
+        xp.multiply(gg, gg, out=dgate)
+        xp.subtract(1, dgate, out=dgate)
+        da *= deriv
+        dc *= f
 
     def _gru_back(self, sl, d_out, dh, dgx, dgh, w_hh):
         acts, hp, hns = self.acts[:, sl], self.hp[:, sl], self.hn[:, sl]
@@ -325,37 +344,48 @@ class RecurrentLayer(Function):
         B, H = dh.shape
         tmp = xp.empty((B, H), dtype=dh.dtype)
         deriv = xp.empty((B, 2 * H), dtype=dh.dtype)
+        fk = fused_rnn.kernels() if fused_rnn.usable(dh) else None
+        zeros = xp.zeros_like(dh) if fk is not None and self.full is not None else None
+        half = dh.dtype.type(0.5)
         for t in reversed(self.steps):
             masked = self._masked(t)
+            a, gx, gh = acts[t], dgx[t], dgh[t]
             if masked:
                 dh, _, passed = self._split_masked(t, sl, dh, d_out[t])
+            if fk is not None:  # _gru_back_step's passes in one compiled loop (nerve.ops.fused_rnn)
+                fk.gru_back(a, hp[t], hns[t], dh, zeros if masked else d_out[t], gx, gh, tmp, half)
             else:
-                dh += d_out[t]
-            a, gx, gh = acts[t], dgx[t], dgh[t]
-            r, z, n = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
-            # h = n + z (h_prev - n): dn = dh (1 - z), dz = dh (h_prev - n), dh_prev = dh z + ...
-            dan = gx[:, 2 * H:]
-            xp.subtract(1, z, out=tmp)
-            tmp *= dh
-            xp.multiply(n, n, out=dan)
-            xp.subtract(1, dan, out=dan)
-            dan *= tmp  # n = tanh(a_n): da_n = dn (1 - n^2)
-            xp.subtract(hp[t], n, out=gh[:, H:2 * H])
-            gh[:, H:2 * H] *= dh
-            # a_n = x_n + r hn: dr = da_n hn, dhn = da_n r
-            xp.multiply(dan, hns[t], out=gh[:, :H])
-            xp.multiply(dan, r, out=gh[:, 2 * H:])
-            rz = a[:, :2 * H]
-            xp.subtract(1, rz, out=deriv)
-            deriv *= rz
-            gh[:, :2 * H] *= deriv
-            gx[:, :2 * H] = gh[:, :2 * H]
-            xp.multiply(dh, z, out=tmp)
+                self._gru_back_step(dh if masked else xp.add(dh, d_out[t], out=dh), a, hp[t], hns[t], gx, gh,
+                                    tmp, deriv)
             dh = xp.matmul(gh, w_hh)
             dh += tmp
             if masked:
                 dh += passed[0]
         return dh, None
+
+    @staticmethod
+    def _gru_back_step(dh, a, hp, hn, gx, gh, tmp, deriv):
+        """NumPy's passes of one GRU step back: gx, gh from dh, and tmp = dh z (what bypasses W_hh)."""
+        H = dh.shape[1]
+        r, z, n = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
+        # h = n + z (h_prev - n): dn = dh (1 - z), dz = dh (h_prev - n), dh_prev = dh z + ...
+        dan = gx[:, 2 * H:]
+        xp.subtract(1, z, out=tmp)
+        tmp *= dh
+        xp.multiply(n, n, out=dan)
+        xp.subtract(1, dan, out=dan)
+        dan *= tmp  # n = tanh(a_n): da_n = dn (1 - n^2)
+        xp.subtract(hp, n, out=gh[:, H:2 * H])
+        gh[:, H:2 * H] *= dh
+        # a_n = x_n + r hn: dr = da_n hn, dhn = da_n r
+        xp.multiply(dan, hn, out=gh[:, :H])
+        xp.multiply(dan, r, out=gh[:, 2 * H:])
+        rz = a[:, :2 * H]
+        xp.subtract(1, rz, out=deriv)
+        deriv *= rz
+        gh[:, :2 * H] *= deriv
+        gx[:, :2 * H] = gh[:, :2 * H]
+        xp.multiply(dh, z, out=tmp)
 
     def reference(self, x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, mode, reverse, batch_first):
         """The flat result composed step by step from primitives (the cells below)."""
