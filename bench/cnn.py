@@ -187,7 +187,8 @@ def main() -> None:
         torch_text = "torch not installed"
     print(f"SmallCNN training step, batch {BATCH}, 1x28x28, Adam; numpy {np.__version__}, "
           f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '(unset)')}, {torch_text}; "
-          f"{rounds} rounds of {steps} steps, libraries in turn; {streams_note()}")
+          f"{rounds} rounds of {steps} steps, libraries in turn; {streams_note()}; nerve's own threads: "
+          f"{os.environ.get('NERVE_NUM_THREADS') or 'off (BLAS threads, per-site streams)'}")
     flops = step_flops()
     setups = {"nerve": (setup_step, "nerve")}
     if torch is not None:

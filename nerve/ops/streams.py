@@ -209,8 +209,8 @@ def elementwise(fn, out, *arrays) -> None:
 
 
 def matmul(a, b):
-    """a @ b for NumPy arrays; under ``set_threads`` a large product is cut by rows of a (or columns of b
-    when a has few rows; a stack of products by its leading dim), each part single-threaded."""
+    """a @ b for NumPy arrays; under ``set_threads`` a large product is cut along the longer of a's rows and
+    b's columns (a stack of products by its leading dim), each part single-threaded."""
     if not THREADS:
         return xp.matmul(a, b)
     if a.__class__ is not backend.ndarray or b.__class__ is not backend.ndarray or a.ndim < 2 or b.ndim < 2:
@@ -227,11 +227,11 @@ def matmul(a, b):
         def part(i: int, j: int) -> None:
             xp.matmul(a[i:j], b if b.ndim == 2 or b.shape[0] == 1 else b[i:j], out=out[i:j])
         run(part, lead[0], flops, a)
-    elif m >= 8 * k:
+    elif m >= 8 * k and m >= n:
         def part(i: int, j: int) -> None:
             xp.matmul(a[..., i:j, :], b, out=out[..., i:j, :])
         run(part, m, flops, a)
-    elif n >= 8 * k:
+    elif n >= 8 * k:  # NOTE: a Linear layer's (64, 9216) @ (9216, 128): by columns 1.1-1.2 ms, by rows 1.5
         def part(i: int, j: int) -> None:
             out[..., i:j] = xp.matmul(a, b[..., i:j])
         run(part, n, flops, a)
