@@ -7,7 +7,8 @@ is the median of the per-round ratios, so both see the same conditions of this s
 ``--threads N`` runs both with N threads (OPENBLAS_NUM_THREADS for NumPy, set_num_threads for PyTorch); on a
 busy machine one thread each gives the steadier comparison.
 Also times the GRU of the same size and nerve's LSTM layer alone (forward, and forward + backward) with the
-fused node against its reference (the same layer composed from primitives), the measurement behind fusing it.
+fused node against its reference (the same layer composed from primitives), the measurement behind fusing it,
+and (numba installed) the fused node with NumPy's step passes instead of the compiled kernels (nerve.ops.fused_rnn).
 """
 from __future__ import annotations
 
@@ -68,10 +69,13 @@ def torch_steps(cell: str):
     return cycling(step, [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches(8)])
 
 
-def layer_times(fused: bool, repeats: int) -> tuple:
-    """(forward ms, forward + backward ms) of the LSTM layer alone, the fused node or its reference."""
+def layer_times(fused: bool, repeats: int, kernels: bool = True) -> tuple:
+    """(forward ms, forward + backward ms) of the LSTM layer alone, the fused node or its reference;
+    ``kernels=False``: the fused node with NumPy's passes instead of the compiled step kernels."""
     import nerve
+    from nerve.ops import fused_rnn
     from nerve.ops.recurrent import RecurrentLayer
+    fused_rnn.ENABLED = kernels
     rng = np.random.default_rng(0)
     x = nerve.tensor(rng.standard_normal((BATCH, SEQ, EMBED), dtype=np.float32), requires_grad=True)
     w = [nerve.tensor(rng.uniform(-0.06, 0.06, shape).astype(np.float32), requires_grad=True)
@@ -119,7 +123,8 @@ def main() -> None:
     print(f"char-RNN step: embedding {VOCAB}->{EMBED}, 1 layer hidden {HIDDEN}, seq {SEQ}, batch {BATCH}, "
           f"linear head, cross-entropy, Adam; numpy {np.__version__}, "
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, "
-          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '(unset)')}, {torch_info}; {streams_note()}")
+          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '(unset)')}, {torch_info}; {streams_note()}; "
+          f"nerve recurrent steps: {kernels_note()}")
     header = f"{'training step (median ms)':<26}{'nerve':>10}{'torch':>10}{'nerve/torch':>13}"
     print(header)
     print("-" * len(header))
@@ -133,10 +138,21 @@ def main() -> None:
     print("(ratio: median over the rounds of nerve / torch, the libraries taking turns at bursts of "
           f"{args.steps} steps in their own processes)")
     print()
-    print(f"{'LSTM layer alone (ms)':<24}{'forward':>10}{'fwd+bwd':>10}")
-    for fused in (True, False):
-        fwd, both = isolated(fused, args.repeats)
-        print(f"{'fused node' if fused else 'composed ops':<24}{fwd:>10.2f}{both:>10.2f}")
+    print(f"{'LSTM layer alone (ms)':<36}{'forward':>10}{'fwd+bwd':>10}")
+    rows = [("fused node", True, True)] + [("fused node, NumPy's step passes", True, False)] * (
+        kernels_note().startswith("compiled")) + [("composed ops", False, True)]
+    for name, fused, kernels in rows:
+        fwd, both = isolated(fused, args.repeats, kernels)
+        print(f"{name:<36}{fwd:>10.2f}{both:>10.2f}")
+
+
+def kernels_note() -> str:
+    """Whether nerve's recurrent steps run the compiled kernels (nerve.ops.fused_rnn needs numba)."""
+    try:
+        import numba
+    except ImportError:
+        return "NumPy's step passes (numba not installed)"
+    return f"compiled step kernels (numba {numba.__version__})"
 
 
 if __name__ == "__main__":
