@@ -67,6 +67,25 @@ def test_two_ranks_equal_one_process(equal_run, optimizer_name):
             numpy.testing.assert_allclose(got, want, rtol=0, atol=tol, err_msg=f"{optimizer_name} {dtype} {name}")
 
 
+def test_distributed_data_parallel_equals_one_process_and_has_pytorchs_names(tmp_path):
+    ok(mpiexec(2, "ddp", tmp_path))
+    r = numpy.load(tmp_path / "ddp.npz")
+    for optimizer_name in ("sgd", "adam"):
+        for dtype, tol in (("float64", 1e-10), ("float32", 1e-5)):
+            for name, want in one_process(optimizer_name, dtype).items():
+                numpy.testing.assert_allclose(r[f"ddp_{optimizer_name}_{dtype}_{name}"], want, rtol=0, atol=tol,
+                                              err_msg=f"DDP {optimizer_name} {dtype} {name}")
+    assert float(r["no_sync_gap"]) < 1e-12 and float(r["unused_gap"]) < 1e-12
+    assert "got no gradient in the last backward" in str(r["unused_error"])
+    assert "find_unused_parameters=True" in str(r["unused_error"])
+    assert int(r["rank"]) == 0 and bool(r["initialized"])
+    numpy.testing.assert_array_equal(r["total"], [3.0, 30.0])
+    numpy.testing.assert_array_equal(r["mean"], [1.5, 15.0])
+    numpy.testing.assert_array_equal(r["top"], [2.0, 20.0])
+    numpy.testing.assert_array_equal(r["src"], [1.0, 1.0])
+    numpy.testing.assert_array_equal(r["gathered"], [[1.0, 10.0], [2.0, 20.0]])
+
+
 def test_fit_checkpoint_from_two_ranks_resumes_on_one_and_only_rank_0_writes(tmp_path):
     two = ok(mpiexec(2, "fit", tmp_path))
     assert (tmp_path / "epoch1.ckpt").exists()

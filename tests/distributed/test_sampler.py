@@ -127,3 +127,26 @@ def test_a_distributed_checkpoint_resumes_only_distributed(tmp_path, monkeypatch
     run(False, checkpoint=tmp_path / "p.ckpt")
     with pytest.raises(ValueError, match=r"written by fit\(distributed=False\); resume it with distributed=False"):
         run(True, epochs=2, resume=tmp_path / "p.ckpt")
+
+
+def test_distributed_data_parallel_on_one_process_is_the_module(monkeypatch):
+    monkeypatch.setattr(comm, "launched_by_mpi", lambda: False)
+    import nerve.distributed as dist
+
+    dist.init_process_group("nccl", rank=0, world_size=1)
+    model = nn.Linear(3, 2)
+    ddp = dist.DistributedDataParallel(model, device_ids=[0])
+    x = nerve.ones(4, 3)
+    assert ddp.module is model and set(ddp.state_dict()) == {"module.weight", "module.bias"}
+    with ddp.no_sync():
+        ddp(x).sum().backward()
+    ddp(x).sum().backward()
+    numpy.testing.assert_allclose(model.bias.grad.numpy(), [8.0, 8.0])
+    assert dist.get_rank() == 0 and dist.get_world_size() == 1 and dist.get_backend() == "mpi"
+    t = nerve.tensor([1.0, 2.0])
+    dist.all_reduce(t, op=dist.ReduceOp.AVG)
+    assert t.tolist() == [1.0, 2.0]
+    with pytest.raises(ValueError, match="rank=1, but mpiexec started this process with rank 0"):
+        dist.init_process_group("gloo", rank=1)
+    with pytest.raises(TypeError, match="expected a Module"):
+        dist.DistributedDataParallel(lambda t: t)

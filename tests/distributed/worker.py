@@ -105,6 +105,89 @@ def overlap_checks() -> dict:
     return results
 
 
+def ddp_loop(optimizer_name: str, dtype: str) -> dict:
+    """The hand-written loop with PyTorch's design: the model wrapped, a plain optimiser over its parameters.
+    Rank 1 starts from other weights: wrapping broadcasts rank 0's."""
+    model, x, y = problem(dtype)
+    if dist.rank() == 1:
+        for p in model.parameters():
+            p.data += 1.0
+    ddp = dist.DistributedDataParallel(model, bucket_cap_mb=256 / 2 ** 20)
+    opt = make_optimizer(optimizer_name, ddp)
+    sampler = dist.DistributedSampler(x, shuffle=True, seed=SEED)
+    per_rank = GLOBAL_BATCH // dist.world_size()
+    for epoch in range(EPOCHS):
+        sampler.set_epoch(epoch)
+        shard = numpy.fromiter(sampler, dtype=numpy.int64)
+        for k in range(0, len(shard), per_rank):
+            idx = shard[k:k + per_rank]
+            opt.zero_grad()
+            nerve.functional.cross_entropy(ddp(nerve.tensor(x[idx])), nerve.tensor(y[idx])).backward()
+            opt.step()
+    keys = set(ddp.state_dict())
+    assert keys == {f"module.{k}" for k in model.state_dict()}, keys
+    return {f"ddp_{optimizer_name}_{dtype}_{k}": v.numpy() for k, v in model.state_dict().items()}
+
+
+def ddp_checks() -> dict:
+    """no_sync accumulation, find_unused_parameters, the error without it, and torch.distributed's names."""
+    dist.init_process_group("gloo", world_size=dist.get_world_size())
+    results: dict = {"rank": dist.get_rank(), "initialized": dist.is_initialized()}
+    model, x, y = problem("float64")
+    halves = [slice(16 * dist.rank() + 8 * k, 16 * dist.rank() + 8 * k + 8) for k in range(2)]
+    expected = _mean_over_ranks([a + b for a, b in zip(*(_local_grads(model, x[h], y[h]) for h in halves))])
+    ddp = dist.DistributedDataParallel(model)
+    with ddp.no_sync():
+        nerve.functional.cross_entropy(ddp(nerve.tensor(x[halves[0]])), nerve.tensor(y[halves[0]])).backward()
+    nerve.functional.cross_entropy(ddp(nerve.tensor(x[halves[1]])), nerve.tensor(y[halves[1]])).backward()
+    results["no_sync_gap"] = _gap(model, expected)
+
+    class TwoHeads(nn.Module):
+        def __init__(self):
+            super().__init__()
+            nerve.manual_seed(0)
+            self.net = nn.ModuleDict({"trunk": nn.Linear(6, 4), "a": nn.Linear(4, 3), "b": nn.Linear(4, 3)}).to(
+                dtype=nerve.float64)
+
+        def forward(self, t, use_b):
+            h = self.net["trunk"](t)
+            return self.net["a"](h).sum() + (self.net["b"](h).sum() if use_b else 0.0)
+
+    mine = slice(8 * dist.rank(), 8 * dist.rank() + 8)
+    heads = TwoHeads()
+    net = heads.net
+    local_b = None
+    if dist.rank() == 0:
+        loss = heads(nerve.tensor(x[mine]), True)
+        local_b = [g.numpy() for g in nerve.autograd.grad(loss, list(net["b"].parameters()))]
+    reference = dist.broadcast_object(local_b)
+    ddp = dist.DistributedDataParallel(heads, find_unused_parameters=True)
+    ddp(nerve.tensor(x[mine]), dist.rank() == 0).backward()  # averaged by the end of backward on both ranks
+    results["unused_gap"] = max(float(numpy.abs(p.grad.numpy() - r / 2).max())
+                                for p, r in zip(net["b"].parameters(), reference))
+    strict = dist.DistributedDataParallel(TwoHeads())
+    strict(nerve.tensor(x[mine]), False).backward()  # head b unused on every rank: its bucket never starts
+    try:
+        strict(nerve.tensor(x[mine]), True)
+    except RuntimeError as exc:
+        results["unused_error"] = str(exc)
+
+    t = nerve.tensor([float(dist.rank() + 1), 10.0 * (dist.rank() + 1)])
+    total, mean, top = t.clone(), t.clone(), t.clone()
+    dist.all_reduce(total)
+    dist.all_reduce(mean, op=dist.ReduceOp.AVG)
+    dist.all_reduce(top, op=dist.ReduceOp.MAX)
+    src = nerve.tensor([float(dist.rank())] * 2)
+    dist.broadcast(src, src=1)
+    gathered = [nerve.zeros(2) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, t)
+    results.update(total=total.numpy(), mean=mean.numpy(), top=top.numpy(), src=src.numpy(),
+                   gathered=numpy.stack([g.numpy() for g in gathered]))
+    dist.barrier()
+    dist.destroy_process_group()
+    return results
+
+
 def run_fit(out: Path, epochs: int, batch: int, **kwargs) -> dict:
     model, x, y = problem("float64")
     history = fit(model, (x, y), loss="cross_entropy", optimizer=make_optimizer("adam", model), epochs=epochs,
@@ -128,6 +211,11 @@ def main(mode: str, out: Path) -> None:
     elif mode == "resume":  # 1 rank: resume the 2-rank checkpoint, and the same run from scratch
         results = {"resumed_" + k: v for k, v in run_fit(out, EPOCHS, GLOBAL_BATCH, resume=out / "epoch1.ckpt").items()}
         results.update({"scratch_" + k: v for k, v in run_fit(out, EPOCHS, GLOBAL_BATCH).items()})
+    elif mode == "ddp":
+        for name in ("sgd", "adam"):
+            for dtype in ("float64", "float32"):
+                results.update(ddp_loop(name, dtype))
+        results.update(ddp_checks())
     elif mode == "overlap":
         results = overlap_checks()
     elif mode == "mismatch":
