@@ -224,8 +224,10 @@ class RecurrentLayer(Function):
         T, B, H = self.hp.shape
         TBH = self.hp.size
         d_out = g[:TBH].reshape((B, T, H) if bf else (T, B, H))
-        if bf:  # one bulk copy (rows of H stay contiguous) beats reading strided rows at every step
-            d_out = xp.ascontiguousarray(d_out.swapaxes(0, 1))
+        if bf:  # one bulk copy (rows of H stay contiguous) beats NumPy's passes reading strided rows at every step
+            d_out = d_out.swapaxes(0, 1)
+            if self.mode not in ("lstm", "gru") or not fused_rnn.usable(d_out):  # a compiled step reads them as fast
+                d_out = xp.ascontiguousarray(d_out)
         dh = g[TBH:TBH + B * H].reshape(B, H).copy()
         dc = g[TBH + B * H:].reshape(B, H).copy() if self.mode == "lstm" else None
         dg = xp.empty((T, B, w_hh.shape[0]), dtype=dh.dtype)
