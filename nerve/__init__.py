@@ -63,3 +63,4 @@ from nerve.backends import (  # noqa: E402,F401  (switches PyTorch scripts set; 
     are_deterministic_algorithms_enabled, compile, get_float32_matmul_precision, get_num_threads,
     set_float32_matmul_precision, set_num_threads, use_deterministic_algorithms,
 )
+from nerve import linalg  # noqa: E402,F401  (torch.linalg: norms, decompositions, solvers)
