@@ -34,6 +34,9 @@ int32 = int = _np.dtype(_np.int32)
 int64 = long = _np.dtype(_np.int64)
 bool = bool_ = _np.dtype(_np.bool_)
 Size = tuple  # NOTE: shapes are plain tuples; torch.Size(...) == x.shape holds
+# memory formats are accepted where PyTorch takes them (nerve's arrays are always C-ordered)
+contiguous_format, channels_last, channels_last_3d, preserve_format = ("contiguous_format", "channels_last",
+                                                                        "channels_last_3d", "preserve_format")
 
 
 def __getattr__(name: str):
@@ -46,6 +49,13 @@ def __getattr__(name: str):
 def is_tensor(obj) -> _builtins.bool:
     """True for a nerve Tensor (PyTorch's ``torch.is_tensor``)."""
     return isinstance(obj, Tensor)
+
+
+def is_nonzero(input: Tensor) -> _builtins.bool:
+    """The truth value of a one-element tensor (PyTorch's ``torch.is_nonzero``)."""
+    if input.numel() != 1:
+        raise RuntimeError(f"is_nonzero: expected a tensor with one element, got shape {tuple(input.shape)}")
+    return _builtins.bool(input.item())
 
 
 def is_floating_point(input: Tensor) -> _builtins.bool:

@@ -165,6 +165,27 @@ class Tensor:
     def mT(self) -> "Tensor":
         return self.transpose(-2, -1)
 
+    @property
+    def mH(self) -> "Tensor":
+        """The conjugate transpose of the last two dims (the transpose for real tensors)."""
+        t = self.transpose(-2, -1)
+        return t.conj() if self.data.dtype.kind == "c" else t
+
+    @property
+    def H(self) -> "Tensor":
+        """The conjugate transpose of a matrix."""
+        if self.ndim != 2:
+            raise ValueError(f"Tensor.H: expected a matrix, got shape {tuple(self.shape)} (use mH for batches)")
+        return self.mH
+
+    def storage_offset(self) -> int:
+        """Where this view starts in its base array, in elements."""
+        base = self.data.base if self.data.base is not None else self.data
+        if not hasattr(base, "__array_interface__"):
+            return 0
+        start = self.data.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+        return start // self.data.itemsize
+
     # --- conversion -------------------------------------------------------------------------
     def numpy(self):
         """The values as a NumPy array (shares memory on the CPU)."""
@@ -186,6 +207,18 @@ class Tensor:
 
     def __float__(self) -> float:
         return float(self.item())
+
+    def __index__(self) -> int:
+        if self.data.dtype.kind not in "iub" or self.data.size != 1:
+            raise TypeError(f"only integer tensors of a single element can be used as an index, got dtype "
+                            f"{self.dtype} and shape {tuple(self.shape)}")
+        return int(self.item())
+
+    def __format__(self, spec: str) -> str:
+        """A one-element tensor formats as its number (``f"{loss:.3f}"``); others as their repr."""
+        if self.data.size == 1 and spec:
+            return format(self.item(), spec)
+        return format(repr(self), spec)
 
     def __int__(self) -> int:
         return int(self.item())
@@ -318,6 +351,12 @@ class Tensor:
     def detach(self) -> "Tensor":
         """The same values, cut from the graph (shares memory)."""
         return Tensor._make(self.data, None)
+
+    def detach_(self) -> "Tensor":
+        """Cut this tensor from the graph in place: it becomes a leaf that does not require grad."""
+        self.grad_fn = None
+        self._requires_grad = False
+        return self
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
         """Mark a leaf as needing its gradient; only floating tensors can (as ``x.requires_grad = True``)."""

@@ -66,5 +66,19 @@ def broadcast_tensor(a: Tensor, shape: tuple) -> Tensor:
 define("sum_to", sum_to_array, sum_to)
 define("expand", xp.broadcast_to, broadcast_tensor)
 
-__all__ = ["sum_to"]
+def broadcast_shapes(*shapes) -> tuple:
+    """The shape that ``shapes`` broadcast to (PyTorch's rule, NumPy's too)."""
+    try:
+        return tuple(xp.broadcast_shapes(*((s,) if isinstance(s, int) else tuple(s) for s in shapes)))
+    except ValueError:
+        raise ValueError(f"broadcast_shapes: shapes {list(shapes)} do not broadcast") from None
+
+
+def broadcast_tensors(*tensors) -> tuple:
+    """The tensors expanded to their common shape (views in the graph)."""
+    shape = broadcast_shapes(*(tuple(t.shape) for t in tensors))
+    return tuple(broadcast_tensor(t, shape) for t in tensors)
+
+
+__all__ = ["sum_to", "broadcast_shapes", "broadcast_tensors"]
 METHODS: list = []

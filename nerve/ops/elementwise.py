@@ -548,8 +548,8 @@ class ToDevice(Function):
         return m.apply(ToDevice, g, self.inputs[0].device), None
 
 
-def clone(a: Tensor) -> Tensor:
-    """A copy of the values that stays in the graph."""
+def clone(a: Tensor, *, memory_format=None) -> Tensor:
+    """A copy of the values that stays in the graph (``memory_format`` is accepted: arrays are C-ordered)."""
     return Clone.apply(a)
 
 

@@ -568,6 +568,25 @@ _BINARY = ["atan2", "arctan2", "logaddexp", "fmod", "copysign", "lerp", "clip", 
            "bitwise_right_shift", "eq", "ne", "lt", "le", "gt", "ge", "equal", "not_equal", "less", "less_equal",
            "greater", "greater_equal", "xlogy", "addcmul", "addcdiv", "rsub", "fmax", "fmin", "subtract", "multiply",
            "divide"]
-__all__ = _UNARY + _BINARY
+def nan_to_num(input, nan: float = 0.0, posinf: float | None = None, neginf: float | None = None) -> Tensor:
+    """NaN, +inf and -inf replaced by ``nan``, ``posinf`` and ``neginf`` (default: the dtype's largest and
+    smallest finite values); the gradient passes where the value was finite and is 0 where it was replaced."""
+    x = floating(input)
+    info = xp.finfo(x.data.dtype)
+    hi = info.max if posinf is None else posinf
+    lo = info.min if neginf is None else neginf
+    return where(Tensor._make(xp.isnan(x.data), None), nan,
+                 where(Tensor._make(xp.isposinf(x.data), None), hi,
+                       where(Tensor._make(xp.isneginf(x.data), None), lo, x)))
+
+
+def heaviside(input, values) -> Tensor:
+    """0 where input < 0, ``values`` where input == 0, 1 where input > 0 (no gradient, as in PyTorch)."""
+    a = input.data if isinstance(input, Tensor) else xp.asarray(input)
+    v = values.data if isinstance(values, Tensor) else xp.asarray(values)
+    return Tensor._make(xp.heaviside(a, v).astype(xp.result_type(a, v)), None)
+
+
+__all__ = _UNARY + _BINARY + ["nan_to_num", "heaviside"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
-METHODS = _UNARY + _BINARY
+METHODS = _UNARY + _BINARY + ["nan_to_num", "heaviside"]

@@ -513,8 +513,24 @@ def one_hot(tensor, num_classes: int = -1) -> Tensor:
 # helper for derivative rules anywhere in ops: m.ungather(g, shape, idx, dim, unique), gather's adjoint
 define("ungather", _gather_backward_array, _ungather)
 
-__all__ = ["gather", "index", "index_add", "index_select", "masked_fill", "one_hot", "scatter", "scatter_add",
-           "sort", "topk", "tril", "triu"]
+def index_put_(input: Tensor, indices: tuple, values, accumulate: bool = False) -> Tensor:
+    """``input[indices] = values`` in place; with ``accumulate``, repeated indices add up (``+=`` per
+    occurrence), as PyTorch's ``index_put_``."""
+    if not isinstance(indices, tuple):
+        raise TypeError(f"index_put_: indices must be a tuple of index tensors, got {type(indices).__name__}")
+    input._check_inplace("index_put_")
+    key = tuple(k.data if isinstance(k, Tensor) else k for k in indices)
+    v = values.data if isinstance(values, Tensor) else values
+    if accumulate:
+        xp.add.at(input.data, key, v)
+    else:
+        input.data[key] = v
+    input._version += 1
+    return input
+
+
+__all__ = ["gather", "index", "index_add", "index_select", "masked_fill", "one_hot", "scatter", "scatter_add", "sort",
+           "topk", "tril", "triu"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
-METHODS = ["gather", "index_add", "index_select", "masked_fill", "scatter", "scatter_add", "sort", "topk", "tril",
-           "triu"]
+METHODS = ["index_put_", "gather", "index_add", "index_select", "masked_fill", "scatter", "scatter_add", "sort", "topk",
+           "tril", "triu"]

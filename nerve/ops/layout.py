@@ -228,9 +228,29 @@ def triu_indices(row: int, col: int, offset: int = 0) -> Tensor:
     return _triangle_indices(row, col, offset, True)
 
 
-__all__ = ["numel", "atleast_1d", "atleast_2d", "atleast_3d", "block_diag", "cartesian_prod", "column_stack",
-           "diag_embed", "dstack", "fliplr", "flipud", "hstack", "narrow", "ravel", "rot90", "row_stack", "select",
-           "t", "take", "take_along_dim", "tril_indices", "triu_indices", "vstack"]
+def tensor_split(input: Tensor, indices_or_sections, dim: int = 0) -> tuple:
+    """Views along ``dim``: ``n`` parts as equal as possible (the first ones one longer), or cut at the given
+    indices (NumPy's array_split)."""
+    d = normalize_dim(dim, input.ndim, "tensor_split")
+    size = input.shape[d]
+    if isinstance(indices_or_sections, Tensor):
+        indices_or_sections = indices_or_sections.tolist()
+    if isinstance(indices_or_sections, int):
+        n = indices_or_sections
+        if n < 1:
+            raise ValueError(f"tensor_split: the number of sections must be positive, got {n}")
+        q, r = divmod(size, n)
+        cuts = [k * q + min(k, r) for k in range(1, n)]
+    else:
+        cuts = [min(max(int(c), 0), size) for c in indices_or_sections]
+    bounds = [0, *cuts, size]
+    return tuple(narrow(input, d, lo, max(hi - lo, 0)) if hi > lo else narrow(input, d, min(lo, size), 0)
+                 for lo, hi in zip(bounds[:-1], bounds[1:]))
+
+
+__all__ = ["numel", "tensor_split", "atleast_1d", "atleast_2d", "atleast_3d", "block_diag", "cartesian_prod",
+           "column_stack", "diag_embed", "dstack", "fliplr", "flipud", "hstack", "narrow", "ravel", "rot90",
+           "row_stack", "select", "t", "take", "take_along_dim", "tril_indices", "triu_indices", "vstack"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
-METHODS = ["fill_diagonal_", "diag_embed", "fliplr", "flipud", "narrow", "ravel", "rot90", "select", "t", "take",
-           "take_along_dim"]
+METHODS = ["tensor_split", "fill_diagonal_", "diag_embed", "fliplr", "flipud", "narrow", "ravel", "rot90", "select",
+           "t", "take", "take_along_dim"]

@@ -483,12 +483,33 @@ def norm(a: Tensor, p=2, dim=None, keepdim: bool = False, *, dtype=None, axis=No
     return Norm.apply(a, float(p), axes, keepdim)
 
 
+class MinMax(NamedTuple):
+    min: Tensor
+    max: Tensor
+
+
+def aminmax(input: Tensor, *, dim: int | None = None, keepdim: bool = False) -> MinMax:
+    """(min, max) over ``dim`` (all elements when None), as a named tuple."""
+    return MinMax(amin(input, dim, keepdim), amax(input, dim, keepdim))
+
+
+def renorm(input: Tensor, p: float, dim: int, maxnorm: float) -> Tensor:
+    """Each slice along ``dim`` whose p-norm exceeds ``maxnorm`` scaled down to norm ``maxnorm``."""
+    if not -input.ndim <= dim < builtins.max(input.ndim, 1):
+        raise IndexError(f"renorm: dim {dim} is out of range for a tensor of {input.ndim} dimensions")
+    others = tuple(d for d in range(input.ndim) if d != dim % input.ndim)
+    norms = norm(input, p, others, keepdim=True)
+    scale = where(norms > maxnorm, maxnorm / (norms + 1e-7), 1.0)
+    return input * scale
+
+
 # helper for derivative rules anywhere in ops: m.sum(x, dim, keepdim), raw arrays first, Tensors second
 define("sum", _sum_array, sum)
 
-__all__ = ["ValuesIndices", "all", "amax", "amin", "any", "argmax", "argmin", "cumsum", "log_softmax",
-           "logsumexp", "max", "mean", "min", "nanmean", "nansum", "norm", "prod", "softmax", "std", "std_mean", "sum",
-           "var", "var_mean"]
+__all__ = ["ValuesIndices", "all", "amax", "amin", "aminmax", "any", "argmax", "argmin", "cumsum", "log_softmax",
+           "renorm", "logsumexp", "max", "mean", "min", "nanmean", "nansum", "norm", "prod", "softmax", "std",
+           "std_mean", "sum", "var", "var_mean"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
-METHODS = ["all", "amax", "amin", "any", "argmax", "argmin", "cumsum", "log_softmax", "logsumexp", "max", "mean",
-           "min", "nanmean", "nansum", "norm", "prod", "softmax", "std", "std_mean", "sum", "var", "var_mean"]
+METHODS = ["all", "amax", "amin", "aminmax", "renorm", "any", "argmax", "argmin", "cumsum", "log_softmax", "logsumexp",
+           "max", "mean", "min", "nanmean", "nansum", "norm", "prod", "softmax", "std", "std_mean", "sum", "var",
+           "var_mean"]

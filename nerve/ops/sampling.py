@@ -1,5 +1,6 @@
 """Random sampling with PyTorch's names: multinomial, bernoulli, normal (tensor mean/std forms), and the
-in-place fills ``bernoulli_``, ``normal_``, ``uniform_``.
+in-place fills ``bernoulli_``, ``normal_``, ``uniform_``, ``random_``, ``exponential_``, ``geometric_``,
+``cauchy_``, ``log_normal_``.
 
 Draws come from ``generator=`` (a ``nerve.Generator`` or NumPy Generator) or the shared seeded one. The
 results carry no gradient (PyTorch's gradients of these samples are zero).
@@ -127,6 +128,36 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, *, generator=None) 
     return _fill(tensor, "uniform_", _gen(generator, "uniform_").uniform(a, b, tensor.shape))
 
 
+def random_(tensor: Tensor, from_: int = 0, to: int | None = None, *, generator=None) -> Tensor:
+    """Fill with integers drawn uniformly from [from_, to) (``random_(to)`` means [0, to)), in place."""
+    if to is None:
+        from_, to = 0, from_
+    if to <= from_:
+        raise ValueError(f"random_: expects from_ < to, got from_={from_}, to={to}")
+    return _fill(tensor, "random_", _gen(generator, "random_").integers(from_, to, tensor.shape))
+
+
+def exponential_(tensor: Tensor, lambd: float = 1.0, *, generator=None) -> Tensor:
+    """Fill with samples of the exponential distribution of rate ``lambd``, in place."""
+    return _fill(tensor, "exponential_", _gen(generator, "exponential_").exponential(1.0 / lambd, tensor.shape))
+
+
+def geometric_(tensor: Tensor, p: float, *, generator=None) -> Tensor:
+    """Fill with the number of Bernoulli(p) trials up to the first success (1, 2, ...), in place."""
+    return _fill(tensor, "geometric_", _gen(generator, "geometric_").geometric(p, tensor.shape))
+
+
+def cauchy_(tensor: Tensor, median: float = 0.0, sigma: float = 1.0, *, generator=None) -> Tensor:
+    """Fill with samples of the Cauchy distribution, in place."""
+    return _fill(tensor, "cauchy_", median + sigma * _gen(generator, "cauchy_").standard_cauchy(tensor.shape))
+
+
+def log_normal_(tensor: Tensor, mean: float = 1.0, std: float = 2.0, *, generator=None) -> Tensor:
+    """Fill with exp of N(mean, std^2) samples, in place."""
+    return _fill(tensor, "log_normal_", _gen(generator, "log_normal_").lognormal(mean, std, tensor.shape))
+
+
 __all__ = ["bernoulli", "multinomial", "normal"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
-METHODS = ["bernoulli", "bernoulli_", "multinomial", "normal_", "uniform_"]
+METHODS = ["bernoulli", "bernoulli_", "multinomial", "normal_", "uniform_", "random_", "exponential_", "geometric_",
+           "cauchy_", "log_normal_"]

@@ -407,10 +407,17 @@ def unique(input, sorted: bool = True, return_inverse: bool = False, return_coun
     return out[0] if len(out) == 1 else tuple(out)
 
 
-__all__ = ["argsort", "argwhere", "bincount", "bucketize", "count_nonzero", "diag", "diagonal", "histc", "index_copy",
-           "index_fill", "kthvalue", "masked_scatter", "masked_select", "median", "mode", "msort", "nanmedian",
-           "nonzero", "quantile", "scatter_reduce", "searchsorted", "unique"]
+def isin(elements, test_elements, *, assume_unique: bool = False, invert: bool = False) -> Tensor:
+    """Whether each element of ``elements`` occurs in ``test_elements`` (a bool tensor; no gradient)."""
+    a = elements.data if isinstance(elements, Tensor) else xp.asarray(elements)
+    b = test_elements.data if isinstance(test_elements, Tensor) else xp.asarray(test_elements)
+    return Tensor._make(xp.isin(a, b, assume_unique=assume_unique, invert=invert), None)
+
+
+__all__ = ["isin", "argsort", "argwhere", "bincount", "bucketize", "count_nonzero", "diag", "diagonal", "histc",
+           "index_copy", "index_fill", "kthvalue", "masked_scatter", "masked_select", "median", "mode", "msort",
+           "nanmedian", "nonzero", "quantile", "scatter_reduce", "searchsorted", "unique"]
 #: functions that are also Tensor methods (x.name(...) == name(x, ...))
 METHODS = ["argsort", "argwhere", "bincount", "count_nonzero", "diag", "diagonal", "histc", "index_copy", "index_fill",
-           "kthvalue", "masked_scatter", "masked_select", "median", "mode", "msort", "nanmedian", "nonzero",
-           "quantile", "scatter_reduce", "unique"]
+           "kthvalue", "masked_scatter", "masked_select", "median", "mode", "msort", "nanmedian", "nonzero", "quantile",
+           "scatter_reduce", "unique"]
