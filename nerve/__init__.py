@@ -74,3 +74,4 @@ from nerve.backends import (  # noqa: E402,F401  (switches PyTorch scripts set; 
     set_float32_matmul_precision, set_num_threads, use_deterministic_algorithms,
 )
 from nerve import linalg  # noqa: E402,F401  (torch.linalg: norms, decompositions, solvers)
+from nerve import fft  # noqa: E402,F401  (torch.fft: differentiable transforms)

@@ -14,7 +14,7 @@ from nerve.tensor import Tensor
 
 FAMILIES = ("broadcast", "dtypes", "elementwise", "elementwise_math", "activation", "reduce", "shape", "index",
             "selection", "layout", "cumulative", "sampling", "linalg", "conv", "pool", "loss",
-            "normalization", "embedding", "attention", "recurrent", "special", "contraction", "decomp")
+            "normalization", "embedding", "attention", "recurrent", "special", "contraction", "decomp", "spectral")
 _modules = [import_module(f"nerve.ops.{name}") for name in FAMILIES]
 for _module in _modules:
     globals().update({name: getattr(_module, name) for name in _module.__all__})
@@ -46,6 +46,8 @@ for _name, _fn in _OPERATORS.items():
 for _module in _modules:
     for _name in _module.METHODS:
         setattr(Tensor, _name, getattr(_module, _name))
+Tensor.real = property(real, doc="The real part (the tensor itself when real).")  # noqa: F821
+Tensor.imag = property(imag, doc="The imaginary part of a complex tensor.")  # noqa: F821
 
 
 # --- PyTorch's in-place variants: x.exp_() writes exp(x) into x (ops whose in-place method Tensor lacks) ---------
