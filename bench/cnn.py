@@ -5,9 +5,12 @@ Run: python bench/cnn.py [--steps 10] [--rounds 9] [--threads N] [--nerve-thread
 Prints, in one run: ms per training step (forward, backward, Adam) of SmallCNN at batch 64 on 1x28x28
 inputs and its GFLOP/s, the same in PyTorch on the CPU (default NCHW, and channels_last), each against the
 machine's float32 GEMM rate timed in the same rounds (the limit of a GEMM-based convolution), then the
-forward, input gradient and weight gradient of single convolutions of a few shapes. Each library runs in its own
-process and they take turns at short bursts (bench/_paired.py), so every ratio compares the same machine
-conditions; ``--quick`` is a smoke run. ``--threads N`` limits both libraries to N threads (OpenBLAS and OpenMP).
+forward, input gradient and weight gradient of single convolutions of a few shapes (each library's activations
+in its own layout: PyTorch's channels-first; nerve's channels-last memory for the output gradient and for the
+input of inner layers, as its layers leave them). Each library runs in its own process and they take turns at
+short bursts (bench/_paired.py), so every ratio compares the same machine conditions; ``--quick`` is a smoke
+run. ``--threads N`` limits both libraries to N threads (OpenBLAS and OpenMP); ``--nerve-threads N`` runs nerve
+with its own threads (``nerve.ops.streams.set_threads``).
 """
 from __future__ import annotations
 
@@ -130,8 +133,11 @@ def setup_conv(lib: str, spec: tuple, face: str):
         with no_grad():
             g = nerve.tensor(rng.standard_normal(conv(xt, wt, bt, stride, pad).shape, dtype=np.float32))
         # in a network the gradient reaches a convolution in the layout of its output (channels-last memory,
-        # as ReLU's or pooling's backward leaves it); PyTorch's default layout is channels-first
+        # as ReLU's or pooling's backward leaves it), and so does the input of an inner layer (more than 4
+        # channels: another layer's output); PyTorch's default layout is channels-first
         g.data = np.ascontiguousarray(g.data.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+        if shape[1] > 4:
+            xt.data = np.ascontiguousarray(xt.data.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
     else:
         import torch
         _torch_threads(torch)

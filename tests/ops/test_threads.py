@@ -162,6 +162,7 @@ def test_adam_steps_equal_unsplit(threads, amsgrad):
 
 @pytest.mark.parametrize("shape,out,kernel,stride,padding,dilation,groups", [
     ((3, 5, 7, 6), 4, (3, 2), 1, 1, 1, 1),
+    ((3, 6, 4, 5), 7, 1, 1, 0, 1, 1),  # 1x1: one GEMM by parts
     ((2, 6, 9, 9), 4, 3, 2, 1, 2, 2),
     ((1, 1, 1, 1), 3, 3, 1, 1, 1, 1),
 ])
@@ -173,11 +174,11 @@ def test_conv_faces_equal_unsplit(threads, shape, out, kernel, stride, padding, 
 
     def run():
         nonlocal g
-        xt, wt = nerve.tensor(x, requires_grad=True), nerve.tensor(w, requires_grad=True)
-        y = F.conv2d(xt, wt, None, stride, padding, dilation, groups)
+        xt, wt, bt = (nerve.tensor(v, requires_grad=True) for v in (x, w, np.arange(out, dtype=float)))
+        y = F.conv2d(xt, wt, bt, stride, padding, dilation, groups)
         if g is None:
             g = RNG.standard_normal(y.shape)
-        return [y.numpy()] + [v.numpy() for v in nerve.grad(y, (xt, wt), nerve.tensor(g))]
+        return [y.numpy()] + [v.numpy() for v in nerve.grad(y, (xt, wt, bt), nerve.tensor(g))]
     for off, on in zip(*_both(run)):
         np.testing.assert_allclose(on, off, rtol=1e-12, atol=1e-12)
 
