@@ -11,6 +11,7 @@ from nerve import nn
 from nerve.models import SmallCNN
 from nerve.ops import streams
 from tests.ops.test_streams import _array_bytes_growth
+from tests.test_scripts import number, run_script, without_torch  # noqa: F401  (without_torch: a fixture)
 
 RNG = np.random.default_rng(0)
 
@@ -195,3 +196,10 @@ def test_training_step_memory_does_not_grow_under_set_threads(threads):
         nn.functional.cross_entropy(cnn(x), y).backward()
         opt.step()
     assert _array_bytes_growth(step) == 0
+
+
+def test_bench_cnn_runs_with_nerves_own_threads(without_torch):  # noqa: F811  (the fixture)
+    out = run_script("bench/cnn.py", "--quick", "--convs", 1, "--nerve-threads", 2, env=without_torch)
+    assert "nerve's own threads: 2" in out
+    number(r"^nerve\s+(\S+)", out, 0.0)  # best ms of a training step
+    number(r"^SmallCNN conv1\s+\S+\s+(\S+)", out, 0.0)  # forward ms
