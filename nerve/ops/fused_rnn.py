@@ -22,22 +22,24 @@ def kernels():
         return None
     if "k" not in _state:
         try:
-            _state["k"] = _compile()
+            _state["k"] = _compile(cache=True)
         except ImportError:  # numba is optional
             _state["k"] = None
+        except RuntimeError:  # no writable place for numba's on-disk cache: compile in memory at each start
+            _state["k"] = _compile(cache=False)
     return _state["k"]
 
 
 def usable(a) -> bool:
-    """Whether the kernels run on ``a`` (installed, enabled, and a NumPy array: not CuPy's)."""
-    return type(a) is backend.ndarray and kernels() is not None
+    """Whether the kernels run on ``a``: installed, enabled, a NumPy array (not CuPy's) of float32/float64."""
+    return type(a) is backend.ndarray and a.dtype.char in "fd" and kernels() is not None
 
 
-def _compile():
+def _compile(cache: bool):
     from types import SimpleNamespace
 
     from numba import njit
-    jit = njit(nogil=True, cache=True)
+    jit = njit(nogil=True, cache=cache)
 
     @jit
     def add_gates(a, bias, tmp):  # a = (a + bias) + tmp.T: the step's gates, tmp from the transposed GEMM (G, B)

@@ -78,10 +78,31 @@ def test_without_numba_the_layer_runs_numpy_passes(monkeypatch):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-13)
 
 
-def test_usable_only_on_numpy_arrays():
-    assert fused_rnn.usable(np.zeros((2, 2), np.float32))
+def test_usable_only_on_numpy_float_arrays():
+    assert fused_rnn.usable(np.zeros((2, 2), np.float32)) and fused_rnn.usable(np.zeros(2))
     assert not fused_rnn.usable([0.0])
     assert not fused_rnn.usable(np.zeros((2, 2)).view(np.matrix))  # not a plain ndarray (CuPy's arrays neither)
+    assert not fused_rnn.usable(np.zeros(2, np.float16))
+
+
+def test_in_memory_compilation_when_the_cache_cannot_be_written(monkeypatch):
+    """numba refuses ``cache=True`` where no cache directory is writable (RuntimeError): the kernels are then compiled
+    without it, and they compute the same."""
+    calls = []
+    compile_ = fused_rnn._compile
+
+    def refuse_cache(cache):
+        calls.append(cache)
+        if cache:
+            raise RuntimeError("cannot cache function: no locator available")
+        return compile_(cache)
+    monkeypatch.setattr(fused_rnn, "_compile", refuse_cache)
+    monkeypatch.setattr(fused_rnn, "_state", {})
+    a, c, cn = np.tanh(np.arange(8.0).reshape(1, 8) / 8), np.ones((1, 2)), np.empty((1, 2))
+    i, f, g = (a[0, :2] + 1) / 2, (a[0, 2:4] + 1) / 2, a[0, 4:6]
+    fused_rnn.kernels().lstm_cell(a, c, cn, 0.5)
+    assert calls == [True, False]
+    np.testing.assert_allclose(cn[0], f * 1.0 + i * g, rtol=1e-15)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
