@@ -12,20 +12,39 @@ which returns one gradient per input (``None`` where ``self.needs_input_grad[i]`
 A fused kernel writes its fast rule for arrays only and defines ``reference(self, *inputs)``, the
 same function composed from primitives: under ``create_graph=True`` the engine differentiates the
 reference instead, and the tests use it as the kernel's oracle.
+
+PyTorch's own style works too: ``@staticmethod forward(ctx, *tensors)`` with ``ctx.save_for_backward`` and
+``@staticmethod backward(ctx, grad)`` (or ``forward(*tensors)`` with ``setup_context``), run on Tensors.
 """
 from __future__ import annotations
 
 import inspect
 
 from nerve.autograd.engine import grad as _grad
-from nerve.autograd.grad_mode import enable_grad, state as _grad_state
+from nerve.autograd.grad_mode import enable_grad, no_grad, state as _grad_state
 from nerve.backend import generic as _generic, ndarray as _ndarray, xp
 from nerve.tensor import Tensor
 
 _new_tensor = object.__new__
 
 
-class Function:
+class FunctionCtx:
+    """The ctx methods PyTorch's custom functions call; every node is its own ctx."""
+
+    def save_for_backward(self, *tensors) -> None:
+        self.saved_tensors = tensors
+
+    def mark_non_differentiable(self, *outputs) -> None:
+        self._non_differentiable = True
+
+    def set_materialize_grads(self, value: bool) -> None:
+        """Accepted: nerve hands backward a gradient array always."""
+
+    def mark_dirty(self, *tensors) -> None:
+        """Accepted: in-place changes are tracked by version counters."""
+
+
+class Function(FunctionCtx):
     """A differentiable operation: subclass it and call ``MyFunction.apply(*inputs, **options)``."""
 
     #: whether backward reads the input values (they are then guarded against in-place changes)
@@ -44,6 +63,10 @@ class Function:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        if isinstance(cls.__dict__.get("forward"), staticmethod):
+            _adopt_ctx_style(cls)
+        if getattr(cls.backward, "_once_differentiable", False):
+            cls.once_differentiable = True
         params = list(inspect.signature(cls.backward).parameters.values())
         cls.takes_math = len(params) >= 3 and params[2].kind in (params[2].POSITIONAL_ONLY,
                                                                   params[2].POSITIONAL_OR_KEYWORD)
@@ -109,6 +132,52 @@ class Function:
 
     def __repr__(self) -> str:
         return f"<{self.name}>"
+
+
+def once_differentiable(backward):
+    """PyTorch's decorator for a ``backward`` that cannot be differentiated again (a second derivative
+    through it then raises)."""
+    backward._once_differentiable = True
+    return backward
+
+
+def _adopt_ctx_style(cls) -> None:
+    """PyTorch's custom-function style: ``@staticmethod forward(ctx, *args)`` on Tensors (or ``forward(*args)``
+    with ``setup_context(ctx, inputs, output)``) and ``@staticmethod backward(ctx, grad)``; the node is the ctx."""
+    user_forward = cls.__dict__["forward"].__func__
+    backward = cls.__dict__.get("backward")
+    if not isinstance(backward, staticmethod):
+        raise TypeError(f"{cls.__name__}: a staticmethod forward (PyTorch's ctx style) needs a staticmethod "
+                        "backward(ctx, grad_output)")
+    user_backward = backward.__func__
+    setup = cls.__dict__.get("setup_context")
+    setup = setup.__func__ if isinstance(setup, staticmethod) else None
+
+    def apply(cls_, *inputs, **options) -> Tensor:
+        ctx = cls_.__new__(cls_)
+        ctx.needs_input_grad = tuple(isinstance(t, Tensor) and t.requires_grad for t in inputs)
+        ctx.saved_tensors, ctx._non_differentiable = (), False
+        with no_grad():
+            out = user_forward(*inputs, **options) if setup else user_forward(ctx, *inputs, **options)
+            if setup:
+                setup(ctx, inputs, out)
+        if not isinstance(out, Tensor):
+            raise TypeError(f"{cls_.__name__}.forward must return one Tensor (nerve's Function has one output), "
+                            f"got {type(out).__name__}")
+        if _grad_state.enabled and True in ctx.needs_input_grad and not ctx._non_differentiable:
+            ctx.inputs = inputs
+            ctx._versions = [t._version if isinstance(t, Tensor) else 0 for t in inputs]
+            return Tensor._make(out.data, ctx)
+        return Tensor._make(out.data, None)
+
+    def ctx_backward(self, grad):
+        results = user_backward(self, grad)
+        return results if isinstance(results, tuple) else (results,)
+
+    cls.apply = classmethod(apply)
+    cls.backward = ctx_backward
+    if getattr(user_backward, "_once_differentiable", False):
+        ctx_backward._once_differentiable = True
 
 
 class _Alias(Function):
