@@ -75,3 +75,8 @@ from nerve.backends import (  # noqa: E402,F401  (switches PyTorch scripts set; 
 )
 from nerve import linalg  # noqa: E402,F401  (torch.linalg: norms, decompositions, solvers)
 from nerve import fft  # noqa: E402,F401  (torch.fft: differentiable transforms)
+from nerve import testing  # noqa: E402,F401  (torch.testing.assert_close)
+from nerve.numerics import finfo, get_printoptions, iinfo, set_printoptions  # noqa: E402,F401
+
+inf, nan, pi, e = _np.inf, _np.nan, _np.pi, _np.e  # noqa: E402  (torch.inf, torch.pi, ...)
+newaxis = None

@@ -16,7 +16,7 @@ from nerve.creation import as_tensor
 from nerve.ops import (  # noqa: F401  (re-exported under torch.linalg's names)
     LinAlgError, det, linalg_cholesky as cholesky, linalg_eigh as eigh, linalg_eigvalsh as eigvalsh,
     linalg_inv as inv, linalg_pinv as pinv, linalg_qr as qr, linalg_solve as solve, linalg_svd as svd,
-    linalg_svdvals as svdvals, matmul, matrix_power, slogdet,
+    linalg_svdvals as svdvals, linalg_vander as vander, matmul, matrix_power, slogdet,
 )
 from nerve.tensor import Tensor
 
@@ -240,20 +240,6 @@ def solve_triangular(A, B, *, upper: bool, left: bool = True, unitriangular: boo
         eye = Tensor._make(xp.eye(n, dtype=a.dtype), None)
         tri = tri * (1 - eye) + eye
     return solve(tri, B, left=left)
-
-
-def vander(x, N: int | None = None) -> Tensor:
-    """The Vandermonde matrix with increasing powers x^0 ... x^(N-1) along a new last dim."""
-    x = _tensor(x)
-    n = x.shape[-1] if N is None else int(N)
-    if n < 0:
-        raise ValueError(f"linalg.vander: N must be non-negative, got {N}")
-    if n == 0:
-        return Tensor._make(xp.zeros(tuple(x.shape) + (0,), dtype=x.dtype), None)
-    cols = [x.unsqueeze(-1) ** 0]
-    for _ in range(1, n):
-        cols.append(cols[-1] * x.unsqueeze(-1))
-    return ops.cat(cols, dim=-1)
 
 
 inv_ex_result = namedtuple("inv_ex", ["inverse", "info"])

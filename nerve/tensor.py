@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from nerve import backend
 from nerve.backend import xp
+from nerve.numerics import array_string
 
 
 def _as_array(data: Any, dtype=None, device=None):
@@ -187,9 +188,41 @@ class Tensor:
         return start // self.data.itemsize
 
     # --- conversion -------------------------------------------------------------------------
-    def numpy(self):
-        """The values as a NumPy array (shares memory on the CPU)."""
+    def numpy(self, *, force: bool = False):
+        """The values as a NumPy array (shares memory on the CPU; a GPU tensor is copied over).
+
+        Unlike PyTorch, a tensor that requires grad converts without ``force`` (which is accepted).
+        """
         return self.data if backend.device_of(self.data) == "cpu" else self.data.get()
+
+    def share_memory_(self) -> "Tensor":
+        """The tensor itself: NumPy memory is already visible to forked workers (accepted so PyTorch code runs)."""
+        _SHARED[id(self)] = weakref.ref(self, lambda _, key=id(self): _SHARED.pop(key, None))
+        return self
+
+    def is_shared(self) -> bool:
+        """True after ``share_memory_()``."""
+        ref = _SHARED.get(id(self))
+        return ref is not None and ref() is self
+
+    def apply_(self, callable: Callable) -> "Tensor":
+        """Replace each element by ``callable(element)`` in place (a Python loop: CPU only, no gradient)."""
+        if backend.device_of(self.data) != "cpu":
+            raise TypeError("apply_ is only implemented on CPU tensors")
+        self._check_inplace("apply_")
+        values = [callable(v) for v in self.data.reshape(-1).tolist()]
+        self.data[...] = xp.asarray(values, dtype=self.data.dtype).reshape(self.data.shape)
+        return self
+
+    def map_(self, tensor: "Tensor", callable: Callable) -> "Tensor":
+        """Replace each element x by ``callable(x, y)``, y the matching element of ``tensor`` (broadcast)."""
+        if backend.device_of(self.data) != "cpu":
+            raise TypeError("map_ is only implemented on CPU tensors")
+        self._check_inplace("map_")
+        other = xp.broadcast_to(tensor.data if isinstance(tensor, Tensor) else xp.asarray(tensor), self.data.shape)
+        for index in xp.ndindex(*self.data.shape):
+            self.data[index] = callable(self.data[index].item(), other[index].item())
+        return self
 
     def tolist(self):
         return self.numpy().tolist()
@@ -494,7 +527,7 @@ class Tensor:
     __hash__ = object.__hash__
 
     def __repr__(self) -> str:
-        body = xp.array2string(self.numpy(), separator=", ", prefix="tensor(", precision=4)
+        body = array_string(self.numpy())
         extras = []
         if self.data.dtype != backend.get_default_dtype() and self.data.dtype.kind not in "ib":
             extras.append(f"dtype={self.dtype}")
@@ -562,6 +595,9 @@ def _compare(fn, a, b) -> Tensor:
     b = b.data if isinstance(b, Tensor) else b
     return Tensor._make(xp.asarray(fn(a, b)), None)
 
+
+#: tensors marked by share_memory_, by id (weakly held)
+_SHARED: dict = {}
 
 # NOTE: grad_mode is imported once Tensor exists: importing it runs nerve.autograd, which needs Tensor.
 from nerve.autograd.grad_mode import state as _grad_state  # noqa: E402
