@@ -14,9 +14,10 @@ from nerve.autograd.function import ShapeError
 from nerve.backend import xp
 from nerve.creation import as_tensor
 from nerve.ops import (  # noqa: F401  (re-exported under torch.linalg's names)
-    LinAlgError, det, linalg_cholesky as cholesky, linalg_eigh as eigh, linalg_eigvalsh as eigvalsh,
-    linalg_inv as inv, linalg_pinv as pinv, linalg_qr as qr, linalg_solve as solve, linalg_svd as svd,
-    linalg_svdvals as svdvals, linalg_vander as vander, matmul, matrix_power, slogdet,
+    LinAlgError, det, linalg_cholesky as cholesky, linalg_eig as eig, linalg_eigh as eigh, linalg_eigvals as eigvals,
+    linalg_eigvalsh as eigvalsh, linalg_inv as inv, linalg_pinv as pinv, linalg_qr as qr, linalg_solve as solve,
+    linalg_svd as svd,
+    linalg_svdvals as svdvals, linalg_vander as vander, matmul, matrix_exp, matrix_power, slogdet,
 )
 from nerve.tensor import Tensor
 
@@ -124,6 +125,16 @@ def norm(A, ord=None, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
         return matrix_norm(a, ord, (-2, -1), keepdim, dtype=dtype)
     raise ShapeError(f"linalg.norm: with ord={ord!r} and dim=None the input must be 1-D or 2-D, got shape "
                      f"{tuple(a.shape)}")
+
+
+def cond(A, p=None) -> Tensor:
+    """The condition number: s_max / s_min for p None or 2 (s_min / s_max for -2), else
+    matrix_norm(A, p) * matrix_norm(inv(A), p)."""
+    a = _tensor(A)
+    if p in (None, 2, -2):
+        s = svdvals(a)
+        return s[..., 0] / s[..., -1] if p != -2 else s[..., -1] / s[..., 0]
+    return matrix_norm(a, p) * matrix_norm(inv(a), p)
 
 
 def matrix_rank(A, *, atol=None, rtol=None, hermitian: bool = False, tol=None) -> Tensor:
@@ -278,6 +289,7 @@ def cholesky_ex(A, *, upper: bool = False, check_errors: bool = False):
                               Tensor._make(info.reshape(a.shape[:-2]), None))
 
 
-__all__ = ["LinAlgError", "cholesky", "cholesky_ex", "cross", "det", "diagonal", "eigh", "eigvalsh", "inv", "inv_ex",
-           "lstsq", "matmul", "matrix_norm", "matrix_power", "matrix_rank", "multi_dot", "norm", "pinv", "qr",
-           "slogdet", "solve", "solve_triangular", "svd", "svdvals", "vander", "vecdot", "vector_norm"]
+__all__ = ["LinAlgError", "cholesky", "cholesky_ex", "cond", "cross", "det", "diagonal", "eig", "eigh", "eigvals",
+           "eigvalsh", "inv", "inv_ex", "lstsq", "matmul", "matrix_exp", "matrix_norm", "matrix_power", "matrix_rank",
+           "multi_dot", "norm", "pinv", "qr", "slogdet", "solve", "solve_triangular", "svd", "svdvals", "vander",
+           "vecdot", "vector_norm"]

@@ -310,6 +310,38 @@ class Pinv(Function):
         return -(p.mT @ g @ p.mT) + (left - a @ (p @ left)) + (right - (right @ p) @ a), None, None, None
 
 
+class MatrixExp(Function):
+    """exp(A) = sum A^k / k! (SciPy's Pade approximation; batched)."""
+
+    def forward(self, a):
+        from scipy.linalg import expm  # NOTE: NumPy has no matrix exponential; SciPy's works on NumPy arrays only
+        return expm(a)
+
+    def backward(self, g, m):  # Najfeld & Havel: gA = the upper-right block of exp([[A^T, G], [0, A^T]])
+        a = m.inputs(self)[0]
+        n = a.shape[-1]
+        return m.apply(MatrixExp, m.apply(_Block, a.mT, g))[..., :n, n:]
+
+
+class _Block(Function):
+    """[[X, G], [0, X]]: the block matrix whose exponential carries the derivative of exp along G."""
+
+    uses_inputs = False
+
+    def forward(self, x, g):
+        n = x.shape[-1]
+        shape = xp.broadcast_shapes(x.shape, g.shape)
+        out = xp.zeros(shape[:-2] + (2 * n, 2 * n), dtype=xp.result_type(x, g))
+        out[..., :n, :n] = x
+        out[..., n:, n:] = x
+        out[..., :n, n:] = g
+        return out
+
+    def backward(self, h, m):  # each block's gradient is its slice (X appears twice)
+        n = h.shape[-1] // 2
+        return h[..., :n, :n] + h[..., n:, n:], h[..., :n, n:]
+
+
 # --- public functions ------------------------------------------------------------------------------------------------
 def _matrix(name: str, a, square: bool = False) -> Tensor:
     """``a`` as a floating (or complex) tensor of matrices, checked: PyTorch's messages."""
@@ -445,6 +477,30 @@ def linalg_pinv(A, *, atol=None, rtol=None, hermitian: bool = False) -> Tensor:
     return Pinv.apply(a, atol_v, float(rtol), bool(hermitian))
 
 
+def matrix_exp(A) -> Tensor:
+    """The matrix exponential of square matrices (batched)."""
+    return MatrixExp.apply(_matrix("linalg.matrix_exp", A, square=True))
+
+
+EigResult = namedtuple("eig", ["eigenvalues", "eigenvectors"])
+
+
+def linalg_eig(A) -> EigResult:
+    """Eigenvalues and eigenvectors of general square matrices, complex (forward only: no gradient in nerve)."""
+    a = _matrix("linalg.eig", A, square=True)
+    if a.requires_grad:
+        raise NotImplementedError("linalg.eig: the gradient of a general eigendecomposition is not implemented in "
+                                  "nerve; use linalg.eigh for symmetric matrices")
+    w, v = xp.linalg.eig(a.data)
+    dtype = xp.complex64 if a.dtype in (xp.float32, xp.complex64) else xp.complex128
+    return EigResult(Tensor._make(w.astype(dtype), None), Tensor._make(v.astype(dtype), None))
+
+
+def linalg_eigvals(A) -> Tensor:
+    """The eigenvalues of general square matrices, complex (forward only)."""
+    return linalg_eig(A).eigenvalues
+
+
 def cholesky(input, upper: bool = False) -> Tensor:
     """``torch.cholesky`` (the older spelling of ``linalg.cholesky``)."""
     return linalg_cholesky(input, upper=upper)
@@ -500,7 +556,7 @@ _SVDOld = namedtuple("svd", ["U", "S", "V"])
 inverse = linalg_inv
 # NOTE: the top-level names keep torch's older signatures (torch.svd returns V; torch.qr takes some=);
 # nerve.linalg binds the linalg_ functions under their short names
-__all__ = ["LinAlgError", "cholesky", "det", "inverse", "linalg_cholesky", "linalg_eigh", "linalg_eigvalsh",
-           "linalg_inv", "linalg_pinv", "linalg_qr", "linalg_solve", "linalg_svd", "linalg_svdvals", "logdet",
-           "matrix_power", "pinverse", "qr", "slogdet", "svd"]
-METHODS = ["cholesky", "det", "inverse", "logdet", "matrix_power", "pinverse", "qr", "slogdet", "svd"]
+__all__ = ["LinAlgError", "cholesky", "det", "inverse", "linalg_cholesky", "linalg_eig", "linalg_eigh",
+           "linalg_eigvals", "linalg_eigvalsh", "linalg_inv", "matrix_exp", "linalg_pinv", "linalg_qr", "linalg_solve",
+           "linalg_svd", "linalg_svdvals", "logdet", "matrix_power", "pinverse", "qr", "slogdet", "svd"]
+METHODS = ["cholesky", "det", "inverse", "logdet", "matrix_exp", "matrix_power", "pinverse", "qr", "slogdet", "svd"]

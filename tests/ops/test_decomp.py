@@ -2,6 +2,7 @@
 both rule paths, no rule reading past its namespace. Eigen- and singular vectors are compared through products that
 do not depend on their signs."""
 import numpy as np
+import scipy.linalg
 
 import nerve
 from tests.ops.table import Case, table_tests
@@ -92,6 +93,8 @@ def _cases():
         yield Case("pinv", nerve.linalg_pinv, LA.pinv, [shape], second=shape == (4, 3))
     yield Case("svd_full_first_k", lambda a: nerve.linalg_svd(a)[0][:, :3] * nerve.linalg_svd(a)[2][:, :1].mT,
                lambda a: LA.svd(a)[0][:, :3] * LA.svd(a)[2][:, :1].T, [(5, 3)])
+    yield Case("matrix_exp", nerve.matrix_exp, scipy.linalg.expm, [(3, 3)], second=True)
+    yield Case("matrix_exp_batched", nerve.matrix_exp, scipy.linalg.expm, [(2, 3, 3)])
     yield Case("pinv_hermitian", lambda x: nerve.linalg_pinv(_spd(x), hermitian=True),
                lambda x: LA.pinv(_spd_n(x)), [(3, 3)])
 

@@ -210,3 +210,19 @@ def test_float32_inputs_stay_float32():
     a = nerve.tensor(RNG.standard_normal((3, 3)) + 3 * np.eye(3), dtype=nerve.float32)
     for fn in (LA.inv, LA.det, LA.svdvals, LA.pinv, lambda x: LA.eigh(x)[0], lambda x: LA.qr(x)[1]):
         assert fn(a).dtype == nerve.float32
+
+
+@pytest.mark.parametrize("p", [None, "fro", "nuc", 1, -1, math.inf, -math.inf, 2, -2])
+def test_cond_matches_numpy(p):
+    a = RNG.standard_normal((2, 3, 3))
+    np.testing.assert_allclose(LA.cond(T(a), p).numpy(), np.linalg.cond(a, p), rtol=1e-10)
+
+
+def test_eig_is_forward_only_and_complex():
+    a = RNG.standard_normal((3, 3))
+    w, v = LA.eig(T(a))
+    assert w.dtype == nerve.complex128 and LA.eig(T(a.astype(np.float32))).eigenvalues.dtype == nerve.complex64
+    np.testing.assert_allclose(v.numpy() * w.numpy(), a @ v.numpy(), atol=1e-12)
+    np.testing.assert_allclose(np.sort_complex(LA.eigvals(T(a)).numpy()), np.sort_complex(np.linalg.eigvals(a)))
+    with pytest.raises(NotImplementedError, match="linalg.eig: the gradient"):
+        LA.eig(T(a, True))
