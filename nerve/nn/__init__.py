@@ -47,6 +47,7 @@ from nerve.nn.transformer import (
     TransformerEncoder, TransformerEncoderLayer,
 )
 from nerve.nn.upsample import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
+from nerve.nn.vision import CTCLoss, Fold, PixelShuffle, PixelUnshuffle, Unfold
 
 _sys.modules[__name__ + ".functional"] = functional
 
@@ -70,4 +71,5 @@ __all__ = [
     "GLU", "Hardshrink", "RReLU", "Softshrink", "Threshold", "CosineSimilarity", "PairwiseDistance", "AlphaDropout",
     "Bilinear", "RMSNorm", "CosineEmbeddingLoss", "GaussianNLLLoss", "HingeEmbeddingLoss", "MarginRankingLoss",
     "MultiLabelSoftMarginLoss", "MultiMarginLoss", "PoissonNLLLoss", "SoftMarginLoss", "TripletMarginLoss",
+    "CTCLoss", "Fold", "PixelShuffle", "PixelUnshuffle", "Unfold",
 ]

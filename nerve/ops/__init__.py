@@ -15,7 +15,7 @@ from nerve.tensor import Tensor
 FAMILIES = ("broadcast", "dtypes", "elementwise", "elementwise_math", "activation", "reduce", "shape", "index",
             "selection", "layout", "cumulative", "sampling", "linalg", "conv", "pool", "loss",
             "normalization", "embedding", "attention", "recurrent", "special", "contraction", "decomp", "spectral",
-            "numeric")
+            "numeric", "fold", "ctc")
 _modules = [import_module(f"nerve.ops.{name}") for name in FAMILIES]
 for _module in _modules:
     globals().update({name: getattr(_module, name) for name in _module.__all__})
