@@ -19,7 +19,7 @@ from nerve.tensor import Tensor
 
 class MatMul(Function):
     def forward(self, a, b):
-        return streams.matmul(a, b)
+        return streams.matmul(a, b) if streams.THREADS else xp.matmul(a, b)
 
     def backward(self, g, m):  # C = AB: dA = dC B^T, dB = A^T dC (1-D operands promoted, then restored)
         a, b = m.inputs(self)
@@ -332,7 +332,8 @@ class Linear(Function):
     def forward(self, x, weight, bias):
         # NOTE: (..., in) is multiplied as one (rows, in) GEMM: NumPy runs a 3-D @ 2-D product as one
         # small GEMM per leading index, 2-4x slower.
-        out = streams.matmul(x.reshape(-1, x.shape[-1]), weight.T).reshape(x.shape[:-1] + (weight.shape[0],))
+        product = streams.matmul if streams.THREADS else xp.matmul
+        out = product(x.reshape(-1, x.shape[-1]), weight.T).reshape(x.shape[:-1] + (weight.shape[0],))
         if bias is not None:
             out += bias
         return out
