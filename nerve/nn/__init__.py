@@ -48,6 +48,7 @@ from nerve.nn.transformer import (
 )
 from nerve.nn.upsample import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 from nerve.nn.vision import CTCLoss, Fold, PixelShuffle, PixelUnshuffle, Unfold
+from nerve.nn.lazy import LazyConv1d, LazyConv2d, LazyConv3d, LazyLinear, Transformer
 
 _sys.modules[__name__ + ".functional"] = functional
 
@@ -72,4 +73,5 @@ __all__ = [
     "Bilinear", "RMSNorm", "CosineEmbeddingLoss", "GaussianNLLLoss", "HingeEmbeddingLoss", "MarginRankingLoss",
     "MultiLabelSoftMarginLoss", "MultiMarginLoss", "PoissonNLLLoss", "SoftMarginLoss", "TripletMarginLoss",
     "CTCLoss", "Fold", "PixelShuffle", "PixelUnshuffle", "Unfold",
+    "LazyConv1d", "LazyConv2d", "LazyConv3d", "LazyLinear", "Transformer",
 ]
