@@ -211,7 +211,8 @@ def _propagate(node, g, deliver, create_graph: bool) -> None:
             raise RuntimeError(f"{node.name} returned a gradient of shape {tuple(gi.shape)} for an input "
                                f"of shape {tuple(t.shape)}")
         if gi.dtype != t.data.dtype:
-            gi = gi.astype(t.dtype)
+            # NOTE: a complex gradient for a real input keeps its real part (PyTorch's convention)
+            gi = (gi.real if gi.dtype.kind == "c" and t.data.dtype.kind != "c" else gi).astype(t.dtype)
         deliver(t, gi)
 
 

@@ -24,8 +24,11 @@ class Cast(Function):
     def forward(self, a, dtype):
         return a.astype(dtype)
 
-    def backward(self, g, m):  # adjoint: cast back to the input's dtype
-        return m.apply(Cast, g, self.inputs[0].dtype), None
+    def backward(self, g, m):  # adjoint: cast back to the input's dtype (the real part for a real input)
+        dtype = self.inputs[0].dtype
+        if g.dtype.kind == "c" and dtype.kind != "c":
+            g = m.real(g)
+        return m.apply(Cast, g, dtype), None
 
 
 def astype(a: Tensor, dtype) -> Tensor:

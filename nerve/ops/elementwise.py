@@ -42,14 +42,23 @@ class Sub(Function):
         return (m.sum_to(g, a.shape) if na else None, m.sum_to(-g, b.shape) if nb else None)
 
 
+def _conj(x):
+    """x conjugated when complex (PyTorch's convention: the gradient of a product takes the other factor's
+    conjugate); real values pass unchanged."""
+    if isinstance(x, complex):
+        return x.conjugate()
+    dtype = getattr(x, "dtype", None)
+    return x.conj() if dtype is not None and dtype.kind == "c" else x
+
+
 class Mul(Function):
     def forward(self, a, b):
         return a * b
 
-    def backward(self, g, m):  # d(ab) = b da + a db
+    def backward(self, g, m):  # d(ab) = b da + a db (conjugated factors for complex values)
         a, b = m.inputs(self)
         na, nb = self.needs_input_grad
-        return (m.sum_to(g * b, a.shape) if na else None, m.sum_to(g * a, b.shape) if nb else None)
+        return (m.sum_to(g * _conj(b), a.shape) if na else None, m.sum_to(g * _conj(a), b.shape) if nb else None)
 
 
 class Div(Function):
@@ -58,11 +67,12 @@ class Div(Function):
     def forward(self, a, b):
         return a / b
 
-    def backward(self, g, m):  # d(a/b) = da / b - (a/b) db / b
+    def backward(self, g, m):  # d(a/b) = da / b - (a/b) db / b (conjugated for complex values)
         a, b = m.inputs(self)
         na, nb = self.needs_input_grad
-        ga = m.sum_to(g / b, a.shape) if na else None
-        gb = m.sum_to(-(g * m.output(self)) / b, b.shape) if nb else None
+        cb = _conj(b)
+        ga = m.sum_to(g / cb, a.shape) if na else None
+        gb = m.sum_to(-(g * _conj(m.output(self))) / cb, b.shape) if nb else None
         return ga, gb
 
 

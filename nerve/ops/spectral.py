@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from nerve import backend
 from nerve.autograd.function import Function
+from nerve.autograd.rule_math import define
 from nerve.backend import xp
 from nerve.ops.elementwise_math import atan2
 from nerve.ops.shape import _as_tensor, stack
@@ -313,6 +314,9 @@ def fft_c2r(x, s, dim, norm, name: str, default_all: bool = True) -> Tensor:
     half = _resize(_to_complex(x), dims, sizes[:-1] + (n // 2 + 1,))
     return C2R.apply(half, dims, n, fft_norm(norm, name))
 
+
+# helper for rules anywhere in ops: m.real(z), the real part on both paths
+define("real", lambda z: z.real, lambda z: Real.apply(z))
 
 __all__ = ["angle", "complex", "conj", "conj_physical", "fft_c2c", "fft_c2r", "fft_norm", "fft_r2c", "imag", "is_conj",
            "polar", "real", "resolve_conj", "view_as_complex", "view_as_real"]
