@@ -125,7 +125,8 @@ def main() -> None:
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, "
           f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '(unset)')}, {torch_info}; {streams_note()}; "
           f"nerve recurrent steps: {kernels_note()}")
-    header = f"{'training step (median ms)':<26}{'nerve':>10}{'torch':>10}{'nerve/torch':>13}"
+    header = (f"{'training step (median ms)':<26}{'nerve':>10}{'torch':>10}{'nerve/torch':>13}"
+              f"{'best nerve':>12}{'best torch':>12}{'best/best':>11}")
     print(header)
     print("-" * len(header))
     for cell in ("lstm", "gru"):
@@ -133,10 +134,12 @@ def main() -> None:
         if torch:
             setups["torch"] = (torch_steps, cell)
         r = compare(setups, args.steps, args.rounds)
-        t_th, ratio = (r["torch"]["median"], r["torch"]["ratio"]) if torch else (float("nan"),) * 2
-        print(f"{cell.upper():<26}{r['nerve']['median']:>10.2f}{t_th:>10.2f}{ratio:>13.2f}")
+        t_th, ratio, b_th, b_ratio = ((r["torch"]["median"], r["torch"]["ratio"], r["torch"]["best"],
+                                       r["torch"]["best_ratio"]) if torch else (float("nan"),) * 4)
+        print(f"{cell.upper():<26}{r['nerve']['median']:>10.2f}{t_th:>10.2f}{ratio:>13.2f}"
+              f"{r['nerve']['best']:>12.2f}{b_th:>12.2f}{b_ratio:>11.2f}")
     print("(ratio: median over the rounds of nerve / torch, the libraries taking turns at bursts of "
-          f"{args.steps} steps in their own processes)")
+          f"{args.steps} steps in their own processes; best: the fastest burst's ms per step)")
     print()
     print(f"{'LSTM layer alone (ms)':<36}{'forward':>10}{'fwd+bwd':>10}")
     rows = [("fused node", True, True)] + [("fused node, NumPy's step passes", True, False)] * (
