@@ -10,6 +10,8 @@ from nerve import backend, ops
 from nerve.autograd.grad_mode import no_grad
 from nerve.backend import xp
 from nerve.nn.utils import rnn  # noqa: F401  (nn.utils.rnn: pad_sequence, pack_padded_sequence, ...)
+from nerve.nn.utils import parametrizations, parametrize  # noqa: F401  (PyTorch's module paths)
+from nerve.nn.utils.norms import _matrix, _power_iteration, _sigma, _start_vectors, norm_except_dim
 from nerve.tensor import Tensor
 
 
@@ -34,11 +36,12 @@ def _norm(a, norm_type: float):
 
 
 def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm_type: float | str = 2.0,
-                    error_if_nonfinite: bool = False) -> Tensor:
+                    error_if_nonfinite: bool = False, foreach: bool | None = None) -> Tensor:
     """Scale all gradients together so that their joint norm is at most ``max_norm``; return that norm.
 
     The norm is taken over all gradients as if concatenated (``norm_type`` may be ``inf``); when it
     exceeds ``max_norm`` every gradient is multiplied by ``max_norm / (norm + 1e-6)``, in place.
+    ``foreach`` (PyTorch's choice of fused kernels) is accepted and has no effect.
     """
     grads = _grads(parameters)
     norm_type = float(norm_type)
@@ -60,8 +63,8 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm
     return Tensor(xp.asarray(total))
 
 
-def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float) -> None:
-    """Clamp every gradient element into ``[-clip_value, clip_value]``, in place."""
+def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float, foreach: bool | None = None) -> None:
+    """Clamp every gradient element into ``[-clip_value, clip_value]``, in place (``foreach``: no effect)."""
     clip_value = float(clip_value)
     if not clip_value >= 0:
         raise ValueError(f"clip_grad_value_: clip_value must be >= 0, got {clip_value}")
@@ -97,30 +100,16 @@ class _SpectralNorm:
     def __init__(self, name: str, n_power_iterations: int, dim: int, eps: float) -> None:
         self.name, self.n_power_iterations, self.dim, self.eps = name, n_power_iterations, dim, eps
 
-    def _matrix(self, weight):
-        """The weight as a (size along dim) x (the rest) matrix: array or Tensor alike."""
-        if self.dim != 0:
-            weight = weight.transpose(self.dim, 0) if isinstance(weight, Tensor) else xp.swapaxes(weight, self.dim, 0)
-        return weight.reshape(weight.shape[0], -1)
-
-    def _normalize(self, a):
-        return a / max(float(xp.sqrt(xp.dot(a, a))), self.eps)
-
     def power_iteration(self, module, iterations: int) -> None:
-        """Advance u, v by ``iterations`` steps of u <- W v / |W v|, v <- W^T u / |W^T u| (in place)."""
-        mat = self._matrix(getattr(module, self.name + "_orig").data)
-        u, v = module._buffers[self.name + "_u"].data, module._buffers[self.name + "_v"].data
-        for _ in range(iterations):
-            v[...] = self._normalize(mat.T @ u)
-            u[...] = self._normalize(mat @ v)
+        """Advance the module's u, v buffers by ``iterations`` steps."""
+        mat = _matrix(getattr(module, self.name + "_orig").data, self.dim)
+        _power_iteration(mat, module._buffers[self.name + "_u"].data, module._buffers[self.name + "_v"].data,
+                         iterations, self.eps)
 
     def weight(self, module) -> Tensor:
-        """weight_orig / (u^T W v), u and v held constant (as PyTorch does)."""
+        """weight_orig / (u^T W v)."""
         w = getattr(module, self.name + "_orig")
-        u = Tensor(module._buffers[self.name + "_u"].data.copy())
-        v = Tensor(module._buffers[self.name + "_v"].data.copy())
-        sigma = (u * ops.matmul(self._matrix(w), v)).sum()
-        return w / sigma
+        return w / _sigma(w, module._buffers[self.name + "_u"].data, module._buffers[self.name + "_v"].data, self.dim)
 
     def __call__(self, module, args) -> None:
         if module.training:
@@ -153,11 +142,7 @@ def spectral_norm(module, name: str = "weight", n_power_iterations: int = 1, eps
     if dim is None:
         dim = 1 if getattr(module, "_transposed", False) else 0
     hook = _SpectralNorm(name, n_power_iterations, dim, eps)
-    rows = weight.shape[dim]
-    cols = weight.numel() // rows
-    gen = backend.default_generator()
-    u = hook._normalize(xp.asarray(gen.standard_normal(rows)).astype(weight.dtype))
-    v = hook._normalize(xp.asarray(gen.standard_normal(cols)).astype(weight.dtype))
+    u, v = _start_vectors(weight, dim, eps)
     del module._parameters[name]
     module.__dict__.pop(name, None)
     module.register_parameter(name + "_orig", weight)
@@ -186,5 +171,60 @@ def remove_spectral_norm(module, name: str = "weight"):
     raise ValueError(f"remove_spectral_norm: spectral_norm of {name!r} not found in {type(module).__name__}")
 
 
+class _WeightNorm:
+    """The forward pre-hook ``weight_norm`` installs: weight = g * v / |v| (Salimans & Kingma 2016)."""
+
+    def __init__(self, name: str, dim: int | None) -> None:
+        self.name, self.dim = name, dim
+
+    def weight(self, module) -> Tensor:
+        v = getattr(module, self.name + "_v")
+        return v * (getattr(module, self.name + "_g") / norm_except_dim(v, self.dim))
+
+    def __call__(self, module, args) -> None:
+        object.__setattr__(module, self.name, self.weight(module))
+
+
+def weight_norm(module, name: str = "weight", dim: int | None = 0):
+    """Reparametrise ``module.<name>`` as g * v / |v| (norm over every dim but ``dim``; whole tensor when None),
+    as PyTorch's ``nn.utils.weight_norm``: parameters ``<name>_g`` and ``<name>_v``, recomputed before every
+    forward. Returns the module."""
+    from nerve.nn.parameter import Parameter
+
+    if any(isinstance(h, _WeightNorm) and h.name == name for h in module._forward_pre_hooks.values()):
+        raise RuntimeError(f"weight_norm: {type(module).__name__}.{name} already has weight norm")
+    weight = module._parameters.get(name)
+    if not isinstance(weight, Parameter):
+        raise ValueError(f"weight_norm: {type(module).__name__} has no parameter {name!r}")
+    hook = _WeightNorm(name, dim)
+    with no_grad():
+        g = norm_except_dim(weight, dim)
+    del module._parameters[name]
+    module.__dict__.pop(name, None)
+    module.register_parameter(name + "_g", Parameter(g.data.copy()))
+    module.register_parameter(name + "_v", Parameter(weight.data.copy()))
+    object.__setattr__(module, name, hook.weight(module))
+    module.register_forward_pre_hook(hook)
+    return module
+
+
+def remove_weight_norm(module, name: str = "weight"):
+    """Undo ``weight_norm``: ``<name>`` becomes a plain parameter holding g * v / |v|."""
+    from nerve.nn.parameter import Parameter
+
+    for key, hook in list(module._forward_pre_hooks.items()):
+        if isinstance(hook, _WeightNorm) and hook.name == name:
+            with no_grad():
+                value = hook.weight(module).data
+            del module._forward_pre_hooks[key]
+            delattr(module, name + "_g")
+            delattr(module, name + "_v")
+            module.__dict__.pop(name, None)
+            module.register_parameter(name, Parameter(value))
+            return module
+    raise ValueError(f"remove_weight_norm: weight_norm of {name!r} not found in {type(module).__name__}")
+
+
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector", "remove_spectral_norm",
-           "spectral_norm", "vector_to_parameters"]
+           "spectral_norm", "vector_to_parameters", "weight_norm", "remove_weight_norm", "parametrize",
+           "parametrizations"]
