@@ -5,8 +5,9 @@ from collections import OrderedDict
 from typing import Callable, Iterator, NamedTuple
 
 from nerve import backend
-from nerve.autograd.grad_mode import no_grad
+from nerve.autograd.grad_mode import is_grad_enabled, no_grad
 from nerve.backend import xp
+from nerve.nn import hooks
 from nerve.nn.parameter import Parameter
 from nerve.tensor import RemovableHandle, Tensor, to_arguments
 
@@ -36,35 +37,82 @@ class Module:
         d["_modules"] = {}
         d["_forward_hooks"] = {}
         d["_forward_pre_hooks"] = {}
+        d["_hooks_with_kwargs"] = set()
+        d["_backward_hooks"] = {}
+        d["_backward_pre_hooks"] = {}
+        d["_state_dict_pre_hooks"] = {}
+        d["_load_state_dict_post_hooks"] = {}
 
     def forward(self, *args, **kwargs):
         """The computation; subclasses define it."""
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     def __call__(self, *args, **kwargs):
-        if self._forward_hooks or self._forward_pre_hooks:
+        if self._forward_hooks or self._forward_pre_hooks or self._backward_hooks or self._backward_pre_hooks:
             return self._call_with_hooks(args, kwargs)
         return self.forward(*args, **kwargs)
 
     def _call_with_hooks(self, args: tuple, kwargs: dict):
-        for hook in list(self._forward_pre_hooks.values()):
-            replaced = hook(self, args)
-            if replaced is not None:
-                args = replaced if isinstance(replaced, tuple) else (replaced,)
+        for key, hook in list(self._forward_pre_hooks.items()):
+            if key in self._hooks_with_kwargs:
+                replaced = hook(self, args, kwargs)
+                if replaced is not None:
+                    args, kwargs = replaced
+            else:
+                replaced = hook(self, args)
+                if replaced is not None:
+                    args = replaced if isinstance(replaced, tuple) else (replaced,)
+        backward = (self._backward_hooks or self._backward_pre_hooks) and is_grad_enabled()
+        if backward:
+            args, call = hooks.wrap_inputs(self, args)
         out = self.forward(*args, **kwargs)
-        for hook in list(self._forward_hooks.values()):
-            replaced = hook(self, args, out)
+        for key, hook in list(self._forward_hooks.items()):
+            replaced = hook(self, args, kwargs, out) if key in self._hooks_with_kwargs else hook(self, args, out)
             if replaced is not None:
                 out = replaced
-        return out
+        return hooks.wrap_outputs(call, out) if backward else out
 
-    def register_forward_hook(self, hook: Callable) -> RemovableHandle:
-        """Call ``hook(module, args, output)`` after each forward; a returned value replaces the output."""
-        return RemovableHandle.add(self._forward_hooks, hook)
+    def _add_hook(self, table: dict, hook: Callable, prepend: bool, with_kwargs: bool) -> RemovableHandle:
+        handle = RemovableHandle.add(table, hook)
+        if prepend:
+            items = list(table.items())
+            table.clear()
+            table.update(items[-1:] + items[:-1])
+        if with_kwargs:
+            self._hooks_with_kwargs.add(handle._key)
+        return handle
 
-    def register_forward_pre_hook(self, hook: Callable) -> RemovableHandle:
-        """Call ``hook(module, args)`` before each forward; a returned value replaces the arguments."""
-        return RemovableHandle.add(self._forward_pre_hooks, hook)
+    def register_forward_hook(self, hook: Callable, *, prepend: bool = False, with_kwargs: bool = False,
+                              always_call: bool = False) -> RemovableHandle:
+        """Call ``hook(module, args, output)`` after each forward (``hook(module, args, kwargs, output)`` with
+        ``with_kwargs``); a returned value replaces the output."""
+        return self._add_hook(self._forward_hooks, hook, prepend, with_kwargs)
+
+    def register_forward_pre_hook(self, hook: Callable, *, prepend: bool = False,
+                                  with_kwargs: bool = False) -> RemovableHandle:
+        """Call ``hook(module, args)`` before each forward (``hook(module, args, kwargs)`` returning ``(args,
+        kwargs)`` with ``with_kwargs``); a returned value replaces the arguments."""
+        return self._add_hook(self._forward_pre_hooks, hook, prepend, with_kwargs)
+
+    def register_full_backward_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
+        """Call ``hook(module, grad_input, grad_output)`` when backward has computed the gradients with respect
+        to this call's inputs; a returned tuple replaces ``grad_input`` (see ``nerve.nn.hooks``)."""
+        return self._add_hook(self._backward_hooks, hook, prepend, False)
+
+    register_backward_hook = register_full_backward_hook
+
+    def register_full_backward_pre_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
+        """Call ``hook(module, grad_output)`` when the gradient of this call's output arrives; a returned tuple
+        replaces ``grad_output``."""
+        return self._add_hook(self._backward_pre_hooks, hook, prepend, False)
+
+    def register_state_dict_pre_hook(self, hook: Callable) -> RemovableHandle:
+        """Call ``hook(module, prefix, keep_vars)`` before ``state_dict`` collects this module's entries."""
+        return RemovableHandle.add(self._state_dict_pre_hooks, hook)
+
+    def register_load_state_dict_post_hook(self, hook: Callable) -> RemovableHandle:
+        """Call ``hook(module, incompatible_keys)`` after ``load_state_dict``."""
+        return RemovableHandle.add(self._load_state_dict_post_hooks, hook)
 
     # --- registration ------------------------------------------------------------------------
     # NOTE: registered values also live in the instance __dict__ (unless that would hide a class
@@ -282,26 +330,43 @@ class Module:
                    keep_vars: bool = False) -> "OrderedDict[str, Tensor]":
         """Parameters and persistent buffers by qualified name, detached (sharing memory with the model)."""
         out = OrderedDict() if destination is None else destination
+        for hook in list(self._state_dict_pre_hooks.values()):
+            hook(self, prefix, keep_vars)
         for name, p in self._parameters.items():
             if p is not None:
                 out[prefix + name] = p if keep_vars else p.detach()
         for name, b in self._buffers.items():
             if b is not None and name not in self._non_persistent_buffers:
                 out[prefix + name] = b if keep_vars else b.detach()
+        extra = type(self).get_extra_state is not Module.get_extra_state
+        if extra:
+            out[prefix + "_extra_state"] = self.get_extra_state()
         for name, child in self._modules.items():
             if child is not None:
                 child.state_dict(out, prefix + name + ".", keep_vars)
         return out
 
-    def load_state_dict(self, state_dict: dict, strict: bool = True) -> IncompatibleKeys:
-        """Copy values into the parameters and buffers in place (optimisers keep working).
+    def get_extra_state(self):
+        """State beyond parameters and buffers, saved in ``state_dict`` under ``_extra_state`` when a module
+        overrides this (and ``set_extra_state``)."""
+        raise RuntimeError(f"{type(self).__name__}.get_extra_state: override it to save extra state")
+
+    def set_extra_state(self, state) -> None:
+        """Restore what ``get_extra_state`` returned."""
+        raise RuntimeError(f"{type(self).__name__}.set_extra_state: override it together with get_extra_state")
+
+    def load_state_dict(self, state_dict: dict, strict: bool = True, assign: bool = False) -> IncompatibleKeys:
+        """Copy values into the parameters and buffers in place (optimisers keep working); with ``assign`` the
+        parameters take the given arrays themselves (no copy).
 
         Mis-shaped keys always fail, and with ``strict`` missing or unexpected keys too; every problem
         is listed in one error and nothing is changed.
         """
         own = self.state_dict(keep_vars=True)
+        extras = {k: v for k, v in own.items() if k.endswith("_extra_state")}
+        own = {k: v for k, v in own.items() if k not in extras}
         missing = [k for k in own if k not in state_dict]
-        unexpected = [k for k in state_dict if k not in own]
+        unexpected = [k for k in state_dict if k not in own and k not in extras]
         mismatched = []
         for key, target in own.items():
             if key in state_dict:
@@ -323,8 +388,18 @@ class Module:
                     value = _array_of(state_dict[key])
                     if target.device != "cpu":
                         value = backend.to_device(xp.asarray(value), target.device)
-                    target.copy_(value)
-        return IncompatibleKeys(missing, unexpected)
+                    if assign:
+                        target.data = xp.asarray(value, dtype=target.data.dtype)
+                    else:
+                        target.copy_(value)
+        for key in extras:
+            if key in state_dict:
+                path = key[:-len("_extra_state")].rstrip(".")
+                self.get_submodule(path).set_extra_state(state_dict[key])
+        result = IncompatibleKeys(missing, unexpected)
+        for hook in list(self._load_state_dict_post_hooks.values()):
+            hook(self, result)
+        return result
 
     def get_config(self) -> dict:
         """The constructor arguments as a JSON-able dict, where the module knows them ({} otherwise)."""
@@ -402,6 +477,37 @@ class Module:
     def double(self) -> "Module":
         """Cast floating parameters and buffers to float64 (gradient checks)."""
         return self.to(dtype=xp.float64)
+
+    def half(self) -> "Module":
+        """Cast floating parameters and buffers to float16."""
+        return self.to(dtype=xp.float16)
+
+    def bfloat16(self) -> "Module":
+        raise TypeError(f"{type(self).__name__}.bfloat16: NumPy (nerve's array library) has no bfloat16 type; use "
+                        "half() or float()")
+
+    def type(self, dst_type) -> "Module":
+        """Cast floating parameters and buffers to ``dst_type``."""
+        return self.to(dtype=dst_type)
+
+    def to_empty(self, *, device=None, recurse: bool = True) -> "Module":
+        """Move to ``device`` (nerve's parameters always hold values, so this is ``to(device)``)."""
+        return self.to(device) if device is not None else self
+
+    def share_memory(self) -> "Module":
+        """Accepted: worker processes get their data through the DataLoader's own channels."""
+        return self
+
+    def compile(self, *args, **kwargs) -> None:
+        """Accepted (``torch.compile`` in place): nerve runs eagerly."""
+
+    def set_submodule(self, target: str, module: "Module") -> None:
+        """Replace the descendant at a dotted path (``"encoder.0"``)."""
+        path, _, name = target.rpartition(".")
+        owner = self.get_submodule(path)
+        if name not in owner._modules:
+            raise AttributeError(f"{type(owner).__name__} has no submodule {name!r} (setting {target!r})")
+        setattr(owner, name, module)
 
     def cpu(self) -> "Module":
         """Move everything to the CPU."""
