@@ -67,7 +67,7 @@ from nerve.io import load, save  # noqa: E402,F401  (weights files: nerve.save /
 from nerve import data, functional, nn, optim, rules, train  # noqa: E402,F401  (nerve.nn.Linear, ... as in PyTorch)
 from nerve import accelerator, amp, backends, cuda, utils  # noqa: E402,F401  (torch.cuda / torch.utils.data look-alikes)
 from nerve.amp import autocast  # noqa: E402,F401
-from nerve import func, special  # noqa: E402,F401  (torch.func: grad, vmap, jacrev, ...; torch.special)
+from nerve import distributions, func, jit, special  # noqa: E402,F401  (torch.distributions, .func, .jit, .special)
 from nerve.func import vmap  # noqa: E402,F401
 from nerve.backends import (  # noqa: E402,F401  (switches PyTorch scripts set; no effect here)
     are_deterministic_algorithms_enabled, compile, get_float32_matmul_precision, get_num_threads,

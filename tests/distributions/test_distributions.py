@@ -115,3 +115,12 @@ def test_discrete_kl_and_registry():
                                stats.entropy(stats.poisson(3).pmf(k), stats.poisson(5).pmf(k)), rtol=1e-10)
     with pytest.raises(NotImplementedError, match=r"no closed form for Normal \|\| Laplace"):
         D.kl_divergence(D.Normal(0.0, 1.0), D.Laplace(0.0, 1.0))
+
+
+def test_reachable_as_an_attribute_of_the_package():
+    """``import nerve as torch; torch.distributions.Normal`` without importing the subpackage."""
+    import subprocess
+    import sys
+    code = "import nerve; print(nerve.distributions.Normal.__name__, nerve.special.gammaln.__name__)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split() == \
+        ["Normal", "lgamma"]

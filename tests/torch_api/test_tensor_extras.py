@@ -100,3 +100,13 @@ def test_small_tensor_protocols():
         nerve.is_nonzero(nerve.ones(2))
     assert x.clone(memory_format=nerve.contiguous_format).shape == x.shape
     assert nerve.channels_last == "channels_last"
+
+
+def test_jit_entry_points_return_the_model_and_archives_are_refused():
+    model = nerve.nn.Linear(2, 2)
+    assert nerve.jit.script(model) is model and nerve.jit.trace(model, nerve.ones(1, 2)) is model
+    assert nerve.jit.ignore(len) is len and not nerve.jit.is_scripting()
+    with pytest.raises(NotImplementedError, match="nerve.save"):
+        nerve.jit.save(model, "m.pt")
+    with pytest.raises(NotImplementedError, match="onnxruntime"):
+        nerve.jit.load("m.pt")
