@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from nerve import backend
+from nerve import backend, ops
 from nerve.autograd.grad_mode import no_grad
 from nerve.backend import xp
 from nerve.tensor import Tensor
@@ -159,5 +159,59 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
     return _fill(tensor, (q * gain).reshape(tensor.shape))
 
 
-__all__ = ["calculate_gain", "constant_", "kaiming_normal_", "kaiming_uniform_", "normal_", "ones_",
-           "orthogonal_", "uniform_", "xavier_normal_", "xavier_uniform_", "zeros_"]
+def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0,
+                  generator=None) -> Tensor:
+    """N(mean, std^2) conditioned on [a, b] (absolute bounds, as PyTorch), by the inverse CDF of a uniform draw
+    between the bounds' CDF values."""
+    if not a < b:
+        raise ValueError(f"trunc_normal_: expected a < b, got a={a}, b={b}")
+
+    def cdf(x: float) -> float:
+        return (1.0 + math.erf((x - mean) / (std * math.sqrt(2.0)))) / 2.0
+    low, high = cdf(a), cdf(b)
+    draw = _gen(generator).uniform(2 * low - 1, 2 * high - 1, tensor.shape)
+    with no_grad():
+        z = ops.erfinv(Tensor(xp.asarray(draw, dtype=xp.float64))).data
+    return _fill(tensor, xp.clip(z * std * math.sqrt(2.0) + mean, a, b))
+
+
+def eye_(tensor: Tensor) -> Tensor:
+    """The identity matrix (ones on the diagonal of a 2-d tensor, also when not square)."""
+    if tensor.ndim != 2:
+        raise ValueError(f"eye_: only 2-d tensors are supported, got shape {tuple(tensor.shape)}")
+    return _fill(tensor, xp.eye(*tensor.shape))
+
+
+def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
+    """A convolution weight (3-d to 5-d) that passes its input through: in each of ``groups`` groups, output
+    channel d is input channel d at the kernel's centre (as many channels as both sides have)."""
+    if tensor.ndim not in (3, 4, 5):
+        raise ValueError(f"dirac_: only 3-d, 4-d and 5-d tensors are supported, got shape {tuple(tensor.shape)}")
+    if tensor.shape[0] % groups:
+        raise ValueError(f"dirac_: dim 0 ({tensor.shape[0]}) must be divisible by groups = {groups}")
+    per_group = tensor.shape[0] // groups
+    array = xp.zeros(tensor.shape)
+    centre = tuple(k // 2 for k in tensor.shape[2:])
+    for g in range(groups):
+        for d in range(min(per_group, tensor.shape[1])):
+            array[(g * per_group + d, d) + centre] = 1.0
+    return _fill(tensor, array)
+
+
+def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01, generator=None) -> Tensor:
+    """A 2-d matrix from N(0, std^2) with a fraction ``sparsity`` of each column's rows set to zero
+    (Martens 2010)."""
+    if tensor.ndim != 2:
+        raise ValueError(f"sparse_: only 2-d tensors are supported, got shape {tuple(tensor.shape)}")
+    rows, cols = tensor.shape
+    gen = _gen(generator)
+    array = gen.normal(0.0, std, (rows, cols))
+    zeros = int(math.ceil(sparsity * rows))
+    for c in range(cols):
+        array[gen.permutation(rows)[:zeros], c] = 0.0
+    return _fill(tensor, array)
+
+
+__all__ = ["calculate_gain", "constant_", "dirac_", "eye_", "kaiming_normal_", "kaiming_uniform_", "normal_",
+           "ones_", "orthogonal_", "sparse_", "trunc_normal_", "uniform_", "xavier_normal_", "xavier_uniform_",
+           "zeros_"]

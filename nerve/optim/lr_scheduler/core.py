@@ -1,4 +1,4 @@
-"""Learning-rate schedules: PyTorch's schedulers, stepped after ``optimizer.step()``.
+"""The base ``LRScheduler`` and the common schedules.
 
 Each scheduler sets ``group['lr']`` of its optimizer's parameter groups. Most follow PyTorch's
 recursive rules (each step from the current lr, so manual changes carry on); the tests check them
