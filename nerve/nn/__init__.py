@@ -49,6 +49,8 @@ from nerve.nn.transformer import (
 from nerve.nn.upsample import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 from nerve.nn.vision import CTCLoss, Fold, PixelShuffle, PixelUnshuffle, Unfold
 from nerve.nn.lazy import LazyConv1d, LazyConv2d, LazyConv3d, LazyLinear, Transformer
+from nerve.nn import parallel
+from nerve.nn.parallel import DataParallel, SyncBatchNorm
 
 _sys.modules[__name__ + ".functional"] = functional
 
@@ -73,5 +75,6 @@ __all__ = [
     "Bilinear", "RMSNorm", "CosineEmbeddingLoss", "GaussianNLLLoss", "HingeEmbeddingLoss", "MarginRankingLoss",
     "MultiLabelSoftMarginLoss", "MultiMarginLoss", "PoissonNLLLoss", "SoftMarginLoss", "TripletMarginLoss",
     "CTCLoss", "Fold", "PixelShuffle", "PixelUnshuffle", "Unfold",
-    "LazyConv1d", "LazyConv2d", "LazyConv3d", "LazyLinear", "Transformer",
+    "LazyConv1d", "LazyConv2d", "LazyConv3d", "LazyLinear", "Transformer", "DataParallel", "SyncBatchNorm",
+    "parallel",
 ]

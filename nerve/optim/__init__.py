@@ -1,6 +1,6 @@
 """Optimisers, learning-rate schedulers, gradient clipping and weight penalties."""
 from nerve.nn.utils import clip_grad_norm_, clip_grad_value_
-from nerve.optim import lr_scheduler
+from nerve.optim import lr_scheduler, swa_utils
 from nerve.optim.adadelta import Adadelta
 from nerve.optim.adagrad import Adagrad
 from nerve.optim.adam import Adam, AdamW
@@ -13,4 +13,5 @@ from nerve.optim.rmsprop import RMSprop
 from nerve.optim.sgd import SGD
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "NAdam", "RAdam", "LBFGS",
-           "closure_step", "lr_scheduler", "clip_grad_norm_", "clip_grad_value_", "l1_penalty", "l2_penalty"]
+           "closure_step", "lr_scheduler", "swa_utils", "clip_grad_norm_", "clip_grad_value_", "l1_penalty",
+           "l2_penalty"]

@@ -1,0 +1,50 @@
+"""nn.DataParallel (runs its module; state-dict keys prefixed ``module.``), SyncBatchNorm (batch norm on one
+process, any number of spatial dims) and its converter, nn.parallel.DistributedDataParallel's pointer."""
+import numpy as np
+import pytest
+
+import nerve
+from nerve import nn
+
+RNG = np.random.default_rng(0)
+
+
+def test_data_parallel():
+    net = nn.Linear(3, 2)
+    dp = nn.DataParallel(net, device_ids=[0])
+    x = nerve.randn(4, 3)
+    np.testing.assert_array_equal(dp(x).numpy(), net(x).numpy())
+    assert dp.module is net and sorted(dp.state_dict()) == ["module.bias", "module.weight"]
+    assert nn.parallel.DataParallel is nn.DataParallel
+    with pytest.raises(TypeError, match="DataParallel: expected a Module"):
+        nn.DataParallel(lambda v: v)
+    with pytest.raises(RuntimeError, match="nerve.distributed.DistributedDataParallel"):
+        nn.parallel.DistributedDataParallel(net)
+
+
+@pytest.mark.parametrize("shape", [(6, 3), (4, 3, 5), (2, 3, 4, 5), (2, 3, 2, 3, 4)])
+def test_sync_batch_norm_is_batch_norm(shape):
+    x = RNG.standard_normal(shape)
+    bn = nn.SyncBatchNorm(3, momentum=0.5, dtype=nerve.float64)
+    out = bn(nerve.tensor(x)).numpy()
+    axes = tuple(i for i in range(len(shape)) if i != 1)
+    mean, var = x.mean(axes, keepdims=True), x.var(axes, keepdims=True)
+    np.testing.assert_allclose(out, (x - mean) / np.sqrt(var + 1e-5), atol=1e-12)
+    n = x.size // 3
+    np.testing.assert_allclose(bn.running_var.numpy(), 0.5 + 0.5 * x.var(axes) * n / (n - 1))
+
+
+def test_convert_sync_batchnorm():
+    net = nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)))
+    net[1].running_mean.fill_(0.25)
+    weight = net[1].weight
+    out = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    assert out is net and type(net[1]) is nn.SyncBatchNorm and type(net[2][1]) is nn.SyncBatchNorm
+    assert net[1].weight is weight and np.all(net[1].running_mean.numpy() == 0.25)
+    assert sorted(net.state_dict()) == sorted(k for k in net.state_dict())
+    assert "1.num_batches_tracked" in net.state_dict()
+    x = nerve.randn(2, 1, 5, 5)
+    ref = nn.BatchNorm2d(3)
+    ref.load_state_dict(net[1].state_dict())
+    h = net[0](x)
+    np.testing.assert_allclose(net[1](h).detach().numpy(), ref(h).detach().numpy(), atol=1e-6)
