@@ -248,7 +248,7 @@ def solve_triangular(A, B, *, upper: bool, left: bool = True, unitriangular: boo
     n = a.shape[-1]
     tri = ops.triu(a) if upper else ops.tril(a)
     if unitriangular:
-        eye = Tensor._make(xp.eye(n, dtype=a.dtype), None)
+        eye = Tensor._make(xp.eye(n, dtype=a.dtype, like=a.data), None)
         tri = tri * (1 - eye) + eye
     return solve(tri, B, left=left)
 

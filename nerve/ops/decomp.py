@@ -26,13 +26,19 @@ EighResult = namedtuple("eigh", ["eigenvalues", "eigenvectors"])
 SVDResult = namedtuple("svd", ["U", "S", "Vh"])
 
 
-def _eye(n: int, dtype):
-    return xp.eye(n, dtype=dtype)
+def _raw(x):
+    return x.data if isinstance(x, Tensor) else x
 
 
-def _diag_embed(m, v, dtype):
+def _eye(n: int, like, k: int = 0, lower: bool = False):
+    """The identity (or, with ``lower``, the lower triangle below diagonal ``k``) on ``like``'s device and dtype."""
+    like = _raw(like)
+    return xp.tri(n, k=k, dtype=like.dtype, like=like) if lower else xp.eye(n, dtype=like.dtype, like=like)
+
+
+def _diag_embed(m, v):
     """Diagonal matrices from the last axis of ``v`` (works on arrays and Tensors)."""
-    return v[..., None, :] * m.const(_eye(v.shape[-1], dtype))
+    return v[..., None, :] * m.const(_eye(v.shape[-1], v))
 
 
 def _invert(a, name: str):
@@ -109,8 +115,8 @@ class Cholesky(Function):
     def backward(self, g, m):  # PyTorch's rule: gA = L^-T Phi(tril(L^T gL)) L^-1, Phi halving the diagonal's share
         low = m.output(self)
         n = low.shape[-1]
-        t = (low.mT @ g) * m.const(xp.tril(xp.ones((n, n), dtype=g.dtype)))
-        t = 0.5 * (t + (t * m.const(xp.tril(xp.ones((n, n), dtype=g.dtype), -1))).mT)
+        t = (low.mT @ g) * m.const(_eye(n, g, 0, lower=True))
+        t = 0.5 * (t + (t * m.const(_eye(n, g, -1, lower=True))).mT)
         inv = m.apply(Inv, low)
         return inv.mT @ t @ inv
 
@@ -189,8 +195,8 @@ class QR(Function):
 def _qr_square_rule(m, q, r, gq, gr):
     n = r.shape[-1]
     mm = gr @ r.mT - q.mT @ gq
-    up = mm * m.const(xp.triu(xp.ones((n, n), dtype=mm.dtype)))
-    sym = up + up.mT - up * m.const(_eye(n, mm.dtype))
+    up = mm * m.const(_eye(n, mm, 0, lower=True).T)
+    sym = up + up.mT - up * m.const(_eye(n, mm))
     return _tri_solve_right(m, gq + q @ sym, r)
 
 
@@ -222,10 +228,10 @@ class Eigh(Function):
         n = self.n
         w, v = _unpack(m.output(self), [(n,), (n, n)])
         gw, gv = _unpack(g, [(n,), (n, n)])
-        inner = _diag_embed(m, gw, g.dtype)
+        inner = _diag_embed(m, gw)
         if _any(gv):  # as PyTorch, an unused V adds nothing (no 0/0 at repeated eigenvalues)
             vg = v.mT @ gv
-            e = w[..., None, :] - w[..., :, None] + m.const(_eye(n, g.dtype))
+            e = w[..., None, :] - w[..., :, None] + m.const(_eye(n, g))
             inner = inner + 0.5 * (vg - vg.mT) / e
         return v @ inner @ v.mT, None
 
@@ -259,10 +265,10 @@ class SVD(Function):
         rows, cols = u.shape[-2], vh.shape[-1]
         k = s.shape[-1]
         u, gu, vh, gvh = u[..., :, :k], gu[..., :, :k], vh[..., :k, :], gvh[..., :k, :]
-        eye = m.const(_eye(k, g.dtype))
+        eye = m.const(_eye(k, g))
         s2 = s * s
         e = s2[..., None, :] - s2[..., :, None] + eye
-        ga = _diag_embed(m, gs, g.dtype)
+        ga = _diag_embed(m, gs)
         if _any(gu) or _any(gvh):  # as PyTorch, unused U and Vh add nothing (no 0/0 at repeated values)
             ug, vg = u.mT @ gu, vh @ gvh.mT
             ga = ga + ((ug - ug.mT) * s[..., None, :] + s[..., :, None] * (vg - vg.mT)) / e
@@ -331,7 +337,7 @@ class _Block(Function):
     def forward(self, x, g):
         n = x.shape[-1]
         shape = xp.broadcast_shapes(x.shape, g.shape)
-        out = xp.zeros(shape[:-2] + (2 * n, 2 * n), dtype=xp.result_type(x, g))
+        out = xp.zeros_like(x, shape=shape[:-2] + (2 * n, 2 * n), dtype=xp.result_type(x, g))
         out[..., :n, :n] = x
         out[..., n:, n:] = x
         out[..., :n, n:] = g
@@ -539,7 +545,7 @@ def matrix_power(input, n: int) -> Tensor:
         raise TypeError(f"linalg.matrix_power: n must be an integer, got {n!r}")
     n = int(n)
     if n == 0:
-        return Tensor._make(xp.array(xp.broadcast_to(xp.eye(a.shape[-1], dtype=a.dtype), a.shape)), None)
+        return Tensor._make(xp.array(xp.broadcast_to(_eye(a.shape[-1], a), a.shape)), None)
     if n < 0:
         a, n = linalg_inv(a), -n
     result, base = None, a

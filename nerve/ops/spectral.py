@@ -174,7 +174,7 @@ class Resize(Function):
         shape = list(a.shape)
         for d, n in zip(dims, sizes):
             shape[d] = n
-        out = xp.zeros(tuple(shape), dtype=a.dtype)
+        out = xp.zeros_like(a, shape=tuple(shape))
         out[key] = a[key]
         return out
 
