@@ -48,3 +48,16 @@ def test_convert_sync_batchnorm():
     ref.load_state_dict(net[1].state_dict())
     h = net[0](x)
     np.testing.assert_allclose(net[1](h).detach().numpy(), ref(h).detach().numpy(), atol=1e-6)
+
+
+def test_clip_grad_keywords():
+    """PyTorch's foreach= is accepted (no effect); error_if_nonfinite raises on an infinite norm."""
+    p = nn.Parameter(nerve.tensor([3.0, 4.0]))
+    p.grad = nerve.tensor([3.0, 4.0])
+    total = nn.utils.clip_grad_norm_([p], max_norm=1.0, foreach=True)
+    assert np.isclose(total.item(), 5.0) and np.allclose(p.grad.numpy(), [0.6, 0.8], atol=1e-6)
+    nn.utils.clip_grad_value_([p], 0.7, foreach=None)
+    assert np.allclose(p.grad.numpy(), [0.6, 0.7])
+    p.grad = nerve.tensor([np.inf, 1.0])
+    with pytest.raises(RuntimeError, match="clip_grad_norm_: the total norm"):
+        nn.utils.clip_grad_norm_([p], 1.0, error_if_nonfinite=True, foreach=False)

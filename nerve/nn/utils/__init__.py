@@ -154,21 +154,27 @@ def spectral_norm(module, name: str = "weight", n_power_iterations: int = 1, eps
     return module
 
 
-def remove_spectral_norm(module, name: str = "weight"):
-    """Undo ``spectral_norm``: ``<name>`` becomes a plain parameter again holding weight_orig / sigma."""
+def _remove_hook(module, name: str, kind: type, suffixes: tuple, op: str):
+    """Undo a weight hook of class ``kind`` on ``name``: drop the hook and the ``<name><suffix>`` tensors, and
+    register ``<name>`` as a plain parameter holding the weight the hook computed."""
     from nerve.nn.parameter import Parameter
 
     for key, hook in list(module._forward_pre_hooks.items()):
-        if isinstance(hook, _SpectralNorm) and hook.name == name:
+        if isinstance(hook, kind) and hook.name == name:
             with no_grad():
                 value = hook.weight(module).data
             del module._forward_pre_hooks[key]
-            for suffix in ("_orig", "_u", "_v"):
+            for suffix in suffixes:
                 delattr(module, name + suffix)
             module.__dict__.pop(name, None)
             module.register_parameter(name, Parameter(value))
             return module
-    raise ValueError(f"remove_spectral_norm: spectral_norm of {name!r} not found in {type(module).__name__}")
+    raise ValueError(f"{op}: {op.removeprefix('remove_')} of {name!r} not found in {type(module).__name__}")
+
+
+def remove_spectral_norm(module, name: str = "weight"):
+    """Undo ``spectral_norm``: ``<name>`` becomes a plain parameter again holding weight_orig / sigma."""
+    return _remove_hook(module, name, _SpectralNorm, ("_orig", "_u", "_v"), "remove_spectral_norm")
 
 
 class _WeightNorm:
@@ -210,19 +216,7 @@ def weight_norm(module, name: str = "weight", dim: int | None = 0):
 
 def remove_weight_norm(module, name: str = "weight"):
     """Undo ``weight_norm``: ``<name>`` becomes a plain parameter holding g * v / |v|."""
-    from nerve.nn.parameter import Parameter
-
-    for key, hook in list(module._forward_pre_hooks.items()):
-        if isinstance(hook, _WeightNorm) and hook.name == name:
-            with no_grad():
-                value = hook.weight(module).data
-            del module._forward_pre_hooks[key]
-            delattr(module, name + "_g")
-            delattr(module, name + "_v")
-            module.__dict__.pop(name, None)
-            module.register_parameter(name, Parameter(value))
-            return module
-    raise ValueError(f"remove_weight_norm: weight_norm of {name!r} not found in {type(module).__name__}")
+    return _remove_hook(module, name, _WeightNorm, ("_g", "_v"), "remove_weight_norm")
 
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector", "remove_spectral_norm",

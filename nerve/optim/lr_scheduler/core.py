@@ -34,6 +34,14 @@ def _per_group(name: str, optimizer: Optimizer, value: Any, owner: str) -> list:
     return [value] * n
 
 
+def _uses_beta1(optimizer: Optimizer, owner: str) -> bool:
+    """Whether a cycled momentum is Adam's beta1 (else ``momentum``); neither is an error."""
+    if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+        raise ValueError(f"{owner}: {type(optimizer).__name__} has neither momentum nor betas to cycle; pass "
+                         "cycle_momentum=False")
+    return "betas" in optimizer.defaults
+
+
 class LRScheduler:
     """Base of the schedulers: ``last_epoch`` counts steps, ``base_lrs`` are the groups' initial lrs."""
 
@@ -306,10 +314,7 @@ class OneCycleLR(LRScheduler):
                 group["min_lr"] = group["initial_lr"] / final_div_factor
         self.cycle_momentum = cycle_momentum
         if cycle_momentum:
-            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-                raise ValueError(f"OneCycleLR: {type(optimizer).__name__} has neither momentum nor betas to "
-                                 "cycle; pass cycle_momentum=False")
-            self.use_beta1 = "betas" in optimizer.defaults
+            self.use_beta1 = _uses_beta1(optimizer, "OneCycleLR")
             tops = _per_group("max_momentum", optimizer, max_momentum, "OneCycleLR")
             bases = _per_group("base_momentum", optimizer, base_momentum, "OneCycleLR")
             if last_epoch == -1:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-from nerve.optim.lr_scheduler.core import LRScheduler, LambdaLR, _per_group, _require_optimizer
+from nerve.optim.lr_scheduler.core import (
+    LRScheduler, LambdaLR, OneCycleLR, _per_group, _require_optimizer, _uses_beta1,
+)
 from nerve.optim.optimizer import Optimizer
 
 __all__ = ["ChainedScheduler", "ConstantLR", "CosineAnnealingWarmRestarts", "CyclicLR", "MultiplicativeLR",
@@ -141,10 +143,7 @@ class CyclicLR(LRScheduler):
         self.scale_mode = scale_mode if scale_fn is not None else ("iterations" if mode == "exp_range" else "cycle")
         self.cycle_momentum = cycle_momentum
         if cycle_momentum:
-            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-                raise ValueError(f"CyclicLR: {type(optimizer).__name__} has neither momentum nor betas to cycle; "
-                                 "pass cycle_momentum=False")
-            self.use_beta1 = "betas" in optimizer.defaults
+            self.use_beta1 = _uses_beta1(optimizer, "CyclicLR")
             self.base_momentums = _per_group("base_momentum", optimizer, base_momentum, "CyclicLR")
             self.max_momentums = _per_group("max_momentum", optimizer, max_momentum, "CyclicLR")
             if last_epoch == -1:
@@ -153,11 +152,7 @@ class CyclicLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
         self.base_lrs = base_lrs
 
-    def _set_momentum(self, group: dict, value: float) -> None:
-        if self.use_beta1:
-            group["betas"] = (value, *group["betas"][1:])
-        else:
-            group["momentum"] = value
+    _set_momentum = OneCycleLR._set_momentum
 
     def scale_fn(self, x: float) -> float:
         """The amplitude's scale at cycle (or iteration) ``x``."""
