@@ -57,8 +57,10 @@ class Mul(Function):
 
     def backward(self, g, m):  # d(ab) = b da + a db (conjugated factors for complex values)
         a, b = m.inputs(self)
+        if g.dtype.kind == "c":  # NOTE: a complex factor makes the product, so g, complex
+            a, b = _conj(a), _conj(b)
         na, nb = self.needs_input_grad
-        return (m.sum_to(g * _conj(b), a.shape) if na else None, m.sum_to(g * _conj(a), b.shape) if nb else None)
+        return (m.sum_to(g * b, a.shape) if na else None, m.sum_to(g * a, b.shape) if nb else None)
 
 
 class Div(Function):
@@ -70,9 +72,11 @@ class Div(Function):
     def backward(self, g, m):  # d(a/b) = da / b - (a/b) db / b (conjugated for complex values)
         a, b = m.inputs(self)
         na, nb = self.needs_input_grad
-        cb = _conj(b)
-        ga = m.sum_to(g / cb, a.shape) if na else None
-        gb = m.sum_to(-(g * _conj(m.output(self))) / cb, b.shape) if nb else None
+        complex_ = g.dtype.kind == "c"
+        if complex_:
+            b = _conj(b)
+        ga = m.sum_to(g / b, a.shape) if na else None
+        gb = m.sum_to(-(g * (_conj(m.output(self)) if complex_ else m.output(self))) / b, b.shape) if nb else None
         return ga, gb
 
 
