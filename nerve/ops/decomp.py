@@ -67,9 +67,25 @@ class Det(Function):
     def forward(self, a):
         return xp.linalg.det(a)
 
-    def backward(self, g, m):  # d det A = det A tr(A^-1 dA): gA = g det(A) A^-T
+    def backward(self, g, m):  # d det A = tr(adj(A) dA): gA = g adj(A)^T = g det(A) A^-T
         (a,) = m.inputs(self)
+        if not m.tensors:  # first order: a singular A takes the cofactors from its SVD, as PyTorch
+            try:
+                inv = xp.linalg.inv(a)
+            except xp.linalg.LinAlgError:
+                return g[..., None, None] * _cofactors(a)
+            return (g * m.output(self))[..., None, None] * inv.mT
         return (g * m.output(self))[..., None, None] * m.apply(Inv, a).mT
+
+
+def _cofactors(a):
+    """The cofactor matrix adj(A)^T = det(U) det(Vh) U diag(prod_{j != i} s_j) Vh, finite for singular A."""
+    u, s, vh = xp.linalg.svd(a)
+    ones = xp.ones_like(s[..., :1])
+    before = xp.cumprod(xp.concatenate([ones, s[..., :-1]], axis=-1), axis=-1)
+    after = xp.flip(xp.cumprod(xp.concatenate([ones, xp.flip(s[..., 1:], axis=-1)], axis=-1), axis=-1), axis=-1)
+    sign = xp.linalg.det(u) * xp.linalg.det(vh)
+    return sign[..., None, None] * ((u * (before * after)[..., None, :]) @ vh)
 
 
 class LogAbsDet(Function):

@@ -226,3 +226,20 @@ def test_eig_is_forward_only_and_complex():
     np.testing.assert_allclose(np.sort_complex(LA.eigvals(T(a)).numpy()), np.sort_complex(np.linalg.eigvals(a)))
     with pytest.raises(NotImplementedError, match="linalg.eig: the gradient"):
         LA.eig(T(a, True))
+
+
+def test_det_gradient_at_singular_matrices_is_the_cofactor_matrix():
+    """At a singular A the gradient of det is still the cofactor matrix (a loop of minors here, and finite
+    differences); nerve takes it from the SVD. PyTorch's also stays finite (torch 2.14 returned zeros for this
+    rank-2 matrix, which finite differences contradict)."""
+    a = np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [0.5, -1.0, 2.0]])  # rank 2
+    cof = np.array([[(-1) ** (i + j) * np.linalg.det(np.delete(np.delete(a, i, 0), j, 1)) for j in range(3)]
+                    for i in range(3)])
+    x = T(np.stack([a, np.eye(3)]), True)
+    LA.det(x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy()[0], cof, atol=1e-12)
+    np.testing.assert_allclose(x.grad.numpy()[1], np.eye(3), atol=1e-12)
+    assert nerve.gradcheck(LA.det, [T(a, True)])
+    z = T(np.zeros((3, 3)), True)  # rank 0: every cofactor is 0
+    LA.det(z).backward()
+    np.testing.assert_allclose(z.grad.numpy(), np.zeros((3, 3)), atol=1e-12)
