@@ -15,9 +15,9 @@ from nerve.backend import xp
 from nerve.creation import as_tensor
 from nerve.ops import (  # noqa: F401  (re-exported under torch.linalg's names)
     LinAlgError, det, linalg_cholesky as cholesky, linalg_eig as eig, linalg_eigh as eigh, linalg_eigvals as eigvals,
-    linalg_eigvalsh as eigvalsh, linalg_inv as inv, linalg_pinv as pinv, linalg_qr as qr, linalg_solve as solve,
-    linalg_svd as svd,
-    linalg_svdvals as svdvals, linalg_vander as vander, matmul, matrix_exp, matrix_power, slogdet,
+    linalg_eigvalsh as eigvalsh, linalg_inv as inv, linalg_lu as lu, linalg_pinv as pinv, linalg_qr as qr,
+    linalg_solve as solve, linalg_svd as svd, linalg_svdvals as svdvals, linalg_vander as vander, matmul, matrix_exp,
+    matrix_power, slogdet,
 )
 from nerve.tensor import Tensor
 
@@ -253,6 +253,120 @@ def solve_triangular(A, B, *, upper: bool, left: bool = True, unitriangular: boo
     return solve(tri, B, left=left)
 
 
+LUFactorResult = namedtuple("lu_factor", ["LU", "pivots"])
+LUFactorExResult = namedtuple("lu_factor_ex", ["LU", "pivots", "info"])
+LUUnpackResult = namedtuple("lu_unpack", ["P", "L", "U"])
+SolveExResult = namedtuple("solve_ex", ["result", "info"])
+
+
+def _pivots(perm):
+    """LAPACK's 1-based row interchanges from permutation matrices P (A = P L U), per matrix."""
+    rows = perm.shape[-1]
+    flat = perm.reshape((-1, rows, rows))
+    out = xp.zeros((flat.shape[0], rows), dtype=xp.int32)
+    for b, p in enumerate(flat):
+        order = xp.argmax(p, axis=0).tolist()  # the row of A at each position of P^T A
+        current = list(range(rows))
+        for i in range(rows):
+            j = current.index(order[i])
+            out[b, i] = j + 1
+            current[i], current[j] = current[j], current[i]
+    return out.reshape(perm.shape[:-2] + (rows,))
+
+
+def lu_factor(A, *, pivot: bool = True) -> LUFactorResult:
+    """(LU, pivots): L below the diagonal (its unit diagonal implied) and U on and above it, with LAPACK's 1-based
+    pivots; differentiable in LU for square matrices."""
+    P, L, U = lu(A, pivot=pivot)
+    rows, cols = L.shape[-2], U.shape[-1]
+    k = min(rows, cols)
+    low = ops.pad(L, (0, cols - k)) if cols > k else L
+    up = ops.pad(U, (0, 0, 0, rows - k)) if rows > k else U
+    packed = ops.tril(low, -1) + ops.triu(up)
+    return LUFactorResult(packed, Tensor._make(_pivots(P.data)[..., :k], None))
+
+
+def lu_factor_ex(A, *, pivot: bool = True, check_errors: bool = False) -> LUFactorExResult:
+    """``lu_factor`` with an info tensor (0: U has no zero on its diagonal, else the first such index, 1-based)."""
+    packed, pivots = lu_factor(A, pivot=pivot)
+    diag = xp.diagonal(packed.data, axis1=-2, axis2=-1)
+    zero = diag == 0
+    info = xp.where(zero.any(axis=-1), zero.argmax(axis=-1) + 1, 0).astype(xp.int32)
+    if check_errors and bool(info.any()):
+        raise LinAlgError(f"linalg.lu_factor_ex: U({int(info.max())},{int(info.max())}) is zero, singular U")
+    return LUFactorExResult(packed, pivots, Tensor._make(info, None))
+
+
+def lu_unpack(LU_data, LU_pivots, unpack_data: bool = True, unpack_pivots: bool = True) -> LUUnpackResult:
+    """(P, L, U) from ``lu_factor``'s packed LU and 1-based pivots (L and U differentiable in LU_data)."""
+    packed, piv = _tensor(LU_data), _tensor(LU_pivots)
+    rows, cols = packed.shape[-2:]
+    k = min(rows, cols)
+    empty = Tensor._make(xp.zeros((0,), dtype=packed.dtype), None)
+    low = up = perm = empty
+    if unpack_data:
+        eye = Tensor._make(xp.eye(rows, k, dtype=packed.dtype, like=packed.data), None)
+        low = ops.tril(packed[..., :, :k], -1) + eye
+        up = ops.triu(packed[..., :k, :])
+    if unpack_pivots:
+        swaps = piv.data.reshape((-1, piv.shape[-1])).astype(xp.int64) - 1
+        mats = xp.zeros((swaps.shape[0], rows, rows), dtype=packed.dtype)
+        for b, row in enumerate(swaps):
+            order = list(range(rows))
+            for i, j in enumerate(row.tolist()):
+                order[i], order[j] = order[j], order[i]
+            mats[b, order, list(range(rows))] = 1  # P^T A takes row order[i] of A to position i
+        perm = Tensor._make(mats.reshape(tuple(piv.shape[:-1]) + (rows, rows)), None)
+    return LUUnpackResult(perm, low, up)
+
+
+def lu_solve(LU, pivots, B, *, left: bool = True, adjoint: bool = False) -> Tensor:
+    """X with A X = B (A^T X = B with ``adjoint``; X A = B without ``left``) for A = P L U from ``lu_factor``."""
+    perm, low, up = lu_unpack(LU, pivots)
+    b = _tensor(B)
+    if not left:  # X A = B  <=>  A^T X^T = B^T
+        return lu_solve(LU, pivots, b.mT, adjoint=not adjoint).mT
+    if adjoint:  # A^T = U^T L^T P^T
+        y = solve_triangular(low.mT, solve_triangular(up.mT, b, upper=False), upper=True, unitriangular=True)
+        return perm @ y
+    y = solve_triangular(low, perm.mT @ b, upper=False, unitriangular=True)
+    return solve_triangular(up, y, upper=True)
+
+
+def solve_ex(A, B, *, left: bool = True, check_errors: bool = False) -> SolveExResult:
+    """(result, info): ``solve``, with info 1 (and NaN results) where A is singular, unless ``check_errors``."""
+    a = _tensor(A)
+    try:
+        return SolveExResult(solve(a, B, left=left), Tensor._make(xp.zeros(a.shape[:-2], dtype=xp.int32), None))
+    except LinAlgError:
+        if check_errors:
+            raise
+        shape = xp.broadcast_shapes(a.shape[:-1], _tensor(B).shape[:-1]) + (_tensor(B).shape[-1],)
+        return SolveExResult(Tensor._make(xp.full(shape, xp.nan, dtype=a.dtype), None),
+                             Tensor._make(xp.ones(a.shape[:-2], dtype=xp.int32), None))
+
+
+def tensorinv(A, ind: int = 2) -> Tensor:
+    """The inverse of A seen as a linear map from its last dims to its first ``ind`` dims."""
+    a = _tensor(A)
+    rows, cols = math.prod(a.shape[:ind]), math.prod(a.shape[ind:])
+    if rows != cols:
+        raise ShapeError(f"linalg.tensorinv: the product of the first {ind} dims ({rows}) must equal that of the "
+                         f"rest ({cols}), shape {tuple(a.shape)}")
+    return inv(a.reshape(rows, cols)).reshape(tuple(a.shape[ind:]) + tuple(a.shape[:ind]))
+
+
+def tensorsolve(A, B, dims=None) -> Tensor:
+    """X with tensordot(A, X, X.ndim) = B; ``dims`` of A move to the end first."""
+    a, b = _tensor(A), _tensor(B)
+    if dims is not None:
+        a = ops.movedim(a, tuple(dims), tuple(range(a.ndim - len(dims), a.ndim)))
+    rest = tuple(a.shape[b.ndim:])
+    if math.prod(a.shape[:b.ndim]) != math.prod(rest) or tuple(a.shape[:b.ndim]) != tuple(b.shape):
+        raise ShapeError(f"linalg.tensorsolve: A of shape {tuple(a.shape)} does not fit B of shape {tuple(b.shape)}")
+    return solve(a.reshape(b.numel(), -1), b.reshape(-1)).reshape(rest)
+
+
 inv_ex_result = namedtuple("inv_ex", ["inverse", "info"])
 cholesky_ex_result = namedtuple("cholesky_ex", ["L", "info"])
 
@@ -290,6 +404,7 @@ def cholesky_ex(A, *, upper: bool = False, check_errors: bool = False):
 
 
 __all__ = ["LinAlgError", "cholesky", "cholesky_ex", "cond", "cross", "det", "diagonal", "eig", "eigh", "eigvals",
-           "eigvalsh", "inv", "inv_ex", "lstsq", "matmul", "matrix_exp", "matrix_norm", "matrix_power", "matrix_rank",
-           "multi_dot", "norm", "pinv", "qr", "slogdet", "solve", "solve_triangular", "svd", "svdvals", "vander",
-           "vecdot", "vector_norm"]
+           "eigvalsh", "inv", "inv_ex", "lstsq", "lu", "lu_factor", "lu_factor_ex", "lu_solve", "matmul", "matrix_exp",
+           "matrix_norm", "matrix_power", "matrix_rank", "multi_dot", "norm", "pinv", "qr", "slogdet", "solve",
+           "solve_ex", "solve_triangular", "tensorinv", "tensorsolve", "svd", "svdvals", "vander", "vecdot",
+           "vector_norm"]

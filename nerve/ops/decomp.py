@@ -332,6 +332,31 @@ class Pinv(Function):
         return -(p.mT @ g @ p.mT) + (left - a @ (p @ left)) + (right - (right @ p) @ a), None, None, None
 
 
+class LU(Function):
+    """L and U packed, A = P L U with partial pivoting (P kept as a constant; SciPy's LAPACK call)."""
+
+    uses_inputs = False
+    saves_output = True
+
+    def forward(self, a, permutation: list):
+        from scipy.linalg import lu  # NOTE: NumPy has no LU; SciPy's works on NumPy arrays only
+        self.p, low, up = lu(a)
+        permutation.append(self.p)  # NOTE: P is handed to the caller here: it is not an output of the graph
+        self.shapes = [low.shape[-2:], up.shape[-2:]]
+        return _pack(low, up)
+
+    def backward(self, g, m):  # PyTorch's square rule: gA = P L^-T [tril(L^T gL, -1) + triu(gU U^T)] U^-T
+        low, up = _unpack(m.output(self), self.shapes)
+        gl, gu = _unpack(g, self.shapes)
+        rows, cols = low.shape[-2], up.shape[-1]
+        if rows != cols:
+            raise NotImplementedError(f"linalg.lu: the gradient for non-square matrices ({rows} by {cols}) is not "
+                                      "implemented in nerve")
+        inner = ((low.mT @ gl) * m.const(_eye(rows, g, -1, lower=True))
+                 + (gu @ up.mT) * m.const(_eye(rows, g, 0, lower=True).T))
+        return m.const(self.p) @ (m.apply(Inv, low).mT @ inner @ m.apply(Inv, up).mT), None
+
+
 class MatrixExp(Function):
     """exp(A) = sum A^k / k! (SciPy's Pade approximation; batched)."""
 
@@ -499,6 +524,21 @@ def linalg_pinv(A, *, atol=None, rtol=None, hermitian: bool = False) -> Tensor:
     return Pinv.apply(a, atol_v, float(rtol), bool(hermitian))
 
 
+LUResult = namedtuple("lu", ["P", "L", "U"])
+
+
+def linalg_lu(A, *, pivot: bool = True) -> LUResult:
+    """(P, L, U) with A = P L U, L unit lower triangular; differentiable for square matrices."""
+    a = _matrix("linalg.lu", A)
+    if not pivot:
+        raise NotImplementedError("linalg.lu: LU without pivoting is not implemented on the CPU")
+    rows, cols = a.shape[-2:]
+    k = min(rows, cols)
+    permutation: list = []
+    low, up = _unpack(LU.apply(a, permutation), [(rows, k), (k, cols)])
+    return LUResult(Tensor._make(permutation[0].astype(a.dtype), None), low, up)
+
+
 def matrix_exp(A) -> Tensor:
     """The matrix exponential of square matrices (batched)."""
     return MatrixExp.apply(_matrix("linalg.matrix_exp", A, square=True))
@@ -579,6 +619,7 @@ inverse = linalg_inv
 # NOTE: the top-level names keep torch's older signatures (torch.svd returns V; torch.qr takes some=);
 # nerve.linalg binds the linalg_ functions under their short names
 __all__ = ["LinAlgError", "cholesky", "det", "inverse", "linalg_cholesky", "linalg_eig", "linalg_eigh",
-           "linalg_eigvals", "linalg_eigvalsh", "linalg_inv", "matrix_exp", "linalg_pinv", "linalg_qr", "linalg_solve",
+           "linalg_eigvals", "linalg_eigvalsh", "linalg_inv", "linalg_lu", "matrix_exp", "linalg_pinv", "linalg_qr",
+           "linalg_solve",
            "linalg_svd", "linalg_svdvals", "logdet", "matrix_power", "pinverse", "qr", "slogdet", "svd"]
 METHODS = ["cholesky", "det", "inverse", "logdet", "matrix_exp", "matrix_power", "pinverse", "qr", "slogdet", "svd"]

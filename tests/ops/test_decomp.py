@@ -93,6 +93,11 @@ def _cases():
         yield Case("pinv", nerve.linalg_pinv, LA.pinv, [shape], second=shape == (4, 3))
     yield Case("svd_full_first_k", lambda a: nerve.linalg_svd(a)[0][:, :3] * nerve.linalg_svd(a)[2][:, :1].mT,
                lambda a: LA.svd(a)[0][:, :3] * LA.svd(a)[2][:, :1].T, [(5, 3)])
+    yield Case("lu", lambda a: tuple(nerve.linalg_lu(a)[1:]), lambda a: tuple(scipy.linalg.lu(a)[1:]), [(3, 3)],
+               second=True)
+    yield Case("lu_batched", lambda a: tuple(nerve.linalg_lu(a)), lambda a: tuple(scipy.linalg.lu(a)), [(2, 4, 4)])
+    yield Case("lu_wide_forward", lambda a: tuple(nerve.linalg_lu(a)), lambda a: tuple(scipy.linalg.lu(a)), [(3, 5)],
+               check_grad=False)
     yield Case("matrix_exp", nerve.matrix_exp, scipy.linalg.expm, [(3, 3)], second=True)
     yield Case("matrix_exp_batched", nerve.matrix_exp, scipy.linalg.expm, [(2, 3, 3)])
     yield Case("pinv_hermitian", lambda x: nerve.linalg_pinv(_spd(x), hermitian=True),

@@ -243,3 +243,51 @@ def test_det_gradient_at_singular_matrices_is_the_cofactor_matrix():
     z = T(np.zeros((3, 3)), True)  # rank 0: every cofactor is 0
     LA.det(z).backward()
     np.testing.assert_allclose(z.grad.numpy(), np.zeros((3, 3)), atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (2, 4, 4), (5, 3), (3, 5)])
+def test_lu_factor_and_unpack_match_scipy(shape):
+    a = RNG.standard_normal(shape)
+    packed, pivots = LA.lu_factor(T(a))
+    assert pivots.dtype == nerve.int32
+    for idx in np.ndindex(*shape[:-2]):
+        lu_, piv = scipy.linalg.lu_factor(a[idx])
+        np.testing.assert_allclose(packed.numpy()[idx], lu_, atol=1e-12)
+        assert (pivots.numpy()[idx] == piv[:min(shape[-2:])] + 1).all()  # LAPACK's 1-based pivots
+    p, low, up = nerve.lu_unpack(packed, pivots)
+    np.testing.assert_allclose((p @ low @ up).numpy(), a, atol=1e-12)
+    info = LA.lu_factor_ex(T(a)).info
+    assert info.shape == shape[:-2] and not info.numpy().any()
+
+
+@pytest.mark.parametrize("mode", [{}, {"adjoint": True}, {"left": False}])
+def test_lu_solve_modes(mode):
+    a, b = RNG.standard_normal((2, 3, 3)) + 3 * np.eye(3), RNG.standard_normal((2, 3, 2))
+    packed, pivots = LA.lu_factor(T(a))
+    if mode.get("left") is False:
+        want = np.swapaxes(np.linalg.solve(np.swapaxes(a, -1, -2), b), -1, -2)
+        got = LA.lu_solve(packed, pivots, T(np.swapaxes(b, -1, -2)), **mode)
+        np.testing.assert_allclose(got.numpy(), want, atol=1e-12)
+        return
+    want = np.linalg.solve(np.swapaxes(a, -1, -2) if mode else a, b)
+    np.testing.assert_allclose(LA.lu_solve(packed, pivots, T(b), **mode).numpy(), want, atol=1e-12)
+    x = T(a, True)
+    assert nerve.gradcheck(lambda x, b: LA.lu_solve(*LA.lu_factor(x), b, **mode), [x, T(b, True)])
+
+
+def test_solve_ex_tensorinv_tensorsolve():
+    result, info = LA.solve_ex(T(np.eye(2) * 2), T(np.ones(2)))
+    assert result.tolist() == [0.5, 0.5] and info.item() == 0
+    result, info = LA.solve_ex(T(np.zeros((2, 2))), T(np.ones(2)))
+    assert info.item() == 1 and np.isnan(result.numpy()).all()
+    with pytest.raises(LA.LinAlgError):
+        LA.solve_ex(T(np.zeros((2, 2))), T(np.ones(2)), check_errors=True)
+    t = RNG.standard_normal((2, 3, 6))
+    np.testing.assert_allclose(LA.tensorinv(T(t)).numpy(), np.linalg.tensorinv(t), atol=1e-12)
+    a, b = RNG.standard_normal((2, 3, 6)), RNG.standard_normal((2, 3))
+    np.testing.assert_allclose(LA.tensorsolve(T(a), T(b)).numpy(), np.linalg.tensorsolve(a, b), atol=1e-12)
+    a4 = RNG.standard_normal((6, 2, 3))
+    np.testing.assert_allclose(LA.tensorsolve(T(a4), T(b), dims=(0,)).numpy(),
+                               np.linalg.tensorsolve(a4, b, axes=(0,)), atol=1e-12)
+    with pytest.raises(RuntimeError, match="tensorinv: the product of the first 2 dims"):
+        LA.tensorinv(T(np.ones((2, 3, 4))))
