@@ -114,14 +114,25 @@ def _reflect(x: Tensor, twice_low: int, twice_high: int) -> Tensor:
     return where(flips % 2 == 0, extra + low, span - extra + low)
 
 
-def _source(coord: Tensor, n: int, padding_mode: str, align_corners: bool) -> Tensor:
-    """Pixel positions of grid coordinates along one dim, after the padding mode's clipping or reflection."""
-    x = _unnormalize(coord, n, align_corners)
+def _padded(x: Tensor, n: int, padding_mode: str, align_corners: bool) -> Tensor:
+    """Pixel positions after the padding mode's reflection or clipping into the image."""
     if padding_mode == "reflection":
         x = _reflect(x, 0, 2 * (n - 1)) if align_corners else _reflect(x, -1, 2 * n - 1)
     if padding_mode in ("border", "reflection"):
         x = x.clamp(0, n - 1)
     return x
+
+
+def _cubic_weights(t: Tensor) -> list:
+    """Keys' cubic convolution weights (A = -0.75, as PyTorch) of the taps at -1, 0, 1, 2 for offset t in [0, 1)."""
+    a = -0.75
+
+    def near(x):  # |x| <= 1
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+
+    def far(x):  # 1 < |x| < 2
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    return [far(t + 1), near(t), near(1 - t), far(2 - t)]
 
 
 def _tap(flat: Tensor, spatial: tuple, corners: list):
@@ -141,9 +152,10 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
                 align_corners: bool | None = None) -> Tensor:
     """Sample ``input`` (N, C, H, W) at the normalised (x, y) positions of ``grid`` (N, Ho, Wo, 2): output
     (N, C, Ho, Wo); or (N, C, D, H, W) at (x, y, z) of (N, Do, Ho, Wo, 3). ``mode``: 'bilinear' (trilinear in
-    3-d) or 'nearest'; ``padding_mode``: 'zeros', 'border' or 'reflection'; ``align_corners`` defaults to False."""
-    if mode not in ("bilinear", "nearest"):
-        raise ValueError(f"grid_sample: mode must be 'bilinear' or 'nearest' (bicubic is not supported), got {mode!r}")
+    3-d), 'nearest' or 'bicubic' (2-d); ``padding_mode``: 'zeros', 'border' or 'reflection';
+    ``align_corners`` defaults to False."""
+    if mode not in ("bilinear", "nearest", "bicubic"):
+        raise ValueError(f"grid_sample: mode must be 'bilinear', 'nearest' or 'bicubic', got {mode!r}")
     if padding_mode not in ("zeros", "border", "reflection"):
         raise ValueError(f"grid_sample: padding_mode must be 'zeros', 'border' or 'reflection', got {padding_mode!r}")
     dims = input.ndim - 2
@@ -155,9 +167,24 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
     n_batch, channels, *spatial = input.shape
     out_spatial = tuple(grid.shape[1:-1])
     points = grid.reshape(n_batch, -1, dims)
+    if mode == "bicubic" and dims != 2:
+        raise ValueError(f"grid_sample: bicubic mode needs a 4-d input, got {tuple(input.shape)}")
     # grid's last dim is (x, y[, z]): x indexes the last spatial dim
-    pos = [_source(points[..., dims - 1 - d], spatial[d], padding_mode, align) for d in range(dims)]
+    raw = [_unnormalize(points[..., dims - 1 - d], spatial[d], align) for d in range(dims)]
     flat = input.reshape(n_batch, channels, -1)
+    if mode == "bicubic":  # the padding mode applies to each of the 4 x 4 taps, as in PyTorch
+        low = [xp.floor(p.data) for p in raw]
+        weights = [_cubic_weights(p - Tensor(lo, dtype=p.dtype)) for p, lo in zip(raw, low)]
+        taps = [[_padded(Tensor(lo + k - 1), n, padding_mode, align).data for k in range(4)]
+                for lo, n in zip(low, spatial)]
+        out = None
+        for i, j in itertools.product(range(4), repeat=2):
+            values, inside = _tap(flat, tuple(spatial), [xp.trunc(taps[0][i]).astype(xp.int64),
+                                                         xp.trunc(taps[1][j]).astype(xp.int64)])
+            term = where(inside, values, 0.0) * (weights[0][i] * weights[1][j]).unsqueeze(1)
+            out = term if out is None else out + term
+        return out.reshape(n_batch, channels, *out_spatial)
+    pos = [_padded(x, spatial[d], padding_mode, align) for d, x in enumerate(raw)]
     if mode == "nearest":
         values, inside = _tap(flat, tuple(spatial), [xp.rint(p.data).astype(xp.int64) for p in pos])
         out = where(inside, values, 0.0)

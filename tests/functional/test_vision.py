@@ -133,20 +133,28 @@ def sample_loop(img, grid, mode, padding, align):
     n, c, h, w = img.shape
     _, ho, wo, _ = grid.shape
     out = np.zeros((n, c, ho, wo))
+
+    def pad(x, size):
+        if padding == "reflection":
+            x = reflect(x, 0, 2 * (size - 1)) if align else reflect(x, -1, 2 * size - 1)
+        return min(max(x, 0), size - 1) if padding != "zeros" else x
+
+    def keys(t):  # Keys' cubic kernel, A = -0.75
+        a, t = -0.75, abs(t)
+        return (a + 2) * t ** 3 - (a + 3) * t ** 2 + 1 if t <= 1 else a * t ** 3 - 5 * a * t ** 2 + 8 * a * t - 4 * a
     for b, i, j in itertools.product(range(n), range(ho), range(wo)):
-        pos = []
-        for coord, size in ((grid[b, i, j, 0], w), (grid[b, i, j, 1], h)):
-            x = (coord + 1) / 2 * (size - 1) if align else ((coord + 1) * size - 1) / 2
-            if padding == "reflection":
-                x = reflect(x, 0, 2 * (size - 1)) if align else reflect(x, -1, 2 * size - 1)
-            if padding != "zeros":
-                x = min(max(x, 0), size - 1)
-            pos.append(x)
-        px, py = pos
+        raw = [(coord + 1) / 2 * (size - 1) if align else ((coord + 1) * size - 1) / 2
+               for coord, size in ((grid[b, i, j, 0], w), (grid[b, i, j, 1], h))]
+        px, py = pad(raw[0], w), pad(raw[1], h)
 
         def at(yy, xx):
             return img[b, :, yy, xx] if 0 <= yy < h and 0 <= xx < w else np.zeros(c)
-        if mode == "nearest":
+        if mode == "bicubic":  # 4 x 4 taps around the unpadded position, each tap padded
+            x0, y0 = np.floor(raw[0]), np.floor(raw[1])
+            for dy, dx in itertools.product(range(-1, 3), repeat=2):
+                weight = keys(raw[0] - (x0 + dx)) * keys(raw[1] - (y0 + dy))
+                out[b, :, i, j] += weight * at(int(pad(y0 + dy, h)), int(pad(x0 + dx, w)))
+        elif mode == "nearest":
             out[b, :, i, j] = at(int(np.rint(py)), int(np.rint(px)))
         else:
             x0, y0 = int(np.floor(px)), int(np.floor(py))
@@ -157,7 +165,7 @@ def sample_loop(img, grid, mode, padding, align):
 
 
 @pytest.mark.parametrize("mode,padding,align", list(itertools.product(
-    ["bilinear", "nearest"], ["zeros", "border", "reflection"], [True, False])))
+    ["bilinear", "nearest", "bicubic"], ["zeros", "border", "reflection"], [True, False])))
 def test_grid_sample_matches_loop(mode, padding, align):
     img = RNG.standard_normal((2, 2, 4, 5))
     grid = RNG.uniform(-1.5, 1.5, (2, 3, 4, 2))
@@ -175,6 +183,7 @@ def test_grid_sample_gradients(padding):
         return F.grid_sample(a, g, padding_mode=padding, align_corners=False)
     assert nerve.gradcheck(fn, [img, grid])
     assert nerve.gradgradcheck(fn, [img, grid])
+    assert nerve.gradcheck(lambda a, g: F.grid_sample(a, g, mode="bicubic", padding_mode=padding), [img, grid])
     near = F.grid_sample(img, grid, mode="nearest", padding_mode=padding)
     near.sum().backward()
     assert grid.grad is None  # nearest sampling is piecewise constant in the grid (PyTorch fills zeros)
@@ -188,7 +197,9 @@ def test_grid_sample_3d_identity_and_errors():
     grid2 = F.affine_grid(t(np.eye(2, 3)[None]), (1, 1, 3, 4), align_corners=False)
     np.testing.assert_allclose(F.grid_sample(t(img), grid2).numpy(), img, atol=1e-12)
     with pytest.raises(ValueError, match="grid_sample: mode"):
-        F.grid_sample(t(img), grid2, mode="bicubic")
+        F.grid_sample(t(img), grid2, mode="area")
+    with pytest.raises(ValueError, match="bicubic mode needs a 4-d input"):
+        F.grid_sample(t(vol), F.affine_grid(t(np.eye(3, 4)[None]), (1, 2, 3, 4, 5)), mode="bicubic")
     with pytest.raises(ShapeError, match=r"grid_sample: .*got input \(1, 1, 3, 4\) and grid \(1, 3, 4, 3\)"):
         F.grid_sample(t(img), t(np.zeros((1, 3, 4, 3))))
 
