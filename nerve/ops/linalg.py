@@ -13,6 +13,7 @@ from nerve.autograd.rule_math import define
 from nerve.backend import xp
 from nerve.ops import streams
 from nerve.ops.activation import gelu, gelu_slope
+from nerve.ops.elementwise import _conj
 from nerve.ops.reduce import norm
 from nerve.tensor import Tensor
 
@@ -23,6 +24,8 @@ class MatMul(Function):
 
     def backward(self, g, m):  # C = AB: dA = dC B^T, dB = A^T dC (1-D operands promoted, then restored)
         a, b = m.inputs(self)
+        if g.dtype.kind == "c":  # complex operands: dA = dC B^H, dB = A^H dC (PyTorch's convention)
+            a, b = _conj(a), _conj(b)
         na, nb = self.needs_input_grad
         if a.ndim == 2 and b.ndim == 2:
             return (m.matmul(g, b.T) if na else None), (m.matmul(a.T, g) if nb else None)

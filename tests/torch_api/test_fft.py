@@ -107,3 +107,17 @@ def test_complex_product_leaf_gradient_closed_form():
     (r * nerve.tensor(a0)).abs().pow(2).sum().backward()
     assert r.grad.dtype == nerve.float64
     np.testing.assert_allclose(r.grad.numpy(), 2 * np.abs(a0) ** 2, rtol=1e-12)
+
+
+def test_complex_matmul_gradient_uses_the_conjugate_transpose():
+    """A DFT as a complex matrix product: its gradient equals fft's (the adjoint is the conjugate transpose)."""
+    n = 6
+    dft = nerve.tensor(np.exp(-2j * np.pi * np.outer(np.arange(n), np.arange(n)) / n))
+    w = nerve.tensor(RNG.standard_normal(n) + 1j * RNG.standard_normal(n))
+    z0 = RNG.standard_normal(n) + 1j * RNG.standard_normal(n)
+    z1, z2 = nerve.tensor(z0, requires_grad=True), nerve.tensor(z0, requires_grad=True)
+    ((dft @ z1) * w).real.sum().backward()
+    (F.fft(z2) * w).real.sum().backward()
+    np.testing.assert_allclose(z1.grad.numpy(), z2.grad.numpy(), atol=1e-12)
+    x = nerve.tensor(RNG.standard_normal((n, 2)), requires_grad=True)  # a real operand: the real part
+    assert nerve.gradcheck(lambda x: nerve.view_as_real(dft @ x), [x])
