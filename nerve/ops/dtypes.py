@@ -84,6 +84,8 @@ def result_type(*operands):
     kinds = [_classify(x) for x in operands]
     top = max(c for c, _, _ in kinds)
     best = max(p for c, p, _ in kinds if c == top)
+    if top == 3 and best == 0 and any(c == 2 and p and d == xp.float64 for c, p, d in kinds):
+        return xp.dtype(xp.complex128)  # a complex number with a float64 tensor: complex128, as PyTorch
     return reduce(xp.promote_types, [d for c, p, d in kinds if c == top and p == best])
 
 

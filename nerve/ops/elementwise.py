@@ -51,6 +51,11 @@ def _conj(x):
     return x.conj() if dtype is not None and dtype.kind == "c" else x
 
 
+def _conj_for(g, x):
+    """``x`` conjugated when the gradient is complex: a holomorphic f's rule is g * conj(f'(z)) (PyTorch)."""
+    return _conj(x) if g.dtype.kind == "c" else x
+
+
 class Mul(Function):
     def forward(self, a, b):
         return a * b
@@ -96,8 +101,8 @@ class PowScalar(Function):
         return a ** p
 
     def backward(self, g, m):  # d(a^p) = p a^(p-1) da; 0 for p = 0 (also at a = 0 and +-inf, as PyTorch)
-        a = m.inputs(self)[0]
-        p = self.p
+        a = _conj_for(g, m.inputs(self)[0])
+        p = _conj_for(g, self.p)
         if p == 0:
             return g * 0.0, None
         return (g * a * 2.0 if p == 2 else g * (a ** (p - 1)) * p), None
@@ -240,7 +245,7 @@ class Exp(Function):
         return xp.exp(a)
 
     def backward(self, g, m):  # d e^a = e^a da
-        return g * m.output(self)
+        return g * _conj_for(g, m.output(self))
 
 
 class Log(Function):
@@ -248,7 +253,7 @@ class Log(Function):
         return xp.log(a)
 
     def backward(self, g, m):  # d ln a = da / a
-        return g / m.inputs(self)[0]
+        return g / _conj_for(g, m.inputs(self)[0])
 
 
 class Log1p(Function):
@@ -256,7 +261,7 @@ class Log1p(Function):
         return xp.log1p(a)
 
     def backward(self, g, m):  # d ln(1+a) = da / (1+a)
-        return g / (m.inputs(self)[0] + 1.0)
+        return g / (_conj_for(g, m.inputs(self)[0]) + 1.0)
 
 
 class Expm1(Function):
@@ -267,7 +272,7 @@ class Expm1(Function):
         return xp.expm1(a)
 
     def backward(self, g, m):  # d(e^a - 1) = e^a da
-        return g * (m.output(self) + 1.0)
+        return g * (_conj_for(g, m.output(self)) + 1.0)
 
 
 class Sqrt(Function):
@@ -278,7 +283,7 @@ class Sqrt(Function):
         return xp.sqrt(a)
 
     def backward(self, g, m):  # d sqrt(a) = da / (2 sqrt(a))
-        return g * 0.5 / m.output(self)
+        return g * 0.5 / _conj_for(g, m.output(self))
 
 
 class Rsqrt(Function):
@@ -289,7 +294,7 @@ class Rsqrt(Function):
         return 1.0 / xp.sqrt(a)
 
     def backward(self, g, m):  # d a^(-1/2) = -1/2 a^(-3/2) da
-        y = m.output(self)
+        y = _conj_for(g, m.output(self))
         return g * (y * y * y) * -0.5
 
 
@@ -316,7 +321,7 @@ class Sin(Function):
         return xp.sin(a)
 
     def backward(self, g, m):  # d sin a = cos a da
-        return g * m.cos(m.inputs(self)[0])
+        return g * m.cos(_conj_for(g, m.inputs(self)[0]))
 
 
 class Cos(Function):
@@ -324,7 +329,7 @@ class Cos(Function):
         return xp.cos(a)
 
     def backward(self, g, m):  # d cos a = -sin a da
-        return -(g * m.sin(m.inputs(self)[0]))
+        return -(g * m.sin(_conj_for(g, m.inputs(self)[0])))
 
 
 class Tanh(Function):
@@ -335,7 +340,7 @@ class Tanh(Function):
         return xp.tanh(a)
 
     def backward(self, g, m):  # d tanh a = (1 - tanh^2 a) da
-        y = m.output(self)
+        y = _conj_for(g, m.output(self))
         return g * (1.0 - y * y)
 
 
@@ -347,7 +352,7 @@ class Sigmoid(Function):
         return backend.expit(a)
 
     def backward(self, g, m):  # d s(a) = s(a)(1 - s(a)) da
-        y = m.output(self)
+        y = _conj_for(g, m.output(self))
         return g * (y * (1.0 - y))
 
 

@@ -121,3 +121,29 @@ def test_complex_matmul_gradient_uses_the_conjugate_transpose():
     np.testing.assert_allclose(z1.grad.numpy(), z2.grad.numpy(), atol=1e-12)
     x = nerve.tensor(RNG.standard_normal((n, 2)), requires_grad=True)  # a real operand: the real part
     assert nerve.gradcheck(lambda x: nerve.view_as_real(dft @ x), [x])
+
+
+HOLOMORPHIC = [("exp", np.exp), ("log", lambda z: 1 / z), ("sqrt", lambda z: 0.5 / np.sqrt(z)), ("sin", np.cos),
+               ("cos", lambda z: -np.sin(z)), ("tanh", lambda z: 1 - np.tanh(z) ** 2), ("expm1", np.exp),
+               ("log1p", lambda z: 1 / (1 + z)), ("rsqrt", lambda z: -0.5 * z ** -1.5)]
+
+
+@pytest.mark.parametrize("name,derivative", HOLOMORPHIC, ids=[h[0] for h in HOLOMORPHIC])
+def test_holomorphic_functions_take_the_conjugate_derivative(name, derivative):
+    """For holomorphic f and L = Re(sum w f(z)), PyTorch's gradient is conj(w f'(z))."""
+    z0 = (RNG.standard_normal(4) + 1j * RNG.standard_normal(4)) * 0.5 + 1.5
+    w = RNG.standard_normal(4) + 1j * RNG.standard_normal(4)
+    z = nerve.tensor(z0, requires_grad=True)
+    (getattr(nerve, name)(z) * nerve.tensor(w)).real.sum().backward()
+    np.testing.assert_allclose(z.grad.numpy(), np.conj(w * derivative(z0)), rtol=1e-10)
+
+
+def test_powers_and_phase_rotation():
+    z0 = RNG.standard_normal(3) + 1j * RNG.standard_normal(3)
+    for p in (2, 3, -1.5):
+        z = nerve.tensor(z0, requires_grad=True)
+        (z ** p).real.sum().backward()
+        np.testing.assert_allclose(z.grad.numpy(), np.conj(p * z0 ** (p - 1)), rtol=1e-10)
+    theta = nerve.tensor(RNG.standard_normal(4), requires_grad=True)
+    assert (theta * 1j).dtype == nerve.complex128  # a complex number with float64: complex128, as PyTorch
+    assert nerve.gradcheck(lambda t: nerve.view_as_real(nerve.exp(1j * t)), [theta])
