@@ -6,7 +6,7 @@ from nerve import backend
 from nerve.backend import xp
 from nerve.tensor import Tensor
 
-_SPATIAL = {1: "L", 2: "H, W"}
+_SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
 
 
 def _masked(input: Tensor, p: float, mask_shape: tuple, generator) -> Tensor:
@@ -56,6 +56,11 @@ def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, generator=No
     return _channel_dropout("dropout2d", 2, input, p, training, generator)
 
 
+def dropout3d(input: Tensor, p: float = 0.5, training: bool = True, generator=None) -> Tensor:
+    """Zero whole volumes of (N, C, D, H, W) with probability ``p`` (scaling the rest by 1 / (1 - p))."""
+    return _channel_dropout("dropout3d", 3, input, p, training, generator)
+
+
 _SELU_NEG = -1.7580993408473766  # -scale * alpha of SELU: where SELU saturates
 
 
@@ -77,4 +82,4 @@ def alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False, generat
     return input * kept + shift
 
 
-__all__ = ["alpha_dropout", "dropout", "dropout1d", "dropout2d"]
+__all__ = ["alpha_dropout", "dropout", "dropout1d", "dropout2d", "dropout3d"]

@@ -8,10 +8,11 @@ import itertools
 
 from nerve.autograd import ShapeError
 from nerve.backend import xp
-from nerve.ops import fold2d, gather, matmul, unfold2d, where, window_params
+from nerve.ops import fold2d, gather, matmul, pad as constant_pad, unfold2d, where, window_params
 from nerve.tensor import Tensor
 
-__all__ = ["unfold", "fold", "pixel_shuffle", "pixel_unshuffle", "affine_grid", "grid_sample"]
+__all__ = ["unfold", "fold", "pixel_shuffle", "pixel_unshuffle", "affine_grid", "grid_sample", "channel_shuffle",
+           "local_response_norm"]
 
 
 def unfold(input: Tensor, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
@@ -71,6 +72,31 @@ def pixel_unshuffle(input: Tensor, downscale_factor: int) -> Tensor:
     x = input.reshape(*lead, c, h // r, r, w // r, r)
     x = x.permute(*range(k), k, k + 2, k + 4, k + 1, k + 3)
     return x.reshape(*lead, c * r * r, h // r, w // r)
+
+
+def channel_shuffle(input: Tensor, groups: int) -> Tensor:
+    """(N, C, *) with its channels regrouped: channel i of group g moves to position i * groups + g (ShuffleNet)."""
+    if not isinstance(groups, int) or groups < 1 or input.ndim < 3 or input.shape[1] % groups:
+        raise ValueError(f"channel_shuffle: expected (N, C, *) with C divisible by groups, got shape "
+                         f"{tuple(input.shape)} and groups={groups!r}")
+    n, c, *rest = input.shape
+    return input.reshape(n, groups, c // groups, *rest).transpose(1, 2).reshape(n, c, *rest)
+
+
+def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> Tensor:
+    """x / (k + alpha * mean of x^2 over ``size`` neighbouring channels) ** beta (AlexNet), the mean over a window
+    of ``size`` channels padded with zeros (size // 2 before, (size - 1) // 2 after)."""
+    if input.ndim < 3:
+        raise ValueError(f"local_response_norm: expected (N, C, *) with at least 3 dims, got {tuple(input.shape)}")
+    if not isinstance(size, int) or size < 1:
+        raise ValueError(f"local_response_norm: size must be a positive int, got {size!r}")
+    c = input.shape[1]
+    square = (input * input).transpose(1, -1)  # channels last, so pad's (left, right) pads them
+    padded = constant_pad(square, (size // 2, (size - 1) // 2))
+    total = padded[..., 0:c]
+    for j in range(1, size):
+        total = total + padded[..., j:j + c]
+    return input / (k + alpha / size * total.transpose(1, -1)) ** beta
 
 
 def _base(n: int, align_corners: bool, dtype):

@@ -17,7 +17,7 @@ from nerve.nn.containers import Identity, ModuleDict, ModuleList, ParameterDict,
 from nerve.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from nerve.nn.conv import Conv3d, ConvTranspose3d
 from nerve.nn.distance import CosineSimilarity, PairwiseDistance
-from nerve.nn.dropout import AlphaDropout, Dropout, Dropout1d, Dropout2d
+from nerve.nn.dropout import AlphaDropout, Dropout, Dropout1d, Dropout2d, Dropout3d
 from nerve.nn.embedding import Embedding
 from nerve.nn.linear import Bilinear, Flatten, Linear, Unflatten
 from nerve.nn.loss import (
@@ -30,7 +30,7 @@ from nerve.nn.loss import (
 )
 from nerve.nn.module import IncompatibleKeys, Module, RemovableHandle
 from nerve.nn.normalization import BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm1d, InstanceNorm2d, LayerNorm
-from nerve.nn.normalization import RMSNorm
+from nerve.nn.normalization import BatchNorm3d, InstanceNorm3d, RMSNorm
 from nerve.nn.parameter import Parameter
 from nerve.nn.pooling import (
     AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d, AdaptiveMaxPool2d, AvgPool1d, AvgPool2d, MaxPool1d,
@@ -47,7 +47,11 @@ from nerve.nn.transformer import (
     TransformerEncoder, TransformerEncoderLayer,
 )
 from nerve.nn.upsample import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
-from nerve.nn.vision import CTCLoss, Fold, PixelShuffle, PixelUnshuffle, Unfold
+from nerve.nn.vision import (
+    ChannelShuffle, CTCLoss, Fold, LocalResponseNorm, PixelShuffle, PixelUnshuffle, Softmax2d, Unfold,
+)
+from nerve.nn.padding import *  # noqa: F401,F403
+from nerve.nn.padding import __all__ as _padding
 from nerve.nn.lazy import LazyConv1d, LazyConv2d, LazyConv3d, LazyLinear, Transformer
 from nerve.nn import parallel
 from nerve.nn.parallel import DataParallel, SyncBatchNorm
@@ -76,5 +80,5 @@ __all__ = [
     "MultiLabelSoftMarginLoss", "MultiMarginLoss", "PoissonNLLLoss", "SoftMarginLoss", "TripletMarginLoss",
     "CTCLoss", "Fold", "PixelShuffle", "PixelUnshuffle", "Unfold",
     "LazyConv1d", "LazyConv2d", "LazyConv3d", "LazyLinear", "Transformer", "DataParallel", "SyncBatchNorm",
-    "parallel",
-]
+    "parallel", "BatchNorm3d", "InstanceNorm3d", "Dropout3d", "ChannelShuffle", "LocalResponseNorm", "Softmax2d",
+] + _padding

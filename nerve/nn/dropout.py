@@ -57,6 +57,12 @@ class Dropout2d(_ChannelDropout):
     _fn = F.dropout2d
 
 
+class Dropout3d(_ChannelDropout):
+    """Zero each volume of (N, C, D, H, W) with probability ``p`` while training, scale the rest by 1 / (1 - p)."""
+
+    _fn = F.dropout3d
+
+
 class AlphaDropout(Dropout):
     """Dropout for SELU networks (Klambauer et al. 2017): dropped units take SELU's negative saturation value and
     an affine correction keeps the mean and variance."""

@@ -121,6 +121,26 @@ class BatchNorm2d(BatchNorm1d):
         return self._normalize(rows).reshape(n, h, w, c).permute(0, 3, 1, 2)
 
 
+class BatchNorm3d(BatchNorm1d):
+    """Normalise each of ``num_features`` channels of (N, C, D, H, W) volumes over the batch and the positions;
+    same statistics, momentum and parameters as ``BatchNorm1d``."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        """Batch statistics while training (updating the running ones), running statistics in eval."""
+        c = self.num_features
+        if input.ndim != 5 or input.shape[1] != c:
+            raise ValueError(f"BatchNorm3d({c}): expected input (N, {c}, D, H, W), got {tuple(input.shape)}")
+        return channels_last_norm(self, input)
+
+
+def channels_last_norm(layer: BatchNorm1d, input: Tensor) -> Tensor:
+    """Batch norm of (N, C, *) as rows (N * positions, C) through ``layer``'s statistics, then back."""
+    c = layer.num_features
+    moved = input.permute(0, *range(2, input.ndim), 1)
+    rows = layer._normalize(moved.reshape(-1, c)).reshape(*moved.shape)
+    return rows.permute(0, input.ndim - 1, *range(1, input.ndim - 1))
+
+
 class LayerNorm(Module):
     """Normalise each sample over its trailing ``normalized_shape`` dims, then scale and shift per element.
 
@@ -198,7 +218,7 @@ class _InstanceNorm(_NormBase):
         """Each sample's own statistics (updating the running ones if tracked) in training or when
         statistics are not tracked; the running statistics in eval."""
         c, k = self.num_features, self._spatial
-        dims = "L" if k == 1 else "H, W"
+        dims = {1: "L", 2: "H, W", 3: "D, H, W"}[k]
         if input.ndim not in (k + 1, k + 2) or input.shape[input.ndim - k - 1] != c:
             raise ValueError(f"{type(self).__name__}({c}): expected input (N, {c}, {dims}) or ({c}, {dims}), "
                              f"got {tuple(input.shape)}")
@@ -215,6 +235,12 @@ class InstanceNorm1d(_InstanceNorm):
     and no running statistics by default, as in PyTorch)."""
 
     _spatial = 1
+
+
+class InstanceNorm3d(_InstanceNorm):
+    """Normalise each channel of each sample of (N, C, D, H, W) volumes over its D * H * W positions."""
+
+    _spatial = 3
 
 
 class InstanceNorm2d(_InstanceNorm):

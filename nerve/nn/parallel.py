@@ -5,7 +5,7 @@ process the batch statistics are already global). ``nn.parallel.DistributedDataP
 from __future__ import annotations
 
 from nerve.nn.module import Module
-from nerve.nn.normalization import BatchNorm1d, BatchNorm2d
+from nerve.nn.normalization import BatchNorm1d, BatchNorm2d, BatchNorm3d, channels_last_norm
 from nerve.tensor import Tensor
 
 __all__ = ["DataParallel", "DistributedDataParallel", "SyncBatchNorm"]
@@ -51,19 +51,13 @@ class SyncBatchNorm(BatchNorm1d):
         c = self.num_features
         if input.ndim < 2 or input.shape[1] != c:
             raise ValueError(f"SyncBatchNorm({c}): expected input (N, {c}, *), got {tuple(input.shape)}")
-        if input.ndim == 2:
-            return self._normalize(input)
-        order = (0, *range(2, input.ndim), 1)
-        moved = input.permute(*order)
-        rows = self._normalize(moved.reshape(-1, c)).reshape(*moved.shape)
-        back = [0, input.ndim - 1, *range(1, input.ndim - 1)]
-        return rows.permute(*back)
+        return self._normalize(input) if input.ndim == 2 else channels_last_norm(self, input)
 
     @classmethod
     def convert_sync_batchnorm(cls, module: Module, process_group=None) -> Module:
-        """``module`` with every BatchNorm1d/2d (itself or inside) replaced by a SyncBatchNorm holding the same
+        """``module`` with every BatchNorm1d/2d/3d (itself or inside) replaced by a SyncBatchNorm holding the same
         parameters and running statistics."""
-        if isinstance(module, (BatchNorm1d, BatchNorm2d)) and not isinstance(module, SyncBatchNorm):
+        if isinstance(module, (BatchNorm1d, BatchNorm2d, BatchNorm3d)) and not isinstance(module, SyncBatchNorm):
             out = cls(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats,
                       process_group)
             for table in ("_parameters", "_buffers"):

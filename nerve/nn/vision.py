@@ -1,5 +1,6 @@
 """Modules over ``nerve.functional.vision`` and ``ctc_loss``: ``Unfold``/``Fold``, ``PixelShuffle``/
-``PixelUnshuffle`` and ``CTCLoss``, with PyTorch's constructor arguments."""
+``PixelUnshuffle``, ``ChannelShuffle``, ``LocalResponseNorm``, ``Softmax2d`` and ``CTCLoss``, with PyTorch's
+constructor arguments."""
 from __future__ import annotations
 
 from nerve import functional as F
@@ -62,6 +63,43 @@ class PixelUnshuffle(Module):
 
     def extra_repr(self) -> str:
         return f"downscale_factor={self.downscale_factor}"
+
+
+class ChannelShuffle(Module):
+    """Interleave the channels of ``groups`` groups: ``F.channel_shuffle``."""
+
+    def __init__(self, groups: int) -> None:
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.channel_shuffle(input, self.groups)
+
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}"
+
+
+class LocalResponseNorm(Module):
+    """Normalise each channel by its ``size`` neighbours' mean square: ``F.local_response_norm``."""
+
+    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> None:
+        super().__init__()
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.local_response_norm(input, self.size, self.alpha, self.beta, self.k)
+
+    def extra_repr(self) -> str:
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+
+
+class Softmax2d(Module):
+    """Softmax over the channels at every position of (N, C, H, W) or (C, H, W)."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        if input.ndim not in (3, 4):
+            raise ValueError(f"Softmax2d: expected a 3-d or 4-d input, got shape {tuple(input.shape)}")
+        return F.softmax(input, -3)
 
 
 class CTCLoss(Module):
