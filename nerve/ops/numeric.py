@@ -137,7 +137,7 @@ def cov(input, *, correction: int = 1, fweights=None, aweights=None) -> Tensor:
                         else correction)
         centred = x2 - avg
         c = (centred * w) @ centred.mT / fact
-    return c.reshape(()) if x.ndim < 2 or x2.shape[0] == 1 and x.ndim < 2 else c
+    return c.reshape(()) if x2.shape[0] == 1 else c  # one variable: a 0-d result, as PyTorch
 
 
 def corrcoef(input) -> Tensor:

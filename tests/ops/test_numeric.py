@@ -31,6 +31,7 @@ def _cases():
                lambda y: _np_cumtrapz(y, 0.5), [(2, 5)], second=True)
     yield Case("cov", nerve.cov, np.cov, [(3, 6)], second=True)
     yield Case("cov_1d", nerve.cov, np.cov, [(6,)])
+    yield Case("cov_one_row", nerve.cov, np.cov, [(1, 6)])
     yield Case("cov_weights", lambda x: nerve.cov(x, correction=0, fweights=T([1, 2, 1, 3, 1]),
                                                   aweights=T([0.5, 1.0, 2.0, 0.3, 1.2], dtype=nerve.float64)),
                lambda x: np.cov(x, ddof=0, fweights=[1, 2, 1, 3, 1], aweights=[0.5, 1.0, 2.0, 0.3, 1.2]), [(2, 5)])
