@@ -72,7 +72,8 @@ class RecurrentLayer(Function):
         w_in = w_ih if rows is None else w_ih * rows[:, None]
         xw = xp.matmul(x.reshape(T * B, -1), w_in.T)
         # with the compiled step kernels (nerve.ops.fused_rnn) each step adds the bias, not a pass over all steps
-        fused = rows is not None and fused_rnn.usable(xw)
+        self.fk = fused_rnn.kernels() if rows is not None and fused_rnn.usable(xw) else None
+        fused = self.fk is not None
         self.bias = xp.zeros(w_hh.shape[0], dtype=xw.dtype) if fused else None
         if b_ih is not None:
             bias = b_ih + b_hh if mode != "gru" else xp.concatenate([b_ih[:2 * hidden] + b_hh[:2 * hidden],
@@ -144,7 +145,7 @@ class RecurrentLayer(Function):
         tmp = xp.empty((4 * H, B), dtype=out.dtype)
         ig = xp.empty((B, H), dtype=out.dtype)
         shift = 1.0 - rows
-        fk = fused_rnn.kernels() if fused_rnn.usable(out) else None
+        fk = self.fk  # chosen once in forward, with the bias
         half = out.dtype.type(0.5)
         for t in self.steps:
             hp[t] = h
@@ -180,7 +181,7 @@ class RecurrentLayer(Function):
         hw_t = xp.empty((3 * H, B), dtype=out.dtype)
         hw = xp.empty((B, 3 * H), dtype=out.dtype)
         tmp = xp.empty((B, H), dtype=out.dtype)
-        fk = fused_rnn.kernels() if fused_rnn.usable(out) else None
+        fk = self.fk  # chosen once in forward, with the bias
         if fk is not None:
             half = out.dtype.type(0.5)
             b_hn = xp.zeros(H, dtype=out.dtype) if b_hn is None else b_hn
