@@ -10,7 +10,10 @@ from nerve import backend, ops
 from nerve.autograd.grad_mode import no_grad
 from nerve.backend import xp
 from nerve.nn.utils import rnn  # noqa: F401  (nn.utils.rnn: pad_sequence, pack_padded_sequence, ...)
-from nerve.nn.utils import parametrizations, parametrize  # noqa: F401  (PyTorch's module paths)
+from nerve.nn.utils import fusion, parametrizations, parametrize  # noqa: F401  (PyTorch's module paths)
+from nerve.nn.utils.fusion import (  # noqa: F401
+    fuse_conv_bn_eval, fuse_conv_bn_weights, fuse_linear_bn_eval, fuse_linear_bn_weights,
+)
 from nerve.nn.utils.norms import _matrix, _power_iteration, _sigma, _start_vectors, norm_except_dim
 from nerve.tensor import Tensor
 
@@ -35,6 +38,37 @@ def _norm(a, norm_type: float):
     return (xp.abs(a) ** norm_type).sum() ** (1.0 / norm_type)
 
 
+def _total_norm(arrays: list, norm_type, error_if_nonfinite: bool, op: str) -> Tensor:
+    norm_type = float(norm_type)
+    if not norm_type >= 0:
+        raise ValueError(f"{op}: norm_type must be >= 0 or inf, got {norm_type}")
+    if not arrays:
+        return Tensor(xp.zeros((), backend.get_default_dtype()))
+    total = _norm(xp.stack([_norm(a, norm_type) for a in arrays]), norm_type)
+    if error_if_nonfinite and not bool(xp.isfinite(total)):
+        raise RuntimeError(f"{op}: the total norm of order {norm_type} of the gradients is {float(total)}, so "
+                           "they cannot be clipped; pass error_if_nonfinite=False to scale them by it anyway")
+    return Tensor(xp.asarray(total))
+
+
+def get_total_norm(tensors: Tensor | Iterable[Tensor], norm_type: float | str = 2.0,
+                   error_if_nonfinite: bool = False, foreach: bool | None = None) -> Tensor:
+    """The ``norm_type``-norm of all ``tensors`` as if concatenated (``foreach``: no effect)."""
+    tensors = [tensors] if isinstance(tensors, Tensor) else tensors
+    return _total_norm([t.data for t in tensors if t is not None], norm_type, error_if_nonfinite, "get_total_norm")
+
+
+def clip_grads_with_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, total_norm,
+                          foreach: bool | None = None) -> None:
+    """Scale every gradient by ``max_norm / (total_norm + 1e-6)`` when that is below 1, in place."""
+    total = float(total_norm.item() if isinstance(total_norm, Tensor) else total_norm)
+    coef = float(max_norm) / (total + 1e-6)
+    # NOTE: `not coef >= 1` also scales by a NaN coefficient, as PyTorch does, so NaN stays visible.
+    if not coef >= 1.0:
+        for g in _grads(parameters):
+            g *= coef
+
+
 def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm_type: float | str = 2.0,
                     error_if_nonfinite: bool = False, foreach: bool | None = None) -> Tensor:
     """Scale all gradients together so that their joint norm is at most ``max_norm``; return that norm.
@@ -43,24 +77,10 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm
     exceeds ``max_norm`` every gradient is multiplied by ``max_norm / (norm + 1e-6)``, in place.
     ``foreach`` (PyTorch's choice of fused kernels) is accepted and has no effect.
     """
-    grads = _grads(parameters)
-    norm_type = float(norm_type)
-    if not norm_type >= 0:
-        raise ValueError(f"clip_grad_norm_: norm_type must be >= 0 or inf, got {norm_type}")
-    if not grads:
-        return Tensor(xp.zeros((), backend.get_default_dtype()))
-    norms = xp.stack([_norm(g, norm_type) for g in grads])
-    total = _norm(norms, norm_type)
-    if error_if_nonfinite and not bool(xp.isfinite(total)):
-        raise RuntimeError(f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is "
-                           f"{float(total)}, so they cannot be clipped; pass error_if_nonfinite=False to "
-                           "scale them by it anyway")
-    coef = float(max_norm) / (float(total) + 1e-6)
-    # NOTE: `not coef >= 1` also scales by a NaN coefficient, as PyTorch does, so NaN stays visible.
-    if not coef >= 1.0:
-        for g in grads:
-            g *= coef
-    return Tensor(xp.asarray(total))
+    parameters = [parameters] if isinstance(parameters, Tensor) else list(parameters)
+    total = _total_norm(_grads(parameters), norm_type, error_if_nonfinite, "clip_grad_norm_")
+    clip_grads_with_norm_(parameters, max_norm, total)
+    return total
 
 
 def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float, foreach: bool | None = None) -> None:
@@ -219,6 +239,7 @@ def remove_weight_norm(module, name: str = "weight"):
     return _remove_hook(module, name, _WeightNorm, ("_g", "_v"), "remove_weight_norm")
 
 
-__all__ = ["clip_grad_norm_", "clip_grad_value_", "parameters_to_vector", "remove_spectral_norm",
-           "spectral_norm", "vector_to_parameters", "weight_norm", "remove_weight_norm", "parametrize",
-           "parametrizations"]
+__all__ = ["clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_", "get_total_norm", "fusion",
+           "fuse_conv_bn_eval", "fuse_conv_bn_weights", "fuse_linear_bn_eval", "fuse_linear_bn_weights",
+           "parameters_to_vector", "remove_spectral_norm", "spectral_norm", "vector_to_parameters", "weight_norm",
+           "remove_weight_norm", "parametrize", "parametrizations"]
