@@ -80,4 +80,4 @@ from nerve.numerics import finfo, get_printoptions, iinfo, set_printoptions  # n
 
 inf, nan, pi, e = _np.inf, _np.nan, _np.pi, _np.e  # noqa: E402  (torch.inf, torch.pi, ...)
 newaxis = None
-from nerve.linalg import lu_unpack  # noqa: E402,F401  (torch.lu_unpack)
+from nerve.linalg import lu_top as lu, lu_unpack, triangular_solve  # noqa: E402,F401  (torch.lu, ...)

@@ -333,6 +333,24 @@ def lu_solve(LU, pivots, B, *, left: bool = True, adjoint: bool = False) -> Tens
     return solve_triangular(up, y, upper=True)
 
 
+TriangularSolveResult = namedtuple("triangular_solve", ["solution", "cloned_coefficient"])
+
+
+def triangular_solve(b, A, upper: bool = True, transpose: bool = False,
+                     unitriangular: bool = False) -> TriangularSolveResult:
+    """``torch.triangular_solve`` (the older spelling): X with A X = b (A^T X = b with ``transpose``), and A."""
+    a = _tensor(A)
+    coef = a.mT if transpose else a
+    solution = solve_triangular(coef, b, upper=upper != transpose, unitriangular=unitriangular)
+    return TriangularSolveResult(solution, a.clone())
+
+
+def lu_top(A, pivot: bool = True, get_infos: bool = False) -> tuple:
+    """``torch.lu`` (the older spelling of ``lu_factor``): (LU, pivots) and, with ``get_infos``, the info tensor."""
+    packed, pivots, info = lu_factor_ex(A, pivot=pivot)
+    return (packed, pivots, info) if get_infos else (packed, pivots)
+
+
 def solve_ex(A, B, *, left: bool = True, check_errors: bool = False) -> SolveExResult:
     """(result, info): ``solve``, with info 1 (and NaN results) where A is singular, unless ``check_errors``."""
     a = _tensor(A)

@@ -291,3 +291,16 @@ def test_solve_ex_tensorinv_tensorsolve():
                                np.linalg.tensorsolve(a4, b, axes=(0,)), atol=1e-12)
     with pytest.raises(RuntimeError, match="tensorinv: the product of the first 2 dims"):
         LA.tensorinv(T(np.ones((2, 3, 4))))
+
+
+@pytest.mark.parametrize("upper,transpose", [(True, False), (False, False), (True, True), (False, True)])
+def test_older_triangular_solve_and_lu(upper, transpose):
+    a, b = RNG.standard_normal((3, 3)) + 3 * np.eye(3), RNG.standard_normal((3, 2))
+    tri = np.triu(a) if upper else np.tril(a)
+    solution, coefficient = nerve.triangular_solve(T(b), T(a), upper=upper, transpose=transpose)
+    np.testing.assert_allclose(solution.numpy(), np.linalg.solve(tri.T if transpose else tri, b), atol=1e-12)
+    np.testing.assert_allclose(coefficient.numpy(), a)
+    packed, pivots, info = nerve.lu(T(a), get_infos=True)
+    lu_, piv = scipy.linalg.lu_factor(a)
+    np.testing.assert_allclose(packed.numpy(), lu_, atol=1e-12)
+    assert pivots.tolist() == (piv + 1).tolist() and info.item() == 0 and len(nerve.lu(T(a))) == 2
