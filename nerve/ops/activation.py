@@ -103,8 +103,8 @@ class ReLU(Function):
     def backward(self, g, m):  # 1 where a > 0, else 0
         # NOTE: g * mask is several times faster than xp.where(mask, g, 0) in NumPy.
         y = m.output(self)
-        if streams.THREADS and g.size >= streams.SPLIT_ELEMENTS and g.__class__ is backend.ndarray \
-                and y.__class__ is backend.ndarray:
+        if streams.THREADS and g.__class__ is backend.ndarray and y.__class__ is backend.ndarray \
+                and g.size >= streams.SPLIT_ELEMENTS:  # arrays only (Tensors when differentiating again)
             out = xp.empty_like(g)
             streams.elementwise(_masked, out, g, y)
             return out

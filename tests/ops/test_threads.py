@@ -203,3 +203,19 @@ def test_bench_cnn_runs_with_nerves_own_threads(without_torch):  # noqa: F811  (
     assert "nerve's own threads: 2" in out
     number(r"^nerve\s+(\S+)", out, 0.0)  # best ms of a training step
     number(r"^SmallCNN conv1\s+\S+\s+(\S+)", out, 0.0)  # forward ms
+
+
+@pytest.mark.parametrize("name,fn,shapes", [
+    ("conv2d", lambda x, w, b: F.conv2d(x, w, b, 1, 1), [(3, 5, 4, 5), (4, 5, 3, 2), (4,)]),
+    ("conv2d stride 2, 1x1", lambda x, w: F.conv2d(x, w, None, 2).sum((2, 3)) + F.conv2d(x, w).sum((2, 3)),
+     [(2, 3, 5, 5), (4, 3, 1, 1)]),
+    ("max_pool2d", lambda x: F.max_pool2d(x, 2, 1, 1), [(2, 3, 4, 5)]),
+    ("relu", lambda x: F.relu(x) * x, [(4, 3, 2)]),
+    ("linear", lambda x, w, b: F.linear(x, w, b).tanh() @ w, [(6, 5), (7, 5), (7,)]),
+])
+def test_gradcheck_and_gradgradcheck_with_every_size_split(threads, name, fn, shapes):
+    """First and second derivatives through the split kernels (set_threads(2), thresholds 0), in float64."""
+    rng = np.random.default_rng(1)
+    inputs = [nerve.tensor(rng.standard_normal(s), requires_grad=True) for s in shapes]
+    assert nerve.gradcheck(fn, inputs)
+    assert nerve.gradgradcheck(fn, inputs)
