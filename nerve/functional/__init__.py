@@ -5,7 +5,9 @@ One module per family: ``activation``, ``loss``, ``dropout``, ``normalization``,
 ``nerve.ops`` and composes the rest from them; linear, embedding, attention and the recurrent cells are
 primitives re-exported here as they are.
 """
-from nerve.functional import activation, ctc, distance, dropout as _dropout, loss, normalization, spatial, vision
+from nerve.functional import (
+    activation, compat, ctc, distance, dropout as _dropout, loss, normalization, spatial, vision,
+)
 from nerve.functional.activation import *  # noqa: F401,F403
 from nerve.functional.distance import *  # noqa: F401,F403
 from nerve.functional.dropout import *  # noqa: F401,F403
@@ -13,6 +15,7 @@ from nerve.functional.loss import *  # noqa: F401,F403
 from nerve.functional.normalization import *  # noqa: F401,F403
 from nerve.functional.spatial import *  # noqa: F401,F403
 from nerve.functional.ctc import *  # noqa: F401,F403
+from nerve.functional.compat import *  # noqa: F401,F403
 from nerve.functional.vision import *  # noqa: F401,F403
 from nerve import ops as _ops
 from nerve.ops import (  # noqa: F401
@@ -27,4 +30,5 @@ _PRIMITIVES = ["attention_weights", "bilinear", "embedding", "gru_cell", "length
                "lstm_cell", "one_hot", "recurrent_layer", "rnn_relu_cell", "rnn_tanh_cell",
                "scaled_dot_product_attention"]
 __all__ = sorted(_PRIMITIVES + activation.__all__ + distance.__all__ + _dropout.__all__ + loss.__all__
-                 + normalization.__all__ + spatial.__all__ + ctc.__all__ + vision.__all__)
+                 + normalization.__all__ + spatial.__all__ + ctc.__all__ + vision.__all__
+                 + compat.__all__)

@@ -53,6 +53,13 @@ from nerve.nn.vision import (
 from nerve.nn.padding import *  # noqa: F401,F403
 from nerve.nn.padding import __all__ as _padding
 from nerve.nn.lazy import LazyConv1d, LazyConv2d, LazyConv3d, LazyLinear, Transformer
+from nerve.nn.lazy import (
+    LazyBatchNorm1d, LazyBatchNorm2d, LazyBatchNorm3d, LazyConvTranspose1d, LazyConvTranspose2d, LazyConvTranspose3d,
+    LazyInstanceNorm1d, LazyInstanceNorm2d, LazyInstanceNorm3d,
+)
+from nerve.nn.loss import MultiLabelMarginLoss, NLLLoss2d, TripletMarginWithDistanceLoss
+from nerve.nn.pooling import LPPool1d, LPPool2d, LPPool3d
+from nerve.nn.embedding import EmbeddingBag
 from nerve.nn import parallel
 from nerve.nn.parallel import DataParallel, SyncBatchNorm
 
@@ -81,4 +88,7 @@ __all__ = [
     "CTCLoss", "Fold", "PixelShuffle", "PixelUnshuffle", "Unfold",
     "LazyConv1d", "LazyConv2d", "LazyConv3d", "LazyLinear", "Transformer", "DataParallel", "SyncBatchNorm",
     "parallel", "BatchNorm3d", "InstanceNorm3d", "Dropout3d", "ChannelShuffle", "LocalResponseNorm", "Softmax2d",
+    "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d", "LazyConvTranspose1d", "LazyConvTranspose2d",
+    "LazyConvTranspose3d", "LazyInstanceNorm1d", "LazyInstanceNorm2d", "LazyInstanceNorm3d", "MultiLabelMarginLoss",
+    "NLLLoss2d", "TripletMarginWithDistanceLoss", "LPPool1d", "LPPool2d", "LPPool3d", "EmbeddingBag",
 ] + _padding

@@ -1,7 +1,7 @@
 """``Embedding``: a lookup table of learned vectors indexed by integer ids (tokens, categories)."""
 from __future__ import annotations
 
-from nerve import ops
+from nerve import functional as F, ops
 from nerve.autograd.grad_mode import no_grad
 from nerve.nn import init
 from nerve.nn.linear import _empty
@@ -61,3 +61,40 @@ class Embedding(Module):
     def get_config(self) -> dict:
         return {"num_embeddings": self.num_embeddings, "embedding_dim": self.embedding_dim,
                 "padding_idx": self.padding_idx}
+
+
+class EmbeddingBag(Module):
+    """Sum, mean or max of the embedding rows of each bag (rows of a 2-d input, or slices of a 1-d input at
+    ``offsets``) without building the (bags, length, dim) tensor by hand: ``F.embedding_bag``. Initialised from
+    N(0, 1); ``max_norm`` is not supported."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, max_norm=None, norm_type: float = 2.0,
+                 scale_grad_by_freq: bool = False, mode: str = "mean", sparse: bool = False, _weight=None,
+                 include_last_offset: bool = False, padding_idx: int | None = None, device=None, dtype=None) -> None:
+        super().__init__()
+        if max_norm is not None:
+            raise ValueError("EmbeddingBag: max_norm is not supported; renormalise the weight explicitly")
+        if mode not in ("sum", "mean", "max"):
+            raise ValueError(f"EmbeddingBag: mode must be 'sum', 'mean' or 'max', got {mode!r}")
+        if padding_idx is not None:
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise ValueError(f"EmbeddingBag({num_embeddings}, {embedding_dim}): padding_idx {padding_idx} is "
+                                 "out of range")
+            padding_idx %= num_embeddings
+        self.num_embeddings, self.embedding_dim, self.mode = num_embeddings, embedding_dim, mode
+        self.include_last_offset, self.padding_idx = include_last_offset, padding_idx
+        if _weight is not None:
+            self.weight = Parameter(_weight.data if isinstance(_weight, Tensor) else _weight)
+        else:
+            self.weight = _empty((num_embeddings, embedding_dim), device, dtype)
+            init.normal_(self.weight)
+            if padding_idx is not None:
+                with no_grad():
+                    self.weight[padding_idx] = 0.0
+
+    def forward(self, input: Tensor, offsets=None, per_sample_weights: Tensor | None = None) -> Tensor:
+        return F.embedding_bag(input, self.weight, offsets, mode=self.mode, per_sample_weights=per_sample_weights,
+                               include_last_offset=self.include_last_offset, padding_idx=self.padding_idx)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_embeddings}, {self.embedding_dim}, mode={self.mode!r}"

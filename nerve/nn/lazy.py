@@ -1,6 +1,7 @@
 """``nn.Transformer`` (the full encoder-decoder of "Attention Is All You Need" over nerve's layers) and the
-lazy layers (``LazyLinear``, ``LazyConv1d/2d/3d``): the input size is read at the first call, the parameters are
-made then and the module becomes the plain layer, as in PyTorch."""
+lazy layers (``LazyLinear``, ``LazyConv*``, ``LazyConvTranspose*``, ``LazyBatchNorm*``, ``LazyInstanceNorm*``):
+the input size is read at the first call, the parameters are made then and the module becomes the plain layer,
+as in PyTorch."""
 from __future__ import annotations
 
 import math
@@ -10,10 +11,12 @@ from nerve import backend
 from nerve.autograd import ShapeError
 from nerve.backend import xp
 from nerve.nn import init
-from nerve.nn.conv import Conv1d, Conv2d, Conv3d
+from nerve.nn.conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from nerve.nn.linear import Linear
 from nerve.nn.module import Module
-from nerve.nn.normalization import LayerNorm
+from nerve.nn.normalization import (
+    BatchNorm1d, BatchNorm2d, BatchNorm3d, InstanceNorm1d, InstanceNorm2d, InstanceNorm3d, LayerNorm,
+)
 from nerve.nn.transformer import (
     TransformerDecoder, TransformerDecoderLayer, TransformerEncoder, TransformerEncoderLayer,
 )
@@ -118,20 +121,45 @@ class LazyLinear(_LazyMixin, Linear):
         return input.shape[-1]
 
 
-class _LazyConv(_LazyMixin):
-    _n = 2
+class _LazyChannels(_LazyMixin):
+    """Lazy layers whose missing size is the channel dim of (N, C, *spatial) or unbatched (C, *spatial)."""
 
-    def __init__(self, out_channels: int, kernel_size, stride=1, padding=0, dilation=1, groups: int = 1,
-                 bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None) -> None:
-        self._lazy_setup(out_channels, kernel_size, stride, padding, dilation, groups, bias, padding_mode,
-                         device, dtype)
-        self.in_channels, self.out_channels = 0, out_channels
+    _n = 2
 
     def _size(self, input: Tensor) -> int:
         if input.ndim not in (self._n + 1, self._n + 2):
             raise ShapeError(f"{type(self).__name__}: expected a {self._n + 1}-d or {self._n + 2}-d input, got shape "
                              f"{tuple(input.shape)}")
         return input.shape[-self._n - 1]
+
+
+class _LazyConv(_LazyChannels):
+    def __init__(self, out_channels: int, kernel_size, stride=1, padding=0, dilation=1, groups: int = 1,
+                 bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None) -> None:
+        self._lazy_setup(out_channels, kernel_size, stride, padding, dilation, groups, bias, padding_mode,
+                         device, dtype)
+        self.in_channels, self.out_channels = 0, out_channels
+
+
+class _LazyConvTranspose(_LazyChannels):
+    def __init__(self, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0, groups: int = 1,
+                 bias: bool = True, dilation=1, padding_mode: str = "zeros", device=None, dtype=None) -> None:
+        self._lazy_setup(out_channels, kernel_size, stride, padding, output_padding, groups, bias, dilation,
+                         padding_mode, device, dtype)
+        self.in_channels, self.out_channels = 0, out_channels
+
+
+class _LazyNorm(_LazyChannels):
+    def __init__(self, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
+                 track_running_stats: bool = True, device=None, dtype=None) -> None:
+        self._lazy_setup(eps, momentum, affine, track_running_stats, device, dtype)
+        self.num_features = 0
+
+
+class _LazyInstanceNorm(_LazyNorm):
+    def __init__(self, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = False,
+                 track_running_stats: bool = False, device=None, dtype=None) -> None:
+        super().__init__(eps, momentum, affine, track_running_stats, device, dtype)
 
 
 class LazyConv1d(_LazyConv, Conv1d):
@@ -150,3 +178,60 @@ class LazyConv3d(_LazyConv, Conv3d):
     """``Conv3d`` whose ``in_channels`` is read from the first input."""
 
     cls_to_become, _n = Conv3d, 3
+
+
+class LazyConvTranspose1d(_LazyConvTranspose, ConvTranspose1d):
+    """``ConvTranspose1d`` whose ``in_channels`` is read from the first input."""
+
+    cls_to_become, _n = ConvTranspose1d, 1
+
+
+class LazyConvTranspose2d(_LazyConvTranspose, ConvTranspose2d):
+    """``ConvTranspose2d`` whose ``in_channels`` is read from the first input."""
+
+    cls_to_become, _n = ConvTranspose2d, 2
+
+
+class LazyConvTranspose3d(_LazyConvTranspose, ConvTranspose3d):
+    """``ConvTranspose3d`` whose ``in_channels`` is read from the first input."""
+
+    cls_to_become, _n = ConvTranspose3d, 3
+
+
+class LazyBatchNorm1d(_LazyNorm, BatchNorm1d):
+    """``BatchNorm1d`` whose ``num_features`` is read from the first (N, C) or (N, C, L) input."""
+
+    cls_to_become, _n = BatchNorm1d, 1
+
+    def _size(self, input: Tensor) -> int:
+        return input.shape[1]
+
+
+class LazyBatchNorm2d(_LazyNorm, BatchNorm2d):
+    """``BatchNorm2d`` whose ``num_features`` is read from the first input."""
+
+    cls_to_become, _n = BatchNorm2d, 2
+
+
+class LazyBatchNorm3d(_LazyNorm, BatchNorm3d):
+    """``BatchNorm3d`` whose ``num_features`` is read from the first input."""
+
+    cls_to_become, _n = BatchNorm3d, 3
+
+
+class LazyInstanceNorm1d(_LazyInstanceNorm, InstanceNorm1d):
+    """``InstanceNorm1d`` whose ``num_features`` is read from the first input."""
+
+    cls_to_become, _n = InstanceNorm1d, 1
+
+
+class LazyInstanceNorm2d(_LazyInstanceNorm, InstanceNorm2d):
+    """``InstanceNorm2d`` whose ``num_features`` is read from the first input."""
+
+    cls_to_become, _n = InstanceNorm2d, 2
+
+
+class LazyInstanceNorm3d(_LazyInstanceNorm, InstanceNorm3d):
+    """``InstanceNorm3d`` whose ``num_features`` is read from the first input."""
+
+    cls_to_become, _n = InstanceNorm3d, 3

@@ -133,6 +133,9 @@ class NLLLoss(_Loss):
         return {"ignore_index": self.ignore_index, "reduction": self.reduction}
 
 
+NLLLoss2d = NLLLoss  # PyTorch's deprecated name for NLLLoss over (N, C, H, W)
+
+
 class KLDivLoss(Module):
     """KL divergence of ``target`` from log-probabilities ``input``; reduction may also be "batchmean"."""
 
@@ -225,6 +228,26 @@ class TripletMarginLoss(_Loss):
 
     def get_config(self) -> dict:
         return {"reduction": self.reduction, "margin": self.margin, "p": self.p, "eps": self.eps, "swap": self.swap}
+
+
+class TripletMarginWithDistanceLoss(_Loss):
+    """max(d(a, p) - d(a, n) + margin, 0) with any ``distance_function`` (default the pairwise Euclidean one)."""
+
+    def __init__(self, *, distance_function=None, margin: float = 1.0, swap: bool = False,
+                 reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.distance_function, self.margin, self.swap = distance_function, margin, swap
+
+    def forward(self, anchor: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
+        return F.triplet_margin_with_distance_loss(anchor, positive, negative, distance_function=self.distance_function,
+                                                   margin=self.margin, swap=self.swap, reduction=self.reduction)
+
+
+class MultiLabelMarginLoss(_Loss):
+    """Multi-label hinge loss over the classes ``target`` lists (ended by -1): ``F.multilabel_margin_loss``."""
+
+    def forward(self, input: Tensor, target) -> Tensor:
+        return F.multilabel_margin_loss(input, target, self.reduction)
 
 
 class MultiMarginLoss(_Loss):

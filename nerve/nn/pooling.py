@@ -221,3 +221,37 @@ class AdaptiveMaxPool3d(_AdaptiveMax):
     """Maximum over an (OD, OH, OW) grid of bins of (N, C, D, H, W)."""
 
     _fn = F.adaptive_max_pool3d
+
+
+class _LPPoolNd(Module):
+    _n = 1
+
+    def __init__(self, norm_type: float, kernel_size, stride=None, ceil_mode: bool = False) -> None:
+        super().__init__()
+        self.norm_type, self.kernel_size, self.stride, self.ceil_mode = norm_type, kernel_size, stride, ceil_mode
+
+    def forward(self, input: Tensor) -> Tensor:
+        fn = (F.lp_pool1d, F.lp_pool2d, F.lp_pool3d)[self._n - 1]
+        return fn(input, self.norm_type, self.kernel_size, self.stride, self.ceil_mode)
+
+    def extra_repr(self) -> str:
+        return (f"norm_type={self.norm_type}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"ceil_mode={self.ceil_mode}")
+
+
+class LPPool1d(_LPPoolNd):
+    """Power-average pooling of (N, C, L): (sum of x^p over each window)^(1/p)."""
+
+    _n = 1
+
+
+class LPPool2d(_LPPoolNd):
+    """Power-average pooling of (N, C, H, W): (sum of x^p over each window)^(1/p)."""
+
+    _n = 2
+
+
+class LPPool3d(_LPPoolNd):
+    """Power-average pooling of (N, C, D, H, W): (sum of x^p over each window)^(1/p)."""
+
+    _n = 3

@@ -92,3 +92,20 @@ def test_lazy_linear_and_conv():
     opt = nerve.optim.SGD(seq.parameters(), lr=0.1)  # the dry run made the parameters an optimiser can take
     assert sum(p.numel() for p in seq.parameters()) == 6 * 4 + 4 + 4 + 1
     assert opt.param_groups
+
+
+def test_lazy_transposed_convolutions_and_norms():
+    conv = nn.LazyConvTranspose2d(4, 3, stride=2, output_padding=1, bias=False)
+    assert conv(nerve.randn(1, 3, 5, 5)).shape == (1, 4, 12, 12)
+    assert type(conv) is nn.ConvTranspose2d and conv.weight.shape == (3, 4, 3, 3) and conv.output_padding == (1, 1)
+    for lazy, plain, x in [(nn.LazyBatchNorm1d(momentum=0.5), nn.BatchNorm1d, nerve.randn(4, 3)),
+                           (nn.LazyBatchNorm2d(), nn.BatchNorm2d, nerve.randn(2, 3, 4, 4)),
+                           (nn.LazyBatchNorm3d(affine=False), nn.BatchNorm3d, nerve.randn(2, 3, 2, 2, 2)),
+                           (nn.LazyInstanceNorm2d(), nn.InstanceNorm2d, nerve.randn(3, 4, 4))]:
+        out = lazy(x)
+        assert type(lazy) is plain and lazy.num_features == 3 and out.shape == x.shape
+    ref = nn.BatchNorm1d(3, momentum=0.5)
+    ref(nerve.tensor(np.ones((2, 3))))  # a different batch: only the construction arguments are compared
+    bn = nn.LazyBatchNorm1d(momentum=0.5)
+    bn(nerve.randn(4, 3))
+    assert bn.momentum == 0.5 and sorted(bn.state_dict()) == sorted(ref.state_dict())
