@@ -13,8 +13,9 @@ from nerve.backend import xp
 from nerve.functional.activation import celu, elu, hardtanh, leaky_relu, rrelu, selu, threshold
 from nerve.functional.distance import pairwise_distance
 from nerve.functional.spatial import adaptive_max_pool1d, adaptive_max_pool2d, adaptive_max_pool3d, interpolate
+from nerve import ops
 from nerve.ops import (
-    avg_pool1d, avg_pool2d, avg_pool3d, check_reduction, embedding, max_pool1d, max_pool2d, max_pool3d, minimum,
+    avg_pool1d, avg_pool2d, avg_pool3d, check_reduction, max_pool1d, max_pool2d, max_pool3d, minimum,
     norm, ntuple, relu, where,
 )
 from nerve.tensor import Tensor
@@ -184,7 +185,7 @@ def embedding_bag(input: Tensor, weight: Tensor, offsets=None, max_norm=None, no
                          f"{tuple(idx.shape)} and offsets={'given' if offsets is not None else None}")
     if padding_idx is not None:
         mask = mask & (bags != (padding_idx % weight.shape[0]))
-    rows = embedding(Tensor(xp.where(mask, bags, 0)), weight)  # (B, L, D)
+    rows = ops.embedding(Tensor(xp.where(mask, bags, 0)), weight)  # (B, L, D)
     keep = Tensor(mask[..., None].astype(weight.dtype))
     if mode == "max":
         best = where(mask[..., None], rows, -math.inf).max(1).values
