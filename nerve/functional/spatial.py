@@ -7,6 +7,7 @@ import math
 
 from nerve.autograd import ShapeError
 from nerve.backend import xp
+from nerve.functional.vision import cubic_weights
 from nerve.ops import (  # noqa: F401  (re-exported: the convolution and pooling primitives)
     avg_pool1d, avg_pool2d, avg_pool3d, batched_spatial, conv1d, conv2d, conv3d, conv_transpose1d,
     conv_transpose2d, conv_transpose3d, gather, index_select, matmul, max_pool1d, max_pool2d, max_pool3d, ntuple,
@@ -213,18 +214,22 @@ def adaptive_max_pool3d(input: Tensor, output_size, return_indices: bool = False
 
 # --- upsampling -------------------------------------------------------------------------------------
 _INTERP_DIMS = {"nearest": (1, 2, 3), "nearest-exact": (1, 2, 3), "linear": (1,), "bilinear": (2,),
-                "trilinear": (3,)}
+                "bicubic": (2,), "trilinear": (3,)}
 
 
 def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest",
-                align_corners: bool | None = None) -> Tensor:
+                align_corners: bool | None = None, recompute_scale_factor: bool | None = None,
+                antialias: bool = False) -> Tensor:
     """Resize the spatial dims of (N, C, *S) to ``size`` or ``S * scale_factor`` (PyTorch's coordinates).
 
     Modes: "nearest" (source floor(dst * scale)), "nearest-exact" (floor((dst + 0.5) * scale), no shift;
-    1-3 spatial dims), "linear" (1), "bilinear" (2), "trilinear" (3); ``align_corners``
-    maps the corner pixels onto each other (linear modes only). Built from gathers along each dim, so
-    every derivative exists.
+    1-3 spatial dims), "linear" (1), "bilinear" (2), "bicubic" (2; Keys' kernel, A = -0.75, edge taps
+    repeated), "trilinear" (3); ``align_corners`` maps the corner pixels onto each other (linear and cubic
+    modes only); ``recompute_scale_factor`` takes the scale from the output size. Built from gathers along each
+    dim, so every derivative exists. ``antialias`` is not supported.
     """
+    if antialias:
+        raise ValueError("interpolate: antialias=True is not supported (resize without it, or blur first)")
     if mode not in _INTERP_DIMS:
         raise ValueError(f"interpolate: mode must be one of {sorted(_INTERP_DIMS)}, got {mode!r}")
     n = input.ndim - 2
@@ -245,7 +250,8 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         if len(factors) != n or min(factors) <= 0:
             raise ValueError(f"interpolate: scale_factor must be {n} positive numbers, got {scale_factor!r}")
         out = tuple(int(math.floor(s * f)) for s, f in zip(spatial, factors))
-        scales = tuple(1.0 / f for f in factors)
+        scales = tuple(s / o for s, o in zip(spatial, out)) if recompute_scale_factor else \
+            tuple(1.0 / f for f in factors)
     if min(out) < 1 or min(spatial) < 1:
         raise ValueError(f"interpolate: input {tuple(input.shape)} resized to {out} has an empty dim")
     result = input
@@ -261,7 +267,16 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
         if align_corners:
             src = dst * ((s - 1) / (o - 1) if o > 1 else 0.0)
         else:
-            src = xp.maximum((dst + 0.5) * scale - 0.5, 0.0)
+            src = (dst + 0.5) * scale - 0.5
+        if mode == "bicubic":  # four taps around floor(src), clamped into the image
+            low = xp.floor(src)
+            shape = (-1,) + (1,) * (n - 1 - i)
+            taps = [index_select(result, dim, xp.clip(low + k - 1, 0, s - 1).astype(xp.int64)) for k in range(4)]
+            weights = [Tensor._make(w.astype(input.dtype).reshape(shape), None) for w in cubic_weights(src - low)]
+            result = sum(tap * w for tap, w in zip(taps[1:], weights[1:])) + taps[0] * weights[0]
+            continue
+        if not align_corners:
+            src = xp.maximum(src, 0.0)
         i0 = xp.minimum(xp.floor(src).astype(xp.int64), s - 1)
         i1 = xp.minimum(i0 + 1, s - 1)
         lam = Tensor._make((src - i0).astype(input.dtype).reshape((-1,) + (1,) * (n - 1 - i)), None)

@@ -149,8 +149,9 @@ def _padded(x: Tensor, n: int, padding_mode: str, align_corners: bool) -> Tensor
     return x
 
 
-def _cubic_weights(t: Tensor) -> list:
-    """Keys' cubic convolution weights (A = -0.75, as PyTorch) of the taps at -1, 0, 1, 2 for offset t in [0, 1)."""
+def cubic_weights(t) -> list:
+    """Keys' cubic convolution weights (A = -0.75, as PyTorch) of the taps at -1, 0, 1, 2 for offset t in [0, 1)
+    (Tensors or arrays)."""
     a = -0.75
 
     def near(x):  # |x| <= 1
@@ -200,7 +201,7 @@ def grid_sample(input: Tensor, grid: Tensor, mode: str = "bilinear", padding_mod
     flat = input.reshape(n_batch, channels, -1)
     if mode == "bicubic":  # the padding mode applies to each of the 4 x 4 taps, as in PyTorch
         low = [xp.floor(p.data) for p in raw]
-        weights = [_cubic_weights(p - Tensor(lo, dtype=p.dtype)) for p, lo in zip(raw, low)]
+        weights = [cubic_weights(p - Tensor(lo, dtype=p.dtype)) for p, lo in zip(raw, low)]
         taps = [[_padded(Tensor(lo + k - 1), n, padding_mode, align).data for k in range(4)]
                 for lo, n in zip(low, spatial)]
         out = None

@@ -220,3 +220,30 @@ def test_spatial_transformer_learns_a_shift():
         loss.backward()
         opt.step()
     np.testing.assert_allclose(shift.detach().numpy()[0], [0.3, -0.2], atol=0.03)
+
+
+@pytest.mark.parametrize("align,size", [(True, (7, 3)), (False, (7, 3)), (False, (2, 9))])
+def test_interpolate_bicubic_matches_loop(align, size):
+    img = RNG.standard_normal((1, 2, 4, 5))
+    out = F.interpolate(t(img), size=size, mode="bicubic", align_corners=align).numpy()
+
+    def keys(d):
+        a, d = -0.75, abs(d)
+        return (a + 2) * d ** 3 - (a + 3) * d ** 2 + 1 if d <= 1 else a * d ** 3 - 5 * a * d ** 2 + 8 * a * d - 4 * a
+
+    def source(i, n_in, n_out):
+        if align:
+            return i * (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+        return (i + 0.5) * n_in / n_out - 0.5
+    ref = np.zeros((1, 2) + size)
+    for i, j in itertools.product(range(size[0]), range(size[1])):
+        sy, sx = source(i, 4, size[0]), source(j, 5, size[1])
+        y0, x0 = int(np.floor(sy)), int(np.floor(sx))
+        for dy, dx in itertools.product(range(-1, 3), repeat=2):
+            yy, xx = min(max(y0 + dy, 0), 3), min(max(x0 + dx, 0), 4)
+            ref[0, :, i, j] += keys(sy - (y0 + dy)) * keys(sx - (x0 + dx)) * img[0, :, yy, xx]
+    np.testing.assert_allclose(out, ref, atol=1e-12)
+    x = t(img, grad=True)
+    assert nerve.gradcheck(lambda a: F.interpolate(a, size=size, mode="bicubic", align_corners=align), [x])
+    with pytest.raises(ValueError, match="antialias=True is not supported"):
+        F.interpolate(t(img), size=size, mode="bicubic", antialias=True)
