@@ -64,17 +64,15 @@ def dropout3d(input: Tensor, p: float = 0.5, training: bool = True, generator=No
 _SELU_NEG = -1.7580993408473766  # -scale * alpha of SELU: where SELU saturates
 
 
-def alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False, generator=None) -> Tensor:
-    """Dropout for SELU networks: dropped units take SELU's saturation value, then an affine map restores the
-    mean and variance (Klambauer et al., 2017); identity when not training."""
+def _alpha(op: str, input: Tensor, p: float, training: bool, generator, mask_shape: tuple) -> Tensor:
     if not 0.0 <= p <= 1.0:
-        raise ValueError(f"alpha_dropout: p must be in [0, 1], got {p}")
+        raise ValueError(f"{op}: p must be in [0, 1], got {p}")
     if not training or p == 0.0:
         return input
     if p == 1.0:
         return input * 0.0
     gen = generator if generator is not None else backend.default_generator()
-    keep = backend.to_device(gen.random(input.shape) >= p, input.device)
+    keep = backend.to_device(gen.random(mask_shape) >= p, input.device)
     a = ((1 - p) * (1 + p * _SELU_NEG ** 2)) ** -0.5
     b = -a * _SELU_NEG * p
     kept = Tensor._make(xp.where(keep, a, 0.0).astype(input.dtype), None)
@@ -82,4 +80,18 @@ def alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False, generat
     return input * kept + shift
 
 
-__all__ = ["alpha_dropout", "dropout", "dropout1d", "dropout2d", "dropout3d"]
+def alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False, generator=None) -> Tensor:
+    """Dropout for SELU networks: dropped units take SELU's saturation value, then an affine map restores the
+    mean and variance (Klambauer et al., 2017); identity when not training."""
+    return _alpha("alpha_dropout", input, p, training, generator, input.shape)
+
+
+def feature_alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False, generator=None) -> Tensor:
+    """``alpha_dropout`` of whole channels of (N, C, *) (one draw per channel, as ``dropout2d`` is to dropout)."""
+    if input.ndim < 2:
+        raise ValueError(f"feature_alpha_dropout: expected (N, C, *), got {tuple(input.shape)}")
+    return _alpha("feature_alpha_dropout", input, p, training, generator,
+                  tuple(input.shape[:2]) + (1,) * (input.ndim - 2))
+
+
+__all__ = ["alpha_dropout", "dropout", "dropout1d", "dropout2d", "dropout3d", "feature_alpha_dropout"]

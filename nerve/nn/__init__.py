@@ -17,7 +17,7 @@ from nerve.nn.containers import Identity, ModuleDict, ModuleList, ParameterDict,
 from nerve.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from nerve.nn.conv import Conv3d, ConvTranspose3d
 from nerve.nn.distance import CosineSimilarity, PairwiseDistance
-from nerve.nn.dropout import AlphaDropout, Dropout, Dropout1d, Dropout2d, Dropout3d
+from nerve.nn.dropout import AlphaDropout, Dropout, Dropout1d, Dropout2d, Dropout3d, FeatureAlphaDropout
 from nerve.nn.embedding import Embedding
 from nerve.nn.linear import Bilinear, Flatten, Linear, Unflatten
 from nerve.nn.loss import (
@@ -91,4 +91,5 @@ __all__ = [
     "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d", "LazyConvTranspose1d", "LazyConvTranspose2d",
     "LazyConvTranspose3d", "LazyInstanceNorm1d", "LazyInstanceNorm2d", "LazyInstanceNorm3d", "MultiLabelMarginLoss",
     "NLLLoss2d", "TripletMarginWithDistanceLoss", "LPPool1d", "LPPool2d", "LPPool3d", "EmbeddingBag",
+    "FeatureAlphaDropout",
 ] + _padding

@@ -69,3 +69,10 @@ class AlphaDropout(Dropout):
 
     def forward(self, input: Tensor) -> Tensor:
         return F.alpha_dropout(input, self.p, self.training, self.generator)
+
+
+class FeatureAlphaDropout(Dropout):
+    """``AlphaDropout`` of whole channels of (N, C, *) while training: ``F.feature_alpha_dropout``."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.feature_alpha_dropout(input, self.p, self.training, self.generator)

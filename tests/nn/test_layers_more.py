@@ -75,3 +75,18 @@ def test_channel_shuffle_lrn_softmax2d():
     np.testing.assert_allclose(nn.Softmax2d()(nerve.tensor(x)).numpy(), e / e.sum(1, keepdims=True))
     with pytest.raises(ValueError, match="channel_shuffle: expected .* C divisible by groups"):
         F.channel_shuffle(nerve.tensor(x), 4)
+
+
+def test_feature_alpha_dropout_keeps_selu_statistics_per_channel():
+    nerve.manual_seed(0)
+    x = nerve.tensor(RNG.standard_normal((400, 50, 2, 2)))
+    out = nn.FeatureAlphaDropout(0.2)(x).numpy()
+    a = (0.8 * (1 + 0.2 * 1.7580993408473766 ** 2)) ** -0.5
+    dropped = np.isclose(out, a * -1.7580993408473766 + a * 1.7580993408473766 * 0.2)
+    per_channel = dropped.reshape(400, 50, -1)
+    assert np.all(per_channel.all(-1) | ~per_channel.any(-1))  # whole channels
+    assert abs(per_channel[..., 0].mean() - 0.2) < 0.01
+    assert abs(out.mean()) < 0.02 and abs(out.std() - 1) < 0.02  # mean 0, variance 1 kept
+    layer = nn.FeatureAlphaDropout(0.2)
+    layer.eval()
+    assert np.array_equal(layer(x).numpy(), x.numpy())
