@@ -134,3 +134,68 @@ def test_weight_normed_regression_learns():
         opt.step()
     assert loss.item() < 1e-3
     np.testing.assert_allclose(layer.weight.detach().numpy(), [[1.5, -2.0, 0.5]], atol=0.03)
+
+
+def skew_exp(a):
+    """exp of a skew-symmetric matrix by its eigen-decomposition (normal, so unitary eigenvectors)."""
+    vals, vecs = np.linalg.eig(a)
+    return (vecs @ np.diag(np.exp(vals)) @ np.linalg.inv(vecs)).real
+
+
+@pytest.mark.parametrize("shape,kind", [((4, 4), None), ((4, 4), "cayley"), ((5, 3), None), ((3, 5), "matrix_exp"),
+                                        ((4, 4), "householder")])
+def test_orthogonal_maps_against_closed_forms(shape, kind):
+    w = RNG.standard_normal(shape)
+    layer = nn.Linear(shape[1], shape[0], dtype=nerve.float64)
+    layer.weight.data[...] = w
+    P.orthogonal(layer, orthogonal_map=kind)
+    kind = kind or ("matrix_exp" if shape[0] == shape[1] else "householder")
+    tall = w if shape[0] >= shape[1] else w.T
+    q, r = np.linalg.qr(tall)
+    start = q * np.sign(np.diag(r))  # the orthogonal factor of the weight: where the trivialisation starts
+    got = layer.weight.numpy() if shape[0] >= shape[1] else layer.weight.numpy().T
+    np.testing.assert_allclose(got, start, atol=1e-12)
+    assert sorted(layer.state_dict()) == ["bias", "parametrizations.weight.0.base", "parametrizations.weight.original"]
+    x = RNG.standard_normal(shape) * 0.3
+    layer.parametrizations.weight.original.data[...] = x
+    n, k = max(shape), min(shape)
+    xt = x if shape[0] >= shape[1] else x.T
+    base = layer.parametrizations.weight[0].base.numpy()
+    if kind == "householder":
+        qh = np.eye(n)
+        for i in range(k):
+            v = np.tril(xt, -1)[:, i] + np.eye(n, k)[:, i]
+            qh = qh @ (np.eye(n) - 2 / (v @ v) * np.outer(v, v))
+        inner = qh[:, :k] * np.trunc(np.diag(xt))
+    else:
+        low = np.concatenate([np.tril(xt), np.zeros((n, n - k))], 1)
+        a = low - low.T
+        inner = (skew_exp(a) if kind == "matrix_exp" else np.linalg.solve(np.eye(n) - a / 2, np.eye(n) + a / 2))[:, :k]
+    ref = base @ inner
+    got = layer.weight.numpy() if shape[0] >= shape[1] else layer.weight.numpy().T
+    np.testing.assert_allclose(got, ref, atol=1e-10)
+    if kind != "householder":  # semi-orthogonal for every original (Householder's diagonal scale may not be +-1)
+        np.testing.assert_allclose(got.T @ got, np.eye(k), atol=1e-10)
+
+
+def test_orthogonal_learns_a_rotation():
+    """Orthogonal Procrustes by gradient descent: the parametrized weight finds the rotation mapping X to Y."""
+    nerve.manual_seed(0)
+    q, _ = np.linalg.qr(RNG.standard_normal((3, 3)))
+    layer = P.orthogonal(nn.Linear(3, 3, bias=False, dtype=nerve.float64))
+    if np.linalg.det(q) * np.linalg.det(layer.weight.numpy()) < 0:  # exp maps stay on the start's component
+        q[:, 0] *= -1
+    x = RNG.standard_normal((50, 3))
+    y = x @ q.T
+    opt = nerve.optim.Adam(layer.parameters(), lr=0.05)
+    for _ in range(300):
+        loss = ((layer(nerve.tensor(x)) - nerve.tensor(y)) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    w = layer.weight.detach().numpy()
+    np.testing.assert_allclose(w.T @ w, np.eye(3), atol=1e-10)
+    assert loss.item() < 1e-6
+    np.testing.assert_allclose(w, q, atol=1e-3)
+    with pytest.raises(ValueError, match="orthogonal_map must be"):
+        P.orthogonal(nn.Linear(2, 2), orthogonal_map="qr")
