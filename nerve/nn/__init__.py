@@ -31,7 +31,8 @@ from nerve.nn.loss import (
 from nerve.nn.module import IncompatibleKeys, Module, RemovableHandle
 from nerve.nn.normalization import BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm1d, InstanceNorm2d, LayerNorm
 from nerve.nn.normalization import BatchNorm3d, InstanceNorm3d, RMSNorm
-from nerve.nn.parameter import Parameter
+from nerve.nn.parameter import Parameter, UninitializedBuffer, UninitializedParameter
+from nerve.nn.recurrent import _CellBase as RNNCellBase, _RNNBase as RNNBase  # for isinstance checks
 from nerve.nn.pooling import (
     AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d, AdaptiveMaxPool2d, AvgPool1d, AvgPool2d, MaxPool1d,
     MaxPool2d,
@@ -91,5 +92,5 @@ __all__ = [
     "LazyBatchNorm1d", "LazyBatchNorm2d", "LazyBatchNorm3d", "LazyConvTranspose1d", "LazyConvTranspose2d",
     "LazyConvTranspose3d", "LazyInstanceNorm1d", "LazyInstanceNorm2d", "LazyInstanceNorm3d", "MultiLabelMarginLoss",
     "NLLLoss2d", "TripletMarginWithDistanceLoss", "LPPool1d", "LPPool2d", "LPPool3d", "EmbeddingBag",
-    "FeatureAlphaDropout",
+    "FeatureAlphaDropout", "RNNBase", "RNNCellBase", "UninitializedBuffer", "UninitializedParameter",
 ] + _padding

@@ -21,3 +21,28 @@ class Parameter(Tensor):
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
+
+
+class UninitializedParameter(Parameter):
+    """PyTorch's placeholder of a lazy module's parameter. nerve's lazy modules hold no parameter before their first
+    call, so no tensor is ever one; the name exists for ``isinstance`` checks (always False)."""
+
+    __slots__ = ()
+
+    def __init__(self, *args, **kwargs) -> None:
+        raise TypeError("UninitializedParameter: nerve's lazy modules create their parameters at the first call; "
+                        "there is no uninitialised parameter to make")
+
+
+class UninitializedBuffer(Tensor):
+    """PyTorch's placeholder of a lazy module's buffer; as ``UninitializedParameter``, never made in nerve."""
+
+    __slots__ = ()
+
+    def __init__(self, *args, **kwargs) -> None:
+        raise TypeError("UninitializedBuffer: nerve's lazy modules create their buffers at the first call")
+
+
+def is_lazy(param) -> bool:
+    """Whether ``param`` is an uninitialised placeholder: never, in nerve (see ``UninitializedParameter``)."""
+    return isinstance(param, (UninitializedParameter, UninitializedBuffer))

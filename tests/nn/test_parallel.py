@@ -61,3 +61,18 @@ def test_clip_grad_keywords():
     p.grad = nerve.tensor([np.inf, 1.0])
     with pytest.raises(RuntimeError, match="clip_grad_norm_: the total norm"):
         nn.utils.clip_grad_norm_([p], 1.0, error_if_nonfinite=True, foreach=False)
+
+
+def test_small_compatibility_names():
+    """Names PyTorch code touches for isinstance checks or by their deprecated spelling."""
+    assert isinstance(nn.LSTM(2, 3), nn.RNNBase) and isinstance(nn.GRUCell(2, 3), nn.RNNCellBase)
+    lazy = nn.LazyLinear(2)
+    assert not any(isinstance(p, nn.UninitializedParameter) for p in lazy.parameters())
+    assert not nn.parameter.is_lazy(nn.Parameter(nerve.zeros(1)))
+    with pytest.raises(TypeError, match="UninitializedParameter: nerve's lazy modules"):
+        nn.UninitializedParameter()
+    layer = nn.utils.skip_init(nn.Linear, 3, 4, bias=False)
+    assert layer.weight.shape == (4, 3) and layer.bias is None
+    p = nn.Parameter(nerve.tensor([3.0, 4.0]))
+    p.grad = nerve.tensor([3.0, 4.0])
+    assert np.isclose(nn.utils.clip_grad_norm([p], 1.0).item(), 5.0) and np.isclose(p.grad.numpy()[0], 0.6)

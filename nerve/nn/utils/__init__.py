@@ -83,6 +83,20 @@ def clip_grad_norm_(parameters: Tensor | Iterable[Tensor], max_norm: float, norm
     return total
 
 
+def clip_grad_norm(parameters: Tensor | Iterable[Tensor], max_norm: float, norm_type: float | str = 2.0,
+                   error_if_nonfinite: bool = False, foreach: bool | None = None) -> Tensor:
+    """The deprecated name of ``clip_grad_norm_``."""
+    return clip_grad_norm_(parameters, max_norm, norm_type, error_if_nonfinite, foreach)
+
+
+def skip_init(module_cls: type, *args, **kwargs):
+    """``module_cls(*args, **kwargs)``. PyTorch skips the initialisation here; nerve initialises as usual (the
+    values are overwritten by whatever the caller loads next, so the result is the same)."""
+    if not isinstance(module_cls, type):
+        raise TypeError(f"skip_init: expected a Module class, got {type(module_cls).__name__}")
+    return module_cls(*args, **kwargs)
+
+
 def clip_grad_value_(parameters: Tensor | Iterable[Tensor], clip_value: float, foreach: bool | None = None) -> None:
     """Clamp every gradient element into ``[-clip_value, clip_value]``, in place (``foreach``: no effect)."""
     clip_value = float(clip_value)
@@ -239,7 +253,8 @@ def remove_weight_norm(module, name: str = "weight"):
     return _remove_hook(module, name, _WeightNorm, ("_g", "_v"), "remove_weight_norm")
 
 
-__all__ = ["clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_", "get_total_norm", "fusion",
+__all__ = ["clip_grad_norm", "clip_grad_norm_", "clip_grad_value_", "skip_init", "clip_grads_with_norm_",
+           "get_total_norm", "fusion",
            "fuse_conv_bn_eval", "fuse_conv_bn_weights", "fuse_linear_bn_eval", "fuse_linear_bn_weights",
            "parameters_to_vector", "remove_spectral_norm", "spectral_norm", "vector_to_parameters", "weight_norm",
            "remove_weight_norm", "parametrize", "parametrizations"]
