@@ -6,7 +6,7 @@ One module per family: ``activation``, ``loss``, ``dropout``, ``normalization``,
 primitives re-exported here as they are.
 """
 from nerve.functional import (
-    activation, compat, ctc, distance, dropout as _dropout, loss, normalization, spatial, vision,
+    activation, compat, ctc, distance, dropout as _dropout, loss, mha, normalization, spatial, vision,
 )
 from nerve.functional.activation import *  # noqa: F401,F403
 from nerve.functional.distance import *  # noqa: F401,F403
@@ -16,6 +16,7 @@ from nerve.functional.normalization import *  # noqa: F401,F403
 from nerve.functional.spatial import *  # noqa: F401,F403
 from nerve.functional.ctc import *  # noqa: F401,F403
 from nerve.functional.compat import *  # noqa: F401,F403
+from nerve.functional.mha import *  # noqa: F401,F403
 from nerve.functional.vision import *  # noqa: F401,F403
 from nerve import ops as _ops
 from nerve.ops import (  # noqa: F401
@@ -31,4 +32,4 @@ _PRIMITIVES = ["attention_weights", "bilinear", "embedding", "gru_cell", "length
                "scaled_dot_product_attention"]
 __all__ = sorted(_PRIMITIVES + activation.__all__ + distance.__all__ + _dropout.__all__ + loss.__all__
                  + normalization.__all__ + spatial.__all__ + ctc.__all__ + vision.__all__
-                 + compat.__all__)
+                 + compat.__all__ + mha.__all__)
