@@ -15,7 +15,7 @@ from nerve.functional.distance import pairwise_distance
 from nerve.functional.spatial import adaptive_max_pool1d, adaptive_max_pool2d, adaptive_max_pool3d, interpolate
 from nerve import ops
 from nerve.ops import (
-    avg_pool1d, avg_pool2d, avg_pool3d, check_reduction, max_pool1d, max_pool2d, max_pool3d, minimum,
+    avg_pool1d, avg_pool2d, avg_pool3d, check_reduction, conv1d, max_pool1d, max_pool2d, max_pool3d, minimum,
     norm, ntuple, relu, where,
 )
 from nerve.tensor import Tensor
@@ -24,7 +24,7 @@ __all__ = ["relu_", "elu_", "leaky_relu_", "hardtanh_", "celu_", "selu_", "rrelu
            "max_pool1d_with_indices", "max_pool2d_with_indices", "max_pool3d_with_indices",
            "adaptive_max_pool1d_with_indices", "adaptive_max_pool2d_with_indices", "adaptive_max_pool3d_with_indices",
            "upsample", "upsample_nearest", "upsample_bilinear", "pdist", "lp_pool1d", "lp_pool2d", "lp_pool3d",
-           "multilabel_margin_loss", "triplet_margin_with_distance_loss", "embedding_bag"]
+           "multilabel_margin_loss", "triplet_margin_with_distance_loss", "embedding_bag", "conv_tbc"]
 
 
 def _in_place(fn: Callable, name: str) -> Callable:
@@ -197,3 +197,12 @@ def embedding_bag(input: Tensor, weight: Tensor, offsets=None, max_norm=None, no
     if mode == "sum":
         return total
     return total / Tensor(xp.maximum(mask.sum(1), 1)[:, None].astype(weight.dtype))
+
+
+def conv_tbc(input: Tensor, weight: Tensor, bias: Tensor, pad: int = 0) -> Tensor:
+    """1-d convolution in (time, batch, channels) layout: input (T, B, C_in), weight (K, C_in, C_out), bias
+    (C_out), ``pad`` zeros at both ends of time; output (T + 2 pad - K + 1, B, C_out)."""
+    if input.ndim != 3 or weight.ndim != 3 or input.shape[2] != weight.shape[1]:
+        raise ShapeError(f"conv_tbc: expected input (T, B, C_in) and weight (K, C_in, C_out), got "
+                         f"{tuple(input.shape)} and {tuple(weight.shape)}")
+    return conv1d(input.permute(1, 2, 0), weight.permute(2, 1, 0), bias, padding=pad).permute(2, 0, 1)

@@ -126,3 +126,13 @@ def test_in_place_aliases_and_deprecated_names():
     np.testing.assert_array_equal(F.upsample_bilinear(img, size=(6, 6)).numpy(),
                                   F.interpolate(img, size=(6, 6), mode="bilinear", align_corners=True).numpy())
     assert nn.NLLLoss2d is nn.NLLLoss
+
+
+def test_conv_tbc_is_a_time_major_convolution():
+    x, w, b = RNG.standard_normal((6, 2, 4)), RNG.standard_normal((3, 4, 5)), RNG.standard_normal(5)
+    out = F.conv_tbc(t(x), t(w), t(b), 1).numpy()
+    padded = np.pad(x, ((1, 1), (0, 0), (0, 0)))
+    ref = np.stack([sum(padded[i + j] @ w[j] for j in range(3)) + b for i in range(6)])
+    np.testing.assert_allclose(out, ref, atol=1e-12)
+    with pytest.raises(nerve.autograd.ShapeError, match="conv_tbc: expected input"):
+        F.conv_tbc(t(x), t(w[:, :3]), t(b))
