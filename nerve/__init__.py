@@ -71,7 +71,7 @@ from nerve import distributions, func, jit, special  # noqa: E402,F401  (torch.d
 from nerve.func import vmap  # noqa: E402,F401
 from nerve.backends import (  # noqa: E402,F401  (switches PyTorch scripts set; no effect here)
     are_deterministic_algorithms_enabled, compile, get_float32_matmul_precision, get_num_threads,
-    set_float32_matmul_precision, set_num_threads, use_deterministic_algorithms,
+    set_float32_matmul_precision, set_intra_op_threads, set_num_threads, use_deterministic_algorithms,
 )
 from nerve import linalg  # noqa: E402,F401  (torch.linalg: norms, decompositions, solvers)
 from nerve import fft  # noqa: E402,F401  (torch.fft: differentiable transforms)

@@ -11,7 +11,7 @@ from typing import Any
 
 __all__ = ["cudnn", "cuda", "mps", "set_float32_matmul_precision", "get_float32_matmul_precision",
            "use_deterministic_algorithms", "are_deterministic_algorithms_enabled", "set_num_threads",
-           "get_num_threads", "compile"]
+           "get_num_threads", "compile", "set_intra_op_threads"]
 
 
 def _false() -> bool:
@@ -73,6 +73,16 @@ def set_num_threads(num_threads: int) -> None:
     if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
         raise ValueError(f"set_num_threads: expected a positive int, got {num_threads!r}")
     _threadpoolctl("set_num_threads").threadpool_limits(num_threads, user_api="blas")
+
+
+def set_intra_op_threads(num_threads: int | None) -> None:
+    """nerve's own threads for its kernels (PyTorch's intra-op model): BLAS single-threaded for the process and
+    each large kernel cut in ``num_threads`` parts; None gives BLAS its threads back. Faster convolution
+    training, slower MLP, transformer and LSTM steps (README, "nerve's own threads"): opt in per workload, or
+    start with ``NERVE_NUM_THREADS=k``."""
+    from nerve import ops
+
+    ops.streams.set_threads(num_threads)
 
 
 def get_num_threads() -> int:
