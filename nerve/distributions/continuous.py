@@ -20,15 +20,27 @@ def _positive(name: str, owner: str, *values: Tensor) -> None:
             raise ValueError(f"{owner}: {name} must be positive, got {v}")
 
 
-class Normal(Distribution):
-    """N(loc, scale^2)."""
+class _LocationScale(Distribution):
+    """A distribution of ``loc + scale * noise``: its two parameters, broadcast, scale checked positive."""
 
     has_rsample = True
 
     def __init__(self, loc, scale, validate_args: bool | None = None) -> None:
         self.loc, self.scale = broadcast_all(loc, scale)
-        _positive("scale", "Normal", self.scale)
+        _positive("scale", type(self).__name__, self.scale)
         super().__init__(tuple(self.loc.shape), validate_args=validate_args)
+
+    @property
+    def mean(self) -> Tensor:
+        return self.loc
+
+    @property
+    def mode(self) -> Tensor:
+        return self.loc
+
+
+class Normal(_LocationScale):
+    """N(loc, scale^2)."""
 
     def rsample(self, sample_shape=()) -> Tensor:
         eps = randn(*self._extended_shape(sample_shape), dtype=self.loc.dtype)
@@ -46,14 +58,6 @@ class Normal(Distribution):
 
     def entropy(self) -> Tensor:
         return 0.5 + LOG_SQRT_2PI + self.scale.log()
-
-    @property
-    def mean(self) -> Tensor:
-        return self.loc
-
-    @property
-    def mode(self) -> Tensor:
-        return self.loc
 
     @property
     def variance(self) -> Tensor:
@@ -178,15 +182,8 @@ class Exponential(Distribution):
         return self.rate ** -2
 
 
-class Laplace(Distribution):
+class Laplace(_LocationScale):
     """Density exp(-|x - loc| / scale) / (2 scale)."""
-
-    has_rsample = True
-
-    def __init__(self, loc, scale, validate_args: bool | None = None) -> None:
-        self.loc, self.scale = broadcast_all(loc, scale)
-        _positive("scale", "Laplace", self.scale)
-        super().__init__(tuple(self.loc.shape), validate_args=validate_args)
 
     def rsample(self, sample_shape=()) -> Tensor:
         finfo = xp.finfo(self.loc.data.dtype)
@@ -204,14 +201,6 @@ class Laplace(Distribution):
 
     def entropy(self) -> Tensor:
         return 1 + (2 * self.scale).log()
-
-    @property
-    def mean(self) -> Tensor:
-        return self.loc
-
-    @property
-    def mode(self) -> Tensor:
-        return self.loc
 
     @property
     def variance(self) -> Tensor:

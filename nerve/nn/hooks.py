@@ -32,13 +32,17 @@ class _Call:
         return replaced
 
 
-class _OutputGrad(Function):
+class _Tap(Function):
+    """The identity on one tensor of a call, remembering the call and the tensor's position."""
+
     uses_inputs = False
 
     def forward(self, a, call, index):
         self.call, self.index = call, index
         return a
 
+
+class _OutputGrad(_Tap):
     def backward(self, grad):
         call = self.call
         call.grad_outputs[self.index] = grad
@@ -53,13 +57,7 @@ class _OutputGrad(Function):
         return grad, None, None
 
 
-class _InputGrad(Function):
-    uses_inputs = False
-
-    def forward(self, a, call, index):
-        self.call, self.index = call, index
-        return a
-
+class _InputGrad(_Tap):
     def backward(self, grad):
         call = self.call
         call.grad_inputs[self.index] = grad
