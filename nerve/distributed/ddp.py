@@ -12,7 +12,7 @@ from typing import Any
 
 from nerve.distributed import comm
 from nerve.distributed.averager import GradientAverager
-from nerve.distributed.optimizer import BUCKET_BYTES, broadcast_parameters
+from nerve.distributed.optimizer import BUCKET_BYTES, broadcast_parameters, broadcast_values
 from nerve.nn.module import Module
 from nerve.tensor import Tensor
 
@@ -81,8 +81,8 @@ class DistributedDataParallel(Module):
             averager.reset()
         if self.broadcast_buffers and comm.world_size() > 1:
             buffers = [b for _, b in self.module.named_buffers() if b is not None]
-            if buffers:
-                broadcast_parameters(buffers)
+            if buffers:  # NOTE: their shapes were checked when the model was wrapped
+                broadcast_values(buffers, 0, "DistributedDataParallel (buffers)")
         out = self.module(*args, **kwargs)
         if self.find_unused_parameters and averager.enabled and comm.world_size() > 1:
             used = _reached(_tensors(out))

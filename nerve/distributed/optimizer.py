@@ -52,16 +52,21 @@ def broadcast_parameters(params: Any, root_rank: int = 0) -> None:
     """Copy rank ``root_rank``'s values into every rank's parameters (and a Module's buffers), in place.
 
     ``params``: a Module, a dict of tensors (a state dict) or an iterable of tensors or (name, tensor).
-    The first call checks that all ranks agree on names and shapes and names the first that differs.
+    It first checks that all ranks agree on names and shapes and names the first that differs.
     """
     named = _named(params)
     comm.init()
     _check_agreement(named, root_rank, "broadcast_parameters")
-    for dtype, tensors in by_dtype([t for _, t in named]).items():
-        flat = numpy.concatenate([numpy.asarray(t.data, dtype=dtype).ravel() for t in tensors])
-        comm.broadcast(flat, root_rank, "broadcast_parameters")
+    broadcast_values([t for _, t in named], root_rank, "broadcast_parameters")
+
+
+def broadcast_values(tensors: list[Tensor], root_rank: int, what: str) -> None:
+    """Rank ``root_rank``'s values into ``tensors`` in place, one broadcast per dtype (shapes already agreed)."""
+    for dtype, group in by_dtype(tensors).items():
+        flat = numpy.concatenate([numpy.asarray(t.data, dtype=dtype).ravel() for t in group])
+        comm.broadcast(flat, root_rank, what)
         offset = 0
-        for t in tensors:
+        for t in group:
             t.data[...] = flat[offset:offset + t.data.size].reshape(t.data.shape)
             offset += t.data.size
 

@@ -79,6 +79,7 @@ def test_distributed_data_parallel_equals_one_process_and_has_pytorchs_names(tmp
     assert "got no gradient in the last backward" in str(r["unused_error"])
     assert "find_unused_parameters=True" in str(r["unused_error"])
     assert int(r["rank"]) == 0 and bool(r["initialized"])
+    numpy.testing.assert_array_equal(r["buffer_after_forward"], numpy.zeros((2, 3)))  # both ranks: rank 0's
     numpy.testing.assert_array_equal(r["total"], [3.0, 30.0])
     numpy.testing.assert_array_equal(r["mean"], [1.5, 15.0])
     numpy.testing.assert_array_equal(r["top"], [2.0, 20.0])

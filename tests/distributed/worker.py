@@ -29,12 +29,8 @@ def make_optimizer(name: str, model):
     return optim.Adam(model.parameters(), lr=1e-2)
 
 
-def hand_loop(optimizer_name: str, dtype: str) -> dict:
-    """The hand-written loop: DistributedSampler shards, DistributedOptimizer averages."""
-    model, x, y = problem(dtype)
-    # float32 in 256-byte buckets: several Allreduce requests in flight; float64 in one
-    opt = dist.DistributedOptimizer(make_optimizer(optimizer_name, model), named_parameters=model.named_parameters(),
-                                    bucket_bytes=256 if dtype == "float32" else dist.optimizer.BUCKET_BYTES)
+def train_shards(model, opt, x, y) -> None:
+    """The hand-written loop: each rank steps on its DistributedSampler shard, reshuffled per epoch."""
     sampler = dist.DistributedSampler(x, shuffle=True, seed=SEED)
     per_rank = GLOBAL_BATCH // dist.world_size()
     for epoch in range(EPOCHS):
@@ -45,6 +41,15 @@ def hand_loop(optimizer_name: str, dtype: str) -> dict:
             opt.zero_grad()
             nerve.functional.cross_entropy(model(nerve.tensor(x[idx])), nerve.tensor(y[idx])).backward()
             opt.step()
+
+
+def hand_loop(optimizer_name: str, dtype: str) -> dict:
+    """The hand-written loop: DistributedSampler shards, DistributedOptimizer averages."""
+    model, x, y = problem(dtype)
+    # float32 in 256-byte buckets: several Allreduce requests in flight; float64 in one
+    opt = dist.DistributedOptimizer(make_optimizer(optimizer_name, model), named_parameters=model.named_parameters(),
+                                    bucket_bytes=256 if dtype == "float32" else dist.optimizer.BUCKET_BYTES)
+    train_shards(model, opt, x, y)
     return {f"{optimizer_name}_{dtype}_{k}": v.numpy() for k, v in model.state_dict().items()}
 
 
@@ -114,16 +119,7 @@ def ddp_loop(optimizer_name: str, dtype: str) -> dict:
             p.data += 1.0
     ddp = dist.DistributedDataParallel(model, bucket_cap_mb=256 / 2 ** 20)
     opt = make_optimizer(optimizer_name, ddp)
-    sampler = dist.DistributedSampler(x, shuffle=True, seed=SEED)
-    per_rank = GLOBAL_BATCH // dist.world_size()
-    for epoch in range(EPOCHS):
-        sampler.set_epoch(epoch)
-        shard = numpy.fromiter(sampler, dtype=numpy.int64)
-        for k in range(0, len(shard), per_rank):
-            idx = shard[k:k + per_rank]
-            opt.zero_grad()
-            nerve.functional.cross_entropy(ddp(nerve.tensor(x[idx])), nerve.tensor(y[idx])).backward()
-            opt.step()
+    train_shards(ddp, opt, x, y)
     keys = set(ddp.state_dict())
     assert keys == {f"module.{k}" for k in model.state_dict()}, keys
     return {f"ddp_{optimizer_name}_{dtype}_{k}": v.numpy() for k, v in model.state_dict().items()}
@@ -171,6 +167,14 @@ def ddp_checks() -> dict:
         strict(nerve.tensor(x[mine]), True)
     except RuntimeError as exc:
         results["unused_error"] = str(exc)
+
+    norm = nn.BatchNorm1d(3)
+    bn = dist.DistributedDataParallel(norm)
+    if dist.rank() == 1:
+        norm.running_mean.data += 5.0  # drifted on one rank: the next forward takes rank 0's buffers again
+    bn.eval()
+    bn(nerve.ones(2, 3))
+    results["buffer_after_forward"] = numpy.stack(dist.allgather_object(norm.running_mean.numpy().copy()))
 
     t = nerve.tensor([float(dist.rank() + 1), 10.0 * (dist.rank() + 1)])
     total, mean, top = t.clone(), t.clone(), t.clone()
