@@ -270,7 +270,7 @@ def _read(f: str | os.PathLike | BinaryIO) -> Any:
     if hasattr(f, "read"):
         path, content = getattr(f, "name", "<file object>"), f.read()
         header, start = _read_header(path, io.BytesIO(content), len(content))
-        data = content[start:]
+        data = memoryview(content)[start:]  # NOTE: no copy of the payload
     else:
         path = os.fspath(f)
         with open(path, "rb") as fh:
