@@ -18,6 +18,8 @@ stays single-threaded for the whole process, so no BLAS thread ever spins, and n
 kernel in k parts (convolution faces and recurrent loops by batch, GEMMs by rows, element-wise passes, pooling
 and optimiser steps by their leading dim; ``split``, ``matmul``), with no timing: streams always.
 
+The parts run on ``nerve.ops.workers``' threads (a hand-off in microseconds with numba installed).
+
 A kernel that sums over its parts (a weight gradient) runs the same parts one after the other when it runs
 without streams, so its result does not depend on the choice.
 """
@@ -27,10 +29,10 @@ import math
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from nerve import backend
 from nerve.backend import xp
+from nerve.ops import workers
 
 #: None: measure and choose per call site; 1: never streams; k > 1: always k parts on threads (tests)
 STREAMS: int | None = None
@@ -58,10 +60,9 @@ _timings: dict = {}
 
 
 def _after_fork() -> None:
-    """A forked child has none of its parent's threads: it makes its own pool and lock."""
+    """A forked child gets a fresh lock (its parent's may be held by a thread the child does not have)."""
     global _LOCK
     _LOCK = threading.Lock()
-    _state.pop("pool", None)
 
 
 if hasattr(os, "register_at_fork"):
@@ -117,13 +118,6 @@ def count(n: int, flops: float, array) -> int:
     return max(1, min(n, _CORES, min(c.num_threads for c in blas)))
 
 
-def _pool(k: int) -> ThreadPoolExecutor:
-    pool = _state.get("pool")
-    if pool is None or pool._max_workers < k:
-        pool = _state["pool"] = ThreadPoolExecutor(k, thread_name_prefix="nerve-stream")
-    return pool
-
-
 def _choose(site) -> bool:
     """Streams or not for this call site: each way twice, then the faster; the slower is timed again every
     RETRY calls, or every k RETRY calls when it took k times as long (k at most 16)."""
@@ -147,12 +141,7 @@ def _concurrent(fn, bounds: list) -> list:
     for c in blas:
         c.set_num_threads(1)
     try:
-        futures = [_pool(len(bounds) - 2).submit(fn, a, b) for a, b in zip(bounds[1:-1], bounds[2:])]
-        try:
-            first = fn(bounds[0], bounds[1])  # the calling thread takes the first part
-        finally:
-            rest = [f.result() for f in futures]  # waits for every part, even when one failed
-        return [first] + rest
+        return workers.run(fn, bounds)
     finally:
         for c, t in zip(blas, old):
             c.set_num_threads(t)
@@ -216,6 +205,8 @@ def matmul(a, b):
     if a.__class__ is not backend.ndarray or b.__class__ is not backend.ndarray or a.ndim < 2 or b.ndim < 2:
         return xp.matmul(a, b)
     m, kd, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    if 2.0 * m * kd * n < SPLIT_FLOPS and a.ndim == b.ndim == 2:  # the common small product, decided cheaply
+        return xp.matmul(a, b)
     lead = xp.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     flops = 2.0 * m * kd * n * math.prod(lead)
     if flops < SPLIT_FLOPS or kd != b.shape[-2]:

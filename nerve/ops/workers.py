@@ -1,0 +1,158 @@
+"""nerve's worker threads for kernels cut in parts (``nerve.ops.streams``): a part reaches a worker in ~2 us.
+
+Why: a ``ThreadPoolExecutor`` hand-off costs 20-40 us (the sleeping thread is woken through a lock, then waits
+for the GIL), as long as a whole mid-sized GEMM, so splitting those lost to BLAS's own threads. Here a worker
+that has just finished a part waits for the next by spinning in a compiled loop (numba, without the GIL,
+yielding its core at each turn as OpenBLAS's idle threads do) for about ``SPINS`` turns, then sleeps on an
+Event; the caller waits for the parts the same way. Without numba the workers are a ``ThreadPoolExecutor``.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from nerve.backend import xp  # NumPy: the flags live on the host whatever the device
+
+#: turns (sched_yield calls, ~0.3 us each on an idle core) a worker spins after a part before it sleeps
+SPINS = 20000
+_state: dict = {}
+
+
+def _compile(cache: bool):
+    from numba import njit, types
+    yield_core = types.ExternalFunction("sched_yield", types.int32())  # libc's, resolved when compiled
+
+    @njit(nogil=True, cache=cache)
+    def spin(flag, value, turns):  # True once flag[0] == value; the opaque call keeps the load in the loop
+        for _ in range(turns):
+            if flag[0] == value:
+                return True
+            yield_core()
+        return flag[0] == value
+    return spin
+
+
+def _spinner():
+    """The compiled spin-wait, or None (numba missing, or no sched_yield on this platform)."""
+    if "spin" not in _state:
+        spin = None
+        for cache in (True, False):  # without a writable place for numba's on-disk cache: compiled each start
+            try:
+                spin = _compile(cache)
+                spin(xp.ones(1, dtype=xp.int64), 1, 1)  # compiles now: a platform without sched_yield fails here
+                break
+            except ImportError:  # numba is optional
+                break
+            except Exception:  # noqa: BLE001  (numba's compile errors have no common base but Exception)
+                spin = None
+        _state["spin"] = spin
+    return _state["spin"]
+
+
+class _Worker:
+    """One thread taking parts ``fn(a, b)``; ``go``/``done`` hold the number of the part given/finished."""
+
+    def __init__(self, spin) -> None:
+        self.spin = spin
+        self.go = xp.zeros(1, dtype=xp.int64)
+        self.done = xp.zeros(1, dtype=xp.int64)
+        self.asleep = xp.zeros(1, dtype=xp.int64)
+        self.wake = threading.Event()
+        self.task = self.result = self.error = None
+        self.thread = threading.Thread(target=self._loop, name="nerve-worker", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        seq = 0
+        while True:
+            seq += 1
+            while not self.spin(self.go, seq, SPINS):
+                # NOTE: these flags are read and written under the GIL on both sides, so a wake-up is not
+                # lost; the timeout is a second guard
+                self.asleep[0] = 1
+                if self.go[0] != seq:
+                    self.wake.wait(0.05)
+                self.wake.clear()
+                self.asleep[0] = 0
+            fn, a, b = self.task
+            try:
+                self.result, self.error = fn(a, b), None
+            except BaseException as exc:  # handed to the caller, which raises it
+                self.result, self.error = None, exc
+            self.task = None
+            self.done[0] = seq
+
+    def submit(self, fn, a: int, b: int) -> None:
+        self.task = (fn, a, b)
+        self.go[0] += 1
+        if self.asleep[0]:
+            self.wake.set()
+
+    def wait(self):
+        seq = self.go[0]
+        while not self.spin(self.done, seq, SPINS):
+            if not self.thread.is_alive():
+                raise RuntimeError("nerve.ops.workers: a worker thread died")
+        error, self.error = self.error, None
+        if error is not None:
+            raise error
+        return self.result
+
+
+def _workers(k: int):
+    """k spinning workers (started once), or None without numba."""
+    spin = _spinner()
+    if spin is None:
+        return None
+    workers = _state.setdefault("workers", [])
+    while len(workers) < k:
+        workers.append(_Worker(spin))
+    return workers[:k]
+
+
+def _executor(k: int) -> ThreadPoolExecutor:
+    pool = _state.get("executor")
+    if pool is None or pool._max_workers < k:
+        pool = _state["executor"] = ThreadPoolExecutor(k, thread_name_prefix="nerve-stream")
+    return pool
+
+
+def run(fn, bounds: list) -> list:
+    """``fn(a, b)`` for each consecutive pair of ``bounds`` at once (the calling thread takes the first);
+    the results in order. Waits for every part even when one fails, then raises the first error."""
+    pairs = list(zip(bounds, bounds[1:]))
+    workers = _workers(len(pairs) - 1)
+    if workers is None:
+        futures = [_executor(len(pairs) - 1).submit(fn, a, b) for a, b in pairs[1:]]
+        try:
+            first = fn(*pairs[0])
+        finally:
+            rest = [f.result() for f in futures]
+        return [first] + rest
+    for w, (a, b) in zip(workers, pairs[1:]):
+        w.submit(fn, a, b)
+    error = None
+    try:
+        first = fn(*pairs[0])
+    except BaseException as exc:  # raised once every worker has finished its part
+        error = exc
+    rest = []
+    for w in workers:
+        try:
+            rest.append(w.wait())
+        except BaseException as exc:
+            error = error or exc
+    if error is not None:
+        raise error
+    return [first] + rest
+
+
+def _after_fork() -> None:
+    """A forked child has none of its parent's threads: it starts its own."""
+    _state.pop("workers", None)
+    _state.pop("executor", None)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
