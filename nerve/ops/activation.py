@@ -66,6 +66,22 @@ def gelu_slope(x, approximate: str = "none") -> tuple:
     if x.ndim == 0:  # NOTE: NumPy hands back 0-d results as scalars, which cannot be updated in place
         value, slope = gelu_slope(x.reshape(1), approximate)
         return value.reshape(()), slope.reshape(())
+    if streams.THREADS and x.shape[0] > 1 and x.size * _GELU_PASSES >= streams.SPLIT_ELEMENTS \
+            and x.__class__ is backend.ndarray:  # parts on nerve's threads (set_threads)
+        value, slope = xp.empty_like(x), xp.empty_like(x)
+
+        def part(a: int, b: int) -> None:
+            value[a:b], slope[a:b] = _gelu_slope(x[a:b], approximate)
+        streams.split(part, x.shape[0], x.size * _GELU_PASSES * streams.SPLIT_COST, x)
+        return value, slope
+    return _gelu_slope(x, approximate)
+
+
+#: element-wise passes of gelu_slope (its work when cut on nerve's threads)
+_GELU_PASSES = 20
+
+
+def _gelu_slope(x, approximate: str) -> tuple:
     if approximate == "tanh":  # y = x (1 + t) / 2, t = tanh u, u = c (x + k x^3)
         x2 = x * x
         t = x2 * _K

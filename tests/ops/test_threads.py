@@ -212,6 +212,7 @@ def test_bench_cnn_runs_with_nerves_own_threads(without_torch):  # noqa: F811  (
     ("max_pool2d", lambda x: F.max_pool2d(x, 2, 1, 1), [(2, 3, 4, 5)]),
     ("relu", lambda x: F.relu(x) * x, [(4, 3, 2)]),
     ("linear", lambda x, w, b: F.linear(x, w, b).tanh() @ w, [(6, 5), (7, 5), (7,)]),
+    ("gelu", lambda x: F.gelu(x) * x + F.gelu(x, approximate="tanh"), [(5, 3)]),
 ])
 def test_gradcheck_and_gradgradcheck_with_every_size_split(threads, name, fn, shapes):
     """First and second derivatives through the split kernels (set_threads(2), thresholds 0), in float64."""
@@ -219,3 +220,16 @@ def test_gradcheck_and_gradgradcheck_with_every_size_split(threads, name, fn, sh
     inputs = [nerve.tensor(rng.standard_normal(s), requires_grad=True) for s in shapes]
     assert nerve.gradcheck(fn, inputs)
     assert nerve.gradgradcheck(fn, inputs)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_split_gelu_equals_the_unsplit_one_bit_for_bit(dtype, approximate, monkeypatch):
+    from nerve.ops.activation import gelu_slope
+    monkeypatch.setattr(streams, "SPLIT_FLOPS", 0)
+    monkeypatch.setattr(streams, "SPLIT_ELEMENTS", 0)
+    x = RNG.standard_normal((7, 3, 5)).astype(dtype) * 4
+    off, on = _both(lambda: gelu_slope(x, approximate))
+    streams.set_threads(None)
+    for a, b in zip(off, on):
+        assert a.dtype == dtype and np.array_equal(a, b)
