@@ -3,6 +3,7 @@ import signal
 import pytest
 
 import nerve
+from nerve.ops import streams
 
 # NOTE: a suite started in the background of a non-interactive shell inherits SIGINT ignored, and so would the
 # processes that the Ctrl-C tests start; a handler here gives them the default disposition at exec.
@@ -12,6 +13,10 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
 
 @pytest.fixture(autouse=True)
 def _seed():
-    """Every test starts from the same random state."""
+    """Every test starts from the same random state, and in the threading mode the process started with (a test
+    that switches nerve's own threads on or off gets it back afterwards)."""
     nerve.manual_seed(0)
+    threads = streams.get_threads()
     yield
+    if streams.get_threads() != threads:
+        streams.set_threads(threads or None)

@@ -80,7 +80,8 @@ class _Worker:
                 self.result, self.error = fn(a, b), None
             except BaseException as exc:  # handed to the caller, which raises it
                 self.result, self.error = None, exc
-            self.task = None
+            # NOTE: the part's closure holds the kernel's arrays: nothing here may keep it until the next part
+            self.task = fn = None
             self.done[0] = seq
 
     def submit(self, fn, a: int, b: int) -> None:
@@ -95,9 +96,10 @@ class _Worker:
             if not self.thread.is_alive():
                 raise RuntimeError("nerve.ops.workers: a worker thread died")
         error, self.error = self.error, None
+        result, self.result = self.result, None
         if error is not None:
             raise error
-        return self.result
+        return result
 
 
 def _workers(k: int):

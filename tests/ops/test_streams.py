@@ -16,6 +16,13 @@ from nerve.ops import streams
 ARRAY = np.zeros(1)
 
 
+@pytest.fixture(autouse=True)
+def _blas_threads():
+    """These tests are of the BLAS-threads mode (per-site streams); the process may start in nerve's own threads
+    (conftest gives that mode back afterwards)."""
+    streams.set_threads(None)
+
+
 def test_parts_cover_the_batch_in_order_on_threads(monkeypatch):
     monkeypatch.setattr(streams, "STREAMS", 3)
     seen = []

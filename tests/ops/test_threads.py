@@ -40,6 +40,7 @@ def test_set_threads_keeps_blas_single_threaded_and_gives_it_back(monkeypatch):
     pytest.importorskip("threadpoolctl")
     blas = streams._blas()
     assert blas, "threadpoolctl finds no BLAS library in this process"
+    streams.set_threads(None)  # BLAS's own threads (the process may have started with nerve's)
     before = [c.num_threads for c in blas]
     streams.set_threads(3)
     try:

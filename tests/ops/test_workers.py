@@ -76,3 +76,17 @@ def test_a_forked_child_starts_its_own_workers():
 
 def _sum_in_parts():
     return sum(workers.run(lambda a, b: sum(range(a, b)), [0, 5, 10]))
+
+
+def test_a_part_keeps_nothing_alive_after_it_has_run(mode):
+    """A worker must drop the part's closure and result (they hold a kernel's arrays) once the caller has them."""
+    import weakref
+
+    class Held:
+        pass
+    held = Held()
+    ref = weakref.ref(held)
+    out = workers.run(lambda a, b, h=held: Held(), [0, 1, 2])
+    out_ref = weakref.ref(out[1])
+    del held, out
+    assert ref() is None and out_ref() is None
