@@ -26,7 +26,7 @@ from nerve import backend
 from nerve.autograd.function import Function, ShapeError
 from nerve.autograd.rule_math import define
 from nerve.backend import xp
-from nerve.ops import streams
+from nerve.ops import streams, winograd
 from nerve.tensor import Tensor
 
 _SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
@@ -297,6 +297,8 @@ def _flops(n: int, geom: Geometry, c: int, o: int) -> float:
 def conv_forward(x, w, b, geom: Geometry):
     """y = conv(x, w) + b on raw arrays: im2col and a GEMM per chunk of images, written into
     channels-last rows (M, O) and returned as a channels-first view; parts of the batch run as streams."""
+    if winograd.applies(x, w, geom):  # stride-1 3x3: F(2x2, 3x3) (nerve.ops.winograd)
+        return channels_first(winograd.forward(contiguous_last(x), w, b, geom))
     groups, o, n = geom.groups, w.shape[0], x.shape[0]
     wm = _weight_matrix(w, groups)
     p = math.prod(geom.out)
@@ -376,6 +378,8 @@ def conv_input_grad(g2, w, geom: Geometry, n: int, c: int):
         streams.run(lambda a0, a1: xp.matmul(g2[a0 * p:a1 * p], wm, out=dx[a0 * p:a1 * p]), n,
                     _flops(n, geom, c, o), g2, site=("conv_input", g2.shape, w.shape, geom))
         return channels_first(dx.reshape((n,) + geom.out + (c,)))
+    if winograd.applies(g2, w, geom):  # stride-1 3x3: F(2x2, 3x3) (nerve.ops.winograd)
+        return channels_first(winograd.input_grad(g2.reshape((n,) + geom.out + (o,)), w, geom))
     if groups == 1 and not kmajor and all(s == 1 for s in geom.stride):
         return _input_grad_shifted(g2, w, geom, n, c, dtype)
     if kmajor:

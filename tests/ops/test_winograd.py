@@ -1,0 +1,223 @@
+"""nerve.ops.winograd (F(2x2, 3x3) for stride-1 3x3 convolutions, compiled transforms): the transform matrices
+against a direct correlation; conv2d's forward and input gradient and conv_transpose2d with the Winograd path
+forced equal the im2col path (float32 within round-off, float64 to 1e-12) and the nested-loop reference for odd
+sizes (1x1, 2x2 and odd images with clipped tiles, channels 1, batch 1, non-square, paddings 0-3 and "same");
+gradcheck and gradgradcheck through it; the shapes it does not take; parts of the batch on threads; numba missing
+falls back to im2col; memory held does not grow over training steps."""
+import gc
+import sys
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import nerve
+import nerve.functional as F
+from nerve import nn
+from nerve.ops import streams, winograd
+from tests.ops.test_conv import ref_conv
+
+pytest.importorskip("numba")  # without numba conv.py's im2col path runs alone (tested in test_conv.py)
+
+# F(2, 3) as in Lavin & Gray (2016), written out independently of the module's compiled loops
+BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], float)
+G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], float)
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """Winograd forced for any channel count; the list of ``correlate`` calls, to check that it ran."""
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
+    seen = []
+    real = winograd.correlate
+
+    def spy(*args, **kwargs):
+        seen.append(args[0].shape)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(winograd, "correlate", spy)
+    return seen
+
+
+def _faces(n, c, o, size, padding, dtype, seed=0, bias=True):
+    """conv2d's output, its input gradient and its weight gradient for a random output gradient."""
+    rng = np.random.default_rng(seed)
+    x = nerve.tensor(rng.standard_normal((n, c) + size).astype(dtype), requires_grad=True)
+    w = nerve.tensor(rng.standard_normal((o, c, 3, 3)).astype(dtype), requires_grad=True)
+    b = nerve.tensor(rng.standard_normal(o).astype(dtype)) if bias else None
+    y = F.conv2d(x, w, b, padding=padding)
+    gx, gw = nerve.grad(y, [x, w], nerve.tensor(rng.standard_normal(y.shape).astype(dtype)))
+    return y.numpy(), gx.numpy(), gw.numpy()
+
+
+def test_transform_matrices_give_the_correlation():
+    """A^T [(G g G^T) * (B^T d B)] A over a 4x4 tile is the 2x2 valid correlation of the tile with g (1-d too)."""
+    rng = np.random.default_rng(1)
+    d, g = rng.standard_normal(4), rng.standard_normal(3)
+    np.testing.assert_allclose(AT @ ((G @ g) * (BT @ d)), [d[0:3] @ g, d[1:4] @ g], rtol=1e-14)
+    d, g = rng.standard_normal((4, 4)), rng.standard_normal((3, 3))
+    want = [[(d[i:i + 3, j:j + 3] * g).sum() for j in range(2)] for i in range(2)]
+    np.testing.assert_allclose(AT @ ((G @ g @ G.T) * (BT @ d @ BT.T)) @ AT.T, want, rtol=1e-13)
+    w = rng.standard_normal((2, 3, 3, 3))
+    u = winograd.filter_transform(w).reshape(4, 4, 3, 2)
+    np.testing.assert_allclose(u[:, :, 1, 0], G @ w[0, 1] @ G.T, rtol=1e-15)
+
+
+SHAPES = [  # (batch, in channels, out channels, image size, padding)
+    (2, 3, 4, (7, 5), 1),        # odd, non-square: clipped tiles on both edges
+    (1, 1, 1, (3, 3), 0),        # one output, channels 1, batch 1
+    (1, 2, 3, (1, 1), 1),        # 1x1 image
+    (2, 2, 3, (2, 2), 2),        # 2x2 image, padding 2
+    (3, 5, 2, (6, 9), 0),
+    (2, 4, 6, (5, 4), "same"),
+    (1, 3, 2, (4, 4), 3),        # padding beyond the kernel: the input gradient crops
+    (2, 17, 19, (9, 8), 1),      # channels past SIMD widths
+]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_forward_and_input_gradient_equal_im2col(shape, dtype, calls, monkeypatch):
+    n, c, o, size, padding = shape
+    fast = _faces(n, c, o, size, padding, dtype)
+    assert len(calls) == 2  # forward and input gradient; the weight gradient stays im2col
+    monkeypatch.setattr(winograd, "ENABLED", False)
+    plain = _faces(n, c, o, size, padding, dtype)
+    assert len(calls) == 2
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    for a, b in zip(fast, plain):
+        assert a.dtype == dtype and a.shape == b.shape
+        np.testing.assert_allclose(a, b, **tol)
+
+
+@pytest.mark.parametrize("shape", SHAPES[:4], ids=str)
+def test_forward_equals_the_loop_reference(shape, calls):
+    n, c, o, size, padding = shape
+    rng = np.random.default_rng(3)
+    x, w, b = rng.standard_normal((n, c) + size), rng.standard_normal((o, c, 3, 3)), rng.standard_normal(o)
+    got = F.conv2d(nerve.tensor(x), nerve.tensor(w), nerve.tensor(b), padding=padding).numpy()
+    assert calls
+    np.testing.assert_allclose(got, ref_conv(x, w, b, (1, 1), (padding,) * 2, (padding,) * 2, (1, 1), 1),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_float32_relative_error_against_float64():
+    """At the benchmark's conv2 shape (32 -> 64 channels, Winograd's default threshold) both paths' float32
+    results are as far from the float64 result (max error over max magnitude < 1e-6)."""
+    rng = np.random.default_rng(4)
+    x, w = rng.standard_normal((4, 32, 26, 26)), rng.standard_normal((64, 32, 3, 3)) * 0.1
+    exact = F.conv2d(nerve.tensor(x), nerve.tensor(w)).numpy()
+    fast = F.conv2d(nerve.tensor(x.astype(np.float32)), nerve.tensor(w.astype(np.float32))).numpy()
+    scale = np.abs(exact).max()
+    assert np.abs(fast - exact).max() / scale < 1e-6
+
+
+@pytest.mark.parametrize("padding", [0, 1])
+def test_conv_transpose_equals_im2col(padding, calls, monkeypatch):
+    """conv_transpose2d with stride 1 is the input-gradient face: the same kernel, output_padding 0."""
+    rng = np.random.default_rng(5)
+    y = rng.standard_normal((2, 4, 5, 6))
+    w, b = rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(3)
+    fast = F.conv_transpose2d(nerve.tensor(y), nerve.tensor(w), nerve.tensor(b), padding=padding).numpy()
+    assert calls
+    monkeypatch.setattr(winograd, "ENABLED", False)
+    plain = F.conv_transpose2d(nerve.tensor(y), nerve.tensor(w), nerve.tensor(b), padding=padding).numpy()
+    np.testing.assert_allclose(fast, plain, rtol=1e-12, atol=1e-12)
+
+
+def test_gradcheck_and_gradgradcheck(calls):
+    rng = np.random.default_rng(6)
+    x = nerve.tensor(rng.standard_normal((2, 2, 5, 4)), requires_grad=True)
+    w = nerve.tensor(rng.standard_normal((3, 2, 3, 3)), requires_grad=True)
+    b = nerve.tensor(rng.standard_normal(3), requires_grad=True)
+
+    def fn(x, w, b):
+        return F.conv2d(x, w, b, padding=1)
+    assert nerve.gradcheck(fn, [x, w, b])
+    assert nerve.gradgradcheck(fn, [x, w, b])
+    assert len(calls) > 4
+
+
+@pytest.mark.parametrize("kwargs", [dict(stride=2), dict(dilation=2), dict(groups=2)], ids=str)
+def test_other_convolutions_stay_im2col(kwargs, calls):
+    rng = np.random.default_rng(7)
+    x = nerve.tensor(rng.standard_normal((1, 4, 8, 8)), requires_grad=True)
+    w = nerve.tensor(rng.standard_normal((4, 4 // kwargs.get("groups", 1), 3, 3)))
+    F.conv2d(x, w, padding=1, **kwargs).sum().backward()
+    F.conv2d(x, nerve.tensor(rng.standard_normal((4, 4, 5, 5))), padding=2).sum().backward()
+    F.conv2d(x.float(), nerve.tensor(rng.standard_normal((4, 4, 3, 3))))  # float32 input, float64 weight
+    assert calls == []
+
+
+def test_channel_threshold(monkeypatch):
+    rng = np.random.default_rng(8)
+    seen = []
+    real = winograd.correlate
+    monkeypatch.setattr(winograd, "correlate", lambda *a, **k: seen.append(1) or real(*a, **k))
+    x = rng.standard_normal((1, winograd.MIN_CHANNELS, 6, 6))
+    F.conv2d(nerve.tensor(x), nerve.tensor(rng.standard_normal((winograd.MIN_CHANNELS - 1,) + x.shape[1:2] + (3, 3))))
+    assert seen == []
+    F.conv2d(nerve.tensor(x), nerve.tensor(rng.standard_normal((winograd.MIN_CHANNELS,) + x.shape[1:2] + (3, 3))))
+    assert seen == [1]
+
+
+@pytest.mark.parametrize("own", [False, True])
+def test_parts_of_the_batch_on_threads(own, calls, monkeypatch):
+    """The batch cut in parts (streams, or nerve's own threads) gives the results of one part."""
+    one = _faces(5, 3, 4, (7, 6), 1, np.float64)
+    monkeypatch.setattr(streams, "MIN_FLOPS", 0)
+    if own:
+        streams.set_threads(2)
+        monkeypatch.setattr(streams, "THREADS", 2)
+    else:
+        monkeypatch.setattr(streams, "STREAMS", 3)
+    try:
+        split = _faces(5, 3, 4, (7, 6), 1, np.float64)
+    finally:
+        if own:
+            streams.set_threads(None)
+    for a, b in zip(one, split):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+
+
+def test_without_numba_conv_runs_im2col(monkeypatch):
+    """numba missing (its import fails): kernels() is None, nothing is sent to Winograd, same results."""
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
+    want = _faces(2, 3, 4, (6, 5), 1, np.float64)
+    monkeypatch.setitem(sys.modules, "numba", None)  # `import numba` now raises ImportError
+    monkeypatch.setattr(winograd, "_state", {})
+    x = np.zeros((1, 2, 2, 3))
+    assert winograd.kernels() is None and not winograd.usable(x, x)
+    got = _faces(2, 3, 4, (6, 5), 1, np.float64)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_memory_per_step_does_not_grow(calls):
+    """Bytes of NumPy array buffers held (tracemalloc's NumPy domain) after 6 more training steps equal those
+    after the first, with the Winograd path."""
+    numpy_only = [tracemalloc.DomainFilter(True, np.lib.tracemalloc_domain)]
+    nerve.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 3, 3))
+    opt = nerve.optim.Adam(net.parameters(), lr=1e-3)
+    x = nerve.tensor(np.random.default_rng(0).standard_normal((3, 2, 9, 7)).astype(np.float32))
+
+    def step():
+        opt.zero_grad()
+        net(x).square().mean().backward()
+        opt.step()
+
+    def held() -> int:
+        gc.collect()
+        return sum(t.size for t in tracemalloc.take_snapshot().filter_traces(numpy_only).traces)
+    step()
+    tracemalloc.start()
+    try:
+        step()
+        first = held()
+        for _ in range(6):
+            step()
+        assert held() == first
+    finally:
+        tracemalloc.stop()
+    assert len(calls) > 6
