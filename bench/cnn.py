@@ -1,7 +1,7 @@
 """SmallCNN (conv32-conv64-maxpool-fc128-fc10) training step and single convolutions: nerve vs PyTorch.
 
 Run: python bench/cnn.py [--steps 10] [--rounds 9] [--threads N] [--nerve-threads N] [--blas-timeout N] [--quick]
-[--convs N]
+[--convs N] [--no-winograd]
 Prints, in one run: ms per training step (forward, backward, Adam) of SmallCNN at batch 64 on 1x28x28
 inputs and its GFLOP/s, the same in PyTorch on the CPU (default NCHW, and channels_last), each against the
 machine's float32 GEMM rate timed in the same rounds (the limit of a GEMM-based convolution), then the
@@ -10,7 +10,8 @@ in its own layout: PyTorch's channels-first; nerve's channels-last memory for th
 input of inner layers, as its layers leave them). Each library runs in its own process and they take turns at
 short bursts (bench/_paired.py), so every ratio compares the same machine conditions; ``--quick`` is a smoke
 run. ``--threads N`` limits both libraries to N threads (OpenBLAS and OpenMP); ``--nerve-threads N`` runs nerve
-with its own threads (``nerve.ops.streams.set_threads``).
+with its own threads (``nerve.ops.streams.set_threads``); ``--no-winograd`` turns off nerve's Winograd path for
+stride-1 3x3 convolutions (``nerve.ops.winograd.ENABLED``), so its im2col path is timed.
 """
 from __future__ import annotations
 
@@ -68,10 +69,17 @@ def _torch_threads(torch) -> None:
         torch.set_num_threads(int(os.environ["NERVE_BENCH_THREADS"]))
 
 
+def _nerve_winograd() -> None:
+    """Apply --no-winograd (passed through the environment) in nerve's process."""
+    from nerve.ops import winograd
+    winograd.ENABLED = os.environ.get("NERVE_BENCH_WINOGRAD", "1") != "0"
+
+
 def setup_step(lib: str, channels_last: bool = False):
     """A burst runner of SmallCNN training steps in ``lib`` (built inside its own process)."""
     data = _batches(8)
     if lib == "nerve":
+        _nerve_winograd()
         import nerve
         from nerve import nn
         from nerve.models import SmallCNN
@@ -126,6 +134,7 @@ def setup_conv(lib: str, spec: tuple, face: str):
     # only what the face differentiates requires grad, so neither library computes the other gradients
     needs = (face != "weight", face != "input", face != "input")
     if lib == "nerve":
+        _nerve_winograd()
         import nerve
         import nerve.functional as F
         conv, no_grad, grad = F.conv2d, nerve.no_grad, nerve.grad
@@ -175,12 +184,15 @@ def main() -> None:
     parser.add_argument("--nerve-threads", type=int, default=None,
                         help="nerve's own threads (NERVE_NUM_THREADS: BLAS single-threaded, nerve cuts each kernel "
                              "in N parts); default: BLAS's threads with per-call-site streams")
+    parser.add_argument("--no-winograd", action="store_true",
+                        help="nerve's im2col path for stride-1 3x3 convolutions (default: Winograd F(2x2, 3x3))")
     parser.add_argument("--convs", type=int, default=len(CONVS), help="time only the first N convolution shapes")
     args = parser.parse_args()
     if args.blas_timeout is not None:  # read by OpenBLAS when the fresh processes load NumPy
         os.environ["OPENBLAS_THREAD_TIMEOUT"] = str(args.blas_timeout)
     if args.nerve_threads:  # read by nerve when the fresh processes import it
         os.environ["NERVE_NUM_THREADS"] = str(args.nerve_threads)
+    os.environ["NERVE_BENCH_WINOGRAD"] = "0" if args.no_winograd else "1"
     if args.threads:  # read by the fresh processes at start-up
         for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "NERVE_BENCH_THREADS"):
             os.environ[name] = str(args.threads)
@@ -194,7 +206,8 @@ def main() -> None:
     print(f"SmallCNN training step, batch {BATCH}, 1x28x28, Adam; numpy {np.__version__}, "
           f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '(unset)')}, {torch_text}; "
           f"{rounds} rounds of {steps} steps, libraries in turn; {streams_note()}; nerve's own threads: "
-          f"{os.environ.get('NERVE_NUM_THREADS') or 'off (BLAS threads, per-site streams)'}")
+          f"{os.environ.get('NERVE_NUM_THREADS') or 'off (BLAS threads, per-site streams)'}; nerve's Winograd "
+          f"F(2x2, 3x3): {'off' if args.no_winograd else 'on'}")
     flops = step_flops()
     setups = {"nerve": (setup_step, "nerve")}
     if torch is not None:
