@@ -14,6 +14,7 @@ import math
 from nerve import backend
 from nerve.autograd.function import Function, ShapeError
 from nerve.backend import xp
+from nerve.ops import streams
 from nerve.ops.reduce import softmax
 from nerve.ops.shape import expand
 from nerve.tensor import Tensor
@@ -188,6 +189,23 @@ def _dropout_keep(shape: tuple, p: float, dtype):
 
 
 # --- scaled dot-product attention --------------------------------------------------------------------
+def _attention_flops(q, k, v) -> float:
+    """Multiply-adds x 2 of q k^T and P v."""
+    return 2.0 * q.size * k.shape[-2] + 2.0 * q.size // q.shape[-1] * k.shape[-2] * v.shape[-1]
+
+
+def _cut_on_threads(q, k, v) -> bool:
+    """Whether attention runs in parts of its leading batch dim on nerve's own threads (set_threads): NumPy
+    arrays of the same batch shape (none broadcast) with enough work."""
+    return bool(streams.THREADS) and q.ndim >= 3 and q.shape[0] > 1 and q.shape[:-2] == k.shape[:-2] == v.shape[:-2] \
+        and q.__class__ is backend.ndarray and _attention_flops(q, k, v) >= streams.SPLIT_FLOPS
+
+
+def _rows(x, a: int, b: int, q):
+    """Rows [a, b) of x's leading dim when x has q's batch dims there; else x, which broadcasts (or None)."""
+    return x[a:b] if x is not None and x.ndim == q.ndim and x.shape[0] == q.shape[0] else x
+
+
 class ScaledDotProductAttention(Function):
     """softmax(q k^T * scale + bias) v over the last two axes; batch axes broadcast. ``bias`` is an array, or a
     Tensor (a float ``attn_mask`` that requires grad) that receives dS summed to its shape."""
@@ -195,12 +213,38 @@ class ScaledDotProductAttention(Function):
     def forward(self, q, k, v, bias, scale, dropout_p, causal):
         shape = xp.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2]) + (q.shape[-2], k.shape[-2])
         keep = _dropout_keep(shape, dropout_p, q.dtype) if dropout_p > 0.0 else None
-        out, p, dead = _attention_forward(q, k, v, bias, scale, keep, causal)
-        self.p, self.dead, self.keep, self.scale = p, dead, keep, scale
+        self.keep, self.scale = keep, scale
+        if _cut_on_threads(q, k, v):
+            out = xp.empty(q.shape[:-1] + v.shape[-1:], dtype=q.dtype)
+            self.p = xp.empty(shape, dtype=q.dtype)
+
+            def part(a: int, b: int) -> tuple:
+                _, p, dead = _attention_forward(q[a:b], k[a:b], v[a:b], _rows(bias, a, b, q), scale,
+                                                _rows(keep, a, b, q), causal, out=out[a:b])
+                self.p[a:b] = p
+                return a, b, dead
+            parts = streams.split(part, q.shape[0], _attention_flops(q, k, v), q)
+            self.dead = None
+            if any(dead is not None for _, _, dead in parts):
+                self.dead = xp.zeros(shape[:-1] + (1,), dtype=bool)
+                for a, b, dead in parts:
+                    if dead is not None:
+                        self.dead[a:b] = dead
+            return out
+        out, self.p, self.dead = _attention_forward(q, k, v, bias, scale, keep, causal)
         return out
 
     def backward(self, g, m):  # dv = P~^T g; dS = P (dP - rowsum(dP P)), dP = g v^T keep; dq = dS k s; dk = dS^T q s;
         q, k, v, bias = m.inputs(self)[:4]  # d bias = dS
+        needs = self.needs_input_grad
+        if not needs[3] and g.__class__ is backend.ndarray and _cut_on_threads(q, k, v):
+            dq, dk, dv = (xp.empty_like(x) if need else None for x, need in zip((q, k, v), needs))
+
+            def part(a: int, b: int) -> None:
+                _attention_grads(g[a:b], q[a:b], k[a:b], v[a:b], self.p[a:b], _rows(self.keep, a, b, q), self.scale,
+                                 needs[:3], tuple(None if d is None else d[a:b] for d in (dq, dk, dv)))
+            streams.split(part, q.shape[0], 2.0 * _attention_flops(q, k, v), q)
+            return dq, dk, dv, None, None, None, None
         grads = _attention_grads(g, q, k, v, self.p, self.keep, self.scale, self.needs_input_grad[:4])
         if not self.needs_input_grad[3]:
             grads = grads[:3] + (None,)

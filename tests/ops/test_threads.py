@@ -214,6 +214,8 @@ def test_bench_cnn_runs_with_nerves_own_threads(without_torch):  # noqa: F811  (
     ("relu", lambda x: F.relu(x) * x, [(4, 3, 2)]),
     ("linear", lambda x, w, b: F.linear(x, w, b).tanh() @ w, [(6, 5), (7, 5), (7,)]),
     ("gelu", lambda x: F.gelu(x) * x + F.gelu(x, approximate="tanh"), [(5, 3)]),
+    ("attention", lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+     [(3, 2, 4, 3), (3, 2, 4, 3), (3, 2, 4, 2)]),
 ])
 def test_gradcheck_and_gradgradcheck_with_every_size_split(threads, name, fn, shapes):
     """First and second derivatives through the split kernels (set_threads(2), thresholds 0), in float64."""
@@ -234,3 +236,31 @@ def test_split_gelu_equals_the_unsplit_one_bit_for_bit(dtype, approximate, monke
     streams.set_threads(None)
     for a, b in zip(off, on):
         assert a.dtype == dtype and np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("case", ["plain", "causal", "batch mask", "broadcast mask", "dead rows", "dropout"])
+def test_split_attention_equals_the_unsplit_one(case, monkeypatch):
+    """Attention cut by its leading batch dim on nerve's threads: outputs, weights and gradients as unsplit."""
+    monkeypatch.setattr(streams, "SPLIT_FLOPS", 0)
+    rng = np.random.default_rng(3)
+    q, k, v = (rng.standard_normal(s) for s in ((5, 2, 4, 3), (5, 2, 6, 3), (5, 2, 6, 2)))
+    mask = None
+    if case == "batch mask":
+        mask = rng.random((5, 2, 4, 6)) > 0.3
+    elif case == "broadcast mask":
+        mask = rng.standard_normal((4, 6))
+    elif case == "dead rows":
+        mask = rng.random((5, 1, 4, 6)) > 0.3
+        mask[1, :, 2] = False  # every key masked for one query of one batch element: a zero row
+    g = rng.standard_normal((5, 2, 4, 2))
+
+    def run():
+        nerve.manual_seed(7)
+        qt, kt, vt = (nerve.tensor(x, requires_grad=True) for x in (q, k, v))
+        y = F.scaled_dot_product_attention(qt, kt, vt, attn_mask=None if mask is None else nerve.tensor(mask),
+                                           is_causal=case == "causal", dropout_p=0.3 if case == "dropout" else 0.0)
+        return [y.numpy()] + [d.numpy() for d in nerve.grad(y, (qt, kt, vt), nerve.tensor(g))]
+    for off, on in zip(*_both(run)):
+        np.testing.assert_allclose(on, off, rtol=1e-12, atol=1e-12)
+    if case == "dead rows":
+        assert np.all(run()[0][1, :, 2] == 0)
