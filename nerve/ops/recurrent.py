@@ -70,7 +70,7 @@ class RecurrentLayer(Function):
         self.full = None if mask is None else mask.all(axis=1)
         rows = None if mode.startswith("rnn") else _half_rows(mode, hidden, x.dtype)
         w_in = w_ih if rows is None else w_ih * rows[:, None]
-        xw = xp.matmul(x.reshape(T * B, -1), w_in.T)
+        xw = streams.matmul(x.reshape(T * B, -1), w_in.T)  # cut on nerve's threads when they are on
         # with the compiled step kernels (nerve.ops.fused_rnn) each step adds the bias, not a pass over all steps
         self.fk = fused_rnn.kernels() if rows is not None and fused_rnn.usable(xw) else None
         fused = self.fk is not None
@@ -86,7 +86,8 @@ class RecurrentLayer(Function):
         acts = xw.reshape(T, B, -1)
         n_states = 2 if mode == "lstm" else 1
         flat = xp.empty((T * B + n_states * B) * hidden, dtype=x.dtype)
-        out = _time(flat[:T * B * hidden].reshape((B, T, hidden) if batch_first else (T, B, hidden)), batch_first)
+        self.out3 = flat[:T * B * hidden].reshape((B, T, hidden) if batch_first else (T, B, hidden))
+        out = _time(self.out3, batch_first)
         self.hp = xp.empty((T, B, hidden), dtype=x.dtype)  # the state before each step
         # NOTE: each step computes its gates transposed, (G, B) = W_hh h^T: OpenBLAS runs this orientation
         # about 1.3x faster than h W_hh^T for the small batch of a step, which pays for a transposed add.
@@ -106,6 +107,7 @@ class RecurrentLayer(Function):
         # the sequences of the batch are independent: parts of it run as streams (nerve.ops.streams)
         parts = streams.run(lambda a, z: loop(slice(a, z)), B, 2.0 * T * B * w_hh.size, x,
                             site=("recurrent", mode, x.shape, w_hh.shape))
+        self.out3 = None  # only the loops write through it
         flat[T * B * hidden:(T + 1) * B * hidden] = xp.concatenate([h for h, _ in parts]).reshape(-1)
         if mode == "lstm":
             flat[(T + 1) * B * hidden:] = xp.concatenate([c for _, c in parts]).reshape(-1)
@@ -146,6 +148,8 @@ class RecurrentLayer(Function):
         ig = xp.empty((B, H), dtype=out.dtype)
         shift = 1.0 - rows
         fk = self.fk  # chosen once in forward, with the bias
+        if fk is not None and out.dtype == xp.float32:
+            return self._lstm32(sl, acts, out, hp, cs, tc, tmp, w_rec, h, c)
         half = out.dtype.type(0.5)
         for t in self.steps:
             hp[t] = h
@@ -174,6 +178,30 @@ class RecurrentLayer(Function):
                 h = ho
             c = cn
         return h, c
+
+    def _lstm32(self, sl, acts, out, hp, cs, tc, tmp, w_rec, h, c):
+        """_lstm's loop in float32 with the compiled kernels: after the cell, one pass (fused_rnn's
+        lstm_tanh_out) makes its tanh, the output and the next step's state, which it writes straight
+        into hp (no copy of the state per step)."""
+        fk, steps, bias = self.fk, self.steps, self.bias
+        half = tmp.dtype.type(0.5)
+        last = xp.empty_like(h)  # the state after the last step
+        hp[steps[0]] = h
+        b0 = sl.start or 0
+        for p, t in enumerate(steps):
+            a, cn, hn = acts[t], cs[t], hp[steps[p + 1]] if p + 1 < len(steps) else last
+            xp.matmul(w_rec, hp[t].T, out=tmp)
+            fk.add_gates(a, bias, tmp)
+            xp.tanh(a, out=a)
+            fk.lstm_cell(a, c, cn, half)
+            fk.lstm_tanh_out(a, cn, tc[t], self.out3, t, b0, self.batch_first, hn)
+            if self._masked(t):
+                m = self.mask[t, sl][:, None]
+                xp.copyto(cn, c, where=~m)
+                xp.copyto(hn, hp[t], where=~m)
+                xp.copyto(out[t], 0, where=~m)
+            c = cn
+        return last, c
 
     def _gru(self, sl, out, w_rec, h, b_hn):
         acts, out, hp, hns = self.acts[:, sl], out[:, sl], self.hp[:, sl], self.hn[:, sl]
@@ -248,10 +276,10 @@ class RecurrentLayer(Function):
         gh2 = g2 if self.mode != "gru" else dgh.reshape(-1, k)
         dx = None
         if need[0]:
-            dx = xp.matmul(g2, w_ih).reshape(self.x.shape)
+            dx = streams.matmul(g2, w_ih).reshape(self.x.shape)
             dx = dx.swapaxes(0, 1) if bf else dx
-        dw_ih = xp.matmul(g2.T, self.x.reshape(T * B, -1)) if need[1] else None
-        dw_hh = xp.matmul(gh2.T, self.hp.reshape(-1, H)) if need[2] else None
+        dw_ih = streams.matmul(g2.T, self.x.reshape(T * B, -1)) if need[1] else None
+        dw_hh = streams.matmul(gh2.T, self.hp.reshape(-1, H)) if need[2] else None
         db_ih = g2.sum(0) if need[3] else None
         # the two biases add up before the gates (except GRU's b_hn): the same gradient, summed once
         db_hh = (db_ih if gh2 is g2 and db_ih is not None else gh2.sum(0)) if need[4] else None
