@@ -297,7 +297,7 @@ def _flops(n: int, geom: Geometry, c: int, o: int) -> float:
 def conv_forward(x, w, b, geom: Geometry):
     """y = conv(x, w) + b on raw arrays: im2col and a GEMM per chunk of images, written into
     channels-last rows (M, O) and returned as a channels-first view; parts of the batch run as streams."""
-    if winograd.applies(x, w, geom):  # stride-1 3x3: F(2x2, 3x3) (nerve.ops.winograd)
+    if winograd.applies(x, w, geom, w.shape[:2]):  # stride-1 3x3: F(2x2, 3x3) (nerve.ops.winograd)
         return channels_first(winograd.forward(contiguous_last(x), w, b, geom))
     groups, o, n = geom.groups, w.shape[0], x.shape[0]
     wm = _weight_matrix(w, groups)
@@ -330,6 +330,8 @@ def conv_weight_grad(x, g2, geom: Geometry, w_shape: tuple):
     of the batch run as streams, each summing its own dW, added at the end."""
     groups, n = geom.groups, x.shape[0]
     p = math.prod(geom.out)
+    if winograd.applies(x, g2, geom, w_shape[1::-1]):  # stride-1 3x3: F(2x2, 3x3) transposed
+        return winograd.weight_grad(contiguous_last(x), g2.reshape((n,) + geom.out + (-1,)), geom)
 
     def part(a0: int, a1: int):
         if groups == 1 and _pointwise(geom):
@@ -378,7 +380,7 @@ def conv_input_grad(g2, w, geom: Geometry, n: int, c: int):
         streams.run(lambda a0, a1: xp.matmul(g2[a0 * p:a1 * p], wm, out=dx[a0 * p:a1 * p]), n,
                     _flops(n, geom, c, o), g2, site=("conv_input", g2.shape, w.shape, geom))
         return channels_first(dx.reshape((n,) + geom.out + (c,)))
-    if winograd.applies(g2, w, geom):  # stride-1 3x3: F(2x2, 3x3) (nerve.ops.winograd)
+    if winograd.applies(g2, w, geom, w.shape[:2]):  # stride-1 3x3: F(2x2, 3x3) (nerve.ops.winograd)
         return channels_first(winograd.input_grad(g2.reshape((n,) + geom.out + (o,)), w, geom))
     if groups == 1 and not kmajor and all(s == 1 for s in geom.stride):
         return _input_grad_shifted(g2, w, geom, n, c, dtype)

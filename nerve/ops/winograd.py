@@ -16,7 +16,9 @@ multiplications instead of 36. Summed over input channels, the 16 products of a 
 clipped, bias added) are the compiled loops, run on chunks of tiles small enough that the GEMMs' operands stay
 in cache. Input and output are channels-last (N, H, W, C), the layout ``conv.py`` computes in; padding is read as
 zeros by the input transform (no padded copy). The input gradient of a stride-1 3x3 convolution is the same
-correlation of the output gradient with the flipped, channel-transposed filter, so one kernel serves both.
+correlation of the output gradient with the flipped, channel-transposed filter, so one kernel serves both. The
+weight gradient is F(2, 3) transposed (F(3, 2)): dW = G^T [sum over tiles of (A q A^T) * (B^T d B)] G, with the
+same input tiles d and the output gradient's 2x2 tiles q, 16 GEMMs (C x tiles) @ (tiles x O) summed over chunks.
 ``ENABLED = False`` forces conv.py's im2col path (results agree within float32 round-off).
 """
 from __future__ import annotations
@@ -63,11 +65,11 @@ def usable(x, w) -> bool:
         and x.dtype.char in "fd" and kernels() is not None
 
 
-def applies(x, w, geom) -> bool:
-    """Whether a convolution face of ``geom`` (conv.py's Geometry) with filter w runs here: 2-d, 3x3, stride 1,
-    dilation 1, one group, at least ``MIN_CHANNELS`` channels in and out, and ``usable``."""
+def applies(a, b, geom, channels: tuple) -> bool:
+    """Whether a convolution face of ``geom`` (conv.py's Geometry) on arrays a and b runs here: 2-d, 3x3,
+    stride 1, dilation 1, one group, ``channels`` (in, out) at least ``MIN_CHANNELS``, and ``usable``."""
     return geom.kernel == (3, 3) and geom.stride == (1, 1) and geom.dilation == (1, 1) and geom.groups == 1 \
-        and min(w.shape[:2]) >= MIN_CHANNELS and usable(x, w)
+        and min(channels) >= MIN_CHANNELS and usable(a, b)
 
 
 def forward(x_last, w, b, geom):
@@ -80,6 +82,39 @@ def input_grad(g_last, w, geom):
     flipped, channel-transposed filter, g read from offset 2 - padding; channels-last (N, H, W, C)."""
     flipped = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
     return correlate(g_last, filter_transform(flipped), geom.size, tuple(2 - a for a in geom.lo))
+
+
+def weight_grad(x_last, g_last, geom):
+    """dW (O, C, 3, 3) of y = conv(x, w) from channels-last x (N, H, W, C) and output gradient (N, OH, OW, O):
+    by transposing F(2, 3), dW = G^T [sum over tiles of (A g A^T) * (B^T d B)] G, with the forward's input
+    tiles d and the output gradient's 2x2 tiles g: 16 GEMMs (C x tiles) @ (tiles x O) summed over chunks."""
+    k = kernels()
+    n, c, o = x_last.shape[0], x_last.shape[-1], g_last.shape[-1]
+    tw = (geom.out[1] + 1) // 2
+    per_tile = (geom.out[0] + 1) // 2 * tw
+    step = max(MIN_TILES, CHUNK_BYTES // (16 * (c + o) * x_last.itemsize))
+
+    def part(a0: int, a1: int):
+        t_end = a1 * per_tile
+        m = min(step, (a1 - a0) * per_tile)
+        vbuf, frame = xp.empty(16 * _plane(m * c, x_last.itemsize), dtype=x_last.dtype), \
+            xp.empty((1, 4, 4, c), dtype=x_last.dtype)
+        gbuf, zero = xp.empty(16 * _plane(m * o, x_last.itemsize), dtype=x_last.dtype), xp.zeros(o, x_last.dtype)
+        total = xp.zeros((16, c, o), dtype=x_last.dtype)
+        for t0 in range(a0 * per_tile, t_end, step):
+            t = min(step, t_end - t0)
+            (v, v3), (gt, gt3) = _planes(vbuf, t, c), _planes(gbuf, t, o)
+            k.input_tiles(x_last, v, frame, t0, t, tw, per_tile, geom.lo[0], geom.lo[1])
+            k.grad_tiles(g_last, gt, zero, t0, t, tw, per_tile)
+            total += xp.matmul(v3.transpose(0, 2, 1), gt3)
+        return total
+    parts = streams.run(part, n, 2.0 * n * per_tile * 16 * c * o, x_last,
+                        site=("winograd_weight", x_last.shape, g_last.shape), sums=True)
+    total = parts[0]
+    for more in parts[1:]:
+        total += more
+    g = xp.asarray(_G, dtype=total.dtype)
+    return xp.ascontiguousarray(xp.einsum("ak,abco,bl->ockl", g, total.reshape(4, 4, c, o), g, optimize=True))
 
 
 def filter_transform(w):
@@ -225,4 +260,28 @@ def _compile(cache: bool):
                     if j + 1 < ow:
                         y[n, i + 1, j + 1] = frame[3]
 
-    return SimpleNamespace(input_tiles=input_tiles, output_tiles=output_tiles)
+    @jit
+    def grad_tiles(g, gt, zero, t0, count, tw, per_tile):
+        """gt[k, t * O + o] = (A q A^T)_k of the output gradient's 2x2 tiles q, tiles t0 .. t0 + count (read
+        from ``zero``, O zeros, outside g); A = [[1, 0], [1, 1], [1, -1], [0, -1]]."""
+        oh, ow, width = g.shape[1], g.shape[2], g.shape[3]
+        for t in range(count):
+            n, r = divmod(t0 + t, per_tile)
+            ti, tj = divmod(r, tw)
+            i, j = 2 * ti, 2 * tj
+            right, down = j + 1 < ow, i + 1 < oh
+            g00 = g[n, i, j]
+            g01 = g[n, i, j + 1] if right else zero
+            g10 = g[n, i + 1, j] if down else zero
+            g11 = g[n, i + 1, j + 1] if down and right else zero
+            rows = gt[:, t * width:(t + 1) * width]
+            for o in range(width):
+                q00, q01, q10, q11 = g00[o], g01[o], g10[o], g11[o]
+                # rows: r = A q (4 x 2), then columns: r A^T (4 x 4)
+                r10, r11, r20, r21 = q00 + q10, q01 + q11, q00 - q10, q01 - q11
+                rows[0, o], rows[1, o], rows[2, o], rows[3, o] = q00, q00 + q01, q00 - q01, -q01
+                rows[4, o], rows[5, o], rows[6, o], rows[7, o] = r10, r10 + r11, r10 - r11, -r11
+                rows[8, o], rows[9, o], rows[10, o], rows[11, o] = r20, r20 + r21, r20 - r21, -r21
+                rows[12, o], rows[13, o], rows[14, o], rows[15, o] = -q10, -q10 - q11, q11 - q10, q11
+
+    return SimpleNamespace(input_tiles=input_tiles, output_tiles=output_tiles, grad_tiles=grad_tiles)

@@ -1,9 +1,10 @@
 """nerve.ops.winograd (F(2x2, 3x3) for stride-1 3x3 convolutions, compiled transforms): the transform matrices
-against a direct correlation; conv2d's forward and input gradient and conv_transpose2d with the Winograd path
-forced equal the im2col path (float32 within round-off, float64 to 1e-12) and the nested-loop reference for odd
-sizes (1x1, 2x2 and odd images with clipped tiles, channels 1, batch 1, non-square, paddings 0-3 and "same");
-gradcheck and gradgradcheck through it; the shapes it does not take; parts of the batch on threads; numba missing
-falls back to im2col; memory held does not grow over training steps."""
+against a direct correlation (and, transposed, F(3x3, 2x2) for the weight gradient); conv2d's forward, input
+gradient and weight gradient and conv_transpose2d with the Winograd path forced equal the im2col path (float32
+within round-off, float64 to 1e-12) and the nested-loop reference for odd sizes (1x1, 2x2 and odd images with
+clipped tiles, channels 1, batch 1, non-square, paddings 0-3 and "same"); gradcheck and gradgradcheck through it;
+the shapes it does not take; parts of the batch on threads; numba missing falls back to im2col; memory held does
+not grow over training steps."""
 import gc
 import sys
 import tracemalloc
@@ -25,17 +26,23 @@ G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
 AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], float)
 
 
-@pytest.fixture
-def calls(monkeypatch):
-    """Winograd forced for any channel count; the list of ``correlate`` calls, to check that it ran."""
-    monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
-    seen = []
-    real = winograd.correlate
+def _spy(monkeypatch, seen: list, name: str) -> None:
+    real = getattr(winograd, name)
 
     def spy(*args, **kwargs):
-        seen.append(args[0].shape)
+        seen.append(name)
         return real(*args, **kwargs)
-    monkeypatch.setattr(winograd, "correlate", spy)
+    monkeypatch.setattr(winograd, name, spy)
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """Winograd forced for any channel count; the list of its kernels' calls (``correlate``: forward and input
+    gradient, ``weight_grad``), to check that it ran."""
+    monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
+    seen = []
+    _spy(monkeypatch, seen, "correlate")
+    _spy(monkeypatch, seen, "weight_grad")
     return seen
 
 
@@ -63,6 +70,15 @@ def test_transform_matrices_give_the_correlation():
     np.testing.assert_allclose(u[:, :, 1, 0], G @ w[0, 1] @ G.T, rtol=1e-15)
 
 
+def test_transposed_matrices_give_the_weight_gradient():
+    """F(3x3, 2x2) by transposition: G^T [(A q A^T) * (B^T d B)] G is the 3x3 correlation of a 4x4 tile d with
+    a 2x2 output-gradient tile q (the weight gradient's share of that tile)."""
+    rng = np.random.default_rng(2)
+    d, q = rng.standard_normal((4, 4)), rng.standard_normal((2, 2))
+    want = [[(d[i:i + 2, j:j + 2] * q).sum() for j in range(3)] for i in range(3)]
+    np.testing.assert_allclose(G.T @ ((AT.T @ q @ AT) * (BT @ d @ BT.T)) @ G, want, rtol=1e-13, atol=1e-14)
+
+
 SHAPES = [  # (batch, in channels, out channels, image size, padding)
     (2, 3, 4, (7, 5), 1),        # odd, non-square: clipped tiles on both edges
     (1, 1, 1, (3, 3), 0),        # one output, channels 1, batch 1
@@ -77,13 +93,13 @@ SHAPES = [  # (batch, in channels, out channels, image size, padding)
 
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_forward_and_input_gradient_equal_im2col(shape, dtype, calls, monkeypatch):
+def test_three_faces_equal_im2col(shape, dtype, calls, monkeypatch):
     n, c, o, size, padding = shape
     fast = _faces(n, c, o, size, padding, dtype)
-    assert len(calls) == 2  # forward and input gradient; the weight gradient stays im2col
+    assert sorted(calls) == ["correlate", "correlate", "weight_grad"]  # forward, input and weight gradients
     monkeypatch.setattr(winograd, "ENABLED", False)
     plain = _faces(n, c, o, size, padding, dtype)
-    assert len(calls) == 2
+    assert len(calls) == 3
     tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
     for a, b in zip(fast, plain):
         assert a.dtype == dtype and a.shape == b.shape
@@ -152,13 +168,13 @@ def test_other_convolutions_stay_im2col(kwargs, calls):
 def test_channel_threshold(monkeypatch):
     rng = np.random.default_rng(8)
     seen = []
-    real = winograd.correlate
-    monkeypatch.setattr(winograd, "correlate", lambda *a, **k: seen.append(1) or real(*a, **k))
-    x = rng.standard_normal((1, winograd.MIN_CHANNELS, 6, 6))
-    F.conv2d(nerve.tensor(x), nerve.tensor(rng.standard_normal((winograd.MIN_CHANNELS - 1,) + x.shape[1:2] + (3, 3))))
-    assert seen == []
-    F.conv2d(nerve.tensor(x), nerve.tensor(rng.standard_normal((winograd.MIN_CHANNELS,) + x.shape[1:2] + (3, 3))))
-    assert seen == [1]
+    _spy(monkeypatch, seen, "correlate")
+    _spy(monkeypatch, seen, "weight_grad")
+    x = nerve.tensor(rng.standard_normal((1, winograd.MIN_CHANNELS, 6, 6)), requires_grad=True)
+    for out in (winograd.MIN_CHANNELS - 1, winograd.MIN_CHANNELS):
+        w = nerve.tensor(rng.standard_normal((out, winograd.MIN_CHANNELS, 3, 3)), requires_grad=True)
+        F.conv2d(x, w).sum().backward()
+        assert len(seen) == (0 if out < winograd.MIN_CHANNELS else 3)
 
 
 @pytest.mark.parametrize("own", [False, True])
