@@ -6,7 +6,7 @@ call reading and writing memory; one compiled loop does them in one pass. The fo
 for NumPy arrays when numba imports; ``ENABLED = False`` forces NumPy's passes (the results agree within
 round-off: the kernels do the same operations in the same order, in the arrays' dtype: ``half`` is 0.5
 of that dtype, as a literal would promote float32 to float64). One exception, float32 only:
-``lstm_tanh_out`` does the cell's tanh, the output and the next state in one pass, with a tanh of its own
+``lstm_cell_out`` does the cell, its tanh, the output and the next state in one pass, with a tanh of its own
 (``_TANH``: a rational approximation evaluated in float64, which vectorises where numba's libm call does
 not; over every float32 input its result is within 0.61 ulp of the exact tanh, i.e. faithfully rounded).
 """
@@ -158,17 +158,27 @@ def _compile(cache: bool):
                 dz[b, u] = d * z
 
     @vjit
-    def lstm_tanh_out(a, cn, tc, out3, t, b0, batch_first, hn):
-        """float32, after lstm_cell: tc = tanh(cn) and h = o tc, written to the output (out3's step t, batch
-        rows from b0) and to hn (the next step's state)."""
-        H = cn.shape[1]
-        for b in range(cn.shape[0]):
-            ar, cnr, tcr, hnr = a[b], cn[b], tc[b], hn[b]
+    def lstm_cell_out(a, c, cn, tc, out3, t, b0, batch_first, hn, half):
+        """float32, lstm_cell and lstm_out in one pass: from a = tanh of the gates, i, f, o = (1 + a) / 2 in
+        place, cn = f c + i g, tc = tanh(cn) (tanh32), h = o tc written to the output (out3's step t, batch rows
+        from b0) and to hn (the next step's state)."""
+        H = c.shape[1]
+        for b in range(c.shape[0]):
+            ar, cr, cnr, tcr, hnr = a[b], c[b], cn[b], tc[b], hn[b]
+            ai, af, ag, ao = ar[:H], ar[H:2 * H], ar[2 * H:3 * H], ar[3 * H:]  # NOTE: row views: LLVM vectorises
             hor = out3[b0 + b, t] if batch_first else out3[t, b0 + b]
             for u in range(H):
-                tv = tanh32(cnr[u])
+                i = ai[u] * half + half
+                f = af[u] * half + half
+                o = ao[u] * half + half
+                ai[u] = i
+                af[u] = f
+                ao[u] = o
+                cv = f * cr[u] + i * ag[u]
+                cnr[u] = cv
+                tv = tanh32(cv)
                 tcr[u] = tv
-                hv = ar[3 * H + u] * tv
+                hv = o * tv
                 hor[u] = hv
                 hnr[u] = hv
 
@@ -178,6 +188,6 @@ def _compile(cache: bool):
         for k in range(xf.size):
             of[k] = tanh32(xf[k])
 
-    return SimpleNamespace(add_gates=add_gates, lstm_cell=lstm_cell, lstm_out=lstm_out, lstm_tanh_out=lstm_tanh_out,
+    return SimpleNamespace(add_gates=add_gates, lstm_cell=lstm_cell, lstm_out=lstm_out, lstm_cell_out=lstm_cell_out,
                            tanh_f32=tanh_f32,
                            lstm_back=lstm_back, gru_pre=gru_pre, gru_mid=gru_mid, gru_out=gru_out, gru_back=gru_back)

@@ -180,9 +180,9 @@ class RecurrentLayer(Function):
         return h, c
 
     def _lstm32(self, sl, acts, out, hp, cs, tc, tmp, w_rec, h, c):
-        """_lstm's loop in float32 with the compiled kernels: after the cell, one pass (fused_rnn's
-        lstm_tanh_out) makes its tanh, the output and the next step's state, which it writes straight
-        into hp (no copy of the state per step)."""
+        """_lstm's loop in float32 with the compiled kernels: after the gates' tanh, one pass (fused_rnn's
+        lstm_cell_out) makes the cell, its tanh, the output and the next step's state, which it writes
+        straight into hp (no copy of the state per step)."""
         fk, steps, bias = self.fk, self.steps, self.bias
         half = tmp.dtype.type(0.5)
         last = xp.empty_like(h)  # the state after the last step
@@ -193,8 +193,7 @@ class RecurrentLayer(Function):
             xp.matmul(w_rec, hp[t].T, out=tmp)
             fk.add_gates(a, bias, tmp)
             xp.tanh(a, out=a)
-            fk.lstm_cell(a, c, cn, half)
-            fk.lstm_tanh_out(a, cn, tc[t], self.out3, t, b0, self.batch_first, hn)
+            fk.lstm_cell_out(a, c, cn, tc[t], self.out3, t, b0, self.batch_first, hn, half)
             if self._masked(t):
                 m = self.mask[t, sl][:, None]
                 xp.copyto(cn, c, where=~m)

@@ -70,7 +70,7 @@ def test_kernels_equal_numpy_passes(mode, dtype, layout, monkeypatch):
 @pytest.mark.parametrize("parts", [2, 3])
 @pytest.mark.parametrize("layout", [LAYOUTS[0], LAYOUTS[1], LAYOUTS[4]], ids=str)
 def test_float32_lstm_in_stream_parts_equals_numpy_passes(layout, parts, monkeypatch):
-    """The float32 LSTM loop (its output and next state written by lstm_tanh_out, rows offset by the part's start)
+    """The float32 LSTM loop (its output and next state written by lstm_cell_out, rows offset by the part's start)
     with the batch cut in 2 or 3 parts on threads (nerve.ops.streams)."""
     from nerve.ops import streams
     steps, batch, inputs, hidden, reverse, batch_first, mask = layout
@@ -87,7 +87,7 @@ def test_float32_lstm_in_stream_parts_equals_numpy_passes(layout, parts, monkeyp
 
 
 def test_float32_tanh_is_faithfully_rounded():
-    """lstm_tanh_out's tanh (fused_rnn._TANH) against float64 tanh rounded to float32: within one ulp of the
+    """lstm_cell_out's tanh (fused_rnn._TANH) against float64 tanh rounded to float32: within one ulp of the
     float32 result on a dense sample of [-12, 12] and at the edges (0, -0, tiny, the clamp at 9, +-inf); NaN stays
     NaN. (Over every float32 in [0, 10] the error is at most 0.61 ulp: /work/notes/issue-21-rnn7.md.)"""
     x = np.concatenate([np.linspace(-12, 12, 400_001), np.geomspace(1e-38, 12, 100_001),
