@@ -145,11 +145,11 @@ class RecurrentLayer(Function):
         acts, out, hp, cs, tc = self.acts[:, sl], out[:, sl], self.hp[:, sl], self.cs[:, sl], self.tc[:, sl]
         T, B, H = out.shape
         tmp = xp.empty((4 * H, B), dtype=out.dtype)
-        ig = xp.empty((B, H), dtype=out.dtype)
-        shift = 1.0 - rows
         fk = self.fk  # chosen once in forward, with the bias
         if fk is not None and out.dtype == xp.float32:
             return self._lstm32(sl, acts, out, hp, cs, tc, tmp, w_rec, h, c)
+        ig = xp.empty((B, H), dtype=out.dtype)
+        shift = 1.0 - rows
         half = out.dtype.type(0.5)
         for t in self.steps:
             hp[t] = h
