@@ -19,13 +19,21 @@ PAUSE = 0.25
 
 
 def streams_note() -> str:
-    """Whether nerve's kernels can run their batch as streams (nerve.ops.streams needs threadpoolctl)."""
+    """How nerve's kernels use the cores: its own threads (nerve.ops.streams, the default with numba) or BLAS's
+    threads with per-site streams (threadpoolctl needed to run those)."""
+    try:
+        from nerve.ops import streams, workers
+    except ImportError:
+        return "nerve not importable"
+    if streams.get_threads():
+        kind = "numba's spinning workers" if workers._spinner() is not None else "a thread pool (numba missing)"
+        return f"nerve's own threads: {streams.get_threads()} ({kind}; BLAS single-threaded)"
     try:
         import threadpoolctl
     except ImportError:
-        return "nerve streams off (threadpoolctl not installed)"
+        return "nerve: BLAS's threads (streams off: threadpoolctl not installed)"
     timeout = os.environ.get("OPENBLAS_THREAD_TIMEOUT", "(unset)")
-    return (f"nerve streams where BLAS has 2+ threads (threadpoolctl {threadpoolctl.__version__}), "
+    return (f"nerve: BLAS's threads, streams where they measure faster (threadpoolctl {threadpoolctl.__version__}), "
             f"OPENBLAS_THREAD_TIMEOUT={timeout}")
 
 

@@ -183,14 +183,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="threads for both libraries (default: theirs)")
     parser.add_argument("--nerve-threads", type=int, default=None,
                         help="nerve's own threads (NERVE_NUM_THREADS: BLAS single-threaded, nerve cuts each kernel "
-                             "in N parts); default: BLAS's threads with per-call-site streams")
+                             "in N parts; 0: BLAS's threads with per-call-site streams); default: nerve's default")
     parser.add_argument("--no-winograd", action="store_true",
                         help="nerve's im2col path for stride-1 3x3 convolutions (default: Winograd F(2x2, 3x3))")
     parser.add_argument("--convs", type=int, default=len(CONVS), help="time only the first N convolution shapes")
     args = parser.parse_args()
     if args.blas_timeout is not None:  # read by OpenBLAS when the fresh processes load NumPy
         os.environ["OPENBLAS_THREAD_TIMEOUT"] = str(args.blas_timeout)
-    if args.nerve_threads:  # read by nerve when the fresh processes import it
+    if args.nerve_threads is not None:  # read by nerve when the fresh processes import it
         os.environ["NERVE_NUM_THREADS"] = str(args.nerve_threads)
     os.environ["NERVE_BENCH_WINOGRAD"] = "0" if args.no_winograd else "1"
     if args.threads:  # read by the fresh processes at start-up
@@ -205,9 +205,8 @@ def main() -> None:
         torch_text = "torch not installed"
     print(f"SmallCNN training step, batch {BATCH}, 1x28x28, Adam; numpy {np.__version__}, "
           f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '(unset)')}, {torch_text}; "
-          f"{rounds} rounds of {steps} steps, libraries in turn; {streams_note()}; nerve's own threads: "
-          f"{os.environ.get('NERVE_NUM_THREADS') or 'off (BLAS threads, per-site streams)'}; nerve's Winograd "
-          f"F(2x2, 3x3): {'off' if args.no_winograd else 'on'}")
+          f"{rounds} rounds of {steps} steps, libraries in turn; {streams_note()}; nerve's Winograd F(2x2, 3x3): "
+          f"{'off' if args.no_winograd else 'on'}")
     flops = step_flops()
     setups = {"nerve": (setup_step, "nerve")}
     if torch is not None:

@@ -69,24 +69,36 @@ def _threadpoolctl(name: str):
 
 
 def set_num_threads(num_threads: int) -> None:
-    """The threads NumPy's BLAS (OpenBLAS/MKL) uses for products, which is where nerve's CPU threads are."""
+    """The threads nerve computes with on the CPU, as ``torch.set_num_threads``: nerve's own threads when they
+    are on (the default with numba installed; BLAS stays single-threaded), else NumPy's BLAS (OpenBLAS/MKL)
+    threads through threadpoolctl."""
     if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
         raise ValueError(f"set_num_threads: expected a positive int, got {num_threads!r}")
+    from nerve import ops
+
+    if ops.streams.get_threads():
+        ops.streams.set_threads(num_threads)
+        return
     _threadpoolctl("set_num_threads").threadpool_limits(num_threads, user_api="blas")
 
 
 def set_intra_op_threads(num_threads: int | None) -> None:
-    """nerve's own threads for its kernels (PyTorch's intra-op model): BLAS single-threaded for the process and
-    each large kernel cut in ``num_threads`` parts; None gives BLAS its threads back. Faster convolution
-    training, slower MLP, transformer and LSTM steps (README, "nerve's own threads"): opt in per workload, or
-    start with ``NERVE_NUM_THREADS=k``."""
+    """nerve's own threads for its kernels (PyTorch's intra-op model), on by default when numba is installed:
+    BLAS single-threaded for the process and each large kernel cut in ``num_threads`` parts on nerve's worker
+    threads; None switches to BLAS's own threads with per-site streams (README, "nerve's own threads";
+    ``NERVE_NUM_THREADS=k`` at start-up, 0 for BLAS's)."""
     from nerve import ops
 
     ops.streams.set_threads(num_threads)
 
 
 def get_num_threads() -> int:
-    """The BLAS library's thread count (the largest, if NumPy loaded several)."""
+    """The threads nerve computes with: nerve's own when on, else the BLAS library's (the largest, if NumPy
+    loaded several)."""
+    from nerve import ops
+
+    if ops.streams.get_threads():
+        return ops.streams.get_threads()
     import numpy  # noqa: F401  (its BLAS must be loaded for threadpoolctl to see it)
     info = _threadpoolctl("get_num_threads").threadpool_info()
     return max((i["num_threads"] for i in info if i["user_api"] == "blas"), default=1)

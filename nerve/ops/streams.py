@@ -25,6 +25,7 @@ without streams, so its result does not depend on the choice.
 """
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import threading
@@ -53,6 +54,7 @@ SPLIT_COST = 40.0
 #: the least elements of an element-wise pass worth cutting (its work reaches SPLIT_FLOPS)
 SPLIT_ELEMENTS = int(SPLIT_FLOPS / SPLIT_COST)
 
+_NDARRAY = backend.ndarray
 _CORES = os.cpu_count() or 1  # NOTE: os.cpu_count() costs 20 us a call
 _LOCK = threading.Lock()
 _state: dict = {}
@@ -87,14 +89,17 @@ def set_threads(threads: int | None) -> None:
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ValueError(f"streams.set_threads: expected a positive int or None, got {threads!r}")
     global THREADS
+    _state.pop("blas", None)  # BLAS libraries loaded since (SciPy's own OpenBLAS) are limited too
     blas = _blas()
+    saved = _state.setdefault("blas_threads", {})  # each library's own count, by its file
     if threads is None:
-        for c, t in zip(blas, _state.pop("blas_threads", ())):
-            c.set_num_threads(t)
+        for c in blas:
+            if c.filepath in saved:
+                c.set_num_threads(saved.pop(c.filepath))
         THREADS = 0
         return
-    _state.setdefault("blas_threads", tuple(c.num_threads for c in blas))
     for c in blas:
+        saved.setdefault(c.filepath, c.num_threads)
         c.set_num_threads(1)
     THREADS = threads
 
@@ -200,13 +205,12 @@ def elementwise(fn, out, *arrays) -> None:
 def matmul(a, b):
     """a @ b for NumPy arrays; under ``set_threads`` a large product is cut along the longer of a's rows and
     b's columns (a stack of products by its leading dim), each part single-threaded."""
-    if not THREADS:
+    if not THREADS or a.__class__ is not _NDARRAY or b.__class__ is not _NDARRAY:
         return xp.matmul(a, b)
-    if a.__class__ is not backend.ndarray or b.__class__ is not backend.ndarray or a.ndim < 2 or b.ndim < 2:
-        return xp.matmul(a, b)
-    m, kd, n = a.shape[-2], a.shape[-1], b.shape[-1]
-    if 2.0 * m * kd * n < SPLIT_FLOPS and a.ndim == b.ndim == 2:  # the common small product, decided cheaply
-        return xp.matmul(a, b)
+    sa, sb = a.shape, b.shape
+    if len(sa) < 2 or len(sb) < 2 or (len(sa) == len(sb) == 2 and 2.0 * sa[0] * sa[1] * sb[1] < SPLIT_FLOPS):
+        return xp.matmul(a, b)  # vectors, and the common small product, decided cheaply
+    m, kd, n = sa[-2], sa[-1], sb[-1]
     lead = xp.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     flops = 2.0 * m * kd * n * math.prod(lead)
     if flops < SPLIT_FLOPS or kd != b.shape[-2]:
@@ -231,5 +235,28 @@ def matmul(a, b):
     return out
 
 
-if os.environ.get("NERVE_NUM_THREADS"):
-    set_threads(int(os.environ["NERVE_NUM_THREADS"]))
+def start_threads() -> int:
+    """nerve's own thread count at start-up (0: BLAS's threads and per-site streams).
+
+    ``NERVE_NUM_THREADS`` when set; else, with numba installed (its workers hand a part over in microseconds;
+    without them a hand-off costs more than mid-sized GEMMs gain), the cores this process may run on, or fewer
+    when ``OMP_NUM_THREADS``/``OPENBLAS_NUM_THREADS``/``MKL_NUM_THREADS`` asks for fewer (as PyTorch reads
+    OMP_NUM_THREADS); one thread is BLAS's mode.
+    """
+    env = os.environ.get("NERVE_NUM_THREADS", "").strip()
+    if env:
+        if not env.isdigit():
+            raise ValueError(f"NERVE_NUM_THREADS: expected a whole number of threads (0: BLAS's), got {env!r}")
+        return int(env)
+    if importlib.util.find_spec("numba") is None:
+        return 0
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else _CORES
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            threads = min(threads, int(value))
+    return threads if threads > 1 else 0
+
+
+if _START := start_threads():
+    set_threads(_START)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from nerve import backend
 from nerve.backend import xp
-from nerve.ops import streams
+from nerve.ops import jit, streams
 
 #: False: never use the Winograd kernels (conv.py's im2col path), e.g. to test or time that path
 ENABLED = True
@@ -46,16 +46,7 @@ _G = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, 1.0))
 
 def kernels():
     """The compiled transforms (a namespace), or None when numba is missing or ``ENABLED`` is False."""
-    if not ENABLED:
-        return None
-    if "k" not in _state:
-        try:
-            _state["k"] = _compile(cache=True)
-        except ImportError:  # numba is optional
-            _state["k"] = None
-        except RuntimeError:  # no writable place for numba's on-disk cache: compile in memory at each start
-            _state["k"] = _compile(cache=False)
-    return _state["k"]
+    return jit.compiled(_state, _compile) if ENABLED else None
 
 
 def usable(x, w) -> bool:

@@ -110,14 +110,18 @@ def test_moves_to_a_gpu_keep_values_and_gradients():
     assert nerve.zeros(2, device="cuda:0").device == nerve.device("cuda", 0)
 
 
-def test_num_threads_sets_the_blas_threads():
+@pytest.mark.parametrize("own", [True, False])
+def test_num_threads_sets_the_threads_nerve_computes_with(own):
+    """Own threads on: their count, BLAS kept single-threaded; off: BLAS's threads (as torch.set_num_threads)."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
+    nerve.set_intra_op_threads(2 if own else None)  # conftest gives the process's mode back afterwards
     before = nerve.get_num_threads()
     try:
-        for n in (2, 1):
+        for n in (3, 1):
             nerve.set_num_threads(n)
             blas = [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
-            assert nerve.get_num_threads() == n and blas and set(blas) == {n}
+            assert nerve.get_num_threads() == n and blas and set(blas) == {1 if own else n}
+            assert nerve.ops.streams.get_threads() == (n if own else 0)
     finally:
         nerve.set_num_threads(before)
     with pytest.raises(ValueError, match="expected a positive int, got 0"):
