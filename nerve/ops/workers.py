@@ -14,10 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from nerve.backend import xp  # NumPy: the flags live on the host whatever the device
 
-#: turns a waiting thread reads its flag without giving up its core (~0.3 ns each: ~0.1 ms), as BLAS's threads
-#: do between GEMMs: a yielding thread on a busy machine lets another process in and comes back late
-BUSY = 1 << 18
-#: then turns with a sched_yield each (~0.3 us on an idle core) before a worker sleeps
+#: turns (each a sched_yield: ~0.3 us on an idle core) a worker spins after a part before it sleeps. NOTE: no
+#: turns without yielding: a woken worker often shares the caller's core for a while, and a busy wait there
+#: takes that core from the caller (an MLP step after a pause: 5.2-5.4 ms median with ~0.1 ms of busy turns,
+#: 4.7-4.8 without, 3.3 with BLAS's threads)
 SPINS = 20000
 _state: dict = {}
 
@@ -38,10 +38,7 @@ def _compile(cache: bool):
         return types.int64(flag), codegen
 
     @njit(nogil=True, cache=cache)
-    def spin(flag, value, busy, turns):  # True once flag[0] == value: busy turns, then turns yielding the core
-        for _ in range(busy):
-            if load_acquire(flag) == value:
-                return True
+    def spin(flag, value, turns):  # True once flag[0] == value, yielding the core at each turn
         for _ in range(turns):
             if load_acquire(flag) == value:
                 return True
@@ -57,7 +54,7 @@ def _spinner():
         for cache in (True, False):  # without a writable place for numba's on-disk cache: compiled each start
             try:
                 spin = _compile(cache)
-                spin(xp.ones(1, dtype=xp.int64), 1, 1, 1)  # compiles now: a platform without sched_yield fails here
+                spin(xp.ones(1, dtype=xp.int64), 1, 1)  # compiles now: a platform without sched_yield fails here
                 break
             except ImportError:  # numba is optional
                 break
@@ -84,7 +81,7 @@ class _Worker:
         seq = 0
         while True:
             seq += 1
-            while not self.spin(self.go, seq, BUSY, SPINS):
+            while not self.spin(self.go, seq, SPINS):
                 # NOTE: these flags are read and written under the GIL on both sides, so a wake-up is not
                 # lost; the timeout is a second guard
                 self.asleep[0] = 1
@@ -109,7 +106,7 @@ class _Worker:
 
     def wait(self):
         seq = self.go[0]
-        while not self.spin(self.done, seq, BUSY, SPINS):
+        while not self.spin(self.done, seq, SPINS):
             if not self.thread.is_alive():
                 raise RuntimeError("nerve.ops.workers: a worker thread died")
         error, self.error = self.error, None

@@ -3,9 +3,7 @@ equals the layer with NumPy's passes (forward and every gradient; float32 within
 modes, reversed, batch-first, lengths and holes, batch 1 and odd sizes; without numba the layer runs NumPy's passes;
 memory held does not grow over training steps. The kernels' own derivation is checked in test_recurrent.py (NumPy
 BPTT, gradcheck and gradgradcheck run with them on and off)."""
-import gc
 import sys
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -14,6 +12,7 @@ import nerve
 import nerve.functional as F
 from nerve import nn
 from nerve.ops import fused_rnn
+from tests.ops.test_streams import _array_bytes_growth
 
 pytest.importorskip("numba")  # the NumPy path alone is tested in test_recurrent.py (and below, numba hidden)
 GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
@@ -146,7 +145,6 @@ def test_in_memory_compilation_when_the_cache_cannot_be_written(monkeypatch):
 def test_memory_per_step_does_not_grow(cell):
     """Bytes of NumPy array buffers held (tracemalloc's NumPy domain) after 6 more training steps equal those after
     the first, with the compiled kernels."""
-    numpy_only = [tracemalloc.DomainFilter(True, np.lib.tracemalloc_domain)]
     nerve.manual_seed(0)
     rnn = (nn.LSTM if cell == "lstm" else nn.GRU)(5, 8, batch_first=True)
     opt = nerve.optim.Adam(rnn.parameters(), lr=1e-3)
@@ -158,16 +156,4 @@ def test_memory_per_step_does_not_grow(cell):
         (out * out).mean().backward()
         opt.step()
 
-    def held() -> int:
-        gc.collect()
-        return sum(t.size for t in tracemalloc.take_snapshot().filter_traces(numpy_only).traces)
-    step()
-    tracemalloc.start()
-    try:
-        step()
-        first = held()
-        for _ in range(6):
-            step()
-        assert held() == first
-    finally:
-        tracemalloc.stop()
+    assert _array_bytes_growth(step) == 0

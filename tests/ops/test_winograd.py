@@ -5,9 +5,7 @@ within round-off, float64 to 1e-12) and the nested-loop reference for odd sizes 
 clipped tiles, channels 1, batch 1, non-square, paddings 0-3 and "same"); gradcheck and gradgradcheck through it;
 the shapes it does not take; parts of the batch on threads; numba missing falls back to im2col; memory held does
 not grow over training steps."""
-import gc
 import sys
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -17,6 +15,7 @@ import nerve.functional as F
 from nerve import nn
 from nerve.ops import streams, winograd
 from tests.ops.test_conv import ref_conv
+from tests.ops.test_streams import _array_bytes_growth
 
 pytest.importorskip("numba")  # without numba conv.py's im2col path runs alone (tested in test_conv.py)
 
@@ -212,7 +211,6 @@ def test_without_numba_conv_runs_im2col(monkeypatch):
 def test_memory_per_step_does_not_grow(calls):
     """Bytes of NumPy array buffers held (tracemalloc's NumPy domain) after 6 more training steps equal those
     after the first, with the Winograd path."""
-    numpy_only = [tracemalloc.DomainFilter(True, np.lib.tracemalloc_domain)]
     nerve.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 3, 3))
     opt = nerve.optim.Adam(net.parameters(), lr=1e-3)
@@ -223,17 +221,5 @@ def test_memory_per_step_does_not_grow(calls):
         net(x).square().mean().backward()
         opt.step()
 
-    def held() -> int:
-        gc.collect()
-        return sum(t.size for t in tracemalloc.take_snapshot().filter_traces(numpy_only).traces)
-    step()
-    tracemalloc.start()
-    try:
-        step()
-        first = held()
-        for _ in range(6):
-            step()
-        assert held() == first
-    finally:
-        tracemalloc.stop()
+    assert _array_bytes_growth(step) == 0
     assert len(calls) > 6
