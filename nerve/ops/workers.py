@@ -3,22 +3,25 @@
 Why: a ``ThreadPoolExecutor`` hand-off costs 20-40 us (the sleeping thread is woken through a lock, then waits
 for the GIL), as long as a whole mid-sized GEMM, so splitting those lost to BLAS's own threads. Here a worker
 that has just finished a part waits for the next by spinning in a compiled loop (numba, without the GIL,
-yielding its core at each turn as OpenBLAS's idle threads do) for about ``SPINS`` turns, then sleeps on an
+yielding its core at each turn as OpenBLAS's idle threads do) for ``SPIN_SECONDS``, then sleeps on an
 Event; the caller waits for the parts the same way. Without numba the workers are a ``ThreadPoolExecutor``.
 """
 from __future__ import annotations
 
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from nerve.backend import xp  # NumPy: the flags live on the host whatever the device
 
-#: turns (each a sched_yield: ~0.3 us on an idle core) a worker spins after a part before it sleeps. NOTE: no
-#: turns without yielding: a woken worker often shares the caller's core for a while, and a busy wait there
-#: takes that core from the caller (an MLP step after a pause: 5.2-5.4 ms median with ~0.1 ms of busy turns,
-#: 4.7-4.8 without, 3.3 with BLAS's threads)
-SPINS = 20000
+#: seconds a worker spins (yielding its core at every turn) after a part before it sleeps, as OpenBLAS's idle
+#: threads do (~0.1 s). NOTE: a worker that has slept makes the next steps slow for a while (an MLP step 5.5 ms
+#: instead of 3.3 for a whole burst of 10 after a 0.25 s pause when it slept after ~10 ms; 3.4 after ~0.1 s);
+#: ~0.1 ms of turns without yielding first made it worse
+SPIN_SECONDS = 0.1
+#: turns between two looks at the clock (~0.5 us each on an idle core; longer when other threads want the core)
+TURNS = 20000
 _state: dict = {}
 
 
@@ -81,14 +84,11 @@ class _Worker:
         seq = 0
         while True:
             seq += 1
-            while not self.spin(self.go, seq, SPINS):
-                # NOTE: these flags are read and written under the GIL on both sides, so a wake-up is not
-                # lost; the timeout is a second guard
-                self.asleep[0] = 1
-                if self.go[0] != seq:
-                    self.wake.wait(0.05)
-                self.wake.clear()
-                self.asleep[0] = 0
+            stop = time.perf_counter() + SPIN_SECONDS
+            while not self.spin(self.go, seq, TURNS):
+                if time.perf_counter() > stop:
+                    self._sleep(seq)
+                    break
             fn, a, b = self.task
             try:
                 self.result, self.error = fn(a, b), None
@@ -98,6 +98,15 @@ class _Worker:
             self.task = fn = None
             self.done[0] = seq
 
+    def _sleep(self, seq: int) -> None:
+        """Sleep until part ``seq`` is given. NOTE: these flags are read and written under the GIL on both sides,
+        so a wake-up is not lost; the timeout is a second guard."""
+        self.asleep[0] = 1
+        while self.go[0] != seq:
+            self.wake.wait(0.05)
+            self.wake.clear()
+        self.asleep[0] = 0
+
     def submit(self, fn, a: int, b: int) -> None:
         self.task = (fn, a, b)
         self.go[0] += 1
@@ -106,7 +115,7 @@ class _Worker:
 
     def wait(self):
         seq = self.go[0]
-        while not self.spin(self.done, seq, SPINS):
+        while not self.spin(self.done, seq, TURNS):
             if not self.thread.is_alive():
                 raise RuntimeError("nerve.ops.workers: a worker thread died")
         error, self.error = self.error, None

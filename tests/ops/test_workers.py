@@ -48,7 +48,8 @@ def test_an_error_is_raised_after_every_part_has_finished(mode, failing):
 
 def test_a_sleeping_worker_wakes_for_the_next_part(monkeypatch):
     pytest.importorskip("numba")
-    monkeypatch.setattr(workers, "SPINS", 10)  # spins run out at once: the worker sleeps on its Event
+    monkeypatch.setattr(workers, "SPIN_SECONDS", 0.0)  # no spinning: the worker sleeps on its Event at once
+    monkeypatch.setattr(workers, "TURNS", 10)
     workers.run(lambda a, b: None, [0, 1, 2])
     time.sleep(0.02)
     assert workers._workers(1)[0].asleep[0] == 1
