@@ -13,7 +13,7 @@ not; over every float32 input its result is within 0.61 ulp of the exact tanh, i
 from __future__ import annotations
 
 from nerve import backend
-from nerve.ops import jit
+from nerve.ops import compiled
 
 #: False: never use the compiled kernels (NumPy's passes), e.g. to test or time that path
 ENABLED = True
@@ -28,7 +28,7 @@ _TANH = ((0.9999999934028287, 0.1308401028599032, 0.0031039564024599535, 1.11543
 
 def kernels():
     """The compiled kernels (a namespace), or None when numba is missing or ``ENABLED`` is False."""
-    return jit.compiled(_state, _compile) if ENABLED else None
+    return compiled.once(_state, _compile) if ENABLED else None
 
 
 def usable(a) -> bool:

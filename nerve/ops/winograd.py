@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from nerve import backend
 from nerve.backend import xp
-from nerve.ops import jit, streams
+from nerve.ops import compiled, streams
 
 #: False: never use the Winograd kernels (conv.py's im2col path), e.g. to test or time that path
 ENABLED = True
@@ -46,7 +46,7 @@ _G = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, 1.0))
 
 def kernels():
     """The compiled transforms (a namespace), or None when numba is missing or ``ENABLED`` is False."""
-    return jit.compiled(_state, _compile) if ENABLED else None
+    return compiled.once(_state, _compile) if ENABLED else None
 
 
 def usable(x, w) -> bool:

@@ -6,7 +6,7 @@ numba raises RuntimeError and the kernels are compiled in memory instead.
 from __future__ import annotations
 
 
-def compiled(state: dict, build):
+def once(state: dict, build):
     """``build(cache=...)``'s kernels, kept in the module's ``state`` dict; None when numba is not installed."""
     if "k" not in state:
         try:
