@@ -41,12 +41,12 @@ def _compile(cache: bool):
         return types.int64(flag), codegen
 
     @njit(nogil=True, cache=cache)
-    def spin(flag, value, equal, turns):  # True once (flag[0] == value) == equal, yielding the core at each turn
+    def spin(flag, value, turns):  # True once flag[0] == value, yielding the core at each turn
         for _ in range(turns):
-            if (load_acquire(flag) == value) == equal:
+            if load_acquire(flag) == value:
                 return True
             yield_core()
-        return (load_acquire(flag) == value) == equal
+        return load_acquire(flag) == value
     return spin
 
 
@@ -57,7 +57,7 @@ def _spinner():
         for cache in (True, False):  # without a writable place for numba's on-disk cache: compiled each start
             try:
                 spin = _compile(cache)
-                spin(xp.ones(1, dtype=xp.int64), 1, True, 1)  # compiles now: a platform without sched_yield fails here
+                spin(xp.ones(1, dtype=xp.int64), 1, 1)  # compiles now: a platform without sched_yield fails here
                 break
             except ImportError:  # numba is optional
                 break
@@ -67,28 +67,8 @@ def _spinner():
     return _state["spin"]
 
 
-class _Part:
-    """One part ``fn(a, b)`` handed to a worker; ``claim`` is taken by whichever thread runs it."""
-
-    __slots__ = ("fn", "a", "b", "seq", "claim", "result", "error")
-
-    def __init__(self, fn, a: int, b: int) -> None:
-        self.fn, self.a, self.b, self.claim = fn, a, b, threading.Lock()
-        self.result = self.error = None
-
-    def run(self) -> None:
-        try:
-            self.result = self.fn(self.a, self.b)
-        except BaseException as exc:  # handed to the caller, which raises it
-            self.error = exc
-        self.fn = None  # NOTE: the closure holds the kernel's arrays: nothing may keep it after the part
-
-
 class _Worker:
-    """One thread taking parts; ``go`` holds the number of the last part given, ``done`` of the last it ran.
-
-    The caller, once its own part is done, runs a part itself if the worker has not claimed it yet: a worker
-    whose core is taken (by another process, or by the host of a virtual machine) then costs no waiting."""
+    """One thread taking parts ``fn(a, b)``; ``go``/``done`` hold the number of the part given/finished."""
 
     def __init__(self, spin) -> None:
         self.spin = spin
@@ -96,52 +76,53 @@ class _Worker:
         self.done = xp.zeros(1, dtype=xp.int64)
         self.asleep = xp.zeros(1, dtype=xp.int64)
         self.wake = threading.Event()
-        self.part = None
+        self.task = self.result = self.error = None
         self.thread = threading.Thread(target=self._loop, name="nerve-worker", daemon=True)
         self.thread.start()
 
     def _loop(self) -> None:
-        seen = 0
+        seq = 0
         while True:
+            seq += 1
             stop = time.perf_counter() + SPIN_SECONDS
-            while not self.spin(self.go, seen, False, TURNS):
+            while not self.spin(self.go, seq, TURNS):
                 if time.perf_counter() > stop:
-                    self._sleep(seen)
+                    self._sleep(seq)
                     break
-            seen = int(self.go[0])
-            part, self.part = self.part, None
-            if part is not None and part.claim.acquire(blocking=False):  # else the caller has run it
-                part.run()
-                self.done[0] = part.seq
-            part = None
+            fn, a, b = self.task
+            try:
+                self.result, self.error = fn(a, b), None
+            except BaseException as exc:  # handed to the caller, which raises it
+                self.result, self.error = None, exc
+            # NOTE: the part's closure holds the kernel's arrays: nothing here may keep it until the next part
+            self.task = fn = None
+            self.done[0] = seq
 
-    def _sleep(self, seen: int) -> None:
-        """Sleep until a part after ``seen`` is given. NOTE: these flags are read and written under the GIL on
-        both sides, so a wake-up is not lost; the timeout is a second guard."""
+    def _sleep(self, seq: int) -> None:
+        """Sleep until part ``seq`` is given. NOTE: these flags are read and written under the GIL on both sides,
+        so a wake-up is not lost; the timeout is a second guard."""
         self.asleep[0] = 1
-        while self.go[0] == seen:
+        while self.go[0] != seq:
             self.wake.wait(0.05)
             self.wake.clear()
         self.asleep[0] = 0
 
-    def submit(self, part: _Part) -> None:
-        part.seq = int(self.go[0]) + 1
-        self.part = part
-        self.go[0] = part.seq
+    def submit(self, fn, a: int, b: int) -> None:
+        self.task = (fn, a, b)
+        self.go[0] += 1
         if self.asleep[0]:
             self.wake.set()
 
-    def wait(self, part: _Part):
-        if part.claim.acquire(blocking=False):  # not started: the caller runs it
-            self.part = None
-            part.run()
-        else:
-            while not self.spin(self.done, part.seq, True, TURNS):
-                if not self.thread.is_alive():
-                    raise RuntimeError("nerve.ops.workers: a worker thread died")
-        if part.error is not None:
-            raise part.error
-        return part.result
+    def wait(self):
+        seq = self.go[0]
+        while not self.spin(self.done, seq, TURNS):
+            if not self.thread.is_alive():
+                raise RuntimeError("nerve.ops.workers: a worker thread died")
+        error, self.error = self.error, None
+        result, self.result = self.result, None
+        if error is not None:
+            raise error
+        return result
 
 
 def _workers(k: int):
@@ -174,18 +155,17 @@ def run(fn, bounds: list) -> list:
         finally:
             rest = [f.result() for f in futures]
         return [first] + rest
-    parts = [_Part(fn, a, b) for a, b in pairs[1:]]
-    for w, part in zip(workers, parts):
-        w.submit(part)
+    for w, (a, b) in zip(workers, pairs[1:]):
+        w.submit(fn, a, b)
     error = None
     try:
         first = fn(*pairs[0])
-    except BaseException as exc:  # raised once every part has run
+    except BaseException as exc:  # raised once every worker has finished its part
         error = exc
     rest = []
-    for w, part in zip(workers, parts):
+    for w in workers:
         try:
-            rest.append(w.wait(part))
+            rest.append(w.wait())
         except BaseException as exc:
             error = error or exc
     if error is not None:

@@ -1,7 +1,6 @@
 """nerve's own threads (``streams.set_threads``): BLAS single-threaded, nerve cutting GEMMs, element-wise passes,
 pooling and Adam steps in parts on its threads. Every split kernel must give what the unsplit one gives."""
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -65,8 +64,6 @@ def test_split_runs_parts_on_threads_only_under_set_threads(threads, monkeypatch
 
     def part(a, b):
         seen.append(threading.get_ident())
-        if a == 0:  # the caller's part: long enough that the worker claims its own (else the caller runs it)
-            time.sleep(0.05)
         return (a, b)
     assert streams.split(part, 5, 1.0, np.zeros(1)) == [(0, 2), (2, 5)] and len(set(seen)) == 2
     streams.set_threads(None)

@@ -91,22 +91,3 @@ def test_a_part_keeps_nothing_alive_after_it_has_run(mode):
     out_ref = weakref.ref(out[1])
     del held, out
     assert ref() is None and out_ref() is None
-
-
-def test_the_caller_runs_a_part_that_no_worker_has_started(monkeypatch):
-    """A worker whose core is taken (here: it looks at its flag only after 0.3 s) costs no waiting: the caller,
-    done with its own part, claims the other and runs it; the worker then finds it taken and skips it."""
-    pytest.importorskip("numba")
-    spin = workers._spinner()
-
-    def late(flag, value, equal, turns):
-        time.sleep(0.3)
-        return spin(flag, value, equal, turns)
-    late_worker = workers._Worker(late)
-    monkeypatch.setitem(workers._state, "workers", [late_worker])
-    start = time.perf_counter()
-    assert workers.run(lambda a, b: (a, threading.get_ident()), [0, 1, 2]) == [(0, threading.get_ident()),
-                                                                             (1, threading.get_ident())]
-    assert time.perf_counter() - start < 0.2
-    time.sleep(0.4)
-    assert late_worker.done[0] == 0 and late_worker.part is None  # it skipped the part the caller had run
