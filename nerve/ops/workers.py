@@ -14,6 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from nerve.backend import xp  # NumPy: the flags live on the host whatever the device
+from nerve.ops import compiled
 
 #: seconds a worker spins (yielding its core at every turn) after a part before it sleeps, as OpenBLAS's idle
 #: threads do (~0.1 s). NOTE: a worker that has slept makes the next steps slow for a while (an MLP step 5.5 ms
@@ -22,6 +23,8 @@ from nerve.backend import xp  # NumPy: the flags live on the host whatever the d
 SPIN_SECONDS = 0.1
 #: turns between two looks at the clock (~0.5 us each on an idle core; longer when other threads want the core)
 TURNS = 20000
+#: seconds a sleeping worker waits on its Event before it looks at its flag anyway (a guard: the Event wakes it)
+WAKE_GUARD = 0.05
 _state: dict = {}
 
 
@@ -50,21 +53,19 @@ def _compile(cache: bool):
     return spin
 
 
+def _build(cache: bool):
+    spin = _compile(cache)
+    spin(xp.ones(1, dtype=xp.int64), 1, 1)  # compiles now: a platform without sched_yield fails here
+    return spin
+
+
 def _spinner():
     """The compiled spin-wait, or None (numba missing, or no sched_yield on this platform)."""
-    if "spin" not in _state:
-        spin = None
-        for cache in (True, False):  # without a writable place for numba's on-disk cache: compiled each start
-            try:
-                spin = _compile(cache)
-                spin(xp.ones(1, dtype=xp.int64), 1, 1)  # compiles now: a platform without sched_yield fails here
-                break
-            except ImportError:  # numba is optional
-                break
-            except Exception:  # noqa: BLE001  (numba's compile errors have no common base but Exception)
-                spin = None
-        _state["spin"] = spin
-    return _state["spin"]
+    try:
+        return compiled.once(_state, _build)
+    except Exception:  # noqa: BLE001  (numba's compile errors have no common base but Exception)
+        _state["k"] = None
+        return None
 
 
 class _Worker:
@@ -103,7 +104,7 @@ class _Worker:
         so a wake-up is not lost; the timeout is a second guard."""
         self.asleep[0] = 1
         while self.go[0] != seq:
-            self.wake.wait(0.05)
+            self.wake.wait(WAKE_GUARD)
             self.wake.clear()
         self.asleep[0] = 0
 

@@ -16,7 +16,7 @@ def mode(request, monkeypatch):
         pytest.importorskip("numba")
         assert workers._spinner() is not None
     else:
-        monkeypatch.setitem(workers._state, "spin", None)
+        monkeypatch.setitem(workers._state, "k", None)
     return request.param
 
 
@@ -50,12 +50,15 @@ def test_a_sleeping_worker_wakes_for_the_next_part(monkeypatch):
     pytest.importorskip("numba")
     monkeypatch.setattr(workers, "SPIN_SECONDS", 0.0)  # no spinning: the worker sleeps on its Event at once
     monkeypatch.setattr(workers, "TURNS", 10)
+    monkeypatch.setattr(workers, "WAKE_GUARD", 60.0)  # once asleep, only the Event can wake it within the join
     workers.run(lambda a, b: None, [0, 1, 2])
     time.sleep(0.02)
     assert workers._workers(1)[0].asleep[0] == 1
-    start = time.perf_counter()
-    assert workers.run(lambda a, b: a * 10 + b, [0, 1, 2]) == [1, 12]
-    assert time.perf_counter() - start < 0.04  # woken by the Event, not by its 0.05 s guard timeout
+    out = []
+    caller = threading.Thread(target=lambda: out.append(workers.run(lambda a, b: a * 10 + b, [0, 1, 2])))
+    caller.start()
+    caller.join(10)
+    assert not caller.is_alive() and out == [[1, 12]]
 
 
 def test_many_small_hand_offs_give_every_result():
