@@ -113,9 +113,9 @@ def _softmax_rows_(s):
     return dead
 
 
-def _scores(q, k, bias, scale):
-    """q k^T * scale + bias, (..., L, S)."""
-    s = xp.matmul(q * scale, _swap(k))
+def _scores(q, k, bias, scale, out=None):
+    """q k^T * scale + bias, (..., L, S) (in ``out`` when given and the bias does not widen it)."""
+    s = xp.matmul(q * scale, _swap(k), out=out)
     if bias is not None:
         if xp.broadcast_shapes(s.shape, bias.shape) == s.shape:
             s += bias
@@ -124,12 +124,13 @@ def _scores(q, k, bias, scale):
     return s
 
 
-def _attention_forward(q, k, v, bias, scale, keep, causal, out=None):
-    """(P~ v, P, dead) with P = softmax(q k^T scale + bias) and P~ = P * keep (dropout), or P."""
-    s = _scores(q, k, bias, scale)
+def _attention_forward(q, k, v, bias, scale, keep, causal, out=None, scores=None):
+    """(P~ v, P, dead) with P = softmax(q k^T scale + bias) and P~ = P * keep (dropout), or P; P is computed in
+    ``scores`` when given (and fits)."""
+    s = _scores(q, k, bias, scale, scores)
     dead = None
     if s.size and not _softmax_fast_(s, causal and s.shape[-1] == s.shape[-2]):
-        s = _scores(q, k, bias, scale)
+        s = _scores(q, k, bias, scale, scores)
         dead = _softmax_rows_(s)
     pd = s if keep is None else s * keep
     if out is None:
@@ -219,9 +220,11 @@ class ScaledDotProductAttention(Function):
             self.p = xp.empty(shape, dtype=q.dtype)
 
             def part(a: int, b: int) -> tuple:
+                rows = self.p[a:b]
                 _, p, dead = _attention_forward(q[a:b], k[a:b], v[a:b], _rows(bias, a, b, q), scale,
-                                                _rows(keep, a, b, q), causal, out=out[a:b])
-                self.p[a:b] = p
+                                                _rows(keep, a, b, q), causal, out=out[a:b], scores=rows)
+                if p is not rows:  # a bias that widened the scores
+                    rows[...] = p
                 return a, b, dead
             parts = streams.split(part, q.shape[0], _attention_flops(q, k, v), q)
             self.dead = None
