@@ -86,8 +86,8 @@ class RecurrentLayer(Function):
         acts = xw.reshape(T, B, -1)
         n_states = 2 if mode == "lstm" else 1
         flat = xp.empty((T * B + n_states * B) * hidden, dtype=x.dtype)
-        self.out3 = flat[:T * B * hidden].reshape((B, T, hidden) if batch_first else (T, B, hidden))
-        out = _time(self.out3, batch_first)
+        out3 = flat[:T * B * hidden].reshape((B, T, hidden) if batch_first else (T, B, hidden))  # in x's layout
+        out = _time(out3, batch_first)
         self.hp = xp.empty((T, B, hidden), dtype=x.dtype)  # the state before each step
         # NOTE: each step computes its gates transposed, (G, B) = W_hh h^T: OpenBLAS runs this orientation
         # about 1.3x faster than h W_hh^T for the small batch of a step, which pays for a transposed add.
@@ -96,7 +96,7 @@ class RecurrentLayer(Function):
             self.acts = acts
             self.cs = xp.empty((T, B, hidden), dtype=x.dtype)  # the cell states
             self.tc = xp.empty((T, B, hidden), dtype=x.dtype)  # their tanh
-            loop = lambda sl: self._lstm(sl, out, w_rec, h0[sl], c0[sl], rows)  # noqa: E731
+            loop = lambda sl: self._lstm(sl, out, out3, w_rec, h0[sl], c0[sl], rows)  # noqa: E731
         elif mode == "gru":
             self.acts = acts
             self.hn = xp.empty((T, B, hidden), dtype=x.dtype)  # W_hn h + b_hn
@@ -107,7 +107,6 @@ class RecurrentLayer(Function):
         # the sequences of the batch are independent: parts of it run as streams (nerve.ops.streams)
         parts = streams.run(lambda a, z: loop(slice(a, z)), B, 2.0 * T * B * w_hh.size, x,
                             site=("recurrent", mode, x.shape, w_hh.shape))
-        self.out3 = None  # only the loops write through it
         flat[T * B * hidden:(T + 1) * B * hidden] = xp.concatenate([h for h, _ in parts]).reshape(-1)
         if mode == "lstm":
             flat[(T + 1) * B * hidden:] = xp.concatenate([c for _, c in parts]).reshape(-1)
@@ -141,13 +140,13 @@ class RecurrentLayer(Function):
             h = self._carry(t, sl, ho, h) if self._masked(t) else ho
         return h, None
 
-    def _lstm(self, sl, out, w_rec, h, c, rows):
+    def _lstm(self, sl, out, out3, w_rec, h, c, rows):
         acts, out, hp, cs, tc = self.acts[:, sl], out[:, sl], self.hp[:, sl], self.cs[:, sl], self.tc[:, sl]
         T, B, H = out.shape
         tmp = xp.empty((4 * H, B), dtype=out.dtype)
         fk = self.fk  # chosen once in forward, with the bias
         if fk is not None and out.dtype == xp.float32:
-            return self._lstm32(sl, acts, out, hp, cs, tc, tmp, w_rec, h, c)
+            return self._lstm32(sl, acts, out, out3, hp, cs, tc, tmp, w_rec, h, c)
         ig = xp.empty((B, H), dtype=out.dtype)
         shift = 1.0 - rows
         half = out.dtype.type(0.5)
@@ -179,7 +178,7 @@ class RecurrentLayer(Function):
             c = cn
         return h, c
 
-    def _lstm32(self, sl, acts, out, hp, cs, tc, tmp, w_rec, h, c):
+    def _lstm32(self, sl, acts, out, out3, hp, cs, tc, tmp, w_rec, h, c):
         """_lstm's loop in float32 with the compiled kernels: after the gates' tanh, one pass (fused_rnn's
         lstm_cell_out) makes the cell, its tanh, the output and the next step's state, which it writes
         straight into hp (no copy of the state per step)."""
@@ -193,7 +192,7 @@ class RecurrentLayer(Function):
             xp.matmul(w_rec, hp[t].T, out=tmp)
             fk.add_gates(a, bias, tmp)
             xp.tanh(a, out=a)
-            fk.lstm_cell_out(a, c, cn, tc[t], self.out3, t, b0, self.batch_first, hn, half)
+            fk.lstm_cell_out(a, c, cn, tc[t], out3, t, b0, self.batch_first, hn, half)
             if self._masked(t):
                 m = self.mask[t, sl][:, None]
                 xp.copyto(cn, c, where=~m)
