@@ -26,7 +26,7 @@ from nerve import backend
 from nerve.autograd.function import Function, ShapeError
 from nerve.autograd.rule_math import define
 from nerve.backend import xp
-from nerve.ops import streams, winograd
+from nerve.ops import conv_kernels, streams, winograd
 from nerve.tensor import Tensor
 
 _SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
@@ -303,12 +303,17 @@ def conv_forward(x, w, b, geom: Geometry):
     wm = _weight_matrix(w, groups)
     p = math.prod(geom.out)
     y = xp.empty_like(wm, shape=(n * p, o), dtype=xp.result_type(x, w), order="C")
+    # compiled fills of row chunks (nerve.ops.conv_kernels), straight from x's memory
+    fills = conv_kernels.Columns(x, geom, o) if not _pointwise(geom) and conv_kernels.applies(x, w, geom) else None
 
     def part(a0: int, a1: int) -> None:
         if groups == 1 and _pointwise(geom):
             xp.matmul(_rows(x[a0:a1]), wm, out=y[a0 * p:a1 * p])
             if b is not None:
                 y[a0 * p:a1 * p] += b
+            return
+        if fills is not None:
+            conv_kernels.forward(fills, wm, b, y, a0 * p, a1 * p)
             return
         cols = _Columns(x[a0:a1], geom)
         for a, z in cols.chunks:
@@ -332,8 +337,12 @@ def conv_weight_grad(x, g2, geom: Geometry, w_shape: tuple):
     p = math.prod(geom.out)
     if winograd.applies(x, g2, geom, w_shape[1::-1]):  # stride-1 3x3: F(2x2, 3x3) transposed
         return winograd.weight_grad(contiguous_last(x), g2.reshape((n,) + geom.out + (-1,)), geom)
+    fills = conv_kernels.Columns(x, geom, g2.shape[1]) if not _pointwise(geom) \
+        and conv_kernels.applies(x, g2, geom) else None
 
     def part(a0: int, a1: int):
+        if fills is not None:
+            return conv_kernels.weight_grad(fills, g2, a0 * p, a1 * p)
         if groups == 1 and _pointwise(geom):
             if _last(x).flags.c_contiguous or not x.flags.c_contiguous:
                 return _rows(x[a0:a1]).T @ g2[a0 * p:a1 * p]

@@ -1,0 +1,208 @@
+"""Compiled im2col fills (numba, when installed) for ``nerve.ops.conv``'s forward and weight gradient of 1-d and
+2-d ungrouped convolutions on NumPy float32/float64 arrays: an optional fast path of its im2col.
+
+The fills write the columns of a range of output positions (rows, flat over images and output positions)
+straight from the input, padding read as zeros and any stride or dilation computed, so no padded copy of the
+input and no layout copy is made: from channels-last memory (N, H, W, C) one row per position, (rows, KK*C),
+each kernel offset a run of C contiguous values; from channels-first memory (N, C, H, W) one row per column,
+(KK*C, rows) ("kernel-major"), each a run along the image rows. Both order a column's entries (kernel row,
+kernel column, channel), as conv.py's weight matrix. The GEMMs then run on chunks of rows whose columns fit in
+the core's L2 cache (a chunk the size of a few images ran at half the GEMM rate when its columns had K = 9 and
+the output gradient missed L2: SmallCNN's conv1 weight gradient). ``ENABLED = False`` forces conv.py's NumPy
+im2col (results agree within round-off).
+"""
+from __future__ import annotations
+
+from nerve import backend
+from nerve.backend import xp
+from nerve.ops import compiled
+
+#: False: never use the compiled fills (conv.py's NumPy im2col), e.g. to test or time that path
+ENABLED = True
+#: a chunk's rows: as many as keep its GEMM (rows x K x O multiply-adds) within ``SMALL_GEMM``, which OpenBLAS
+#: runs without packing its operands (5x5 3->32 weight gradient: 6.0 ms of GEMM with 305-row chunks, 7.5 with
+#: 916), when that gives ``MIN_ROWS``; else ``CHUNK_BYTES`` of columns and output rows (3x3 64->128 stride 2: 682
+#: rows 13.5 ms single-threaded, 256 rows 14.9)
+SMALL_GEMM = 1e6
+CHUNK_BYTES = 2 << 20
+#: fewest rows of a chunk (each chunk costs a few Python calls)
+MIN_ROWS = 256
+_state: dict = {}
+
+
+def kernels():
+    """The compiled fills (a namespace), or None when numba is missing or ``ENABLED`` is False."""
+    return compiled.once(_state, _compile) if ENABLED else None
+
+
+def applies(x, other, geom) -> bool:
+    """Whether the fills serve a face of ``geom`` (conv.py's Geometry) with input x and the other operand (the
+    weight, or the output-gradient rows): 1-d or 2-d, one group, NumPy arrays (not CuPy's) of one dtype,
+    float32 or float64, numba installed."""
+    return len(geom.kernel) <= 2 and geom.groups == 1 and type(x) is backend.ndarray \
+        and type(other) is backend.ndarray and x.dtype == other.dtype and x.dtype.char in "fd" \
+        and kernels() is not None
+
+
+class Columns:
+    """The columns of x (N, C, *S) for ``geom``, by chunks of output rows (``others``: the width of the GEMM's
+    other rows, the output or its gradient, which share the cache with them): ``chunks(r0, r1)`` cuts the rows
+    [r0, r1) (flat over images and output positions) into ranges, ``fill(a, b)`` returns their columns as a
+    (b - a, KK*C) matrix (a transposed view when kernel-major), in the part's own buffer."""
+
+    def __init__(self, x, geom, others: int) -> None:
+        if x.ndim == 3:  # 1-d: one image row
+            x, geom = x[:, :, None, :], _as_2d(geom)
+        self.kmajor = x.flags.c_contiguous and not (x.shape[1] > 1 and _channels_last(x))
+        self.x = x if self.kmajor else xp.ascontiguousarray(x.transpose(0, 2, 3, 1))  # a view when it already is
+        self.args = (geom.out[0], geom.out[1], geom.stride[0], geom.stride[1], geom.dilation[0], geom.dilation[1],
+                     geom.lo[0], geom.lo[1], geom.kernel[0], geom.kernel[1])
+        self.width = geom.kernel[0] * geom.kernel[1] * x.shape[1]
+        small = int(SMALL_GEMM // (self.width * others))
+        self.step = small if small >= MIN_ROWS else max(MIN_ROWS, CHUNK_BYTES // ((self.width + others) * x.itemsize))
+        self.fill_rows = kernels().fill_kmajor if self.kmajor else kernels().fill_rows
+
+    def chunks(self, r0: int, r1: int) -> list:
+        """[r0, r1) in ranges of about ``step`` rows (equal sizes, so the last one is not a sliver)."""
+        k = max(1, -(-(r1 - r0) // self.step))
+        return [(r0 + (r1 - r0) * i // k, r0 + (r1 - r0) * (i + 1) // k) for i in range(k)]
+
+    def buffer(self, chunks: list):
+        return xp.empty(max(b - a for a, b in chunks) * self.width, dtype=self.x.dtype)
+
+    def fill(self, buffer, a: int, b: int):
+        rows = b - a
+        if self.kmajor:
+            cols = buffer[:rows * self.width]
+            self.fill_rows(self.x.reshape(-1), *self.x.shape[1:], cols, a, rows, *self.args)
+            return cols.reshape(self.width, rows).T
+        cols = buffer[:rows * self.width].reshape(rows, self.width)
+        self.fill_rows(self.x, cols, a, rows, *self.args)
+        return cols
+
+
+def _channels_last(x) -> bool:
+    return x.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
+def _as_2d(geom):
+    """A 1-d geometry as a 2-d one of height 1."""
+    return geom._replace(size=(1,) + geom.size, out=(1,) + geom.out, kernel=(1,) + geom.kernel,
+                         stride=(1,) + geom.stride, dilation=(1,) + geom.dilation, lo=(0,) + geom.lo,
+                         hi=(0,) + geom.hi)
+
+
+def forward(cols: Columns, wm, b, y, r0: int, r1: int) -> None:
+    """y[r0:r1] = columns @ wm (+ b), chunk by chunk (wm: (KK*C, O), y: (N*P, O) rows).
+
+    NOTE: ``dot``, not ``matmul``: NumPy's matmul of a small product holds the GIL, so two parts' chunk GEMMs
+    ran one at a time (SmallCNN conv1's weight gradient: 0.35 ms on two threads vs 0.13 alone; dot 0.18)."""
+    chunks = cols.chunks(r0, r1)
+    buffer = cols.buffer(chunks)
+    for a, z in chunks:
+        xp.dot(cols.fill(buffer, a, z), wm, out=y[a:z])
+        if b is not None:  # while the chunk is in cache; NOTE: compiled, NumPy's broadcast add took 0.4 of 1.0 ms
+            kernels().add_rows(y, b, a, z)
+
+
+def weight_grad(cols: Columns, g2, r0: int, r1: int):
+    """columns^T @ g2 over rows r0 .. r1, summed chunk by chunk: (KK*C, O)."""
+    chunks = cols.chunks(r0, r1)
+    buffer = cols.buffer(chunks)
+    total = xp.zeros((cols.width, g2.shape[1]), dtype=g2.dtype)
+    product = xp.empty_like(total)
+    for a, z in chunks:
+        xp.dot(cols.fill(buffer, a, z).T, g2[a:z], out=product)
+        total += product
+    return total
+
+
+def _compile(cache: bool):
+    from types import SimpleNamespace
+
+    import numpy as np
+    from numba import njit, uint64
+    jit = njit(nogil=True, cache=cache)
+
+    @njit(nogil=True, cache=cache, inline="always")
+    def _inside(j0, run, sw, off, w):
+        """(lo, up): the outputs j0 + u, lo <= u < up (within 0 .. run), whose input column (j0 + u) sw + off is
+        inside 0 .. w."""
+        lo = 0 if j0 * sw + off >= 0 else min(run, (sw - 1 - off) // sw - j0)
+        return lo, max(lo, min(run, (w - off + sw - 1) // sw - j0))
+
+    @jit
+    def fill_rows(x, cols, r0, count, oh, ow, sh, sw, dh, dw, ph, pw, kh, kw):
+        """cols[r, (a kw + b) C + c] = x[n, i sh - ph + a dh, j sw - pw + b dw, c] for rows r0 + r = (n, i, j)
+        of channels-last x (N, H, W, C), zero outside x."""
+        h, w, c = x.shape[1], x.shape[2], x.shape[3]
+        for r in range(count):
+            n, rem = divmod(r0 + r, oh * ow)
+            i, j = divmod(rem, ow)
+            for a in range(kh):
+                hi = i * sh - ph + a * dh
+                for b in range(kw):
+                    wi = j * sw - pw + b * dw
+                    base = (a * kw + b) * c
+                    if 0 <= hi < h and 0 <= wi < w:
+                        for ch in range(c):
+                            cols[r, base + ch] = x[n, hi, wi, ch]
+                    else:
+                        for ch in range(c):
+                            cols[r, base + ch] = 0
+
+    @jit
+    def fill_kmajor(xf, c, h, w, cf, r0, count, oh, ow, sh, sw, dh, dw, ph, pw, kh, kw):
+        """cols[(a kw + b) C + c, r] = x[n, c, i sh - ph + a dh, j sw - pw + b dw] for rows r0 + r = (n, i, j)
+        of channels-first x (N, C, H, W), zero outside x; x and the columns (KK*C, count) given flat (xf, cf).
+
+        NOTE: flat arrays indexed by unsigned ints: with a signed offset in an index numba wraps negative values,
+        and that keeps LLVM from vectorizing the copies (4 vs 50 GB/s); views per run cost as much as the copy."""
+        # where the outputs j0 + u, 0 <= u < run, read inside x: lo <= u < up, i.e. 0 <= (j0 + u) sw + off < w;
+        # for whole output rows (j0 = 0, run = ow) computed once per kernel column (integer divisions are slow)
+        whole = np.empty((kw, 2), dtype=np.int64)
+        for b in range(kw):
+            whole[b, 0], whole[b, 1] = _inside(0, ow, sw, b * dw - pw, w)
+        n, rem = divmod(r0, oh * ow)
+        i, j0 = divmod(rem, ow)
+        r = 0
+        while r < count:
+            run = min(ow - j0, count - r)
+            for a in range(kh):
+                hi = i * sh - ph + a * dh
+                for b in range(kw):
+                    off = b * dw - pw
+                    if j0 == 0 and run == ow:
+                        lo, up = whole[b, 0], whole[b, 1]
+                    else:
+                        lo, up = _inside(j0, run, sw, off, w)
+                    if hi < 0 or hi >= h:
+                        lo = up = run
+                    for ch in range(c):
+                        dst = uint64(((a * kw + b) * c + ch) * count + r)
+                        for u in range(lo):
+                            cf[dst + uint64(u)] = 0
+                        if up > lo:
+                            src, at = uint64(((n * c + ch) * h + hi) * w + (j0 + lo) * sw + off), dst + uint64(lo)
+                            if sw == 1:
+                                for u in range(up - lo):
+                                    cf[at + uint64(u)] = xf[src + uint64(u)]
+                            else:
+                                for u in range(up - lo):
+                                    cf[at + uint64(u)] = xf[src + uint64(u * sw)]
+                        for u in range(up, run):
+                            cf[dst + uint64(u)] = 0
+            r += run
+            j0, i = 0, i + 1
+            if i == oh:
+                i, n = 0, n + 1
+
+    @jit
+    def add_rows(y, b, a, z):
+        """y[r] += b for rows a <= r < z."""
+        for r in range(a, z):
+            row = y[r]
+            for o in range(b.shape[0]):
+                row[o] += b[o]
+
+    return SimpleNamespace(fill_rows=fill_rows, fill_kmajor=fill_kmajor, add_rows=add_rows)
