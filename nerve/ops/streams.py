@@ -49,6 +49,9 @@ MAX_SITES = 4096
 THREADS = 0
 #: with set_threads: the least work (flops) worth a thread hand-off (~40 us)
 SPLIT_FLOPS = 2e7
+#: the least work of a GEMM cut for workers that call BLAS themselves (``workers.gemm``: a hand-off in ~2 us);
+#: MLP steps at batch 32 with 8e6 or 3e6 here: 1.61 ms, with 2e7 1.78-3.4 (BLAS's threads: 1.65)
+GEMM_SPLIT_FLOPS = 4e6
 #: flop-equivalents of one element of an element-wise pass (memory-bound: ~0.4 ns an element here)
 SPLIT_COST = 40.0
 #: the least elements of an element-wise pass worth cutting (its work reaches SPLIT_FLOPS)
@@ -208,16 +211,20 @@ def matmul(a, b):
     if not THREADS or a.__class__ is not _NDARRAY or b.__class__ is not _NDARRAY:
         return xp.matmul(a, b)
     sa, sb = a.shape, b.shape
-    if len(sa) < 2 or len(sb) < 2 or (len(sa) == len(sb) == 2 and 2.0 * sa[0] * sa[1] * sb[1] < SPLIT_FLOPS):
+    if len(sa) < 2 or len(sb) < 2 or (len(sa) == len(sb) == 2 and 2.0 * sa[0] * sa[1] * sb[1] < GEMM_SPLIT_FLOPS):
         return xp.matmul(a, b)  # vectors, and the common small product, decided cheaply
     m, kd, n = sa[-2], sa[-1], sb[-1]
     lead = xp.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     flops = 2.0 * m * kd * n * math.prod(lead)
-    if flops < SPLIT_FLOPS or kd != b.shape[-2]:
+    if flops < GEMM_SPLIT_FLOPS or kd != b.shape[-2]:
         return xp.matmul(a, b)
     out = xp.empty(lead + (m, n), dtype=xp.result_type(a, b))
     k = THREADS
-    if lead and a.shape[0] == lead[0] >= k and (b.ndim == 2 or b.shape[0] in (1, lead[0])) \
+    if _native(a, b, out, k, flops):
+        return out
+    if flops < SPLIT_FLOPS:
+        xp.matmul(a, b, out=out)
+    elif lead and a.shape[0] == lead[0] >= k and (b.ndim == 2 or b.shape[0] in (1, lead[0])) \
             and a.ndim == len(lead) + 2:
         def part(i: int, j: int) -> None:
             xp.matmul(a[i:j], b if b.ndim == 2 or b.shape[0] == 1 else b[i:j], out=out[i:j])
@@ -233,6 +240,30 @@ def matmul(a, b):
     else:
         xp.matmul(a, b, out=out)
     return out
+
+
+def _native(a, b, out, k: int, flops: float) -> bool:
+    """``out = a @ b`` cut in k parts by rows or columns as ``matmul`` cuts them, the workers' parts called in BLAS
+    without the GIL (``workers.gemm``); a stack times one matrix as one GEMM over all its rows. False (nothing
+    done) where that does not apply, e.g. from inside another kernel's part."""
+    if b.ndim != 2 or (a.ndim > 2 and not a.flags.c_contiguous):
+        return False
+    a2, o2 = a.reshape(-1, a.shape[-1]), out.reshape(-1, out.shape[-1])
+    (m, _), n = a2.shape, b.shape[1]
+    if m >= 8 * k and m >= n:
+        bounds = [m * i // k for i in range(k + 1)]
+        parts = [(a2[i:j], b, o2[i:j]) for i, j in zip(bounds, bounds[1:])]
+    elif n >= 8 * k:
+        bounds = [n * i // k for i in range(k + 1)]
+        parts = [(a2, b[:, i:j], o2[:, i:j]) for i, j in zip(bounds, bounds[1:])]
+    else:
+        return False
+    if count(len(parts), flops, a) < k or not _LOCK.acquire(blocking=False):
+        return False
+    try:
+        return workers.gemm(parts)
+    finally:
+        _LOCK.release()
 
 
 def start_threads() -> int:

@@ -4,7 +4,9 @@ Why: a ``ThreadPoolExecutor`` hand-off costs 20-40 us (the sleeping thread is wo
 for the GIL), as long as a whole mid-sized GEMM, so splitting those lost to BLAS's own threads. Here a worker
 that has just finished a part waits for the next by spinning in a compiled loop (numba, without the GIL,
 yielding its core at each turn as OpenBLAS's idle threads do) for ``SPIN_SECONDS``, then sleeps on an
-Event; the caller waits for the parts the same way. Without numba the workers are a ``ThreadPoolExecutor``.
+Event; the caller waits for the parts the same way. A GEMM part (``gemm``) runs inside that compiled loop,
+calling NumPy's BLAS directly (``nerve.ops.cblas``), so such a worker never waits for the GIL. A worker that
+finds itself on its caller's core moves off it. Without numba the workers are a ``ThreadPoolExecutor``.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from nerve.backend import xp  # NumPy: the flags live on the host whatever the device
-from nerve.ops import compiled
+from nerve.ops import cblas, compiled
 
 #: seconds a worker spins (yielding its core at every turn) after a part before it sleeps, as OpenBLAS's idle
 #: threads do (~0.1 s). NOTE: a worker that has slept makes the next steps slow for a while (an MLP step 5.5 ms
@@ -26,22 +28,47 @@ TURNS = 20000
 #: seconds a sleeping worker waits on its Event before it looks at its flag anyway (a guard: the Event wakes it)
 WAKE_GUARD = 0.05
 _state: dict = {}
+#: a task's fields (an int64 array the compiled loop reads): what kind, the caller's CPU, then a GEMM's
+#: CBLAS arguments (function address, variant = 2 x double + 64-bit ints, pointers as addresses)
+KIND, CALLER, FN, VARIANT, TA, TB, M, N, K, A, LDA, B, LDB, BETA, C, LDC = range(16)
+PYTHON_PART, GEMM_PART = 0, 1
+#: what the compiled loop returns with: no part within its turns, a Python part to run, on the caller's CPU
+IDLE, PYTHON, MOVE = 0, 1, 2
 
 
-def _compile(cache: bool):
+def _compile(cache: bool, with_cpu: bool):
+    from types import SimpleNamespace
+
     from numba import njit, types
     from numba.core import cgutils
     from numba.extending import intrinsic
     yield_core = types.ExternalFunction("sched_yield", types.int32())  # libc's, resolved when compiled
+    if with_cpu:
+        getcpu = types.ExternalFunction("sched_getcpu", types.int32())  # glibc's
+    else:
+        @njit(inline="always")
+        def getcpu():
+            return -1
+    gemms = [cblas.caller(real, bits) for real in (32, 64) for bits in (32, 64)]
+    s32, s64, d32, d64 = gemms
+
+    def flag_pointer(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        return cgutils.get_item_pointer(context, builder, signature.args[0], ary,
+                                        [context.get_constant(types.intp, 0)])
 
     @intrinsic
     def load_acquire(typingctx, flag):  # flag[0] read anew at every call (an atomic load: never hoisted)
         def codegen(context, builder, signature, args):
-            ary = context.make_array(signature.args[0])(context, builder, args[0])
-            ptr = cgutils.get_item_pointer(context, builder, signature.args[0], ary,
-                                           [context.get_constant(types.intp, 0)])
-            return builder.load_atomic(ptr, "acquire", 8)
+            return builder.load_atomic(flag_pointer(context, builder, signature, args), "acquire", 8)
         return types.int64(flag), codegen
+
+    @intrinsic
+    def store_release(typingctx, flag, value):  # flag[0] = value, after every write before it
+        def codegen(context, builder, signature, args):
+            builder.store_atomic(args[1], flag_pointer(context, builder, signature, args), "release", 8)
+            return context.get_dummy_value()
+        return types.void(flag, types.int64), codegen
 
     @njit(nogil=True, cache=cache)
     def spin(flag, value, turns):  # True once flag[0] == value, yielding the core at each turn
@@ -50,17 +77,65 @@ def _compile(cache: bool):
                 return True
             yield_core()
         return load_acquire(flag) == value
-    return spin
+
+    @njit(nogil=True, cache=cache)
+    def where():  # the CPU the calling thread runs on (-1: not known here)
+        return getcpu()
+
+    @njit(nogil=True, cache=cache)
+    def give(go, task, fields):  # publish a task: its fields, then the next number in go
+        task[:] = fields
+        store_release(go, go[0] + 1)
+
+    @njit(nogil=True, cache=cache)
+    def gemm(t):
+        args = (t[FN], t[TA], t[TB], t[M], t[N], t[K], t[A], t[LDA], t[B], t[LDB], t[BETA], t[C], t[LDC])
+        v = t[VARIANT]
+        if v == 0:
+            s32(*args)
+        elif v == 1:
+            s64(*args)
+        elif v == 2:
+            d32(*args)
+        else:
+            d64(*args)
+
+    @njit(nogil=True, cache=cache)
+    def serve(go, done, task, seq, turns, check):  # runs GEMM parts from number seq on; why it returned
+        i = 0
+        while i < turns:
+            if load_acquire(go) != seq:
+                yield_core()
+                i += 1
+                continue
+            if check and getcpu() == task[CALLER]:
+                return seq, MOVE
+            if task[KIND] != GEMM_PART:
+                return seq, PYTHON
+            gemm(task)
+            store_release(done, seq)
+            seq += 1
+            check = True
+            i = 0
+        return seq, IDLE
+    return SimpleNamespace(spin=spin, where=where, give=give, serve=serve)
 
 
 def _build(cache: bool):
-    spin = _compile(cache)
-    spin(xp.ones(1, dtype=xp.int64), 1, 1)  # compiles now: a platform without sched_yield fails here
-    return spin
+    try:
+        k = _compile(cache, hasattr(os, "sched_setaffinity"))
+        k.where()  # compiles now: a platform without sched_getcpu fails here
+    except Exception:  # noqa: BLE001
+        k = _compile(cache, False)
+    flag, task = xp.ones(1, dtype=xp.int64), xp.zeros(16, dtype=xp.int64)
+    k.spin(flag, 1, 1)  # compiles now: a platform without sched_yield fails here
+    k.give(flag, task, task)
+    k.serve(flag, flag.copy(), task, 3, 1, True)
+    return k
 
 
-def _spinner():
-    """The compiled spin-wait, or None (numba missing, or no sched_yield on this platform)."""
+def _kernels():
+    """The compiled loops, or None (numba missing, or no sched_yield on this platform)."""
     try:
         return compiled.once(_state, _build)
     except Exception:  # noqa: BLE001  (numba's compile errors have no common base but Exception)
@@ -68,55 +143,96 @@ def _spinner():
         return None
 
 
-class _Worker:
-    """One thread taking parts ``fn(a, b)``; ``go``/``done`` hold the number of the part given/finished."""
+def _spinner():
+    """The compiled spin-wait, or None when workers are a thread pool."""
+    k = _kernels()
+    return None if k is None else k.spin
 
-    def __init__(self, spin) -> None:
-        self.spin = spin
+
+def _move_off(cpu: int) -> bool:
+    """Moves the calling thread off ``cpu`` now (excluded from its affinity for a moment, then allowed again);
+    False where it cannot (the only CPU allowed)."""
+    cpus = os.sched_getaffinity(0)
+    if cpu not in cpus or len(cpus) < 2:
+        return False
+    os.sched_setaffinity(0, cpus - {cpu})
+    os.sched_setaffinity(0, cpus)
+    return True
+
+
+class _Worker:
+    """One thread taking parts: ``fn(a, b)`` in Python, or a GEMM in its compiled loop; ``go``/``done`` hold
+    the number of the part given/finished."""
+
+    def __init__(self, k) -> None:
+        self.k = k
         self.go = xp.zeros(1, dtype=xp.int64)
         self.done = xp.zeros(1, dtype=xp.int64)
         self.asleep = xp.zeros(1, dtype=xp.int64)
+        self.task = xp.zeros(16, dtype=xp.int64)
+        self.fields = xp.zeros(16, dtype=xp.int64)
+        self.moves = 0  # times it found itself on its caller's CPU and moved off
         self.wake = threading.Event()
-        self.task = self.result = self.error = None
+        self.part = self.result = self.error = None
         self.thread = threading.Thread(target=self._loop, name="nerve-worker", daemon=True)
         self.thread.start()
 
     def _loop(self) -> None:
-        seq = 0
+        seq, check = 1, hasattr(os, "sched_setaffinity")
+        stop = time.perf_counter() + SPIN_SECONDS
         while True:
-            seq += 1
-            stop = time.perf_counter() + SPIN_SECONDS
-            while not self.spin(self.go, seq, TURNS):
-                if time.perf_counter() > stop:
-                    self._sleep(seq)
-                    break
-            fn, a, b = self.task
-            try:
-                self.result, self.error = fn(a, b), None
-            except BaseException as exc:  # handed to the caller, which raises it
-                self.result, self.error = None, exc
-            # NOTE: the part's closure holds the kernel's arrays: nothing here may keep it until the next part
-            self.task = fn = None
-            self.done[0] = seq
+            start = seq
+            seq, why = self.k.serve(self.go, self.done, self.task, seq, TURNS, check)
+            if why == MOVE:  # NOTE: else the scheduler may leave both threads on one core for ~10 ms
+                self.moves += _move_off(int(self.task[CALLER]))
+                check = False
+                continue
+            check = hasattr(os, "sched_setaffinity")
+            if why == PYTHON:
+                self._run(seq)
+                seq += 1
+            if seq != start:
+                stop = time.perf_counter() + SPIN_SECONDS
+            elif time.perf_counter() > stop:
+                self._sleep(seq)
+
+    def _run(self, seq: int) -> None:
+        fn, a, b = self.part
+        try:
+            self.result, self.error = fn(a, b), None
+        except BaseException as exc:  # handed to the caller, which raises it
+            self.result, self.error = None, exc
+        # NOTE: the part's closure holds the kernel's arrays: nothing here may keep it until the next part
+        self.part = fn = None
+        self.done[0] = seq
 
     def _sleep(self, seq: int) -> None:
-        """Sleep until part ``seq`` is given. NOTE: these flags are read and written under the GIL on both sides,
-        so a wake-up is not lost; the timeout is a second guard."""
+        """Sleep until part ``seq`` is given. NOTE: ``asleep`` and ``go`` are read and written under the GIL on
+        both sides, so a wake-up is not lost; the timeout is a second guard."""
         self.asleep[0] = 1
         while self.go[0] != seq:
             self.wake.wait(WAKE_GUARD)
             self.wake.clear()
         self.asleep[0] = 0
 
-    def submit(self, fn, a: int, b: int) -> None:
-        self.task = (fn, a, b)
-        self.go[0] += 1
+    def _give(self) -> None:
+        self.fields[CALLER] = self.k.where()
+        self.k.give(self.go, self.task, self.fields)
         if self.asleep[0]:
             self.wake.set()
 
+    def submit(self, fn, a: int, b: int) -> None:
+        self.part = (fn, a, b)
+        self.fields[KIND] = PYTHON_PART
+        self._give()
+
+    def submit_gemm(self, fields) -> None:
+        self.fields[:] = fields
+        self._give()
+
     def wait(self):
         seq = self.go[0]
-        while not self.spin(self.done, seq, TURNS):
+        while not self.k.spin(self.done, seq, TURNS):
             if not self.thread.is_alive():
                 raise RuntimeError("nerve.ops.workers: a worker thread died")
         error, self.error = self.error, None
@@ -128,12 +244,12 @@ class _Worker:
 
 def _workers(k: int):
     """k spinning workers (started once), or None without numba."""
-    spin = _spinner()
-    if spin is None:
+    kernels = _kernels()
+    if kernels is None:
         return None
     workers = _state.setdefault("workers", [])
     while len(workers) < k:
-        workers.append(_Worker(spin))
+        workers.append(_Worker(kernels))
     return workers[:k]
 
 
@@ -172,6 +288,51 @@ def run(fn, bounds: list) -> list:
     if error is not None:
         raise error
     return [first] + rest
+
+
+def _gemm_fields(a, b, out, found):
+    """The task fields of ``out = a @ b`` for the compiled loop, or None where BLAS cannot take the operands."""
+    dt = out.dtype
+    if dt.char not in "fd" or a.dtype != dt or b.dtype != dt or out.ndim != 2:
+        return None
+    la, lb, lc = cblas.layout(a), cblas.layout(b), cblas.layout(out)
+    if la is None or lb is None or lc is None or lc[0] != cblas.NO_TRANS:
+        return None
+    (m, kd), n = a.shape, b.shape[1]
+    if min(m, n, kd) < 1 or b.shape[0] != kd or out.shape != (m, n) or not (
+            a.flags.aligned and b.flags.aligned and out.flags.aligned):
+        return None
+    if found[2] == 32 and max(m, n, kd, la[1], lb[1], lc[1]) >= 2 ** 31:
+        return None
+    f = xp.zeros(16, dtype=xp.int64)
+    double = dt.char == "d"
+    f[KIND], f[FN], f[VARIANT] = GEMM_PART, found[double], 2 * double + (found[2] == 64)
+    f[TA], f[TB], f[M], f[N], f[K] = la[0], lb[0], m, n, kd
+    f[A], f[LDA], f[B], f[LDB], f[C], f[LDC] = a.ctypes.data, la[1], b.ctypes.data, lb[1], out.ctypes.data, lc[1]
+    return f
+
+
+def gemm(parts: list) -> bool:
+    """``out[...] = a @ b`` for every ``(a, b, out)`` of ``parts`` at once: the caller the first through NumPy,
+    workers the rest inside their compiled loops through NumPy's BLAS directly (no GIL). False, with nothing
+    computed, where that cannot serve: no spinning workers or no CBLAS, or operands BLAS cannot take as they
+    are (2-D float32/float64 of one dtype, strided like a matrix or its transpose, ``out`` row-major)."""
+    found = cblas.numpy_gemm()
+    workers = _workers(len(parts) - 1) if found is not None else None
+    if workers is None:
+        return False
+    fields = [_gemm_fields(a, b, out, found) for a, b, out in parts[1:]]
+    if any(f is None for f in fields):
+        return False
+    for w, f in zip(workers, fields):
+        w.submit_gemm(f)
+    try:
+        a, b, out = parts[0]
+        xp.matmul(a, b, out=out)
+    finally:  # the workers write into the caller's arrays: wait for them whatever happens here
+        for w in workers:
+            w.wait()
+    return True
 
 
 def _after_fork() -> None:

@@ -6,6 +6,7 @@ from typing import Iterable
 
 from nerve.backend import xp
 from nerve import ops
+from nerve.optim import fused
 from nerve.optim.optimizer import Optimizer
 
 
@@ -53,7 +54,9 @@ class Adam(Optimizer):
             v_max = (state["max_exp_avg_sq"],) if amsgrad else ()
             arrays = (w, g, state["exp_avg"], state["exp_avg_sq"], work) + v_max
             scalars = (beta1, beta2, eps * c2, -lr * c2 / (1 - beta1 ** step))
-            if ops.streams.THREADS and 12 * w.size >= ops.streams.SPLIT_ELEMENTS \
+            if fused.usable(*arrays[:4], *v_max):  # one compiled pass (numba installed)
+                fused.adam(w, g, state["exp_avg"], state["exp_avg_sq"], v_max[0] if v_max else None, *scalars)
+            elif ops.streams.THREADS and 12 * w.size >= ops.streams.SPLIT_ELEMENTS \
                     and all(a.flags.c_contiguous for a in arrays):  # flat ranges on nerve's threads
                 flat = [a.reshape(-1) for a in arrays]
                 ops.streams.split(lambda a, b: _adam_kernel(*(f[a:b] for f in flat), *scalars), w.size,

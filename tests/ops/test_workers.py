@@ -94,3 +94,87 @@ def test_a_part_keeps_nothing_alive_after_it_has_run(mode):
     out_ref = weakref.ref(out[1])
     del held, out
     assert ref() is None and out_ref() is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("ta", [False, True])
+@pytest.mark.parametrize("tb", [False, True])
+def test_gemm_parts_run_in_blas_on_the_workers(dtype, ta, tb):
+    pytest.importorskip("numba")
+    if workers.cblas.numpy_gemm() is None:
+        pytest.skip("NumPy's BLAS exports no CBLAS GEMM under a known name")
+    rng = np.random.default_rng(0)
+    m, k, n = 37, 53, 29  # odd sizes; transposed operands are column-major views
+    a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
+    a, b = (a.T if ta else a), (b.T if tb else b)
+    want = a @ b
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    def by_rows(out):
+        return [(a[i:j], b, out[i:j]) for i, j in ((0, 20), (20, 25), (25, m))]
+
+    def by_columns(out):
+        return [(a, b[:, :1], out[:, :1]), (a, b[:, 1:], out[:, 1:])]
+    for cut in (by_rows, by_columns):
+        out = np.full((m, n), np.nan, dtype)
+        jobs = cut(out)
+        done = [w.done[0] for w in workers._workers(len(jobs) - 1)]
+        assert workers.gemm(jobs)
+        assert [w.done[0] for w in workers._workers(len(jobs) - 1)] == [d + 1 for d in done]  # on the workers
+        np.testing.assert_allclose(out, want, rtol=tol, atol=tol)
+
+
+def test_gemm_declines_what_blas_cannot_take():
+    pytest.importorskip("numba")
+    a, b = np.ones((6, 8)), np.ones((8, 3))
+    out = np.full((6, 3), 7.0)
+    for jobs in ([(a[:3], b, out[:3]), (a[3:, ::2], b[::2], out[3:])],  # a strided row
+                 [(a[:3], b, out[:3]), (a[3:].astype(np.float32), b, out[3:])],  # mixed dtypes
+                 [(a[:3], b, out[:3]), (a[3:], b, np.ones((3, 3)).T)],  # out not row-major
+                 [(a[:3], b, out[:3]), (a[3:].astype(int), b.astype(int), out[3:].astype(int))]):  # not float
+        assert workers.gemm(jobs) is False
+        assert (out == 7.0).all()  # nothing computed, not even the caller's part
+
+
+def test_cblas_layout_reads_strides():
+    from nerve.ops import cblas
+    a = np.zeros((5, 7), np.float32)
+    assert cblas.layout(a) == (cblas.NO_TRANS, 7)
+    assert cblas.layout(a[1:4, 2:6]) == (cblas.NO_TRANS, 7)
+    assert cblas.layout(a.T) == (cblas.TRANS, 7)
+    assert cblas.layout(a[:, :1]) == (cblas.NO_TRANS, 7)
+    assert cblas.layout(a[::2]) == (cblas.NO_TRANS, 14)
+    assert cblas.layout(a[:, ::2]) is None and cblas.layout(np.zeros(3)) is None
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "sched_setaffinity"), reason="no CPU affinity here")
+def test_a_worker_on_its_callers_only_cpu_still_runs_its_part():
+    """Co-located with its caller, a worker moves off the caller's CPU; with no other CPU allowed it stays and
+    runs the part (no loop, no hang), and the affinities are left as they were."""
+    import os
+    pytest.importorskip("numba")
+    worker = workers._workers(1)[0]
+    cpus = os.sched_getaffinity(0)
+    one = {min(cpus)}
+    try:
+        os.sched_setaffinity(0, one)
+        os.sched_setaffinity(worker.thread.native_id, one)
+        a = np.ones((40, 30))
+        out = np.empty((40, 5))
+        assert workers.gemm([(a[:20], np.ones((30, 5)), out[:20]), (a[20:], np.ones((30, 5)), out[20:])])
+        assert (out == 30).all()
+        assert workers.run(lambda x, y: y - x, [0, 2, 7]) == [2, 5]
+        assert os.sched_getaffinity(worker.thread.native_id) == one
+    finally:
+        os.sched_setaffinity(worker.thread.native_id, cpus)
+        os.sched_setaffinity(0, cpus)
+
+
+def test_moving_off_a_cpu_keeps_the_affinity():
+    import os
+    if not hasattr(os, "sched_setaffinity"):
+        pytest.skip("no CPU affinity here")
+    cpus = os.sched_getaffinity(0)
+    assert workers._move_off(-5) is False  # not one of ours
+    moved = workers._move_off(min(cpus))
+    assert moved == (len(cpus) > 1) and os.sched_getaffinity(0) == cpus

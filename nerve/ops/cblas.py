@@ -1,0 +1,81 @@
+"""NumPy's own BLAS GEMM, called from compiled (numba) code without the GIL.
+
+Why: a worker thread that runs its GEMM part through Python must take the GIL first; waiting for it puts the
+thread to sleep, and the scheduler then often wakes it on its caller's core, where the two share one core
+for milliseconds. A worker that calls BLAS itself never touches the GIL. The library is the one NumPy links
+(found through NumPy's extension module), so its thread count is NumPy's (``threadpoolctl`` sets it) and its
+results are NumPy's. Row-major CBLAS: ``C = A B`` or ``C += A B`` with either operand transposed.
+"""
+from __future__ import annotations
+
+import ctypes
+
+#: CBLAS's row-major order and its no-transpose / transpose codes
+ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
+#: (sgemm, dgemm, integer bits): the names NumPy's BLAS may export them under, tried in turn
+_NAMES = (("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_", 64), ("cblas_sgemm64_", "cblas_dgemm64_", 64),
+          ("scipy_cblas_sgemm", "scipy_cblas_dgemm", 32), ("cblas_sgemm", "cblas_dgemm", 32))
+_state: dict = {}
+
+
+def numpy_gemm():
+    """``(sgemm address, dgemm address, integer bits)`` of the BLAS NumPy uses, or None when it has no CBLAS
+    GEMM under a known name (e.g. Accelerate's)."""
+    if "gemm" not in _state:
+        _state["gemm"] = None
+        try:
+            from numpy._core import _multiarray_umath as module
+        except ImportError:  # NumPy 1.x
+            from numpy.core import _multiarray_umath as module
+        try:
+            lib = ctypes.CDLL(module.__file__)  # dlsym through it searches the libraries it links
+        except OSError:
+            return None
+        for s, d, bits in _NAMES:
+            try:
+                addresses = [ctypes.cast(getattr(lib, name), ctypes.c_void_p).value for name in (s, d)]
+            except AttributeError:
+                continue
+            _state["gemm"] = (*addresses, bits)
+            break
+    return _state["gemm"]
+
+
+def layout(a):
+    """``(transpose code, leading dimension)`` of a 2-D float array for row-major CBLAS, or None when its
+    strides fit neither a row-major nor a column-major matrix."""
+    if a.ndim != 2:
+        return None
+    item, (r, c), (sr, sc) = a.itemsize, a.shape, a.strides
+    if (sc == item or c == 1) and sr % item == 0 and sr // item >= max(1, c):
+        return NO_TRANS, sr // item
+    if (sr == item or r == 1) and sc % item == 0 and sc // item >= max(1, r):
+        return TRANS, sc // item
+    return None
+
+
+def caller(real_bits: int, int_bits: int):
+    """A numba intrinsic ``call(fn, ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc)`` (all int64; pointers as
+    addresses) that calls the row-major CBLAS GEMM at address ``fn`` with alpha 1 and beta 0 or 1."""
+    from llvmlite import ir
+    from numba import types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def call(typingctx, fn, ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc):
+        def codegen(context, builder, signature, args):
+            i32, ix = ir.IntType(32), ir.IntType(int_bits)
+            real = ir.DoubleType() if real_bits == 64 else ir.FloatType()
+            ptr = ir.IntType(8).as_pointer()
+            fnty = ir.FunctionType(ir.VoidType(), [i32, i32, i32, ix, ix, ix, real, ptr, ix, ptr, ix, real, ptr, ix])
+            f, ta_, tb_, m_, n_, k_, a_, lda_, b_, ldb_, beta_, c_, ldc_ = args
+
+            def num(v):
+                return v if int_bits == 64 else builder.trunc(v, ix)
+            builder.call(builder.inttoptr(f, fnty.as_pointer()), [
+                ir.Constant(i32, ROW_MAJOR), builder.trunc(ta_, i32), builder.trunc(tb_, i32), num(m_), num(n_),
+                num(k_), ir.Constant(real, 1.0), builder.inttoptr(a_, ptr), num(lda_), builder.inttoptr(b_, ptr),
+                num(ldb_), builder.sitofp(beta_, real), builder.inttoptr(c_, ptr), num(ldc_)])
+            return context.get_dummy_value()
+        return types.void(*([types.int64] * 13)), codegen
+    return call
