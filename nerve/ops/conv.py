@@ -186,6 +186,11 @@ def contiguous_last(a):
     return out
 
 
+def _last_view(a):
+    """(N, C, *S) in C-contiguous channels-last memory, as a channels-first view (a view when it already is)."""
+    return channels_first(contiguous_last(a))
+
+
 def _rows(a):
     """(N, C, *S) as contiguous channels-last rows (N * prod(S), C), copied only when needed."""
     return contiguous_last(a).reshape(-1, a.shape[1])
@@ -304,7 +309,8 @@ def conv_forward(x, w, b, geom: Geometry):
     p = math.prod(geom.out)
     y = xp.empty_like(wm, shape=(n * p, o), dtype=xp.result_type(x, w), order="C")
     # compiled fills of row chunks (nerve.ops.conv_kernels), straight from x's memory
-    fills = conv_kernels.Columns(x, geom, o) if not _pointwise(geom) and conv_kernels.applies(x, w, geom) else None
+    fills = conv_kernels.Columns(x, geom, o, _last_view) if not _pointwise(geom) \
+        and conv_kernels.applies(x, w, geom) else None
 
     def part(a0: int, a1: int) -> None:
         if groups == 1 and _pointwise(geom):
@@ -337,7 +343,7 @@ def conv_weight_grad(x, g2, geom: Geometry, w_shape: tuple):
     p = math.prod(geom.out)
     if winograd.applies(x, g2, geom, w_shape[1::-1]):  # stride-1 3x3: F(2x2, 3x3) transposed
         return winograd.weight_grad(contiguous_last(x), g2.reshape((n,) + geom.out + (-1,)), geom)
-    fills = conv_kernels.Columns(x, geom, g2.shape[1]) if not _pointwise(geom) \
+    fills = conv_kernels.Columns(x, geom, g2.shape[1], _last_view) if not _pointwise(geom) \
         and conv_kernels.applies(x, g2, geom) else None
 
     def part(a0: int, a1: int):

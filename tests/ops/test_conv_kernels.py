@@ -87,7 +87,7 @@ def test_fills_equal_numpy_gathered_columns(tiny_chunks, layout, size, kernel, s
     for c in (1, 3):
         x = _layout(rng.standard_normal((2, c) + size), layout)
         geom = conv.conv_geometry("t", size, kernel, stride, padding, dilation)
-        cols = conv_kernels.Columns(x, geom, 5)
+        cols = conv_kernels.Columns(x, geom, 5, conv._last_view)
         assert cols.kmajor == (c == 1 or (layout == "first" and np.prod(size) > 1))  # both contiguous: rows
         rows = 2 * int(np.prod(geom.out))
         chunks = cols.chunks(0, rows)
