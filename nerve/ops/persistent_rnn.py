@@ -1,0 +1,297 @@
+"""Persistent hidden-split LSTM loops (float32, nerve's own threads, numba and SciPy's BLAS): each of k threads
+owns a slice of the hidden units for the whole sequence (Diamos et al. 2016, "Persistent RNNs").
+
+Why: cut by batch, every thread streams the whole W_hh (1 MiB in float32 at hidden 256) through its core at
+every step, which does not stay in a 1 MiB L2 next to the step's other arrays. Cut by hidden units, a thread
+packs once per call the rows of W_hh of its units' four gates (forward) or its units' columns of W_hh
+(backward), a block of 1/k of the weights that stays in its core's cache for all the steps, and each step's
+GEMM has the whole batch. The threads meet at a spin barrier once per step (the next step needs the whole
+state): forward, each thread makes its units' gates, cell and output, then waits; backward, each makes its
+units' gate gradients, waits, then its units' columns of dh_{t-1} = da W_hh.
+
+Each thread's whole loop is one nogil compiled function (numba; its np.dot calls sgemm from SciPy's BLAS,
+single-threaded under ``streams.set_threads``). The element-wise work is that of
+``fused_rnn.lstm_cell_out``/``lstm_back`` with the float32 tanh of ``fused_rnn`` for every activation. A part
+that waits longer than ``WAIT_SECONDS`` (its partner never came) raises instead of hanging; a part that fails
+tells the others, which stop too.
+"""
+from __future__ import annotations
+
+import time
+
+from nerve import backend
+from nerve.backend import xp
+from nerve.ops import compiled, fused_rnn, streams
+
+#: False: never use the persistent loops (the batch-split loops of recurrent.py)
+ENABLED = True
+#: seconds a part waits at a barrier without its partners moving before it gives up (RuntimeError)
+WAIT_SECONDS = 60.0
+#: spin turns (each yields the core) between two looks at the clock from Python
+TURNS = 200000
+#: int64 slots between two threads' step counters (one cache line each); the last slot is the abort flag
+_PAD = 8
+_state: dict = {}
+
+
+def kernels():
+    """The compiled loops (a namespace), or None (numba or SciPy's BLAS missing, or disabled)."""
+    if not ENABLED or fused_rnn.kernels() is None:
+        return None
+    return compiled.once(_state, _build)
+
+
+def parts(x, hidden: int, mask, work: float) -> int:
+    """How many threads run the persistent loops of this layer: 0 (use the batch-split loops) unless float32 NumPy
+    arrays without a mask under nerve's own threads, the kernels available and the work worth a split."""
+    if not streams.get_threads() or mask is not None or type(x) is not backend.ndarray or x.dtype != xp.float32:
+        return 0
+    k = streams.count(hidden, work, x)
+    return k if k > 1 and kernels() is not None else 0
+
+
+def _build(cache: bool):
+    import scipy.linalg.cython_blas  # noqa: F401  (numba's np.dot calls its sgemm: loaded now, so it is limited too)
+    if streams.get_threads():  # set_threads limits the BLAS libraries loaded so far: SciPy's too
+        streams.set_threads(streams.get_threads())
+    k = _compile(cache)
+    # a first call of each compiles now (a platform without sched_yield fails here, not inside a thread)
+    f = xp.float32
+    one = xp.zeros((1, 1, 1), f)
+    k.forward(0, 0, 1, False, xp.zeros((1, 1, 4), f), xp.zeros(4, f), xp.zeros((4, 1), f), one, one.copy(),
+              one.copy(), one.copy(), False, xp.zeros((1, 1), f), xp.zeros((1, 1), f), xp.zeros((4, 1), f),
+              xp.zeros((1, 4), f),
+              xp.zeros(_PAD + 1, dtype=xp.int64), 0, 1, 1)
+    k.backward(0, 0, 1, False, xp.zeros((1, 1, 4), f), one, one.copy(), xp.zeros((1, 1), f), one.copy(), False,
+               xp.zeros((1, 1), f), xp.zeros((1, 1), f), xp.zeros((1, 1), f), xp.zeros((1, 1, 4), f),
+               xp.zeros((1, 4), f), xp.zeros(_PAD + 1, dtype=xp.int64), 0, 1, 1)
+    return k
+
+
+def _compile(cache: bool):
+    from types import SimpleNamespace
+
+    from numba import njit, types
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+    yield_core = types.ExternalFunction("sched_yield", types.int32())
+    (p0, p1, p2, p3, p4, p5, p6), (q0, q1, q2, q3) = fused_rnn._TANH
+    jit = njit(nogil=True, cache=cache, error_model="numpy")
+
+    def _pointer(context, builder, signature, args, index):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        return cgutils.get_item_pointer(context, builder, signature.args[0], ary, [index])
+
+    @intrinsic
+    def load_acquire(typingctx, flags, i):  # flags[i], read anew at every call (an atomic load)
+        def codegen(context, builder, signature, args):
+            return builder.load_atomic(_pointer(context, builder, signature, args, args[1]), "acquire", 8)
+        return types.int64(flags, i), codegen
+
+    @intrinsic
+    def store_release(typingctx, flags, i, value):  # flags[i] = value once every earlier write is visible
+        def codegen(context, builder, signature, args):
+            builder.store_atomic(args[2], _pointer(context, builder, signature, args, args[1]), "release", 8)
+            return context.get_dummy_value()
+        return types.void(flags, i, value), codegen
+
+    @njit(inline="always", error_model="numpy")
+    def tanh32(x):  # fused_rnn's float32 tanh (within 0.61 ulp), rounded to float32
+        v = min(max(float(x), -9.0), 9.0) if x == x else float(x)
+        s = v * v
+        return xp.float32(v * ((((((p6 * s + p5) * s + p4) * s + p3) * s + p2) * s + p1) * s + p0) / (
+            ((q3 * s + q2) * s + q1) * s + q0))
+
+    @njit(inline="always")
+    def transpose(a, out):
+        """out = a.T in 8 x 8 tiles (rows read as eight named views: LLVM keeps them in registers), then the
+        edges; twice as fast as NumPy's copy of a.T for the (512, 32) gates of a step."""
+        J, B = a.shape
+        J8, B8 = J - J % 8, B - B % 8
+        for b0 in range(0, B8, 8):
+            for j0 in range(0, J8, 8):
+                r0, r1, r2, r3 = a[j0, b0:b0 + 8], a[j0 + 1, b0:b0 + 8], a[j0 + 2, b0:b0 + 8], a[j0 + 3, b0:b0 + 8]
+                r4, r5, r6, r7 = a[j0 + 4, b0:b0 + 8], a[j0 + 5, b0:b0 + 8], a[j0 + 6, b0:b0 + 8], a[j0 + 7, b0:b0 + 8]
+                for b in range(8):
+                    w = out[b0 + b, j0:j0 + 8]
+                    w[0], w[1], w[2], w[3] = r0[b], r1[b], r2[b], r3[b]
+                    w[4], w[5], w[6], w[7] = r4[b], r5[b], r6[b], r7[b]
+        for b in range(B):
+            for j in range(J8 if b < B8 else 0, J):
+                out[b, j] = a[j, b]
+
+    @njit(inline="always")
+    def meet(flags, me, k, target, turns):
+        """True once every other part's counter reaches target; False after ``turns`` or when one aborted."""
+        abort = flags.shape[0] - 1
+        for _ in range(turns):
+            if load_acquire(flags, abort):
+                return False
+            ready = True
+            for j in range(k):
+                if j != me and load_acquire(flags, j * _PAD) < target:
+                    ready = False
+                    break
+            if ready:
+                return True
+            yield_core()
+        return False
+
+    @jit
+    def forward(p, u0, u1, reverse, acts, bias, wp, hp, cs, tc, out3, batch_first, c0, last, gt, tmp, flags, me, k,
+                turns):
+        """Steps p.. of the forward for the units [u0, u1) (see the module docstring); returns the step it stopped
+        at (its barrier not passed) or T when done. acts (T, B, 4H): the input projections (halved rows for i, f,
+        o), made the gates' activations; wp (4U, H): the part's rows of the halved W_hh; hp (T, B, H): the state
+        before each step (hp[first step] given), cs, tc: the cells and their tanh; out3: the output in the
+        input's layout; last: the state after the last step; gt (4U, B), tmp (B, 4U): work arrays."""
+        T, B, H = hp.shape
+        U = u1 - u0
+        half = xp.float32(0.5)
+        while p < T:
+            t = T - 1 - p if reverse else p
+            if load_acquire(flags, me * _PAD) <= p:  # not computed yet (else: resumed at its barrier)
+                # the gates (4U, B) = wp h^T: BLAS runs this orientation faster than h wp^T for a small batch
+                xp.dot(wp, hp[t].T, gt)
+                transpose(gt, tmp)
+                tn = T - 2 - p if reverse else p + 1
+                for b in range(B):
+                    ar, tr = acts[t, b], tmp[b]
+                    ai, af, ag, ao = ar[u0:u1], ar[H + u0:H + u1], ar[2 * H + u0:2 * H + u1], ar[3 * H + u0:3 * H + u1]
+                    bi, bf, bg, bo = bias[u0:u1], bias[H + u0:H + u1], bias[2 * H + u0:2 * H + u1], bias[3 * H + u0:]
+                    ti, tf, tg, to = tr[:U], tr[U:2 * U], tr[2 * U:3 * U], tr[3 * U:]
+                    cp = (c0[b] if p == 0 else cs[T - p if reverse else p - 1, b])[u0:u1]
+                    cn, tcr = cs[t, b, u0:u1], tc[t, b, u0:u1]
+                    hn = (last[b] if p == T - 1 else hp[tn, b])[u0:u1]
+                    ho = (out3[b, t] if batch_first else out3[t, b])[u0:u1]
+                    for u in range(U):
+                        i = tanh32((ai[u] + bi[u]) + ti[u]) * half + half
+                        f = tanh32((af[u] + bf[u]) + tf[u]) * half + half
+                        g = tanh32((ag[u] + bg[u]) + tg[u])
+                        o = tanh32((ao[u] + bo[u]) + to[u]) * half + half
+                        ai[u], af[u], ag[u], ao[u] = i, f, g, o
+                        cv = f * cp[u] + i * g
+                        cn[u] = cv
+                        tv = tanh32(cv)
+                        tcr[u] = tv
+                        hv = o * tv
+                        ho[u] = hv
+                        hn[u] = hv
+                store_release(flags, me * _PAD, p + 1)
+            if p < T - 1 and not meet(flags, me, k, p + 1, turns):
+                return p
+            p += 1
+        return T
+
+    @jit
+    def backward(q, u0, u1, reverse, acts, tc, cs, c0, d3, batch_first, dh, dht, dc, dg, wc, flags, me, k, turns):
+        """Steps back q.. (q counts from the last step) for the units [u0, u1); returns where it stopped (its
+        barrier not passed) or T when done. Per step: da's columns of the part's units from dh + the
+        output's gradient (d3, in the input's layout) and dc (dh, dc: (B, U), the part's columns), then, once
+        every part is there, dh = da @ wc^T (wc (U, 4H): the part's columns of W_hh, transposed; dht (U, B): work)."""
+        T, B, H4 = dg.shape
+        H = H4 // 4
+        U = u1 - u0
+        one = xp.float32(1.0)
+        while q < T:
+            p = T - 1 - q  # the step's place in the forward order
+            t = T - 1 - p if reverse else p
+            if load_acquire(flags, me * _PAD) <= q:
+                for b in range(B):
+                    ar, dar = acts[t, b], dg[t, b]
+                    ai, af, ag, ao = ar[u0:u1], ar[H + u0:H + u1], ar[2 * H + u0:2 * H + u1], ar[3 * H + u0:3 * H + u1]
+                    di, df, dgg, do = dar[u0:u1], dar[H + u0:H + u1], dar[2 * H + u0:2 * H + u1], dar[3 * H + u0:]
+                    cp = (c0[b] if p == 0 else cs[T - p if reverse else p - 1, b])[u0:u1]
+                    tcr = tc[t, b, u0:u1]
+                    dor = (d3[b, t] if batch_first else d3[t, b])[u0:u1]
+                    dhr, dcr = dh[b], dc[b]
+                    for u in range(U):
+                        i, f, g, o = ai[u], af[u], ag[u], ao[u]
+                        tv = tcr[u]
+                        d = dhr[u] + dor[u]
+                        dcv = dcr[u] + (one - tv * tv) * o * d
+                        di[u] = dcv * g * ((one - i) * i)
+                        df[u] = dcv * cp[u] * ((one - f) * f)
+                        dgg[u] = dcv * i * (one - g * g)
+                        do[u] = d * tv * ((one - o) * o)
+                        dcr[u] = dcv * f
+                store_release(flags, me * _PAD, q + 1)
+            if not meet(flags, me, k, q + 1, turns):
+                return q
+            xp.dot(wc, dg[t].T, dht)  # the part's columns of dh_{t-1} = da W_hh, transposed (BLAS's faster way)
+            transpose(dht, dh)
+            q += 1
+        return T
+
+    return SimpleNamespace(forward=forward, backward=backward)
+
+
+def _loop(flags, me: int, step, T: int) -> None:
+    """Run ``step(p)`` (a part's compiled loop from p) until it returns T; between calls (a barrier not reached in
+    TURNS turns) check that a partner moved within WAIT_SECONDS and none aborted. A failing part aborts the others."""
+    abort = flags.shape[0] - 1
+    try:
+        p, since, seen = 0, time.perf_counter(), None
+        while True:
+            p = step(p)
+            if p >= T:
+                return
+            if flags[abort]:
+                raise RuntimeError("persistent_rnn: another part of the loop failed")
+            moved = tuple(flags[::_PAD][:-1])
+            if moved != seen:
+                seen, since = moved, time.perf_counter()
+            elif time.perf_counter() - since > WAIT_SECONDS:
+                raise RuntimeError(f"persistent_rnn: part {me} waited {WAIT_SECONDS} s at step {p} for the others "
+                                   f"(counters {moved})")
+    except BaseException:
+        flags[abort] = 1
+        raise
+
+
+def lstm_forward(acts, bias, w_hh, rows, hp, cs, tc, out3, batch_first: bool, c0, reverse: bool):
+    """The float32 LSTM forward loop cut by hidden units into k parts on nerve's threads (hp[first step] holds h0);
+    returns (h_n, c_n)."""
+    kern = kernels()
+    T, B, H = hp.shape
+    work = 2.0 * T * B * w_hh.size
+    k = streams.count(H, work, hp)  # the parts streams.run makes (or one, when it runs them one by one)
+    last = xp.empty((B, H), dtype=hp.dtype)
+    flags = xp.zeros(k * _PAD + 1, dtype=xp.int64)
+    w4 = w_hh.reshape(4, H, H)
+    r4 = rows.reshape(4, H, 1)
+
+    def part(u0: int, u1: int) -> None:
+        me, n = (0, 1) if (u0, u1) == (0, H) else (_index(u0, H, k), k)  # streams may run one part alone
+        wp = (w4[:, u0:u1] * r4[:, u0:u1]).reshape(4 * (u1 - u0), H)  # the part's halved rows, contiguous
+        gt, tmp = xp.empty((4 * (u1 - u0), B), dtype=hp.dtype), xp.empty((B, 4 * (u1 - u0)), dtype=hp.dtype)
+        _loop(flags, me, lambda p: kern.forward(p, u0, u1, reverse, acts, bias, wp, hp, cs, tc, out3, batch_first,
+                                                c0, last, gt, tmp, flags, me, n, TURNS), T)
+    streams.run(part, H, work, hp)
+    return last, cs[0 if reverse else T - 1].copy()
+
+
+def lstm_backward(acts, tc, cs, c0, d3, batch_first: bool, dh, dc, dg, w_hh, reverse: bool) -> None:
+    """The float32 LSTM backward loop cut by hidden units into k parts: fills dg (T, B, 4H) and leaves in dh, dc
+    (B, H) the gradients of the initial state."""
+    kern = kernels()
+    T, B, H4 = dg.shape
+    H = H4 // 4
+    work = 2.0 * T * B * w_hh.size
+    k = streams.count(H, work, dh)
+    flags = xp.zeros(k * _PAD + 1, dtype=xp.int64)
+
+    def part(u0: int, u1: int) -> None:
+        me, n = (0, 1) if (u0, u1) == (0, H) else (_index(u0, H, k), k)
+        wc = xp.ascontiguousarray(w_hh[:, u0:u1].T)
+        dhp, dcp = xp.ascontiguousarray(dh[:, u0:u1]), xp.ascontiguousarray(dc[:, u0:u1])  # the part's own
+        dht = xp.empty((u1 - u0, B), dtype=dh.dtype)
+        _loop(flags, me, lambda q: kern.backward(q, u0, u1, reverse, acts, tc, cs, c0, d3, batch_first, dhp, dht, dcp,
+                                                 dg, wc, flags, me, n, TURNS), T)
+        dh[:, u0:u1], dc[:, u0:u1] = dhp, dcp
+    streams.run(part, H, work, dh)
+
+
+def _index(u0: int, n: int, k: int) -> int:
+    """The index of the part starting at u0 among streams' k parts of n (bounds n i // k)."""
+    return next(i for i in range(k) if n * i // k == u0)
