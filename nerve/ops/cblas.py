@@ -61,6 +61,8 @@ def caller(real_bits: int, int_bits: int):
     from numba import types
     from numba.extending import intrinsic
 
+    from nerve.ops import compiled
+
     @intrinsic
     def call(typingctx, fn, ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc):
         def codegen(context, builder, signature, args):
@@ -78,4 +80,4 @@ def caller(real_bits: int, int_bits: int):
                 num(ldb_), builder.sitofp(beta_, real), builder.inttoptr(c_, ptr), num(ldc_)])
             return context.get_dummy_value()
         return types.void(*([types.int64] * 13)), codegen
-    return call
+    return compiled.named(call, f"cblas.gemm{real_bits}.{int_bits}")

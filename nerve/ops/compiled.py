@@ -1,7 +1,9 @@
 """numba, an optional dependency: a module's compiled kernels made once per process (``fused_rnn``, ``winograd``).
 
 numba's on-disk cache (``cache=True``) saves the compile at each start; where it has no writable place for it,
-numba raises RuntimeError and the kernels are compiled in memory instead.
+numba raises RuntimeError and the kernels are compiled in memory instead. A kernel's cache key includes what its
+closure holds, pickled: an intrinsic there must carry a fixed identity (``named``), or every process compiles
+anew and adds an entry.
 """
 from __future__ import annotations
 
@@ -16,3 +18,27 @@ def once(state: dict, build):
         except RuntimeError:  # no writable place for numba's on-disk cache: compile in memory at each start
             state["k"] = build(cache=False)
     return state["k"]
+
+
+def named(intrinsic, name: str):
+    """``intrinsic`` (numba's) with the fixed identity ``name`` in place of the fresh uuid it gets in each process,
+    so kernels holding it in their closure hit numba's on-disk cache."""
+    intrinsic._set_uuid(f"nerve.{name}")
+    return intrinsic
+
+
+def c_function(name: str):
+    """A numba intrinsic calling the C library's ``int name(void)`` (``sched_yield``, ``sched_getcpu``), with a
+    fixed identity: numba's own ``ExternalFunction`` pickles a type number that changes between processes."""
+    from llvmlite import ir
+    from numba import types
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def call(typingctx):
+        def codegen(context, builder, signature, args):
+            return builder.call(cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(32), []),
+                                                               name), [])
+        return types.int32(), codegen
+    return named(call, f"c.{name}")

@@ -42,15 +42,15 @@ def _compile(cache: bool, with_cpu: bool):
     from numba import njit, types
     from numba.core import cgutils
     from numba.extending import intrinsic
-    yield_core = types.ExternalFunction("sched_yield", types.int32())  # libc's, resolved when compiled
+    yield_core = compiled.c_function("sched_yield")  # libc's, resolved when compiled
     if with_cpu:
-        getcpu = types.ExternalFunction("sched_getcpu", types.int32())  # glibc's
+        getcpu = compiled.c_function("sched_getcpu")  # glibc's
     else:
-        @njit(inline="always")
-        def getcpu():
-            return -1
-    gemms = [cblas.caller(real, bits) for real in (32, 64) for bits in (32, 64)]
-    s32, s64, d32, d64 = gemms
+        @intrinsic
+        def getcpu(typingctx):  # not known here
+            return types.int32(), lambda context, builder, signature, args: context.get_constant(types.int32, -1)
+        compiled.named(getcpu, "workers.no_cpu")
+    s32, s64, d32, d64 = (cblas.caller(real, bits) for real in (32, 64) for bits in (32, 64))
 
     def flag_pointer(context, builder, signature, args):
         ary = context.make_array(signature.args[0])(context, builder, args[0])
@@ -69,6 +69,8 @@ def _compile(cache: bool, with_cpu: bool):
             builder.store_atomic(args[1], flag_pointer(context, builder, signature, args), "release", 8)
             return context.get_dummy_value()
         return types.void(flag, types.int64), codegen
+    compiled.named(load_acquire, "workers.load_acquire")
+    compiled.named(store_release, "workers.store_release")
 
     @njit(nogil=True, cache=cache)
     def spin(flag, value, turns):  # True once flag[0] == value, yielding the core at each turn
@@ -88,19 +90,6 @@ def _compile(cache: bool, with_cpu: bool):
         store_release(go, go[0] + 1)
 
     @njit(nogil=True, cache=cache)
-    def gemm(t):
-        args = (t[FN], t[TA], t[TB], t[M], t[N], t[K], t[A], t[LDA], t[B], t[LDB], t[BETA], t[C], t[LDC])
-        v = t[VARIANT]
-        if v == 0:
-            s32(*args)
-        elif v == 1:
-            s64(*args)
-        elif v == 2:
-            d32(*args)
-        else:
-            d64(*args)
-
-    @njit(nogil=True, cache=cache)
     def serve(go, done, task, seq, turns, check):  # runs GEMM parts from number seq on; why it returned
         i = 0
         while i < turns:
@@ -112,7 +101,16 @@ def _compile(cache: bool, with_cpu: bool):
                 return seq, MOVE
             if task[KIND] != GEMM_PART:
                 return seq, PYTHON
-            gemm(task)
+            t = task  # NOTE: inline, not a kernel of its own: a kernel in the closure would defeat numba's cache
+            args = (t[FN], t[TA], t[TB], t[M], t[N], t[K], t[A], t[LDA], t[B], t[LDB], t[BETA], t[C], t[LDC])
+            if t[VARIANT] == 0:
+                s32(*args)
+            elif t[VARIANT] == 1:
+                s64(*args)
+            elif t[VARIANT] == 2:
+                d32(*args)
+            else:
+                d64(*args)
             store_release(done, seq)
             seq += 1
             check = True
