@@ -2,8 +2,8 @@
 
 numba's on-disk cache (``cache=True``) saves the compile at each start; where it has no writable place for it,
 numba raises RuntimeError and the kernels are compiled in memory instead. A kernel's cache key includes what its
-closure holds, pickled: an intrinsic there must carry a fixed identity (``named``), or every process compiles
-anew and adds an entry.
+closure holds, pickled: an intrinsic or another kernel there must carry a fixed identity (``named``), or every
+process compiles anew and adds an entry.
 """
 from __future__ import annotations
 
@@ -20,11 +20,11 @@ def once(state: dict, build):
     return state["k"]
 
 
-def named(intrinsic, name: str):
-    """``intrinsic`` (numba's) with the fixed identity ``name`` in place of the fresh uuid it gets in each process,
-    so kernels holding it in their closure hit numba's on-disk cache."""
-    intrinsic._set_uuid(f"nerve.{name}")
-    return intrinsic
+def named(fn, name: str):
+    """``fn`` (a numba intrinsic or kernel) with the fixed identity ``name`` in place of the fresh uuid it gets in
+    each process, so kernels holding it in their closure hit numba's on-disk cache."""
+    fn._set_uuid(f"nerve.{name}")
+    return fn
 
 
 def c_function(name: str):

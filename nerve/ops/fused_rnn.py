@@ -52,6 +52,7 @@ def _compile(cache: bool):
         s = v * v
         return v * ((((((p6 * s + p5) * s + p4) * s + p3) * s + p2) * s + p1) * s + p0) / (
             ((q3 * s + q2) * s + q1) * s + q0)
+    compiled.named(tanh32, "fused_rnn.tanh32")  # held by lstm_cell_out's closure: a fixed identity keeps it cached
 
     @jit
     def add_gates(a, bias, tmp):  # a = (a + bias) + tmp.T: the step's gates, tmp from the transposed GEMM (G, B)

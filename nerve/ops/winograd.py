@@ -191,6 +191,7 @@ def _compile(cache: bool):
             v[4, i], v[5, i], v[6, i], v[7, i] = r10 - r12, r11 + r12, r12 - r11, r11 - r13
             v[8, i], v[9, i], v[10, i], v[11, i] = r20 - r22, r21 + r22, r22 - r21, r21 - r23
             v[12, i], v[13, i], v[14, i], v[15, i] = r30 - r32, r31 + r32, r32 - r31, r31 - r33
+    compiled.named(tile_in, "winograd.tile_in")  # held by input_tiles' closure: a fixed identity keeps it cached
 
     @jit
     def input_tiles(x, v, frame, t0, count, tw, per_tile, off_h, off_w):

@@ -179,18 +179,3 @@ def test_moving_off_a_cpu_keeps_the_affinity():
     moved = workers._move_off(min(cpus))
     assert moved == (len(cpus) > 1) and os.sched_getaffinity(0) == cpus
 
-
-def test_the_compiled_loops_come_from_numbas_cache_in_the_next_process(tmp_path):
-    """Their cache key pickles what their closures hold; a fresh identity per process there (numba's default for
-    intrinsics and external functions) would recompile them in every process (~2.5 s) and grow the cache."""
-    import os
-    import subprocess
-    import sys
-    pytest.importorskip("numba")
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), NUMBA_DEBUG_CACHE="1")
-    code = "from nerve.ops import workers; assert workers._kernels() is not None"
-    runs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-            for _ in range(2)]
-    assert all(r.returncode == 0 for r in runs), runs[-1].stderr
-    assert "data saved" in runs[0].stdout
-    assert "data saved" not in runs[1].stdout and "data loaded" in runs[1].stdout
