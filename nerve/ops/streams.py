@@ -208,11 +208,11 @@ def elementwise(fn, out, *arrays) -> None:
 def matmul(a, b):
     """a @ b for NumPy arrays; under ``set_threads`` a large product is cut along the longer of a's rows and
     b's columns (a stack of products by its leading dim), each part single-threaded."""
-    if not THREADS or a.__class__ is not _NDARRAY or b.__class__ is not _NDARRAY:
-        return xp.matmul(a, b)
+    if not THREADS or b.ndim == 2 and 2.0 * a.size * b.shape[1] < GEMM_SPLIT_FLOPS:
+        return xp.matmul(a, b)  # the common small product (a.size n = m k n per stack), decided first and cheaply
     sa, sb = a.shape, b.shape
-    if len(sa) < 2 or len(sb) < 2 or (len(sa) == len(sb) == 2 and 2.0 * sa[0] * sa[1] * sb[1] < GEMM_SPLIT_FLOPS):
-        return xp.matmul(a, b)  # vectors, and the common small product, decided cheaply
+    if a.__class__ is not _NDARRAY or b.__class__ is not _NDARRAY or len(sa) < 2 or len(sb) < 2:
+        return xp.matmul(a, b)
     m, kd, n = sa[-2], sa[-1], sb[-1]
     lead = xp.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     flops = 2.0 * m * kd * n * math.prod(lead)
