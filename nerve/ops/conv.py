@@ -311,6 +311,7 @@ def conv_forward(x, w, b, geom: Geometry):
     # compiled fills of row chunks (nerve.ops.conv_kernels), straight from x's memory
     fills = conv_kernels.Columns(x, geom, o, _last_view) if not _pointwise(geom) \
         and conv_kernels.applies(x, w, geom) else None
+    blocks = conv_kernels.Blocks(fills, n * p) if fills is not None else None
 
     def part(a0: int, a1: int) -> None:
         if groups == 1 and _pointwise(geom):
@@ -318,8 +319,8 @@ def conv_forward(x, w, b, geom: Geometry):
             if b is not None:
                 y[a0 * p:a1 * p] += b
             return
-        if fills is not None:
-            conv_kernels.forward(fills, wm, b, y, a0 * p, a1 * p)
+        if fills is not None:  # the parts take blocks of chunks in turn
+            conv_kernels.forward(fills, wm, b, y, blocks)
             return
         cols = _Columns(x[a0:a1], geom)
         for a, z in cols.chunks:
@@ -343,12 +344,16 @@ def conv_weight_grad(x, g2, geom: Geometry, w_shape: tuple):
     p = math.prod(geom.out)
     if winograd.applies(x, g2, geom, w_shape[1::-1]):  # stride-1 3x3: F(2x2, 3x3) transposed
         return winograd.weight_grad(contiguous_last(x), g2.reshape((n,) + geom.out + (-1,)), geom)
-    fills = conv_kernels.Columns(x, geom, g2.shape[1], _last_view) if not _pointwise(geom) \
-        and conv_kernels.applies(x, g2, geom) else None
+    flops, site = _flops(n, geom, x.shape[1], w_shape[0]), ("conv_weight", x.shape, g2.shape, geom)
+    if not _pointwise(geom) and conv_kernels.applies(x, g2, geom):  # compiled fills; parts take blocks in turn
+        fills = conv_kernels.Columns(x, geom, g2.shape[1], _last_view)
+        blocks = conv_kernels.Blocks(fills, n * p)
+        sums = xp.zeros((len(blocks), fills.width, g2.shape[1]), dtype=g2.dtype)
+        streams.run(lambda a0, a1: conv_kernels.weight_grad(fills, g2, blocks, sums), n, flops, x, site=site,
+                    sums=True)
+        return _weight_from_rows(sums.sum(0), geom, w_shape)
 
     def part(a0: int, a1: int):
-        if fills is not None:
-            return conv_kernels.weight_grad(fills, g2, a0 * p, a1 * p)
         if groups == 1 and _pointwise(geom):
             if _last(x).flags.c_contiguous or not x.flags.c_contiguous:
                 return _rows(x[a0:a1]).T @ g2[a0 * p:a1 * p]
@@ -365,12 +370,16 @@ def conv_weight_grad(x, g2, geom: Geometry, w_shape: tuple):
             else:
                 gw += part
         return gw
-    parts = streams.run(part, n, _flops(n, geom, x.shape[1], w_shape[0]), x,
-                        site=("conv_weight", x.shape, g2.shape, geom), sums=True)
+    parts = streams.run(part, n, flops, x, site=site, sums=True)
     gw = parts[0]
     for more in parts[1:]:
         gw += more
-    o, cg = w_shape[0], w_shape[1]
+    return _weight_from_rows(gw, geom, w_shape)
+
+
+def _weight_from_rows(gw, geom: Geometry, w_shape: tuple):
+    """(KK*Cg, O), or (G, KK*Cg, Og), rows ordered like im2col's -> the weight's shape (O, Cg, *K)."""
+    groups, o, cg = geom.groups, w_shape[0], w_shape[1]
     gw = gw.reshape((groups,) + geom.kernel + (cg, o // groups))
     axes = (0, gw.ndim - 1, gw.ndim - 2) + tuple(range(1, gw.ndim - 2))
     return xp.ascontiguousarray(gw.transpose(axes)).reshape(w_shape)

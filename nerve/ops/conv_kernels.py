@@ -13,6 +13,8 @@ im2col (results agree within round-off).
 """
 from __future__ import annotations
 
+import itertools
+
 from nerve import backend
 from nerve.backend import xp
 from nerve.ops import compiled
@@ -27,6 +29,8 @@ SMALL_GEMM = 1e6
 CHUNK_BYTES = 2 << 20
 #: fewest rows of a chunk (each chunk costs a few Python calls)
 MIN_ROWS = 256
+#: blocks of chunks that the batch parts take in turn (a weight gradient keeps one sum per block)
+BLOCKS = 8
 _state: dict = {}
 
 
@@ -48,8 +52,8 @@ class Columns:
     """The columns of x (N, C, *S) for ``geom``, by chunks of output rows (``others``: the width of the GEMM's
     other rows, the output or its gradient, which share the cache with them; ``to_last``: x in C-contiguous
     channels-last memory, as a channels-first view, copied only when needed): ``chunks(r0, r1)`` cuts the rows
-    [r0, r1) (flat over images and output positions) into ranges, ``fill(a, b)`` returns their columns as a
-    (b - a, KK*C) matrix (a transposed view when kernel-major), in the part's own buffer."""
+    [r0, r1) (flat over images and output positions) into ranges, ``fill(buffer, a, b)`` returns their columns
+    as a (b - a, KK*C) matrix (a transposed view when kernel-major) in the caller's buffer."""
 
     def __init__(self, x, geom, others: int, to_last) -> None:
         if x.ndim == 3:  # 1-d: one image row
@@ -69,9 +73,6 @@ class Columns:
         """[r0, r1) in ranges of about ``step`` rows (equal sizes, so the last one is not a sliver)."""
         k = max(1, -(-(r1 - r0) // self.step))
         return [(r0 + (r1 - r0) * i // k, r0 + (r1 - r0) * (i + 1) // k) for i in range(k)]
-
-    def buffer(self, chunks: list):
-        return xp.empty(max(b - a for a, b in chunks) * self.width, dtype=self.x.dtype)
 
     def fill(self, buffer, a: int, b: int):
         rows = b - a
@@ -95,29 +96,49 @@ def _as_2d(geom):
                          hi=(0,) + geom.hi)
 
 
-def forward(cols: Columns, wm, b, y, r0: int, r1: int) -> None:
-    """y[r0:r1] = columns @ wm (+ b), chunk by chunk (wm: (KK*C, O), y: (N*P, O) rows).
+class Blocks:
+    """The chunks of rows [0, rows) in ``BLOCKS`` blocks, which the batch parts take in turn as each finishes one:
+    a part whose core another process holds takes fewer (fixed halves made every call wait for the slower core).
+    Each block's results depend on the block alone, so they are the same whichever thread runs it."""
+
+    def __init__(self, cols: Columns, rows: int) -> None:
+        chunks = cols.chunks(0, rows)
+        k = min(BLOCKS, len(chunks))
+        self.blocks = [chunks[len(chunks) * i // k:len(chunks) * (i + 1) // k] for i in range(k)]
+        self.longest = max(b - a for a, b in chunks)
+        self._next = itertools.count()  # NOTE: next() on it is atomic (one C call under the GIL)
+
+    def __len__(self) -> int:
+        return len(self.blocks)
+
+    def take(self):
+        """(index, chunks) of each block this caller takes, until none is left."""
+        while (i := next(self._next)) < len(self.blocks):
+            yield i, self.blocks[i]
+
+
+def forward(cols: Columns, wm, b, y, blocks: Blocks) -> None:
+    """y[rows] = columns @ wm (+ b) for the chunks of each block taken (wm: (KK*C, O), y: (N*P, O) rows).
 
     NOTE: ``dot``, not ``matmul``: NumPy's matmul of a small product holds the GIL, so two parts' chunk GEMMs
     ran one at a time (SmallCNN conv1's weight gradient: 0.35 ms on two threads vs 0.13 alone; dot 0.18)."""
-    chunks = cols.chunks(r0, r1)
-    buffer = cols.buffer(chunks)
-    for a, z in chunks:
-        xp.dot(cols.fill(buffer, a, z), wm, out=y[a:z])
-        if b is not None:  # while the chunk is in cache; NOTE: compiled, NumPy's broadcast add took 0.4 of 1.0 ms
-            kernels().add_rows(y, b, a, z)
+    buffer = xp.empty(blocks.longest * cols.width, dtype=cols.x.dtype)
+    for _, chunks in blocks.take():
+        for a, z in chunks:
+            xp.dot(cols.fill(buffer, a, z), wm, out=y[a:z])
+            if b is not None:  # while the chunk is in cache; NOTE: compiled, NumPy's broadcast add: 0.4 of 1.0 ms
+                kernels().add_rows(y, b, a, z)
 
 
-def weight_grad(cols: Columns, g2, r0: int, r1: int):
-    """columns^T @ g2 over rows r0 .. r1, summed chunk by chunk: (KK*C, O)."""
-    chunks = cols.chunks(r0, r1)
-    buffer = cols.buffer(chunks)
-    total = xp.zeros((cols.width, g2.shape[1]), dtype=g2.dtype)
-    product = xp.empty_like(total)
-    for a, z in chunks:
-        xp.dot(cols.fill(buffer, a, z).T, g2[a:z], out=product)
-        total += product
-    return total
+def weight_grad(cols: Columns, g2, blocks: Blocks, sums) -> None:
+    """sums[j] = columns^T @ g2 summed over the chunks of block j, for each block taken (sums: zeros (blocks,
+    KK*C, O); their sum in block order is the same on any number of threads)."""
+    buffer = xp.empty(blocks.longest * cols.width, dtype=cols.x.dtype)
+    product = xp.empty_like(sums[0])
+    for j, chunks in blocks.take():
+        for a, z in chunks:
+            xp.dot(cols.fill(buffer, a, z).T, g2[a:z], out=product)
+            sums[j] += product
 
 
 def _compile(cache: bool):
