@@ -64,7 +64,8 @@ def _build(cache: bool):
               xp.zeros(_PAD + 1, dtype=xp.int64), 0, 1, 1)
     k.backward(0, 0, 1, False, xp.zeros((1, 1, 4), f), one, one.copy(), xp.zeros((1, 1), f), one.copy(), False,
                xp.zeros((1, 1), f), xp.zeros((1, 1), f), xp.zeros((1, 1), f), xp.zeros((1, 1, 4), f),
-               xp.zeros((1, 4), f), xp.zeros(_PAD + 1, dtype=xp.int64), 0, 1, 1)
+               xp.zeros((1, 4), f), xp.zeros((1, 4), f), xp.zeros((1, 2, 1, 1), f), xp.zeros(_PAD + 1, dtype=xp.int64),
+               0, 1, 1)
     return k
 
 
@@ -183,12 +184,27 @@ def _compile(cache: bool):
             p += 1
         return T
 
+    @njit(inline="always")
+    def gather(parts, slot, u0, u1, dht, dh):
+        """dh (B, U) = the sum over the parts of their products' rows [u0, u1) (parts (k, 2, H, B), in slot)."""
+        for u in range(u1 - u0):
+            row = dht[u]
+            row[:] = parts[0, slot, u0 + u]
+            for j in range(1, parts.shape[0]):
+                src = parts[j, slot, u0 + u]
+                for b in range(row.shape[0]):
+                    row[b] += src[b]
+        transpose(dht, dh)
+
     @jit
-    def backward(q, u0, u1, reverse, acts, tc, cs, c0, d3, batch_first, dh, dht, dc, dg, wc, flags, me, k, turns):
+    def backward(q, u0, u1, reverse, acts, tc, cs, c0, d3, batch_first, dh, dht, dc, dg, da, wo, parts, flags, me, k,
+                 turns):
         """Steps back q.. (q counts from the last step) for the units [u0, u1); returns where it stopped (its
-        barrier not passed) or T when done. Per step: da's columns of the part's units from dh + the
-        output's gradient (d3, in the input's layout) and dc (dh, dc: (B, U), the part's columns), then, once
-        every part is there, dh = da @ wc^T (wc (U, 4H): the part's columns of W_hh, transposed; dht (U, B): work)."""
+        barrier not passed) or T when done. Per step: dh (B, U) of the part's units, the sum of every part's
+        product of the step before; the gates' gradients of its units (into dg (T, B, 4H) and da (B, 4U)) from
+        dh + the output's gradient (d3, in the input's layout) and dc (B, U); then its share of dh_{t-1}, da W_own
+        (wo (H, 4U): the part's rows of W_hh, transposed), into parts[me, q % 2] (H, B) (two slots: a part may
+        write the next step's while another still reads this one's); then the barrier. dht (U, B): work."""
         T, B, H4 = dg.shape
         H = H4 // 4
         U = u1 - u0
@@ -197,10 +213,13 @@ def _compile(cache: bool):
             p = T - 1 - q  # the step's place in the forward order
             t = T - 1 - p if reverse else p
             if load_acquire(flags, me * _PAD) <= q:
+                if q:
+                    gather(parts, (q - 1) % 2, u0, u1, dht, dh)
                 for b in range(B):
-                    ar, dar = acts[t, b], dg[t, b]
+                    ar, dar, dab = acts[t, b], dg[t, b], da[b]
                     ai, af, ag, ao = ar[u0:u1], ar[H + u0:H + u1], ar[2 * H + u0:2 * H + u1], ar[3 * H + u0:3 * H + u1]
                     di, df, dgg, do = dar[u0:u1], dar[H + u0:H + u1], dar[2 * H + u0:2 * H + u1], dar[3 * H + u0:]
+                    ei, ef, eg, eo = dab[:U], dab[U:2 * U], dab[2 * U:3 * U], dab[3 * U:]
                     cp = (c0[b] if p == 0 else cs[T - p if reverse else p - 1, b])[u0:u1]
                     tcr = tc[t, b, u0:u1]
                     dor = (d3[b, t] if batch_first else d3[t, b])[u0:u1]
@@ -210,17 +229,19 @@ def _compile(cache: bool):
                         tv = tcr[u]
                         d = dhr[u] + dor[u]
                         dcv = dcr[u] + (one - tv * tv) * o * d
-                        di[u] = dcv * g * ((one - i) * i)
-                        df[u] = dcv * cp[u] * ((one - f) * f)
-                        dgg[u] = dcv * i * (one - g * g)
-                        do[u] = d * tv * ((one - o) * o)
+                        vi = dcv * g * ((one - i) * i)
+                        vf = dcv * cp[u] * ((one - f) * f)
+                        vg = dcv * i * (one - g * g)
+                        vo = d * tv * ((one - o) * o)
+                        di[u], df[u], dgg[u], do[u] = vi, vf, vg, vo
+                        ei[u], ef[u], eg[u], eo[u] = vi, vf, vg, vo
                         dcr[u] = dcv * f
+                xp.dot(wo, da.T, parts[me, q % 2])  # (H, B): BLAS's faster orientation
                 store_release(flags, me * _PAD, q + 1)
             if not meet(flags, me, k, q + 1, turns):
                 return q
-            xp.dot(wc, dg[t].T, dht)  # the part's columns of dh_{t-1} = da W_hh, transposed (BLAS's faster way)
-            transpose(dht, dh)
             q += 1
+        gather(parts, (T - 1) % 2, u0, u1, dht, dh)
         return T
 
     return SimpleNamespace(forward=forward, backward=backward)
@@ -280,14 +301,17 @@ def lstm_backward(acts, tc, cs, c0, d3, batch_first: bool, dh, dc, dg, w_hh, rev
     work = 2.0 * T * B * w_hh.size
     k = streams.count(H, work, dh)
     flags = xp.zeros(k * _PAD + 1, dtype=xp.int64)
+    shares = xp.empty((k, 2, H, B), dtype=dg.dtype)  # each part's product da W_own^T of the last two steps
+    w4 = w_hh.reshape(4, H, H)
 
     def part(u0: int, u1: int) -> None:
         me, n = (0, 1) if (u0, u1) == (0, H) else (_index(u0, H, k), k)
-        wc = xp.ascontiguousarray(w_hh[:, u0:u1].T)
+        U = u1 - u0
+        wo = xp.ascontiguousarray(w4[:, u0:u1].reshape(4 * U, H).T)  # the part's rows of W_hh, transposed
         dhp, dcp = xp.ascontiguousarray(dh[:, u0:u1]), xp.ascontiguousarray(dc[:, u0:u1])  # the part's own
-        dht = xp.empty((u1 - u0, B), dtype=dh.dtype)
+        dht, da = xp.empty((U, B), dtype=dh.dtype), xp.empty((B, 4 * U), dtype=dh.dtype)
         _loop(flags, me, lambda q: kern.backward(q, u0, u1, reverse, acts, tc, cs, c0, d3, batch_first, dhp, dht, dcp,
-                                                 dg, wc, flags, me, n, TURNS), T)
+                                                 dg, da, wo, shares[:n], flags, me, n, TURNS), T)
         dh[:, u0:u1], dc[:, u0:u1] = dhp, dcp
     streams.run(part, H, work, dh)
 
