@@ -348,7 +348,7 @@ def conv_weight_grad(x, g2, geom: Geometry, w_shape: tuple):
     if not _pointwise(geom) and conv_kernels.applies(x, g2, geom):  # compiled fills; parts take blocks in turn
         fills = conv_kernels.Columns(x, geom, g2.shape[1], _last_view)
         blocks = conv_kernels.Blocks(fills, n * p)
-        sums = xp.zeros((len(blocks), fills.width, g2.shape[1]), dtype=g2.dtype)
+        sums = xp.empty((len(blocks), fills.width, g2.shape[1]), dtype=g2.dtype)
         streams.run(lambda a0, a1: conv_kernels.weight_grad(fills, g2, blocks, sums), n, flops, x, site=site,
                     sums=True)
         return _weight_from_rows(sums.sum(0), geom, w_shape)

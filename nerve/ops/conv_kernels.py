@@ -131,12 +131,14 @@ def forward(cols: Columns, wm, b, y, blocks: Blocks) -> None:
 
 
 def weight_grad(cols: Columns, g2, blocks: Blocks, sums) -> None:
-    """sums[j] = columns^T @ g2 summed over the chunks of block j, for each block taken (sums: zeros (blocks,
-    KK*C, O); their sum in block order is the same on any number of threads)."""
+    """sums[j] = columns^T @ g2 summed over the chunks of block j, for each block taken (sums: (blocks, KK*C, O);
+    their sum in block order is the same on any number of threads)."""
     buffer = xp.empty(blocks.longest * cols.width, dtype=cols.x.dtype)
     product = xp.empty_like(sums[0])
     for j, chunks in blocks.take():
-        for a, z in chunks:
+        (a, z), rest = chunks[0], chunks[1:]
+        xp.dot(cols.fill(buffer, a, z).T, g2[a:z], out=sums[j])
+        for a, z in rest:
             xp.dot(cols.fill(buffer, a, z).T, g2[a:z], out=product)
             sums[j] += product
 

@@ -272,6 +272,15 @@ def test_memory_per_step_does_not_grow(calls):
     assert len(calls) > 6
 
 
+def test_empty_batch(calls):
+    x = nerve.tensor(np.zeros((0, 3, 5, 5)), requires_grad=True)
+    w = nerve.tensor(np.ones((2, 3, 3, 3)), requires_grad=True)
+    y = F.conv2d(x, w, stride=2, padding=1)
+    y.sum().backward()
+    assert y.shape == (0, 2, 3, 3) and x.grad.shape == (0, 3, 5, 5) and len(calls) == 2
+    np.testing.assert_array_equal(w.grad.numpy(), 0)
+
+
 def test_blocks_are_each_taken_once_in_order():
     x = np.zeros((3, 2, 9, 9))
     cols = conv_kernels.Columns(x, conv.conv_geometry("t", (9, 9), 3), 4, conv._last_view)
