@@ -42,3 +42,30 @@ def c_function(name: str):
                                                                name), [])
         return types.int32(), codegen
     return named(call, f"c.{name}")
+
+
+def atomics():
+    """Numba intrinsics ``load_acquire(flags, i)`` (flags[i] read anew at every call: never hoisted out of a
+    spin loop) and ``store_release(flags, i, value)`` (flags[i] = value once every earlier write is visible), for
+    int64 flag arrays that threads spin on; with fixed identities (see ``named``)."""
+    from numba import types
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+
+    def pointer(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        return cgutils.get_item_pointer(context, builder, signature.args[0], ary, [args[1]])
+
+    @intrinsic
+    def load_acquire(typingctx, flags, i):
+        def codegen(context, builder, signature, args):
+            return builder.load_atomic(pointer(context, builder, signature, args), "acquire", 8)
+        return types.int64(flags, types.intp), codegen
+
+    @intrinsic
+    def store_release(typingctx, flags, i, value):
+        def codegen(context, builder, signature, args):
+            builder.store_atomic(args[2], pointer(context, builder, signature, args), "release", 8)
+            return context.get_dummy_value()
+        return types.void(flags, types.intp, types.int64), codegen
+    return named(load_acquire, "load_acquire"), named(store_release, "store_release")

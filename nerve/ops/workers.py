@@ -40,7 +40,6 @@ def _compile(cache: bool, with_cpu: bool):
     from types import SimpleNamespace
 
     from numba import njit, types
-    from numba.core import cgutils
     from numba.extending import intrinsic
     yield_core = compiled.c_function("sched_yield")  # libc's, resolved when compiled
     if with_cpu:
@@ -52,33 +51,15 @@ def _compile(cache: bool, with_cpu: bool):
         compiled.named(getcpu, "workers.no_cpu")
     s32, s64, d32, d64 = (cblas.caller(real, bits) for real in (32, 64) for bits in (32, 64))
 
-    def flag_pointer(context, builder, signature, args):
-        ary = context.make_array(signature.args[0])(context, builder, args[0])
-        return cgutils.get_item_pointer(context, builder, signature.args[0], ary,
-                                        [context.get_constant(types.intp, 0)])
-
-    @intrinsic
-    def load_acquire(typingctx, flag):  # flag[0] read anew at every call (an atomic load: never hoisted)
-        def codegen(context, builder, signature, args):
-            return builder.load_atomic(flag_pointer(context, builder, signature, args), "acquire", 8)
-        return types.int64(flag), codegen
-
-    @intrinsic
-    def store_release(typingctx, flag, value):  # flag[0] = value, after every write before it
-        def codegen(context, builder, signature, args):
-            builder.store_atomic(args[1], flag_pointer(context, builder, signature, args), "release", 8)
-            return context.get_dummy_value()
-        return types.void(flag, types.int64), codegen
-    compiled.named(load_acquire, "workers.load_acquire")
-    compiled.named(store_release, "workers.store_release")
+    load_acquire, store_release = compiled.atomics()
 
     @njit(nogil=True, cache=cache)
     def spin(flag, value, turns):  # True once flag[0] == value, yielding the core at each turn
         for _ in range(turns):
-            if load_acquire(flag) == value:
+            if load_acquire(flag, 0) == value:
                 return True
             yield_core()
-        return load_acquire(flag) == value
+        return load_acquire(flag, 0) == value
 
     @njit(nogil=True, cache=cache)
     def where():  # the CPU the calling thread runs on (-1: not known here)
@@ -87,13 +68,13 @@ def _compile(cache: bool, with_cpu: bool):
     @njit(nogil=True, cache=cache)
     def give(go, task, fields):  # publish a task: its fields, then the next number in go
         task[:] = fields
-        store_release(go, go[0] + 1)
+        store_release(go, 0, go[0] + 1)
 
     @njit(nogil=True, cache=cache)
     def serve(go, done, task, seq, turns, check):  # runs GEMM parts from number seq on; why it returned
         i = 0
         while i < turns:
-            if load_acquire(go) != seq:
+            if load_acquire(go, 0) != seq:
                 yield_core()
                 i += 1
                 continue
@@ -111,7 +92,7 @@ def _compile(cache: bool, with_cpu: bool):
                 d32(*args)
             else:
                 d64(*args)
-            store_release(done, seq)
+            store_release(done, 0, seq)
             seq += 1
             check = True
             i = 0
