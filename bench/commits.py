@@ -46,26 +46,37 @@ def in_tree(root: str, module: str, setup: str, one_call: bool, args: tuple):
     return per_call(made) if one_call else made
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("other", help="the other tree (a git worktree of the commit to compare with)")
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """The options both paired tables take: burst length, rounds, which workloads."""
     parser.add_argument("--steps", type=int, default=10, help="calls per burst")
-    parser.add_argument("--rounds", type=int, default=9, help="bursts per tree, taken in turn")
+    parser.add_argument("--rounds", type=int, default=9, help="bursts per contender, taken in turn")
     parser.add_argument("--only", default="", help="comma-separated substrings of workload names to run")
-    args = parser.parse_args()
-    other = os.path.abspath(args.other)
+
+
+def paired_table(args, labels: tuple, contenders) -> None:
+    """One row per wanted workload: each of the two ``labels``' median ms, the first / the second (median of
+    per-round ratios) and best / best; ``contenders(module, setup, one_call, setup_args)`` gives compare's two
+    setups, in the order of ``labels``."""
     wanted = [w for w in WORKLOADS if not args.only or any(s in w for s in args.only.split(","))]
-    print(f"this tree {HERE} vs {other}; {args.rounds} paired rounds of {args.steps} calls")
-    header = f"{'workload':<24}{'now ms':>10}{'before ms':>11}{'now/before':>12}{'best/best':>11}"
+    first, second = labels
+    header = f"{'workload':<24}{first + ' ms':>10}{second + ' ms':>11}{first + '/' + second:>12}{'best/best':>11}"
     print(header)
     print("-" * len(header))
     for name in wanted:
-        module, setup, one_call, setup_args = WORKLOADS[name]
-        r = compare({"now": (in_tree, HERE, module, setup, one_call, setup_args),
-                     "before": (in_tree, other, module, setup, one_call, setup_args)}, args.steps, args.rounds)
-        # compare's ratio is first / other = now / before
-        print(f"{name:<24}{r['now']['median']:>10.3f}{r['before']['median']:>11.3f}"
-              f"{r['before']['ratio']:>12.3f}{r['before']['best_ratio']:>11.3f}", flush=True)
+        a, b = contenders(*WORKLOADS[name])
+        r = compare({first: a, second: b}, args.steps, args.rounds)
+        print(f"{name:<24}{r[first]['median']:>10.3f}{r[second]['median']:>11.3f}"
+              f"{r[second]['ratio']:>12.3f}{r[second]['best_ratio']:>11.3f}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("other", help="the other tree (a git worktree of the commit to compare with)")
+    add_options(parser)
+    args = parser.parse_args()
+    other = os.path.abspath(args.other)
+    print(f"this tree {HERE} vs {other}; {args.rounds} paired rounds of {args.steps} calls")
+    paired_table(args, ("now", "before"), lambda *workload: ((in_tree, HERE, *workload), (in_tree, other, *workload)))
 
 
 if __name__ == "__main__":

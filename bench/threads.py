@@ -12,8 +12,7 @@ import argparse
 import os
 import sys
 
-from _paired import compare
-from commits import WORKLOADS, in_tree
+from commits import add_options, in_tree, paired_table
 
 HERE = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
@@ -28,21 +27,11 @@ def in_mode(threads: int | None, module: str, setup: str, one_call: bool, args: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2, help="nerve's own threads")
-    parser.add_argument("--steps", type=int, default=10, help="calls per burst")
-    parser.add_argument("--rounds", type=int, default=9, help="bursts per mode, taken in turn")
-    parser.add_argument("--only", default="", help="comma-separated substrings of workload names to run")
+    add_options(parser)
     args = parser.parse_args()
-    wanted = [w for w in WORKLOADS if not args.only or any(s in w for s in args.only.split(","))]
     print(f"nerve's own threads ({args.threads}) vs BLAS's threads; {args.rounds} paired rounds of {args.steps} calls")
-    header = f"{'workload':<24}{'own ms':>10}{'BLAS ms':>10}{'own/BLAS':>10}{'best/best':>11}"
-    print(header)
-    print("-" * len(header))
-    for name in wanted:
-        module, setup, one_call, setup_args = WORKLOADS[name]
-        r = compare({"own": (in_mode, args.threads, module, setup, one_call, setup_args),
-                     "blas": (in_mode, None, module, setup, one_call, setup_args)}, args.steps, args.rounds)
-        print(f"{name:<24}{r['own']['median']:>10.3f}{r['blas']['median']:>10.3f}"
-              f"{r['blas']['ratio']:>10.3f}{r['blas']['best_ratio']:>11.3f}", flush=True)
+    paired_table(args, ("own", "BLAS"), lambda *workload: ((in_mode, args.threads, *workload),
+                                                           (in_mode, None, *workload)))
 
 
 if __name__ == "__main__":
