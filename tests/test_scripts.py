@@ -222,3 +222,9 @@ def test_bench_commits(without_torch):
                      env=without_torch)
     number(r"^add chain \(8 elems\)\s+\S+\s+\S+\s+(\S+)", out, 0.0, 100.0)
     number(r"^matmul chain 64x64\s+\S+\s+\S+\s+(\S+)", out, 0.0, 100.0)
+
+
+def test_bench_threads(without_torch):
+    out = run_script("bench/threads.py", "--threads", 2, "--steps", 1, "--rounds", 1, "--only", "matmul",
+                     env=without_torch)
+    number(r"^matmul chain 64x64\s+\S+\s+\S+\s+(\S+)", out, 0.0, 100.0)
