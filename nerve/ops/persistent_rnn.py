@@ -72,29 +72,11 @@ def _build(cache: bool):
 def _compile(cache: bool):
     from types import SimpleNamespace
 
-    from numba import njit, types
-    from numba.core import cgutils
-    from numba.extending import intrinsic
-    yield_core = types.ExternalFunction("sched_yield", types.int32())
+    from numba import njit
+    yield_core = compiled.c_function("sched_yield")
+    load_acquire, store_release = compiled.atomics()
     (p0, p1, p2, p3, p4, p5, p6), (q0, q1, q2, q3) = fused_rnn._TANH
     jit = njit(nogil=True, cache=cache, error_model="numpy")
-
-    def _pointer(context, builder, signature, args, index):
-        ary = context.make_array(signature.args[0])(context, builder, args[0])
-        return cgutils.get_item_pointer(context, builder, signature.args[0], ary, [index])
-
-    @intrinsic
-    def load_acquire(typingctx, flags, i):  # flags[i], read anew at every call (an atomic load)
-        def codegen(context, builder, signature, args):
-            return builder.load_atomic(_pointer(context, builder, signature, args, args[1]), "acquire", 8)
-        return types.int64(flags, i), codegen
-
-    @intrinsic
-    def store_release(typingctx, flags, i, value):  # flags[i] = value once every earlier write is visible
-        def codegen(context, builder, signature, args):
-            builder.store_atomic(args[2], _pointer(context, builder, signature, args, args[1]), "release", 8)
-            return context.get_dummy_value()
-        return types.void(flags, i, value), codegen
 
     @njit(inline="always", error_model="numpy")
     def tanh32(x):  # fused_rnn's float32 tanh (within 0.61 ulp), rounded to float32
@@ -137,6 +119,9 @@ def _compile(cache: bool):
                 return True
             yield_core()
         return False
+
+    for fn, name in ((tanh32, "tanh32"), (transpose, "transpose"), (meet, "meet")):
+        compiled.named(fn, f"persistent_rnn.{name}")  # held by the loops' closures: fixed identities keep them cached
 
     @jit
     def forward(p, u0, u1, reverse, acts, bias, wp, hp, cs, tc, out3, batch_first, c0, last, gt, tmp, flags, me, k,
@@ -195,6 +180,8 @@ def _compile(cache: bool):
                 for b in range(row.shape[0]):
                     row[b] += src[b]
         transpose(dht, dh)
+
+    compiled.named(gather, "persistent_rnn.gather")
 
     @jit
     def backward(q, u0, u1, reverse, acts, tc, cs, c0, d3, batch_first, dh, dht, dc, dg, da, wo, parts, flags, me, k,

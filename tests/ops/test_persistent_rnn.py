@@ -197,3 +197,19 @@ def test_memory_per_step_does_not_grow(own_threads, monkeypatch):
 
     assert _array_bytes_growth(step) == 0
     assert calls["forward"] >= 7 and calls["backward"] >= 7
+
+
+def test_kernels_come_from_numbas_cache_in_the_next_process(tmp_path):
+    """The loops' closures hold only kernels and intrinsics with fixed identities (nerve.ops.compiled.named): the next
+    process loads them from numba's on-disk cache instead of compiling again (seconds)."""
+    import os
+    import subprocess
+    import sys
+    code = "from nerve.ops import persistent_rnn; assert persistent_rnn.kernels() is not None"
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), NUMBA_DEBUG_CACHE="1")
+    runs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+            for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs), runs[-1].stderr[-3000:]
+    assert "persistent_rnn" in runs[0].stdout and "data saved" in runs[0].stdout
+    again = [line for line in runs[1].stdout.splitlines() if "data saved" in line]
+    assert not again, "compiled again in the next process:\n" + "\n".join(again)
