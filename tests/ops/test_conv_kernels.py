@@ -281,7 +281,8 @@ def test_empty_batch(calls):
     np.testing.assert_array_equal(w.grad.numpy(), 0)
 
 
-def test_blocks_are_each_taken_once_in_order():
+def test_blocks_are_each_taken_once_in_order(monkeypatch):
+    monkeypatch.setattr(conv_kernels, "BLOCKS", 8)
     x = np.zeros((3, 2, 9, 9))
     cols = conv_kernels.Columns(x, conv.conv_geometry("t", (9, 9), 3), 4, conv._last_view)
     cols.step = 10
