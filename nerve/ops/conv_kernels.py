@@ -160,6 +160,7 @@ def _compile(cache: bool):
         inside 0 .. w."""
         lo = 0 if j0 * sw + off >= 0 else min(run, (sw - 1 - off) // sw - j0)
         return lo, max(lo, min(run, (w - off + sw - 1) // sw - j0))
+    compiled.named(_inside, "conv_kernels.inside")  # held by fill_kmajor's closure: a fixed identity keeps it cached
 
     @jit
     def fill_rows(xf, h, w, c, cf, r0, count, oh, ow, sh, sw, dh, dw, ph, pw, kh, kw):
