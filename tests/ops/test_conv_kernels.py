@@ -272,6 +272,23 @@ def test_memory_per_step_does_not_grow(calls):
     assert len(calls) > 6
 
 
+@pytest.mark.parametrize("bias_dtype", [np.float64, np.float16, np.int64])
+def test_bias_of_another_dtype(calls, bias_dtype):
+    """A bias whose dtype differs from x and w is cast into the output, as the NumPy path's ``y += b``."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 3, 7, 7)).astype(np.float32)
+    w, b = rng.standard_normal((4, 3, 3, 3)).astype(np.float32), np.arange(4).astype(bias_dtype)
+    geom = conv.conv_geometry("t", (7, 7), 3, 2, 1)
+    y = np.array(conv.conv_forward(x, w, b, geom))
+    conv_kernels.ENABLED = False
+    try:
+        want = np.array(conv.conv_forward(x, w, b, geom))
+    finally:
+        conv_kernels.ENABLED = True
+    assert len(calls) == 1 and y.dtype == want.dtype == np.float32
+    np.testing.assert_allclose(y, want, rtol=1e-6, atol=1e-6)
+
+
 def test_empty_batch(calls):
     x = nerve.tensor(np.zeros((0, 3, 5, 5)), requires_grad=True)
     w = nerve.tensor(np.ones((2, 3, 3, 3)), requires_grad=True)
