@@ -29,9 +29,18 @@ ENABLED = True
 WAIT_SECONDS = 60.0
 #: spin turns (each yields the core) between two looks at the clock from Python
 TURNS = 200000
+#: True: each shape times both loops (this module's and recurrent.py's batch-split ones) and keeps the faster
+#: (measured: faster at batch 8-32 with hidden 64 or 256, slower at hidden 128 or 512 and at batch 128); False: these
+#: loops wherever they apply (tests)
+CHOOSE = True
+#: calls of a shape between two timings of its slower loops (the machine's load changes)
+RETRY = 16
+#: shapes remembered at most; beyond it the timings start again
+MAX_SITES = 1024
 #: int64 slots between two threads' step counters (one cache line each); the last slot is the abort flag
 _PAD = 8
 _state: dict = {}
+_timings: dict = {}
 
 
 def kernels():
@@ -48,6 +57,29 @@ def parts(x, hidden: int, mask, work: float) -> int:
         return 0
     k = streams.count(hidden, work, x)
     return k if k > 1 and kernels() is not None else 0
+
+
+def choose(site) -> bool:
+    """Whether this call of ``site`` (a layer's shape) runs these loops: with ``CHOOSE``, each way twice, then the
+    faster, the slower timed again every RETRY calls (as ``streams`` chooses its streams per call site)."""
+    if not CHOOSE:
+        return True
+    if site not in _timings and len(_timings) >= MAX_SITES:
+        _timings.clear()
+    t = _timings.setdefault(site, [[], [], 0])  # seconds of these loops, of the batch-split ones, calls
+    t[2] += 1
+    for way in (0, 1):
+        if len(t[way]) < 2:
+            return way == 0
+    return (min(t[0]) <= min(t[1])) != (t[2] % RETRY == 0)
+
+
+def record(site, persistent: bool, start: float) -> None:
+    """Keeps the time since ``start`` (perf_counter) of ``site``'s loops, these or the batch-split ones."""
+    if CHOOSE and site in _timings:
+        times = _timings[site][0 if persistent else 1]
+        times.append(time.perf_counter() - start)
+        del times[:-2]
 
 
 def _build(cache: bool):

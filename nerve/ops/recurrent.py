@@ -17,6 +17,8 @@ real steps and the final state is the one after each sequence's last real step.
 """
 from __future__ import annotations
 
+import time
+
 from nerve.autograd.function import Function, ShapeError
 from nerve.backend import xp
 from nerve.ops import fused_rnn, persistent_rnn, streams
@@ -91,18 +93,23 @@ class RecurrentLayer(Function):
         self.hp = xp.empty((T, B, hidden), dtype=x.dtype)  # the state before each step
         # NOTE: each step computes its gates transposed, (G, B) = W_hh h^T: OpenBLAS runs this orientation
         # about 1.3x faster than h W_hh^T for the small batch of a step, which pays for a transposed add.
-        work = 2.0 * T * B * w_hh.size
+        work, site = 2.0 * T * B * w_hh.size, None
         if mode == "lstm":
             self.acts = acts
             self.cs = xp.empty((T, B, hidden), dtype=x.dtype)  # the cell states
             self.tc = xp.empty((T, B, hidden), dtype=x.dtype)  # their tanh
-            if fused and w_hh.dtype == xw.dtype and persistent_rnn.parts(xw, hidden, mask, work):
-                self.hp[self.steps[0]] = h0  # the loops cut by hidden units (nerve.ops.persistent_rnn)
-                h_n, c_n = persistent_rnn.lstm_forward(acts, self.bias, w_hh, rows, self.hp, self.cs, self.tc, out3,
-                                                       batch_first, xp.ascontiguousarray(c0), reverse)
-                flat[T * B * hidden:(T + 1) * B * hidden] = h_n.reshape(-1)
-                flat[(T + 1) * B * hidden:] = c_n.reshape(-1)
-                return flat
+            if fused and w_hh.dtype == xw.dtype and (k := persistent_rnn.parts(xw, hidden, mask, work)):
+                site = ("forward", k, x.shape, w_hh.shape)  # the loops cut by hidden units where they are faster
+                if persistent_rnn.choose(site):
+                    start = time.perf_counter()
+                    self.hp[self.steps[0]] = h0
+                    h_n, c_n = persistent_rnn.lstm_forward(acts, self.bias, w_hh, rows, self.hp, self.cs, self.tc,
+                                                           out3, batch_first, xp.ascontiguousarray(c0), reverse)
+                    flat[T * B * hidden:(T + 1) * B * hidden] = h_n.reshape(-1)
+                    flat[(T + 1) * B * hidden:] = c_n.reshape(-1)
+                    persistent_rnn.record(site, True, start)
+                    return flat
+        start = time.perf_counter()
         w_rec = w_hh if rows is None else w_hh * rows[:, None]
         if mode == "lstm":
             loop = lambda sl: self._lstm(sl, out, out3, w_rec, h0[sl], c0[sl], rows)  # noqa: E731
@@ -115,6 +122,8 @@ class RecurrentLayer(Function):
             loop = lambda sl: self._rnn(sl, acts, out, w_rec, h0[sl], mode == "rnn_relu")  # noqa: E731
         # the sequences of the batch are independent: parts of it run as streams (nerve.ops.streams)
         parts = streams.run(lambda a, z: loop(slice(a, z)), B, work, x, site=("recurrent", mode, x.shape, w_hh.shape))
+        if site is not None:
+            persistent_rnn.record(site, False, start)
         flat[T * B * hidden:(T + 1) * B * hidden] = xp.concatenate([h for h, _ in parts]).reshape(-1)
         if mode == "lstm":
             flat[(T + 1) * B * hidden:] = xp.concatenate([c for _, c in parts]).reshape(-1)
@@ -267,12 +276,15 @@ class RecurrentLayer(Function):
         dc = g[TBH + B * H:].reshape(B, H).copy() if self.mode == "lstm" else None
         dg = xp.empty((T, B, w_hh.shape[0]), dtype=dh.dtype)
         dgh = xp.empty_like(dg) if self.mode == "gru" else None
-        work = 2.0 * T * B * w_hh.size
-        if self.mode == "lstm" and w_hh.dtype == dg.dtype and persistent_rnn.parts(dg, H, self.mask, work):
-            d3 = xp.ascontiguousarray(g[:TBH]).reshape((B, T, H) if bf else (T, B, H))  # the loops cut by hidden units
-            persistent_rnn.lstm_backward(self.acts, self.tc, self.cs, xp.ascontiguousarray(c0), d3, bf, dh, dc, dg,
-                                         w_hh, self.reverse)
-            return self._grads(need, dg, None, w_ih, dh, dc)
+        work, site, start = 2.0 * T * B * w_hh.size, None, time.perf_counter()
+        if self.mode == "lstm" and w_hh.dtype == dg.dtype and (k := persistent_rnn.parts(dg, H, self.mask, work)):
+            site = ("backward", k, dg.shape, bf)  # the loops cut by hidden units where they are faster
+            if persistent_rnn.choose(site):
+                d3 = xp.ascontiguousarray(g[:TBH]).reshape((B, T, H) if bf else (T, B, H))
+                persistent_rnn.lstm_backward(self.acts, self.tc, self.cs, xp.ascontiguousarray(c0), d3, bf, dh, dc, dg,
+                                             w_hh, self.reverse)
+                persistent_rnn.record(site, True, start)
+                return self._grads(need, dg, None, w_ih, dh, dc)
         if self.mode == "lstm":
             loop = lambda sl: self._lstm_back(sl, d_out, dh[sl], dc[sl], dg, w_hh, c0[sl])  # noqa: E731
         elif self.mode == "gru":
@@ -281,6 +293,8 @@ class RecurrentLayer(Function):
             loop = lambda sl: self._rnn_back(sl, d_out, dh[sl], dg, w_hh)  # noqa: E731
         parts = streams.run(lambda a, z: loop(slice(a, z)), B, work, dh,
                             site=("recurrent_backward", self.mode, dg.shape, w_hh.shape))
+        if site is not None:
+            persistent_rnn.record(site, False, start)
         dh = xp.concatenate([h for h, _ in parts])
         dc = xp.concatenate([c for _, c in parts]) if self.mode == "lstm" else None
         return self._grads(need, dg, dgh, w_ih, dh, dc)

@@ -18,9 +18,11 @@ pytestmark = pytest.mark.skipif(persistent_rnn.kernels() is None, reason="numba 
 
 @pytest.fixture
 def own_threads(monkeypatch):
-    """nerve's own threads (2) for the test, the previous mode afterwards; ``streams.STREAMS`` sets the parts."""
+    """nerve's own threads (2) for the test, the previous mode afterwards, the persistent loops wherever they apply;
+    ``streams.STREAMS`` sets the parts."""
     before = streams.get_threads()
     streams.set_threads(2)
+    monkeypatch.setattr(persistent_rnn, "CHOOSE", False)  # these loops wherever they apply (no timing)
     yield
     streams.set_threads(before or None)
 
@@ -213,3 +215,47 @@ def test_kernels_come_from_numbas_cache_in_the_next_process(tmp_path):
     assert "persistent_rnn" in runs[0].stdout and "data saved" in runs[0].stdout
     again = [line for line in runs[1].stdout.splitlines() if "data saved" in line]
     assert not again, "compiled again in the next process:\n" + "\n".join(again)
+
+
+def test_each_shape_keeps_the_faster_loops(monkeypatch):
+    """With CHOOSE, a shape runs each way twice, then the faster one, the slower again every RETRY calls; a new shape
+    starts its own timings."""
+    import time
+    monkeypatch.setattr(persistent_rnn, "CHOOSE", True)
+    monkeypatch.setattr(persistent_rnn, "_timings", {})
+    seconds = {True: 0.002, False: 0.003}  # the persistent loops faster
+    ways = []
+    for _ in range(2 * persistent_rnn.RETRY + 4):
+        way = persistent_rnn.choose("a")
+        ways.append(way)
+        persistent_rnn.record("a", way, time.perf_counter() - seconds[way])
+    assert ways[:4] == [True, True, False, False]
+    assert ways.count(False) == 4  # the two first and one retry each RETRY calls
+    assert ways[persistent_rnn.RETRY - 1] is False and ways[2 * persistent_rnn.RETRY - 1] is False
+    seconds = {True: 0.004, False: 0.003}  # now slower: the retry's time replaces the older one, and it switches
+    for _ in range(3 * persistent_rnn.RETRY):
+        way = persistent_rnn.choose("a")
+        persistent_rnn.record("a", way, time.perf_counter() - seconds[way])
+    assert persistent_rnn.choose("a") is False or persistent_rnn.choose("a") is False
+    assert persistent_rnn.choose("b") is True  # a new shape: its own timings
+
+
+def test_the_layer_times_both_loops(monkeypatch):
+    """Through the layer with CHOOSE on: the first calls of a shape run the persistent loops twice, then the batch-split
+    ones twice (forward and backward each), all with the same results within round-off."""
+    before = streams.get_threads()
+    streams.set_threads(2)
+    try:
+        monkeypatch.setattr(streams, "STREAMS", 2)
+        monkeypatch.setattr(persistent_rnn, "CHOOSE", True)
+        monkeypatch.setattr(persistent_rnn, "_timings", {})
+        calls = _spy(monkeypatch)
+        results = [_layer(3, 4, 5, 6, True, False) for _ in range(4)]
+        assert calls == {"forward": 2, "backward": 2}
+        assert len(persistent_rnn._timings) == 2
+        assert all(len(t[0]) == 2 and len(t[1]) == 2 for t in persistent_rnn._timings.values())
+        for r in results[2:]:
+            for a, b in zip(r, results[0]):
+                np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+    finally:
+        streams.set_threads(before or None)
