@@ -35,6 +35,8 @@ TURNS = 200000
 CHOOSE = True
 #: calls of a shape between two timings of its slower loops (the machine's load changes)
 RETRY = 16
+#: timings kept of each way (its best counts)
+SAMPLES = 3
 #: shapes remembered at most; beyond it the timings start again
 MAX_SITES = 1024
 #: int64 slots between two threads' step counters (one cache line each); the last slot is the abort flag
@@ -60,17 +62,17 @@ def parts(x, hidden: int, mask, work: float) -> int:
 
 
 def choose(site) -> bool:
-    """Whether this call of ``site`` (a layer's shape) runs these loops: with ``CHOOSE``, each way twice, then the
-    faster, the slower timed again every RETRY calls (as ``streams`` chooses its streams per call site)."""
+    """Whether this call of ``site`` (a layer's shape) runs these loops: with ``CHOOSE``, the two ways in turn
+    SAMPLES times each, then the faster (best of its last SAMPLES), the slower timed again every RETRY calls (as
+    ``streams`` chooses its streams per call site)."""
     if not CHOOSE:
         return True
     if site not in _timings and len(_timings) >= MAX_SITES:
         _timings.clear()
     t = _timings.setdefault(site, [[], [], 0])  # seconds of these loops, of the batch-split ones, calls
     t[2] += 1
-    for way in (0, 1):
-        if len(t[way]) < 2:
-            return way == 0
+    if len(t[1]) < SAMPLES:  # the first calls alternate (the first of a process are slower: both ways warm up)
+        return len(t[0]) <= len(t[1])
     return (min(t[0]) <= min(t[1])) != (t[2] % RETRY == 0)
 
 
@@ -79,7 +81,7 @@ def record(site, persistent: bool, start: float) -> None:
     if CHOOSE and site in _timings:
         times = _timings[site][0 if persistent else 1]
         times.append(time.perf_counter() - start)
-        del times[:-2]
+        del times[:-SAMPLES]
 
 
 def _build(cache: bool):

@@ -218,19 +218,19 @@ def test_kernels_come_from_numbas_cache_in_the_next_process(tmp_path):
 
 
 def test_each_shape_keeps_the_faster_loops(monkeypatch):
-    """With CHOOSE, a shape runs each way twice, then the faster one, the slower again every RETRY calls; a new shape
-    starts its own timings."""
+    """With CHOOSE, a shape runs the two ways in turn SAMPLES (3) times each, then the faster one, the slower again
+    every RETRY calls; a new shape starts its own timings."""
     import time
     monkeypatch.setattr(persistent_rnn, "CHOOSE", True)
     monkeypatch.setattr(persistent_rnn, "_timings", {})
     seconds = {True: 0.002, False: 0.003}  # the persistent loops faster
     ways = []
-    for _ in range(2 * persistent_rnn.RETRY + 4):
+    for _ in range(2 * persistent_rnn.RETRY + 6):
         way = persistent_rnn.choose("a")
         ways.append(way)
         persistent_rnn.record("a", way, time.perf_counter() - seconds[way])
-    assert ways[:4] == [True, True, False, False]
-    assert ways.count(False) == 4  # the two first and one retry each RETRY calls
+    assert ways[:6] == [True, False] * 3
+    assert ways.count(False) == 5  # the three first and one retry each RETRY calls
     assert ways[persistent_rnn.RETRY - 1] is False and ways[2 * persistent_rnn.RETRY - 1] is False
     seconds = {True: 0.004, False: 0.003}  # now slower: the retry's time replaces the older one, and it switches
     for _ in range(3 * persistent_rnn.RETRY):
@@ -241,8 +241,8 @@ def test_each_shape_keeps_the_faster_loops(monkeypatch):
 
 
 def test_the_layer_times_both_loops(monkeypatch):
-    """Through the layer with CHOOSE on: the first calls of a shape run the persistent loops twice, then the batch-split
-    ones twice (forward and backward each), all with the same results within round-off."""
+    """Through the layer with CHOOSE on: the first calls of a shape alternate the persistent and the batch-split loops
+    (forward and backward each), all with the same results within round-off."""
     before = streams.get_threads()
     streams.set_threads(2)
     try:
@@ -250,11 +250,11 @@ def test_the_layer_times_both_loops(monkeypatch):
         monkeypatch.setattr(persistent_rnn, "CHOOSE", True)
         monkeypatch.setattr(persistent_rnn, "_timings", {})
         calls = _spy(monkeypatch)
-        results = [_layer(3, 4, 5, 6, True, False) for _ in range(4)]
-        assert calls == {"forward": 2, "backward": 2}
+        results = [_layer(3, 4, 5, 6, True, False) for _ in range(6)]
+        assert calls == {"forward": 3, "backward": 3}
         assert len(persistent_rnn._timings) == 2
-        assert all(len(t[0]) == 2 and len(t[1]) == 2 for t in persistent_rnn._timings.values())
-        for r in results[2:]:
+        assert all(len(t[0]) == 3 and len(t[1]) == 3 for t in persistent_rnn._timings.values())
+        for r in results[1::2]:
             for a, b in zip(r, results[0]):
                 np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
     finally:
