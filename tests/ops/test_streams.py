@@ -90,6 +90,18 @@ def _array_bytes_growth(step, warmup: int = 3, steps: int = 6) -> int:
         tracemalloc.stop()
 
 
+def training_bytes_growth(net, x, output=lambda y: y) -> int:
+    """``_array_bytes_growth`` of Adam training steps of ``net`` on ``x`` (loss: the mean square of
+    ``output(net(x))``), seeded."""
+    opt = nerve.optim.Adam(net.parameters(), lr=1e-3)
+
+    def step():
+        opt.zero_grad()
+        output(net(x)).square().mean().backward()
+        opt.step()
+    return _array_bytes_growth(step)
+
+
 @pytest.mark.parametrize("parts", [1, 2])
 def test_memory_per_step_does_not_grow(parts, monkeypatch):
     monkeypatch.setattr(streams, "STREAMS", parts)
