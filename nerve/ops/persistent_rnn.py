@@ -23,8 +23,11 @@ from nerve import backend
 from nerve.backend import xp
 from nerve.ops import compiled, fused_rnn, streams
 
-#: False: never use the persistent loops (the batch-split loops of recurrent.py)
-ENABLED = True
+#: True: use these loops where they apply (and ``choose`` picks them). Off by default, as PyTorch's
+#: ``cudnn.benchmark``: their float32 results differ from the batch-split loops' within round-off (their gates take
+#: fused_rnn's tanh, the batch-split loops NumPy's), so a timing choice between the two would make a seeded run's
+#: results depend on the machine's load; and they gain ~3% of an LSTM training step here (bench/rnn.py)
+ENABLED = False
 #: seconds a part waits at a barrier without its partners moving before it gives up (RuntimeError)
 WAIT_SECONDS = 60.0
 #: spin turns (each yields the core) between two looks at the clock from Python
@@ -46,16 +49,17 @@ _timings: dict = {}
 
 
 def kernels():
-    """The compiled loops (a namespace), or None (numba or SciPy's BLAS missing, or disabled)."""
-    if not ENABLED or fused_rnn.kernels() is None:
+    """The compiled loops (a namespace), or None (numba or SciPy's BLAS missing, or fused_rnn disabled)."""
+    if fused_rnn.kernels() is None:
         return None
     return compiled.once(_state, _build)
 
 
 def parts(x, hidden: int, mask, work: float) -> int:
     """How many threads run the persistent loops of this layer: 0 (use the batch-split loops) unless float32 NumPy
-    arrays without a mask under nerve's own threads, the kernels available and the work worth a split."""
-    if not streams.get_threads() or mask is not None or type(x) is not backend.ndarray or x.dtype != xp.float32:
+    arrays without a mask under nerve's own threads, ``ENABLED``, the kernels available and the work worth a split."""
+    if not ENABLED or not streams.get_threads() or mask is not None or type(x) is not backend.ndarray \
+            or x.dtype != xp.float32:
         return 0
     k = streams.count(hidden, work, x)
     return k if k > 1 and kernels() is not None else 0

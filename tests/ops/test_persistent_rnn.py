@@ -22,6 +22,7 @@ def own_threads(monkeypatch):
     ``streams.STREAMS`` sets the parts."""
     before = streams.get_threads()
     streams.set_threads(2)
+    monkeypatch.setattr(persistent_rnn, "ENABLED", True)
     monkeypatch.setattr(persistent_rnn, "CHOOSE", False)  # these loops wherever they apply (no timing)
     yield
     streams.set_threads(before or None)
@@ -232,6 +233,12 @@ def test_each_shape_keeps_the_faster_loops(monkeypatch):
     assert persistent_rnn.choose("b") is True  # a new shape: its own timings
 
 
+def test_off_by_default():
+    """Opt-in (its results differ from the batch-split loops' within round-off, so a seeded run stays the same)."""
+    assert persistent_rnn.ENABLED is False
+    assert persistent_rnn.parts(np.ones((2, 3, 4), np.float32), 512, None, 1e12) == 0
+
+
 def test_the_layer_times_both_loops(monkeypatch):
     """Through the layer with CHOOSE on: the first calls of a shape alternate the persistent and the batch-split loops
     (forward and backward each), all with the same results within round-off."""
@@ -239,6 +246,7 @@ def test_the_layer_times_both_loops(monkeypatch):
     streams.set_threads(2)
     try:
         monkeypatch.setattr(streams, "STREAMS", 2)
+        monkeypatch.setattr(persistent_rnn, "ENABLED", True)
         monkeypatch.setattr(persistent_rnn, "CHOOSE", True)
         monkeypatch.setattr(persistent_rnn, "_timings", {})
         calls = _spy(monkeypatch)
