@@ -231,6 +231,12 @@ def windows(xp_cl, geom: Geometry):
                        + tuple(s * d for s, d in zip(inner, geom.dilation)) + (st[-1],))
 
 
+def _pointwise_gemm(x, geom: Geometry) -> bool:
+    """A 1x1 face whose rows are x's channels-last memory as it is, under nerve's own threads: one GEMM that
+    ``streams.matmul`` cuts, its workers' parts called in BLAS without the GIL."""
+    return bool(streams.THREADS) and geom.groups == 1 and _pointwise(geom) and _last(x).flags.c_contiguous
+
+
 def _pointwise(geom: Geometry) -> bool:
     return all(k == 1 for k in geom.kernel) and all(s == 1 for s in geom.stride) \
         and not any(geom.lo) and not any(geom.hi)
@@ -307,6 +313,11 @@ def conv_forward(x, w, b, geom: Geometry):
     groups, o, n = geom.groups, w.shape[0], x.shape[0]
     wm = _weight_matrix(w, groups)
     p = math.prod(geom.out)
+    if _pointwise_gemm(x, geom):  # 1x1 on channels-last rows: one GEMM cut on nerve's threads (no GIL)
+        y = streams.matmul(_rows(x), wm)
+        if b is not None:
+            y += b
+        return channels_first(y.reshape((n,) + geom.out + (o,)))
     y = xp.empty_like(wm, shape=(n * p, o), dtype=xp.result_type(x, w), order="C")
     # compiled fills of row chunks (nerve.ops.conv_kernels), straight from x's memory
     fills = conv_kernels.Columns(x, geom, o, _last_view) if not _pointwise(geom) \
@@ -344,6 +355,8 @@ def conv_weight_grad(x, g2, geom: Geometry, w_shape: tuple):
     p = math.prod(geom.out)
     if winograd.applies(x, g2, geom, w_shape[1::-1]):  # stride-1 3x3: F(2x2, 3x3) transposed
         return winograd.weight_grad(contiguous_last(x), g2.reshape((n,) + geom.out + (-1,)), geom)
+    if _pointwise_gemm(x, geom):  # 1x1: rows^T g2 as one GEMM cut by its columns (no sum over parts)
+        return _weight_from_rows(streams.matmul(_rows(x).T, g2), geom, w_shape)
     flops, site = _flops(n, geom, x.shape[1], w_shape[0]), ("conv_weight", x.shape, g2.shape, geom)
     if not _pointwise(geom) and conv_kernels.applies(x, g2, geom):  # compiled fills; parts take blocks in turn
         fills = conv_kernels.Columns(x, geom, g2.shape[1], _last_view)
@@ -399,6 +412,8 @@ def conv_input_grad(g2, w, geom: Geometry, n: int, c: int):
     kk, p = math.prod(geom.kernel), math.prod(geom.out)
     dtype = xp.result_type(g2, w)
     kmajor = groups == 1 and c <= 4
+    if groups == 1 and _pointwise(geom) and streams.THREADS:  # 1x1 under own threads: one GEMM, cut (no GIL)
+        return channels_first(streams.matmul(g2, w.reshape(o, c)).reshape((n,) + geom.out + (c,)))
     if groups == 1 and _pointwise(geom):  # 1x1: one GEMM into channels-last rows, rows in parts
         wm, dx = w.reshape(o, c), xp.empty_like(g2, shape=(n * p, c), dtype=dtype, order="C")
         streams.run(lambda a0, a1: xp.matmul(g2[a0 * p:a1 * p], wm, out=dx[a0 * p:a1 * p]), n,

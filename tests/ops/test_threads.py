@@ -22,6 +22,7 @@ def threads(monkeypatch):
     monkeypatch.setattr(streams, "STREAMS", None)
     monkeypatch.setattr(streams, "MIN_FLOPS", 0)
     monkeypatch.setattr(streams, "SPLIT_FLOPS", 0)
+    monkeypatch.setattr(streams, "GEMM_SPLIT_FLOPS", 0)
     monkeypatch.setattr(streams, "SPLIT_ELEMENTS", 0)
     streams.set_threads(2)
     yield
@@ -168,8 +169,11 @@ def test_adam_steps_equal_unsplit(threads, amsgrad):
     ((2, 6, 9, 9), 4, 3, 2, 1, 2, 2),
     ((1, 1, 1, 1), 3, 3, 1, 1, 1, 1),
 ])
-def test_conv_faces_equal_unsplit(threads, shape, out, kernel, stride, padding, dilation, groups):
+@pytest.mark.parametrize("last", [False, True])  # x in channels-last memory (1x1: one GEMM, workers in BLAS)
+def test_conv_faces_equal_unsplit(threads, shape, out, kernel, stride, padding, dilation, groups, last):
     x = RNG.standard_normal(shape)
+    if last:
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
     k = (kernel, kernel) if isinstance(kernel, int) else kernel
     w = RNG.standard_normal((out, shape[1] // groups) + k)
     g = None
