@@ -8,8 +8,8 @@ is the median of the per-round ratios, so both see the same conditions of this s
 busy machine one thread each gives the steadier comparison.
 Also times the GRU of the same size and nerve's LSTM layer alone (forward, and forward + backward) with the
 fused node against its reference (the same layer composed from primitives), the measurement behind fusing it,
-and (numba installed) the fused node with its loops cut by batch instead of by hidden units (nerve.ops.persistent_rnn,
-used under nerve's own threads) and with NumPy's step passes instead of the compiled kernels (nerve.ops.fused_rnn).
+and (numba installed) the fused node with its loops cut by hidden units instead of by batch (nerve.ops.persistent_rnn,
+opt-in, under nerve's own threads) and with NumPy's step passes instead of the compiled kernels (nerve.ops.fused_rnn).
 """
 from __future__ import annotations
 
@@ -70,10 +70,10 @@ def torch_steps(cell: str):
     return cycling(step, [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches(8)])
 
 
-def layer_times(fused: bool, repeats: int, kernels: bool = True, persistent: bool = True) -> tuple:
+def layer_times(fused: bool, repeats: int, kernels: bool = True, persistent: bool = False) -> tuple:
     """(forward ms, forward + backward ms) of the LSTM layer alone, the fused node or its reference;
     ``kernels=False``: the fused node with NumPy's passes instead of the compiled step kernels;
-    ``persistent=False``: the loops cut by batch rather than by hidden units (nerve.ops.persistent_rnn)."""
+    ``persistent=True``: the loops cut by hidden units rather than by batch (nerve.ops.persistent_rnn)."""
     import nerve
     from nerve.ops import fused_rnn, persistent_rnn
     from nerve.ops.recurrent import RecurrentLayer
@@ -146,9 +146,9 @@ def main() -> None:
     print()
     print(f"{'LSTM layer alone (ms)':<36}{'forward':>10}{'fwd+bwd':>10}")
     compiled = kernels_note().startswith("compiled")
-    rows = [("fused node", True, True, True)] + [("fused node, loops cut by batch", True, True, False),
-                                                 ("fused node, NumPy's step passes", True, False, True)] * compiled + [
-        ("composed ops", False, True, True)]
+    variants = [("fused node, persistent loops (opt-in)", True, True, True),
+                ("fused node, NumPy's step passes", True, False, False)]
+    rows = [("fused node", True, True, False)] + variants * compiled + [("composed ops", False, True, False)]
     for name, fused, kernels, persistent in rows:
         fwd, both = isolated(fused, args.repeats, kernels, persistent)
         print(f"{name:<36}{fwd:>10.2f}{both:>10.2f}")
