@@ -115,8 +115,8 @@ def compare(setups: dict, steps: int, rounds: int) -> dict:
     """Time every ``name -> (setup, *args)`` in turn for ``rounds`` bursts of ``steps`` calls.
 
     Returns ``name -> {"best": ms, "median": ms, "ratio": median over rounds of first / name, "best_ratio":
-    first's best / name's best}``, the first entry being the reference of the ratios; the best bursts stand
-    for the machine's quiet moments. Workers are started one at a time, so start-up is not timed.
+    first's best / name's best, "times": ms of each round}``, the first entry being the reference of the ratios;
+    the best bursts stand for the machine's quiet moments. Workers are started one at a time, so start-up is not timed.
     """
     contenders = {}
     try:
@@ -132,5 +132,6 @@ def compare(setups: dict, steps: int, rounds: int) -> dict:
             c.close()
     first = times[next(iter(times))]
     return {name: {"best": min(t), "median": statistics.median(t),
-                   "ratio": statistics.median(a / b for a, b in zip(first, t)), "best_ratio": min(first) / min(t)}
+                   "ratio": statistics.median(a / b for a, b in zip(first, t)), "best_ratio": min(first) / min(t),
+                   "times": t}
             for name, t in times.items()}

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 
 import numpy as np
@@ -30,10 +31,13 @@ def batches(steps: int) -> list:
     return [(rng.integers(0, VOCAB, (BATCH, SEQ)), rng.integers(0, VOCAB, (BATCH, SEQ))) for _ in range(steps)]
 
 
-def nerve_steps(cell: str):
-    """A burst runner of nerve training steps (built in its own process)."""
+def nerve_steps(cell: str, lookup: bool = True):
+    """A burst runner of nerve training steps (built in its own process); ``lookup=False`` turns off the
+    recurrent layer's use of its embedding input (nerve.ops.recurrent.LOOKUP: the input products per position)."""
     import nerve
     from nerve import nn
+    from nerve.ops import recurrent
+    recurrent.LOOKUP = lookup
     nerve.manual_seed(0)
     rnn = (nn.LSTM if cell == "lstm" else nn.GRU)(EMBED, HIDDEN, batch_first=True)
     model = nn.ModuleList([nn.Embedding(VOCAB, EMBED), rnn, nn.Linear(HIDDEN, VOCAB)])
@@ -133,14 +137,16 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for cell in ("lstm", "gru"):
-        setups = {"nerve": (nerve_steps, cell)}
+        setups = {"nerve": (nerve_steps, cell), "per position": (nerve_steps, cell, False)}
         if torch:
             setups["torch"] = (torch_steps, cell)
         r = compare(setups, args.steps, args.rounds)
-        t_th, ratio, b_th, b_ratio = ((r["torch"]["median"], r["torch"]["ratio"], r["torch"]["best"],
-                                       r["torch"]["best_ratio"]) if torch else (float("nan"),) * 4)
-        print(f"{cell.upper():<26}{r['nerve']['median']:>10.2f}{t_th:>10.2f}{ratio:>13.2f}"
-              f"{r['nerve']['best']:>12.2f}{b_th:>12.2f}{b_ratio:>11.2f}")
+        t_th, b_th = (r["torch"]["median"], r["torch"]["best"]) if torch else (float("nan"),) * 2
+        for name, label in (("nerve", cell.upper()), ("per position", f"{cell.upper()}, products per position")):
+            ratio = statistics.median(a / b for a, b in zip(r[name]["times"], r["torch"]["times"])) if torch \
+                else float("nan")
+            print(f"{label:<26}{r[name]['median']:>10.2f}{t_th:>10.2f}{ratio:>13.2f}"
+                  f"{r[name]['best']:>12.2f}{b_th:>12.2f}{r[name]['best'] / b_th:>11.2f}")
     print("(ratio: median over the rounds of nerve / torch, the libraries taking turns at bursts of "
           f"{args.steps} steps in their own processes; best: the fastest burst's ms per step)")
     print()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from nerve.autograd.deferred import RowProduct, value
 from nerve.autograd.grad_mode import set_grad_enabled
 from nerve.autograd.rule_math import ARRAY, TENSOR
 from nerve.backend import as_array, ndarray, xp
@@ -81,9 +82,10 @@ def run_backward(roots: Sequence[Tensor], grads: Sequence[Tensor], retain_graph:
         fn = t.grad_fn
         if fn is not None:
             prev = node_grads.get(fn)
-            node_grads[fn] = g if prev is None else prev + g
+            node_grads[fn] = g if prev is None else value(prev) + value(g)
         elif capture_ids is None or id(t) in capture_ids:
             prev = leaf_grads.get(id(t))
+            g = value(g)
             leaf_grads[id(t)] = (t, g if prev is None else prev[1] + g)
 
     with set_grad_enabled(create_graph):
@@ -104,6 +106,9 @@ def run_backward(roots: Sequence[Tensor], grads: Sequence[Tensor], retain_graph:
                 if early:
                     _finish_early(node, early, leaf_grads, create_graph, taken)
                 continue
+            if g.__class__ is RowProduct and (not node.takes_products or node._hooks or node._retained is not None
+                                              or (needed is not None and any(t.grad_fn is node for t in capture))):
+                g = g.compute()  # seen by a hook, kept or captured, or a rule that needs the values
             if node._hooks:
                 g = _run_hooks(node._hooks, g, create_graph)
             if node._retained is not None:
@@ -211,6 +216,7 @@ def _propagate(node, g, deliver, create_graph: bool) -> None:
             raise RuntimeError(f"{node.name} returned a gradient of shape {tuple(gi.shape)} for an input "
                                f"of shape {tuple(t.shape)}")
         if gi.dtype != t.data.dtype:
+            gi = value(gi)
             # NOTE: a complex gradient for a real input keeps its real part (PyTorch's convention)
             gi = (gi.real if gi.dtype.kind == "c" and t.data.dtype.kind != "c" else gi).astype(t.dtype)
         deliver(t, gi)

@@ -56,6 +56,9 @@ class Function(FunctionCtx):
     #: ``reference(self, *inputs) -> Tensor``: a fused kernel's composition from primitives, which
     #: ``create_graph=True`` differentiates in place of the array-only ``backward(g, m)``
     reference = None
+    #: whether the first-order rule accepts its gradient as an unevaluated ``RowProduct``
+    #: (``nerve.autograd.deferred``); the engine evaluates it for every other rule
+    takes_products = False
     #: set per class: whether ``backward`` takes the rule namespace (``backward(self, g, m)``)
     takes_math = False
     _hooks = None

@@ -19,16 +19,20 @@ from __future__ import annotations
 
 import time
 
+from nerve.autograd.deferred import RowProduct
 from nerve.autograd.function import Function, ShapeError
 from nerve.backend import xp
 from nerve.ops import fused_rnn, persistent_rnn, streams
 from nerve.ops.activation import relu
 from nerve.ops.elementwise import sigmoid, tanh, where
+from nerve.ops.embedding import looked_up, row_sums
 from nerve.ops.linalg import linear
 from nerve.ops.shape import cat, stack
 from nerve.tensor import Tensor
 
 MODES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
+#: a layer fed straight by an embedding multiplies the table once, not every position's row (``RecurrentLayer``)
+LOOKUP = True
 
 
 def _data(t):
@@ -47,6 +51,12 @@ def _half_rows(mode: str, hidden: int, dtype):
     return s
 
 
+def _rows_times(rows, right, batch_first: bool, T: int, B: int):
+    """``rows @ right`` for time-major rows, laid out as the input ((B, T, I) with ``batch_first``)."""
+    out = streams.matmul(rows, right).reshape(T, B, -1)
+    return out.swapaxes(0, 1) if batch_first else out
+
+
 def _time(a, batch_first: bool):
     """A (T, B, ...) view of an array laid out like the input."""
     return a.swapaxes(0, 1) if batch_first else a
@@ -56,23 +66,35 @@ class RecurrentLayer(Function):
     """One direction of one recurrent layer over a whole sequence (see the module docstring).
 
     Inputs: x, w_ih, w_hh, b_ih, b_hh, h0, c0 (None unless LSTM), mask (None or bool (T, B)), and the
-    constants mode, reverse, batch_first.
+    constants mode, reverse, batch_first, and ``lookup``: None, or ``(table, indices)`` when x is
+    ``table[indices]`` (an embedding's output, ``nerve.ops.embedding.looked_up``). Then the input products are
+    rows of ``table @ W_ih^T``, W_ih's gradient is summed by token, and x's gradient leaves as an unevaluated
+    ``RowProduct`` that the embedding's rule sums by token before it multiplies (``nerve.autograd.deferred``).
     """
 
-    def forward(self, x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, mode, reverse, batch_first):
+    def forward(self, x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, mode, reverse, batch_first, lookup=None):
         hidden = w_hh.shape[1]
+        T, B = (x.shape[1], x.shape[0]) if batch_first else x.shape[:2]
+        self.lookup = None
+        if lookup is not None:  # the table, the tokens time-major (as the work arrays), the lookup's own indices
+            tokens = xp.ascontiguousarray(lookup[1].T if batch_first else lookup[1]).reshape(-1)
+            self.lookup = (lookup[0], tokens, lookup[1])
         # NOTE: the work arrays are time-major whatever the layout: a step then reads contiguous rows
         # (strided batch-first rows measured 2-3 ms slower per LSTM layer of 64 x 32 x 256).
-        x = xp.ascontiguousarray(x.swapaxes(0, 1)) if batch_first else x
-        T, B = x.shape[:2]
+        elif batch_first:
+            x = xp.ascontiguousarray(x.swapaxes(0, 1))
         if mask is not None:
             x = xp.where(mask[..., None], x, 0)  # NaN padding must not reach the GEMMs
-        self.x, self.mode, self.mask, self.reverse, self.batch_first = x, mode, mask, reverse, batch_first
+        self.x = None if self.lookup is not None else x  # (the lookup's product needs no x)
+        self.mode, self.mask, self.reverse, self.batch_first = mode, mask, reverse, batch_first
         self.steps = range(T - 1, -1, -1) if reverse else range(T)
         self.full = None if mask is None else mask.all(axis=1)
         rows = None if mode.startswith("rnn") else _half_rows(mode, hidden, x.dtype)
         w_in = w_ih if rows is None else w_ih * rows[:, None]
-        xw = streams.matmul(x.reshape(T * B, -1), w_in.T)  # cut on nerve's threads when they are on
+        if self.lookup is None:
+            xw = streams.matmul(x.reshape(T * B, -1), w_in.T)  # cut on nerve's threads when they are on
+        else:  # one product per token of the table, then its rows
+            xw = xp.take(streams.matmul(self.lookup[0], w_in.T), self.lookup[1], axis=0)
         # with the compiled step kernels (nerve.ops.fused_rnn) each step adds the bias, not a pass over all steps
         self.fk = fused_rnn.kernels() if rows is not None and fused_rnn.usable(xw) else None
         fused = self.fk is not None
@@ -306,11 +328,21 @@ class RecurrentLayer(Function):
         k = dg.shape[-1]
         g2 = dg.reshape(-1, k)
         gh2 = g2 if self.mode != "gru" else dgh.reshape(-1, k)
-        dx = None
-        if need[0]:
-            dx = streams.matmul(g2, w_ih).reshape(self.x.shape)
-            dx = dx.swapaxes(0, 1) if bf else dx
-        dw_ih = streams.matmul(g2.T, self.x.reshape(T * B, -1)) if need[1] else None
+        dx = dw_ih = None
+        if self.lookup is not None:
+            table, tokens, indices = self.lookup
+            sums = row_sums(g2, tokens, table.shape[0]) if need[1] or need[0] else None
+            if need[0]:
+                shape = (B, T, table.shape[1]) if bf else (T, B, table.shape[1])
+                dx = RowProduct(g2, w_ih, "TB" if bf else "C", shape, lambda: _rows_times(g2, w_ih, bf, T, B),
+                                sums=(indices, sums))
+            if need[1]:
+                dw_ih = streams.matmul(sums.T, table)
+        else:
+            if need[0]:
+                dx = _rows_times(g2, w_ih, bf, T, B)
+            if need[1]:
+                dw_ih = streams.matmul(g2.T, self.x.reshape(T * B, -1))
         dw_hh = streams.matmul(gh2.T, self.hp.reshape(-1, H)) if need[2] else None
         db_ih = g2.sum(0) if need[3] else None
         # the two biases add up before the gates (except GRU's b_hn): the same gradient, summed once
@@ -450,7 +482,7 @@ class RecurrentLayer(Function):
         gx[:, :2 * H] = gh[:, :2 * H]
         xp.multiply(dh, z, out=tmp)
 
-    def reference(self, x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, mode, reverse, batch_first):
+    def reference(self, x, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, mode, reverse, batch_first, lookup=None):
         """The flat result composed step by step from primitives (the cells below)."""
         if batch_first:
             x = x.transpose(0, 1)
@@ -598,7 +630,11 @@ def recurrent_layer(mode: str, input: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: 
         mask = mask.T if batch_first else mask
         if mask.all():
             mask = None
-    flat = RecurrentLayer.apply(input, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, mode, reverse, batch_first)
+    lookup = looked_up(input) if LOOKUP and mask is None else None
+    if lookup is not None and not (2 * lookup[0].shape[0] <= T * B and lookup[0].dtype == input.dtype):
+        lookup = None  # a table with more rows than half the positions: the positions' product is cheaper
+    options = {} if lookup is None else {"lookup": lookup}
+    flat = RecurrentLayer.apply(input, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, mode, reverse, batch_first, **options)
     n = T * B * hidden
     out = flat[:n].reshape(tuple(input.shape[:2]) + (hidden,))
     h_n = flat[n:n + B * hidden].reshape(B, hidden)
