@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-#: a process that runs every compiled kernel family once: workers' loops, Winograd, the recurrent layers, Adam
+#: a process that runs every compiled kernel family once: workers' loops, Winograd, the recurrent layers (one fed
+#: by an embedding: row_sums), Adam
 WORKLOAD = """
 import numpy as np
 import nerve
@@ -24,6 +25,8 @@ for layer in (nn.LSTM(8, 16, batch_first=True), nn.GRU(8, 16, batch_first=True))
     opt = nerve.optim.Adam(layer.parameters())
     layer(s)[0].sum().backward()
     opt.step()
+emb = nn.Embedding(3, 8)
+nn.LSTM(8, 16)(emb(nerve.tensor(rng.integers(0, 3, (6, 2)))))[0].sum().backward()
 """
 
 
