@@ -26,7 +26,7 @@ from nerve import backend
 from nerve.autograd.function import Function, ShapeError
 from nerve.autograd.rule_math import define
 from nerve.backend import xp
-from nerve.ops import conv_kernels, streams, winograd
+from nerve.ops import conv_kernels, streams, winograd, winograd_stride2
 from nerve.tensor import Tensor
 
 _SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
@@ -310,6 +310,8 @@ def conv_forward(x, w, b, geom: Geometry):
     channels-last rows (M, O) and returned as a channels-first view; parts of the batch run as streams."""
     if winograd.applies(x, w, geom, w.shape[:2]):  # stride-1 3x3: F(2x2, 3x3) (nerve.ops.winograd)
         return channels_first(winograd.forward(contiguous_last(x), w, b, geom))
+    if winograd_stride2.applies(x, w, geom, w.shape[:2]):  # stride-2 3x3: polyphase F(2, 2) (winograd_stride2)
+        return channels_first(winograd_stride2.forward(contiguous_last(x), w, b, geom))
     groups, o, n = geom.groups, w.shape[0], x.shape[0]
     wm = _weight_matrix(w, groups)
     p = math.prod(geom.out)
@@ -355,6 +357,8 @@ def conv_weight_grad(x, g2, geom: Geometry, w_shape: tuple):
     p = math.prod(geom.out)
     if winograd.applies(x, g2, geom, w_shape[1::-1]):  # stride-1 3x3: F(2x2, 3x3) transposed
         return winograd.weight_grad(contiguous_last(x), g2.reshape((n,) + geom.out + (-1,)), geom)
+    if winograd_stride2.applies(x, g2, geom, w_shape[1::-1]):  # stride-2 3x3: polyphase F(2, 2) transposed
+        return winograd_stride2.weight_grad(contiguous_last(x), g2.reshape((n,) + geom.out + (-1,)), geom)
     if _pointwise_gemm(x, geom):  # 1x1: rows^T g2 as one GEMM cut by its columns (no sum over parts)
         return _weight_from_rows(streams.matmul(_rows(x).T, g2), geom, w_shape)
     flops, site = _flops(n, geom, x.shape[1], w_shape[0]), ("conv_weight", x.shape, g2.shape, geom)

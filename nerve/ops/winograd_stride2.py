@@ -1,0 +1,354 @@
+"""Stride-2 3x3 convolutions by a polyphase split and Winograd minimal filtering F(2, 2), as compiled transforms
+(numba, when installed) around batched GEMMs: an optional fast path of ``nerve.ops.conv`` for NumPy
+float32/float64 arrays, 6.25 multiplications per output and channel pair instead of 9.
+
+In 1-d, two outputs 2 apart, y0 = d0 w0 + d1 w1 + d2 w2 and y1 = d2 w0 + d3 w1 + d4 w2, split into the even
+phase (d0, d2, d4), a 2-tap correlation with (w0, w2) done by F(2, 2) (points 0, 1, infinity: 3 products), and
+the odd phase (d1, d3), a 1-tap one with w1 (2 products): 5 products
+
+    m0 = (d0 - d2) w0 + d1 w1,   m1 = d2 (w0 + w2),   m2 = (d4 - d2) w2 + d3 w1,   y0 = m0 + m1,   y1 = m1 + m2,
+
+i.e. y = A^T [(G w) * (B^T d)] over 5 transformed values, grouped by the 3 points of F(2, 2) that sum them
+(``_GROUPS``: (0, 1), (2,), (3, 4)), with
+
+    B^T = [[1, 0, -1, 0, 0], [0, 1, 0, 0, 0], [0, 0, 1, 0, 0], [0, 0, -1, 0, 1], [0, 0, 0, 1, 0]]
+    G   = [[1, 0, 0], [0, 1, 0], [1, 0, 1], [0, 0, 1], [0, 1, 0]]
+    A^T = [[1, 1, 1, 0, 0], [0, 0, 1, 1, 1]].
+
+Nested in 2-d, a 2x2 output tile takes a 5x5 input tile (tiles 4 apart): 25 products instead of 36, i.e. the four
+phases' sub-convolutions (taps 2x2 by F(2x2, 2x2), 2x1 and 1x2 by F(2, 2) along one axis, 1x1 plainly). The
+products that share a point (r, s) of F(2x2, 2x2) are summed by one GEMM over their concatenated channels: 9
+GEMMs (tiles x K) @ (K x O) with K = 4C at the corners, 2C on the edges and C at the centre, then F(2x2, 2x2)'s
+output transform (9 planes -> 2x2 outputs, edge tiles clipped, bias added). Input and output are channels-last
+(N, H, W, C); padding is read as zeros (no padded copy). The weight gradient is the same algorithm transposed:
+dW = G^T [sum over tiles of (A q A^T) * (B^T d B)] G with the output gradient's 2x2 tiles q, 9 GEMMs
+(K x tiles) @ (tiles x O) summed over chunks. ``ENABLED = False`` forces conv.py's im2col path.
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from nerve import backend
+from nerve.backend import xp
+from nerve.ops import compiled, conv_kernels, streams
+
+#: False: never use these kernels (conv.py's im2col path), e.g. to test or time that path
+ENABLED = True
+#: bytes of one chunk's transformed tiles and products (25 C + 9 O values a tile)
+CHUNK_BYTES = 1 << 20
+#: fewest tiles of a chunk (the GEMMs need rows)
+MIN_TILES = 64
+#: the weight gradient's chunks: at least this many tiles (its GEMMs sum over tiles), in at most WEIGHT_BLOCKS
+#: blocks, each keeping a sum of 25 C O values
+WEIGHT_TILES = 256
+WEIGHT_BLOCKS = 8
+#: fewest input and output channels for which this path is used
+MIN_CHANNELS = 16
+_state: dict = {}
+
+_GROUPS = ((0, 1), (2,), (3, 4))
+#: the 9 points (r, s) in buffer order: corners (K = 4C), edges (2C), centre (C), so each kind is one batched GEMM
+_ORDER = ((0, 0), (0, 2), (2, 0), (2, 2), (0, 1), (2, 1), (1, 0), (1, 2), (1, 1))
+
+
+def kernels():
+    """The compiled transforms (a namespace), or None when numba is missing or ``ENABLED`` is False."""
+    return compiled.once(_state, _compile) if ENABLED else None
+
+
+def applies(a, b, geom, channels: tuple) -> bool:
+    """Whether a face of ``geom`` (conv.py's Geometry) on arrays a and b runs here: 2-d, 3x3, stride 2,
+    dilation 1, one group, ``channels`` (in, out) at least ``MIN_CHANNELS``, NumPy arrays (not CuPy's) of one
+    dtype, float32 or float64, numba installed."""
+    return geom.kernel == (3, 3) and geom.stride == (2, 2) and geom.dilation == (1, 1) and geom.groups == 1 \
+        and min(channels) >= MIN_CHANNELS and type(a) is backend.ndarray and type(b) is backend.ndarray \
+        and a.dtype == b.dtype and a.dtype.char in "fd" and kernels() is not None
+
+
+class _Layout:
+    """Where a chunk of up to ``m`` tiles keeps its transformed inputs (9 planes, K = 4C, 2C, C values a tile) and
+    its products or transformed output gradients (9 planes, O values a tile), planes an odd number of cache lines
+    apart (``winograd._plane``: 25 or 9 planes written at once collide in L1 when a power of two apart)."""
+
+    def __init__(self, c: int, o: int, m: int, dtype) -> None:
+        item = xp.dtype(dtype).itemsize
+        self.c, self.o = c, o
+        self.widths = (4 * c, 2 * c, c)
+        self.spans = tuple(_plane(m * k, item) for k in self.widths)
+        starts = [0, 4 * self.spans[0], 4 * (self.spans[0] + self.spans[1])]
+        self.v = xp.empty(starts[2] + self.spans[2], dtype=dtype)
+        self.span_o = _plane(m * o, item)
+        self.p = xp.empty(9 * self.span_o, dtype=dtype)
+        # each transformed value (k, l) of a 5x5 tile: its plane's start, a tile's width there, its offset in a tile
+        tab = []
+        for k in range(5):
+            r, a = next((r, g.index(k)) for r, g in enumerate(_GROUPS) if k in g)
+            for j in range(5):
+                s, b = next((s, g.index(j)) for s, g in enumerate(_GROUPS) if j in g)
+                p = _ORDER.index((r, s))
+                kind = 0 if p < 4 else 1 if p < 8 else 2
+                tab.append((starts[kind] + (p - 4 * kind) * self.spans[kind], self.widths[kind],
+                            (a * len(_GROUPS[s]) + b) * c))
+        self.tab = xp.asarray(tab, dtype=xp.int64)
+        # each point (r, s), r * 3 + s: its plane's start among the products
+        self.points = xp.asarray([_ORDER.index((r, s)) * self.span_o for r in range(3) for s in range(3)],
+                                 dtype=xp.int64)
+        self.starts = starts
+
+    def inputs(self, t: int) -> tuple:
+        """The transformed inputs of t tiles: (4, t, 4C), (4, t, 2C), (t, C) views of the corners, edges, centre."""
+        views = []
+        for kind, count in enumerate((4, 4, 1)):
+            k, span, at = self.widths[kind], self.spans[kind], self.starts[kind]
+            rows = self.v[at:at + count * span].reshape(count, span)[:, :t * k].reshape(count, t, k)
+            views.append(rows if count > 1 else rows[0])
+        return tuple(views)
+
+    def products(self, t: int) -> tuple:
+        """The products (or transformed output gradients) of t tiles: (4, t, O), (4, t, O), (t, O) views."""
+        rows = self.p.reshape(9, self.span_o)[:, :t * self.o].reshape(9, t, self.o)
+        return rows[:4], rows[4:8], rows[8]
+
+
+def _plane(size: int, itemsize: int) -> int:
+    """Elements between two planes of ``size`` elements: an odd multiple of 64 bytes."""
+    line = 64 // itemsize
+    return ((-(-size // line)) | 1) * line
+
+
+def _points(w5, c: int, o: int) -> tuple:
+    """(5, 5, C, O) values of the 5x5 transformed domain -> their 9 points' GEMM operands: (4, 4C, O),
+    (4, 2C, O), (C, O), rows ordered (row value, column value, channel) within each point."""
+    mats = [w5[list(_GROUPS[r])][:, list(_GROUPS[s])].reshape(-1, o) for r, s in _ORDER]
+    return xp.stack(mats[:4]), xp.stack(mats[4:8]), xp.ascontiguousarray(mats[8])
+
+
+def _transform(a):
+    """G a along a's first axis (3 -> 5 values): rows a0, a1, a0 + a2, a2, a1."""
+    out = xp.empty((5,) + a.shape[1:], dtype=a.dtype)
+    out[0], out[1], out[3], out[4] = a[0], a[1], a[2], a[1]
+    xp.add(a[0], a[2], out=out[2])
+    return out
+
+
+def filter_transform(w) -> tuple:
+    """G w G^T of every (out, in) filter pair of w (O, C, 3, 3), as the 9 points' GEMM operands (``_points``)."""
+    rows = _transform(xp.ascontiguousarray(w.transpose(2, 3, 1, 0)))  # (5, 3, C, O)
+    return _points(_transform(rows.swapaxes(0, 1)).swapaxes(0, 1), w.shape[1], w.shape[0])
+
+
+class _Tiles:
+    """The 2x2 output tiles of a stride-2 face (flat over images, tile rows and columns; the last ones of an odd
+    size clipped), in chunks of ``step`` tiles and blocks of chunks that the parts on threads take in turn (as
+    ``conv_kernels.Blocks``: a part whose core is busy takes fewer)."""
+
+    def __init__(self, x_last, out: tuple, o: int, step: int, blocks: int) -> None:
+        self.n, self.h, self.w, self.c = x_last.shape
+        self.oh, self.ow, self.o = out[0], out[1], o
+        self.tw = (out[1] + 1) // 2
+        self.per_image = (out[0] + 1) // 2 * self.tw
+        total = self.n * self.per_image
+        self.step = step
+        self.blocks = conv_kernels.Blocks(SimpleNamespace(chunks=self.chunks), total)
+
+    def chunks(self, r0: int, r1: int) -> list:
+        k = max(1, -(-(r1 - r0) // self.step))
+        return [(r0 + (r1 - r0) * i // k, r0 + (r1 - r0) * (i + 1) // k) for i in range(k)]
+
+    def flops(self) -> float:
+        """Multiply-adds x 2 of the face's GEMMs."""
+        return 2.0 * self.n * self.per_image * 25 * self.c * self.o
+
+
+def _step(c: int, o: int, itemsize: int) -> int:
+    return max(MIN_TILES, CHUNK_BYTES // ((25 * c + 9 * o) * itemsize))
+
+
+def forward(x_last, w, b, geom):
+    """conv(x, w) + b, stride 2, for channels-last contiguous x (N, H, W, C): channels-last (N, OH, OW, O)."""
+    k, dtype = kernels(), x_last.dtype
+    o = w.shape[0]
+    tiles = _Tiles(x_last, geom.out, o, _step(x_last.shape[-1], o, dtype.itemsize), conv_kernels.BLOCKS)
+    y = xp.empty((tiles.n,) + geom.out + (o,), dtype=dtype)
+    bias = xp.zeros(o, dtype=dtype) if b is None else xp.ascontiguousarray(b, dtype=dtype)
+    uc, ue, uz = filter_transform(w)
+    xf, yf = x_last.reshape(-1), y.reshape(-1)
+
+    def part(a0: int, a1: int) -> None:
+        lay, frame = _Layout(tiles.c, o, tiles.blocks.longest, dtype), xp.empty(25 * tiles.c, dtype=dtype)
+        for _, chunks in tiles.blocks.take():
+            for t0, t1 in chunks:
+                t = t1 - t0
+                k.input_tiles(xf, tiles.h, tiles.w, tiles.c, lay.v, lay.tab, frame, t0, t, tiles.tw,
+                              tiles.per_image, geom.lo[0], geom.lo[1])
+                (vc, ve, vz), (pc, pe, pz) = lay.inputs(t), lay.products(t)
+                xp.matmul(vc, uc, out=pc)
+                xp.matmul(ve, ue, out=pe)
+                xp.dot(vz, uz, out=pz)
+                k.output_tiles(lay.p, lay.points, yf, tiles.oh, tiles.ow, o, bias, t0, t, tiles.tw, tiles.per_image)
+    streams.run(part, len(tiles.blocks), tiles.flops(), x_last, site=("winograd_stride2", x_last.shape, w.shape))
+    return y
+
+
+def weight_grad(x_last, g_last, geom):
+    """dW (O, C, 3, 3) of a stride-2 y = conv(x, w) from channels-last x (N, H, W, C) and output gradient
+    (N, OH, OW, O): G^T [sum over tiles of (A q A^T) * (B^T d B)] G, 9 GEMMs per chunk. Each block of chunks
+    keeps its sum, added in block order: the same bit for bit on any number of threads."""
+    k, dtype = kernels(), x_last.dtype
+    c, o = x_last.shape[-1], g_last.shape[-1]
+    tiles = _Tiles(x_last, geom.out, o, max(WEIGHT_TILES, _step(c, o, dtype.itemsize)), WEIGHT_BLOCKS)
+    sums = [xp.empty((len(tiles.blocks), 4, 4 * c, o), dtype), xp.empty((len(tiles.blocks), 4, 2 * c, o), dtype),
+            xp.empty((len(tiles.blocks), c, o), dtype)]
+    xf, gf = x_last.reshape(-1), g_last.reshape(-1)
+
+    def part(a0: int, a1: int) -> None:
+        lay, frame = _Layout(c, o, tiles.blocks.longest, dtype), xp.empty(25 * c, dtype=dtype)
+        product = None
+        for j, chunks in tiles.blocks.take():
+            for i, (t0, t1) in enumerate(chunks):
+                t = t1 - t0
+                k.input_tiles(xf, tiles.h, tiles.w, c, lay.v, lay.tab, frame, t0, t, tiles.tw, tiles.per_image,
+                              geom.lo[0], geom.lo[1])
+                k.grad_tiles(gf, tiles.oh, tiles.ow, o, lay.p, lay.points, t0, t, tiles.tw, tiles.per_image)
+                if i and product is None:
+                    product = [xp.empty_like(total[0]) for total in sums]
+                for kind, (v, q) in enumerate(zip(lay.inputs(t), lay.products(t))):
+                    xp.matmul(v.swapaxes(-1, -2), q, out=product[kind] if i else sums[kind][j])
+                    if i:
+                        sums[kind][j] += product[kind]
+    streams.run(part, len(tiles.blocks), tiles.flops(), x_last,
+                site=("winograd_stride2_weight", x_last.shape, g_last.shape), sums=True)
+    z5 = xp.empty((5, 5, c, o), dtype=dtype)
+    mats = [total.sum(0) if len(total) > 1 else total[0] for total in sums]
+    for (r, s), mat in zip(_ORDER, list(mats[0]) + list(mats[1]) + [mats[2]]):
+        rows, cols = _GROUPS[r], _GROUPS[s]
+        z5[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] = mat.reshape(len(rows), len(cols), c, o)
+    return _transposed(_transposed(z5).swapaxes(0, 1)).transpose(3, 2, 1, 0).copy()
+
+
+def _transposed(a):
+    """G^T a along a's first axis (5 -> 3 values): a0 + a2, a1 + a4, a2 + a3."""
+    out = xp.empty((3,) + a.shape[1:], dtype=a.dtype)
+    xp.add(a[0], a[2], out=out[0])
+    xp.add(a[1], a[4], out=out[1])
+    xp.add(a[2], a[3], out=out[2])
+    return out
+
+
+def _compile(cache: bool):
+    from numba import njit, uint64
+    jit = njit(nogil=True, cache=cache)
+
+    @njit(nogil=True, cache=cache, inline="always")
+    def tile_in(src, base, rs, c, v, tab, t):
+        """B^T d B of the 5x5 tile at src[base] (rows rs apart, channels innermost) into v as ``tab`` places them.
+
+        NOTE: one loop over the channels per transformed value (1, 2 or 4 reads, one write), which LLVM vectorizes;
+        all 25 values in one channel loop ran scalar (2.5 ms for the bench's stride-2 layer, 0.65 ms now)."""
+        cs, r2 = uint64(c), rs + rs
+        for k in range(5):
+            # B^T's row k: d[a] - d[2] (k = 0, 3), or d[a]
+            a = 0 if k == 0 else 1 if k == 1 else 2 if k == 2 else 4 if k == 3 else 3
+            for j in range(5):
+                b = 0 if j == 0 else 1 if j == 1 else 2 if j == 2 else 4 if j == 3 else 3
+                at = uint64(tab[k * 5 + j, 0] + t * tab[k * 5 + j, 1] + tab[k * 5 + j, 2])
+                p = base + uint64(a) * rs + uint64(b) * cs
+                pa, pb = base + r2 + uint64(b) * cs, base + uint64(a) * rs + cs + cs  # (2, b), (a, 2)
+                if (k == 0 or k == 3) and (j == 0 or j == 3):
+                    pab = base + r2 + cs + cs
+                    for ch in range(c):
+                        u = uint64(ch)
+                        v[at + u] = (src[p + u] - src[pb + u]) - (src[pa + u] - src[pab + u])
+                elif k == 0 or k == 3:
+                    for ch in range(c):
+                        u = uint64(ch)
+                        v[at + u] = src[p + u] - src[pa + u]
+                elif j == 0 or j == 3:
+                    for ch in range(c):
+                        u = uint64(ch)
+                        v[at + u] = src[p + u] - src[pb + u]
+                else:
+                    for ch in range(c):
+                        u = uint64(ch)
+                        v[at + u] = src[p + u]
+    compiled.named(tile_in, "winograd_stride2.tile_in")
+
+    @jit
+    def input_tiles(xf, h, w, c, v, tab, frame, t0, count, tw, per_tile, off_h, off_w):
+        """The 25 transformed values (B^T d B) of tiles t0 .. t0 + count (flat over images and tile rows/columns)
+        of channels-last x (given flat, xf) into v as ``tab`` places them; a tile's corner is
+        (4 ti - off_h, 4 tj - off_w), outside x reads as zeros (an edge tile through ``frame``, 5x5xC)."""
+        for t in range(count):
+            n, r = divmod(t0 + t, per_tile)
+            ti, tj = divmod(r, tw)
+            h0, w0 = 4 * ti - off_h, 4 * tj - off_w
+            if h0 >= 0 and w0 >= 0 and h0 + 5 <= h and w0 + 5 <= w:
+                tile_in(xf, uint64(((n * h + h0) * w + w0) * c), uint64(w * c), c, v, tab, t)
+                continue
+            lo, up = max(0, -w0) * c, min(5, w - w0) * c  # the frame's row part inside x
+            for a in range(5):
+                at = uint64(a * 5 * c)
+                inside = 0 <= h0 + a < h
+                src = uint64(((n * h + h0 + a) * w + w0) * c) if inside else uint64(0)
+                for u in range(5 * c):  # NOTE: unsigned indices, so LLVM vectorizes the copy
+                    frame[at + uint64(u)] = xf[src + uint64(u)] if inside and lo <= u < up else 0
+            tile_in(frame, uint64(0), uint64(5 * c), c, v, tab, t)
+
+    @jit
+    def output_tiles(pf, points, yf, oh, ow, o, bias, t0, count, tw, per_tile):
+        """y's 2x2 tiles t0 .. t0 + count (y channels-last, given flat) = A^T m A + bias from the products of the 9
+        points (the tile's O values at pf[points[r * 3 + s] + t O]), clipped at y's edges."""
+        os = uint64(o)
+        for t in range(count):
+            n, r = divmod(t0 + t, per_tile)
+            ti, tj = divmod(r, tw)
+            i, j = 2 * ti, 2 * tj
+            down, right = i + 1 < oh, j + 1 < ow
+            y00 = uint64(((n * oh + i) * ow + j) * o)
+            y10 = y00 + uint64(ow * o)
+            to = t * o
+            b00, b01, b02 = uint64(points[0] + to), uint64(points[1] + to), uint64(points[2] + to)
+            b10, b11, b12 = uint64(points[3] + to), uint64(points[4] + to), uint64(points[5] + to)
+            b20, b21, b22 = uint64(points[6] + to), uint64(points[7] + to), uint64(points[8] + to)
+            for ch in range(o):
+                u = uint64(ch)
+                m11 = pf[b11 + u]
+                u00, u01, u02 = pf[b00 + u] + pf[b10 + u], pf[b01 + u] + m11, pf[b02 + u] + pf[b12 + u]
+                u10, u11, u12 = pf[b10 + u] + pf[b20 + u], m11 + pf[b21 + u], pf[b12 + u] + pf[b22 + u]
+                bo = bias[ch]
+                yf[y00 + u] = (u00 + u01) + bo
+                if right:
+                    yf[y00 + os + u] = (u01 + u02) + bo
+                if down:
+                    yf[y10 + u] = (u10 + u11) + bo
+                    if right:
+                        yf[y10 + os + u] = (u11 + u12) + bo
+
+    @jit
+    def grad_tiles(gf, oh, ow, o, qf, points, t0, count, tw, per_tile):
+        """A q A^T of the output gradient's 2x2 tiles q (g channels-last, given flat; zero outside g), tiles
+        t0 .. t0 + count, into qf as ``points`` places them; A = [[1, 0], [1, 1], [0, 1]]."""
+        for t in range(count):
+            n, r = divmod(t0 + t, per_tile)
+            ti, tj = divmod(r, tw)
+            i, j = 2 * ti, 2 * tj
+            down, right = i + 1 < oh, j + 1 < ow
+            g00 = uint64(((n * oh + i) * ow + j) * o)
+            g01, g10 = g00 + uint64(o), g00 + uint64(ow * o)
+            g11 = g10 + uint64(o)
+            to = t * o
+            b00, b01, b02 = uint64(points[0] + to), uint64(points[1] + to), uint64(points[2] + to)
+            b10, b11, b12 = uint64(points[3] + to), uint64(points[4] + to), uint64(points[5] + to)
+            b20, b21, b22 = uint64(points[6] + to), uint64(points[7] + to), uint64(points[8] + to)
+            for ch in range(o):
+                u = uint64(ch)
+                q00 = gf[g00 + u]
+                q01 = gf[g01 + u] if right else 0.0
+                q10 = gf[g10 + u] if down else 0.0
+                q11 = gf[g11 + u] if down and right else 0.0
+                s0, s1 = q00 + q10, q01 + q11
+                qf[b00 + u], qf[b01 + u], qf[b02 + u] = q00, q00 + q01, q01
+                qf[b10 + u], qf[b11 + u], qf[b12 + u] = s0, s0 + s1, s1
+                qf[b20 + u], qf[b21 + u], qf[b22 + u] = q10, q10 + q11, q11
+
+    return SimpleNamespace(input_tiles=input_tiles, output_tiles=output_tiles, grad_tiles=grad_tiles)
