@@ -506,10 +506,11 @@ def _input_grad_shifted(g2, w, geom: Geometry, n: int, c: int, dtype):
 
 def _column_sums(g2):
     """Sums of the columns of (M, O) rows as one GEMV (10x faster than sum(axis=0) for narrow rows); under
-    ``streams.set_threads`` a GEMV per part of the rows (a memory-bound pass), the parts' sums added."""
+    ``streams.set_threads`` a GEMV per part of the rows (a memory-bound pass), the parts' sums added.
+    NOTE: ``dot``, not ``matmul``: NumPy's matmul of a vector held the GIL, so the parts ran one at a time and the
+    split took 0.14 ms against one thread's 0.08 (SmallCNN conv1's bias gradient); dot's parts 0.085."""
     ones = xp.ones_like(g2, shape=(g2.shape[0],))
-    parts = streams.split(lambda a, b: xp.matmul(ones[a:b], g2[a:b]), g2.shape[0], g2.size * streams.SPLIT_COST,
-                          g2)
+    parts = streams.split(lambda a, b: xp.dot(ones[a:b], g2[a:b]), g2.shape[0], g2.size * streams.SPLIT_COST, g2)
     total = parts[0]
     for more in parts[1:]:
         total += more
