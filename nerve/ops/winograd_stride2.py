@@ -116,25 +116,39 @@ def _plane(size: int, itemsize: int) -> int:
     return ((-(-size // line)) | 1) * line
 
 
-def _points(w5, c: int, o: int) -> tuple:
-    """(5, 5, C, O) values of the 5x5 transformed domain -> their 9 points' GEMM operands: (4, 4C, O),
-    (4, 2C, O), (C, O), rows ordered (row value, column value, channel) within each point."""
-    mats = [w5[list(_GROUPS[r])][:, list(_GROUPS[s])].reshape(-1, o) for r, s in _ORDER]
-    return xp.stack(mats[:4]), xp.stack(mats[4:8]), xp.ascontiguousarray(mats[8])
+def _blocks(points: tuple, c: int) -> dict:
+    """The (C, O) block of each value (k, l) of the 5x5 transformed domain in the 9 points' GEMM operands
+    ``points`` ((4, 4C, O), (4, 2C, O), (C, O); rows ordered (row value, column value, channel) in a point)."""
+    corners, edges, centre = points
+    blocks = {}
+    for k in range(5):
+        r, a = next((r, g.index(k)) for r, g in enumerate(_GROUPS) if k in g)
+        for j in range(5):
+            s, b = next((s, g.index(j)) for s, g in enumerate(_GROUPS) if j in g)
+            p, at = _ORDER.index((r, s)), (a * len(_GROUPS[s]) + b) * c
+            point = corners[p] if p < 4 else edges[p - 4] if p < 8 else centre
+            blocks[k, j] = point[at:at + c]
+    return blocks
 
 
-def _transform(a):
-    """G a along a's first axis (3 -> 5 values): rows a0, a1, a0 + a2, a2, a1."""
-    out = xp.empty((5,) + a.shape[1:], dtype=a.dtype)
-    out[0], out[1], out[3], out[4] = a[0], a[1], a[2], a[1]
-    xp.add(a[0], a[2], out=out[2])
-    return out
+#: the filter taps that G sums into each of the 5 transformed values
+_TAPS = ((0,), (1,), (0, 2), (2,), (1,))
 
 
 def filter_transform(w) -> tuple:
-    """G w G^T of every (out, in) filter pair of w (O, C, 3, 3), as the 9 points' GEMM operands (``_points``)."""
-    rows = _transform(xp.ascontiguousarray(w.transpose(2, 3, 1, 0)))  # (5, 3, C, O)
-    return _points(_transform(rows.swapaxes(0, 1)).swapaxes(0, 1), w.shape[1], w.shape[0])
+    """G w G^T of every (out, in) filter pair of w (O, C, 3, 3), as the 9 points' GEMM operands (``_blocks``)."""
+    taps = xp.ascontiguousarray(w.transpose(2, 3, 1, 0))  # (3, 3, C, O)
+    c, o = w.shape[1], w.shape[0]
+    points = xp.empty((4, 4 * c, o), w.dtype), xp.empty((4, 2 * c, o), w.dtype), xp.empty((c, o), w.dtype)
+    for (k, j), block in _blocks(points, c).items():
+        terms = [taps[a, b] for a in _TAPS[k] for b in _TAPS[j]]
+        if len(terms) == 1:
+            block[...] = terms[0]
+        else:
+            xp.add(terms[0], terms[1], out=block)
+            for more in terms[2:]:
+                block += more
+    return points
 
 
 class _Tiles:
@@ -218,21 +232,12 @@ def weight_grad(x_last, g_last, geom):
                         sums[kind][j] += product[kind]
     streams.run(part, len(tiles.blocks), tiles.flops(), x_last,
                 site=("winograd_stride2_weight", x_last.shape, g_last.shape), sums=True)
-    z5 = xp.empty((5, 5, c, o), dtype=dtype)
-    mats = [total.sum(0) if len(total) > 1 else total[0] for total in sums]
-    for (r, s), mat in zip(_ORDER, list(mats[0]) + list(mats[1]) + [mats[2]]):
-        rows, cols = _GROUPS[r], _GROUPS[s]
-        z5[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] = mat.reshape(len(rows), len(cols), c, o)
-    return _transposed(_transposed(z5).swapaxes(0, 1)).transpose(3, 2, 1, 0).copy()
-
-
-def _transposed(a):
-    """G^T a along a's first axis (5 -> 3 values): a0 + a2, a1 + a4, a2 + a3."""
-    out = xp.empty((3,) + a.shape[1:], dtype=a.dtype)
-    xp.add(a[0], a[2], out=out[0])
-    xp.add(a[1], a[4], out=out[1])
-    xp.add(a[2], a[3], out=out[2])
-    return out
+    taps = xp.zeros((3, 3, c, o), dtype=dtype)  # G^T z G: each transformed value's sum into its filter taps
+    for (k, j), block in _blocks([total.sum(0) for total in sums], c).items():
+        for a in _TAPS[k]:
+            for b in _TAPS[j]:
+                taps[a, b] += block
+    return xp.ascontiguousarray(taps.transpose(3, 2, 0, 1))
 
 
 def _compile(cache: bool):
@@ -288,10 +293,18 @@ def _compile(cache: bool):
             lo, up = max(0, -w0) * c, min(5, w - w0) * c  # the frame's row part inside x
             for a in range(5):
                 at = uint64(a * 5 * c)
-                inside = 0 <= h0 + a < h
-                src = uint64(((n * h + h0 + a) * w + w0) * c) if inside else uint64(0)
-                for u in range(5 * c):  # NOTE: unsigned indices, so LLVM vectorizes the copy
-                    frame[at + uint64(u)] = xf[src + uint64(u)] if inside and lo <= u < up else 0
+                if not 0 <= h0 + a < h:
+                    lo_a = up_a = 5 * c
+                else:
+                    lo_a, up_a = lo, up
+                for u in range(lo_a):  # NOTE: unsigned indices, so LLVM vectorizes the loops
+                    frame[at + uint64(u)] = 0
+                if up_a > lo_a:
+                    src = uint64(((n * h + h0 + a) * w + w0) * c + lo_a)
+                    for u in range(up_a - lo_a):
+                        frame[at + uint64(lo_a + u)] = xf[src + uint64(u)]
+                for u in range(up_a, 5 * c):
+                    frame[at + uint64(u)] = 0
             tile_in(frame, uint64(0), uint64(5 * c), c, v, tab, t)
 
     @jit
