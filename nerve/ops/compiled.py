@@ -49,23 +49,39 @@ def atomics():
     spin loop) and ``store_release(flags, i, value)`` (flags[i] = value once every earlier write is visible), for
     int64 flag arrays that threads spin on; with fixed identities (see ``named``)."""
     from numba import types
-    from numba.core import cgutils
     from numba.extending import intrinsic
-
-    def pointer(context, builder, signature, args):
-        ary = context.make_array(signature.args[0])(context, builder, args[0])
-        return cgutils.get_item_pointer(context, builder, signature.args[0], ary, [args[1]])
 
     @intrinsic
     def load_acquire(typingctx, flags, i):
         def codegen(context, builder, signature, args):
-            return builder.load_atomic(pointer(context, builder, signature, args), "acquire", 8)
+            return builder.load_atomic(_pointer(context, builder, signature, args), "acquire", 8)
         return types.int64(flags, types.intp), codegen
 
     @intrinsic
     def store_release(typingctx, flags, i, value):
         def codegen(context, builder, signature, args):
-            builder.store_atomic(args[2], pointer(context, builder, signature, args), "release", 8)
+            builder.store_atomic(args[2], _pointer(context, builder, signature, args), "release", 8)
             return context.get_dummy_value()
         return types.void(flags, types.intp, types.int64), codegen
     return named(load_acquire, "load_acquire"), named(store_release, "store_release")
+
+
+def fetch_add():
+    """A numba intrinsic ``fetch_add(flags, i, value)``: adds ``value`` to the int64 flags[i] atomically and returns
+    what it held (threads taking numbered pieces of work in turn); with a fixed identity (see ``named``)."""
+    from numba import types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def add(typingctx, flags, i, value):
+        def codegen(context, builder, signature, args):
+            return builder.atomic_rmw("add", _pointer(context, builder, signature, args), args[2], "seq_cst")
+        return types.int64(flags, types.intp, types.int64), codegen
+    return named(add, "fetch_add")
+
+
+def _pointer(context, builder, signature, args):
+    """The address of ``args[0][args[1]]`` in an intrinsic's code."""
+    from numba.core import cgutils
+    ary = context.make_array(signature.args[0])(context, builder, args[0])
+    return cgutils.get_item_pointer(context, builder, signature.args[0], ary, [args[1]])

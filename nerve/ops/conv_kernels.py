@@ -19,7 +19,7 @@ import itertools
 
 from nerve import backend
 from nerve.backend import xp
-from nerve.ops import compiled
+from nerve.ops import cblas, compiled
 
 #: False: never use the compiled fills (conv.py's NumPy im2col), e.g. to test or time that path
 ENABLED = True
@@ -111,6 +111,13 @@ class Blocks:
         self.blocks = [chunks[len(chunks) * i // k:len(chunks) * (i + 1) // k] for i in range(k)]
         self.longest = max(b - a for a, b in chunks)
         self._next = itertools.count()  # NOTE: next() on it is atomic (one C call under the GIL)
+        # the same for the compiled loops: every chunk's bounds in block order, each block's first and end chunk,
+        # and the number of the next block to take (an atomic counter)
+        self.bounds = xp.array([c for block in self.blocks for c in block], dtype=xp.int64).reshape(-1, 2)
+        lengths = xp.array([len(block) for block in self.blocks], dtype=xp.int64)
+        ends = xp.cumsum(lengths)
+        self.spans = xp.stack([ends - lengths, ends], axis=1)
+        self.counter = xp.zeros(1, dtype=xp.int64)
 
     def __len__(self) -> int:
         return len(self.blocks)
@@ -121,13 +128,34 @@ class Blocks:
             yield i, self.blocks[i]
 
 
+def _gemm(*arrays):
+    """The address of NumPy's CBLAS GEMM for the arrays' dtype and its integer width, or None where the compiled
+    block loops cannot call it: no CBLAS found, or an array whose rows are not unit-stride."""
+    found = cblas.numpy_gemm()
+    if found is None or any(a.ndim != 2 or a.strides[1] != a.itemsize or a.strides[0] % a.itemsize
+                            for a in arrays):
+        return None
+    if found[2] == 32 and max(max(a.shape) for a in arrays) >= 2 ** 31:
+        return None
+    return found[arrays[0].dtype.char == "d"], found[2]
+
+
 def forward(cols: Columns, wm, b, y, blocks: Blocks) -> None:
     """y[rows] = columns @ wm (+ b) for the chunks of each block taken (wm: (KK*C, O), y: (N*P, O) rows).
 
-    NOTE: ``dot``, not ``matmul``: NumPy's matmul of a small product holds the GIL, so two parts' chunk GEMMs
-    ran one at a time (SmallCNN conv1's weight gradient: 0.35 ms on two threads vs 0.13 alone; dot 0.18)."""
+    With NumPy's CBLAS at hand the whole loop is one compiled call (fills, GEMMs and bias without the GIL: a
+    Python loop took and gave back the GIL at every chunk, and two parts waiting for it in turn ran at one
+    core's speed). NOTE: else ``dot``, not ``matmul``: NumPy's matmul of a small product holds the GIL, so two
+    parts' chunk GEMMs ran one at a time (SmallCNN conv1's weight gradient: 0.35 ms on two threads vs 0.13
+    alone; dot 0.18)."""
     buffer = xp.empty(blocks.longest * cols.width, dtype=cols.x.dtype)
     b = None if b is None else xp.ascontiguousarray(b, dtype=y.dtype)  # a bias of another dtype, as y += b casts it
+    gemm = _gemm(wm, y) if wm.dtype == y.dtype else None
+    if gemm is not None:
+        _loops(gemm[1]).forward(cols.x.reshape(-1), *cols.x.shape[1:], cols.kmajor, buffer, cols.width, wm, y,
+                                xp.zeros(0, dtype=y.dtype) if b is None else b, b is not None, blocks.bounds,
+                                blocks.spans, blocks.counter, gemm[0], cols.args)
+        return
     for _, chunks in blocks.take():
         for a, z in chunks:
             xp.dot(cols.fill(buffer, a, z), wm, out=y[a:z])
@@ -139,6 +167,12 @@ def weight_grad(cols: Columns, g2, blocks: Blocks, sums) -> None:
     """sums[j] = columns^T @ g2 summed over the chunks of block j, for each block taken (sums: (blocks, KK*C, O);
     their sum in block order is the same on any number of threads)."""
     buffer = xp.empty(blocks.longest * cols.width, dtype=cols.x.dtype)
+    gemm = _gemm(g2, sums.reshape(-1, sums.shape[-1])) if g2.dtype == sums.dtype and sums.flags.c_contiguous \
+        else None
+    if gemm is not None:  # one compiled call, as forward
+        _loops(gemm[1]).weight_grad(cols.x.reshape(-1), *cols.x.shape[1:], cols.kmajor, buffer, cols.width, g2,
+                                    sums, blocks.bounds, blocks.spans, blocks.counter, gemm[0], cols.args)
+        return
     product = xp.empty_like(sums[0])
     for j, chunks in blocks.take():
         (a, z), rest = chunks[0], chunks[1:]
@@ -249,4 +283,77 @@ def _compile(cache: bool):
             for o in range(b.shape[0]):
                 row[o] += b[o]
 
+    for fn, name in ((fill_rows, "fill_rows"), (fill_kmajor, "fill_kmajor"), (add_rows, "add_rows")):
+        compiled.named(fn, f"conv_kernels.{name}")  # held by the block loops' closures: fixed identities
     return SimpleNamespace(fill_rows=fill_rows, fill_kmajor=fill_kmajor, add_rows=add_rows)
+
+
+def _loops(int_bits: int):
+    """The compiled block loops calling NumPy's CBLAS GEMM (``int_bits``-bit integers), made once per process."""
+    return compiled.once(_state.setdefault(("loops", int_bits), {}), lambda cache: _compile_loops(cache, int_bits))
+
+
+def _compile_loops(cache: bool, int_bits: int):
+    from types import SimpleNamespace
+
+    from numba import njit
+    k = kernels()
+    fill_rows, fill_kmajor, add_rows = k.fill_rows, k.fill_kmajor, k.add_rows
+    s_gemm, d_gemm = cblas.caller(32, int_bits), cblas.caller(64, int_bits)
+    take = compiled.fetch_add()
+    no, tr = cblas.NO_TRANS, cblas.TRANS
+
+    @njit(nogil=True, cache=cache, inline="always")
+    def fill(xf, s1, s2, s3, kmajor, cf, a, z, args):
+        """The columns of rows [a, z) into cf: (KK*C, rows) when kmajor, else (rows, KK*C)."""
+        oh, ow, sh, sw, dh, dw, ph, pw, kh, kw = args
+        if kmajor:
+            fill_kmajor(xf, s1, s2, s3, cf, a, z - a, oh, ow, sh, sw, dh, dw, ph, pw, kh, kw)
+        else:
+            fill_rows(xf, s1, s2, s3, cf, a, z - a, oh, ow, sh, sw, dh, dw, ph, pw, kh, kw)
+
+    @njit(nogil=True, cache=cache, inline="always")
+    def gemm(fn, double, ta, tb, m, n, kd, a, lda, b, ldb, beta, c, ldc):
+        if double:
+            d_gemm(fn, ta, tb, m, n, kd, a, lda, b, ldb, beta, c, ldc)
+        else:
+            s_gemm(fn, ta, tb, m, n, kd, a, lda, b, ldb, beta, c, ldc)
+
+    compiled.named(fill, "conv_kernels.fill")
+    compiled.named(gemm, f"conv_kernels.gemm{int_bits}")
+
+    @njit(nogil=True, cache=cache)
+    def forward(xf, s1, s2, s3, kmajor, cf, width, wm, y, b, bias, bounds, spans, counter, fn, args):
+        """y[a:z] = columns @ wm (+ b) for every chunk of each block taken from ``counter`` in turn."""
+        size, o = y.itemsize, y.shape[1]
+        ldw, ldy = wm.strides[0] // size, y.strides[0] // size
+        while True:
+            j = take(counter, 0, 1)
+            if j >= spans.shape[0]:
+                return
+            for q in range(spans[j, 0], spans[j, 1]):
+                a, z = bounds[q, 0], bounds[q, 1]
+                fill(xf, s1, s2, s3, kmajor, cf, a, z, args)
+                gemm(fn, size == 8, tr if kmajor else no, no, z - a, o, width, cf.ctypes.data,
+                     z - a if kmajor else width, wm.ctypes.data, ldw, 0, y.ctypes.data + a * ldy * size, ldy)
+                if bias:  # while the chunk is in cache
+                    add_rows(y, b, a, z)
+
+    @njit(nogil=True, cache=cache)
+    def weight_grad(xf, s1, s2, s3, kmajor, cf, width, g2, sums, bounds, spans, counter, fn, args):
+        """sums[j] = the sum over block j's chunks of columns^T @ g2[a:z] (the GEMM adds each chunk's product:
+        beta 1), for each block taken from ``counter`` in turn."""
+        size, o = g2.itemsize, g2.shape[1]
+        ldg = g2.strides[0] // size
+        while True:
+            j = take(counter, 0, 1)
+            if j >= spans.shape[0]:
+                return
+            out = sums.ctypes.data + j * width * o * size
+            for q in range(spans[j, 0], spans[j, 1]):
+                a, z = bounds[q, 0], bounds[q, 1]
+                fill(xf, s1, s2, s3, kmajor, cf, a, z, args)
+                gemm(fn, size == 8, no if kmajor else tr, no, width, o, z - a, cf.ctypes.data,
+                     z - a if kmajor else width, g2.ctypes.data + a * ldg * size, ldg, int(q > spans[j, 0]), out, o)
+
+    return SimpleNamespace(forward=forward, weight_grad=weight_grad)

@@ -302,3 +302,66 @@ def test_blocks_are_each_taken_once_in_order(monkeypatch):
     first, second = blocks.take(), blocks.take()
     taken = [next(first)[0], next(second)[0], next(second)[0]] + [i for i, _ in first] + [i for i, _ in second]
     assert taken == list(range(len(blocks)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["first", "last"])
+@pytest.mark.parametrize("n,c,o,size,kernel,stride,padding", [
+    (2, 1, 5, (28, 28), (3, 3), (1, 1), (0, 0)),   # SmallCNN's conv1
+    (2, 3, 4, (9, 7), (5, 5), (1, 1), (2, 2)),     # 5x5, odd sizes
+    (3, 6, 7, (9, 8), (3, 3), (2, 2), (1, 1)),     # stride 2
+    (2, 4, 3, (11,), (3,), (2,), (1,)),            # 1-d
+])
+def test_compiled_block_loops_equal_the_python_loops(monkeypatch, tiny_chunks, dtype, layout, n, c, o, size, kernel,
+                                                     stride, padding):
+    """With NumPy's CBLAS found, each part's whole chunk loop is one compiled call (fills, GEMMs through CBLAS,
+    the bias): the same results as the Python loop over the chunks (np.dot, sums added), which runs where the
+    GEMM cannot be called."""
+    ran = []
+    real = conv_kernels._loops
+
+    class Spy:
+        def __init__(self, bits):
+            self.loops = real(bits)
+
+        def forward(self, *args):
+            ran.append("forward")
+            return self.loops.forward(*args)
+
+        def weight_grad(self, *args):
+            ran.append("weight")
+            return self.loops.weight_grad(*args)
+    monkeypatch.setattr(conv_kernels, "_loops", Spy)
+    rng = np.random.default_rng(2)
+    x = _layout(rng.standard_normal((n, c) + size).astype(dtype), layout)
+    w, b = rng.standard_normal((o, c) + kernel).astype(dtype), rng.standard_normal(o).astype(dtype)
+    geom = conv.conv_geometry("t", size, kernel, stride, padding)
+    g = rng.standard_normal((n * int(np.prod(geom.out)), o)).astype(dtype)
+    y, dw, _ = _faces(x, w, b, stride, padding, 1, g)
+    assert ran == ["forward", "weight"]
+    monkeypatch.setattr(conv_kernels, "_gemm", lambda *arrays: None)  # no CBLAS: the Python loops
+    y0, dw0, _ = _faces(x, w, b, stride, padding, 1, g)
+    assert ran == ["forward", "weight"]
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(y, y0, rtol=tol, atol=tol * max(1.0, np.abs(y0).max()))
+    np.testing.assert_allclose(dw, dw0, rtol=tol, atol=tol * max(1.0, np.abs(dw0).max()))
+
+
+def test_gemm_takes_only_unit_stride_rows():
+    a = np.zeros((4, 6), np.float32)
+    assert conv_kernels._gemm(a, a[:, :3]) is not None  # rows of a wider matrix: a leading dimension
+    assert conv_kernels._gemm(a, a[:, ::2]) is None  # strided columns: the Python loop
+    assert conv_kernels._gemm(a.T) is None
+    found = conv_kernels._gemm(a.astype(np.float64))
+    assert found is None or found[0] == conv_kernels.cblas.numpy_gemm()[1]  # dgemm for float64
+
+
+def test_blocks_arrays_list_the_chunks_of_each_block(monkeypatch):
+    """The compiled loops read the blocks as arrays: every chunk's bounds in block order and each block's span."""
+    monkeypatch.setattr(conv_kernels, "BLOCKS", 5)
+    cols = conv_kernels.Columns(np.zeros((3, 2, 9, 9)), conv.conv_geometry("t", (9, 9), 3), 4, conv._last_view)
+    cols.step = 10
+    blocks = conv_kernels.Blocks(cols, 3 * 49)
+    for (s, e), chunks in zip(blocks.spans.tolist(), blocks.blocks):
+        assert [tuple(r) for r in blocks.bounds[s:e].tolist()] == chunks
+    assert blocks.spans[-1, 1] == len(blocks.bounds) and blocks.counter.tolist() == [0]
