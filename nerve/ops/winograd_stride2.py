@@ -30,7 +30,7 @@ from types import SimpleNamespace
 
 from nerve import backend
 from nerve.backend import xp
-from nerve.ops import compiled, conv_kernels, streams
+from nerve.ops import cblas, compiled, conv_kernels, streams
 
 #: False: never use these kernels (conv.py's im2col path), e.g. to test or time that path
 ENABLED = True
@@ -59,10 +59,10 @@ def kernels():
 def applies(a, b, geom, channels: tuple) -> bool:
     """Whether a face of ``geom`` (conv.py's Geometry) on arrays a and b runs here: 2-d, 3x3, stride 2,
     dilation 1, one group, ``channels`` (in, out) at least ``MIN_CHANNELS``, NumPy arrays (not CuPy's) of one
-    dtype, float32 or float64, numba installed."""
+    dtype, float32 or float64, numba installed and NumPy's BLAS callable (``cblas``)."""
     return geom.kernel == (3, 3) and geom.stride == (2, 2) and geom.dilation == (1, 1) and geom.groups == 1 \
         and min(channels) >= MIN_CHANNELS and type(a) is backend.ndarray and type(b) is backend.ndarray \
-        and a.dtype == b.dtype and a.dtype.char in "fd" and kernels() is not None
+        and a.dtype == b.dtype and a.dtype.char in "fd" and kernels() is not None and cblas.numpy_gemm() is not None
 
 
 class _Layout:
@@ -95,19 +95,15 @@ class _Layout:
                                  dtype=xp.int64)
         self.starts = starts
 
-    def inputs(self, t: int) -> tuple:
-        """The transformed inputs of t tiles: (4, t, 4C), (4, t, 2C), (t, C) views of the corners, edges, centre."""
-        views = []
-        for kind, count in enumerate((4, 4, 1)):
-            k, span, at = self.widths[kind], self.spans[kind], self.starts[kind]
-            rows = self.v[at:at + count * span].reshape(count, span)[:, :t * k].reshape(count, t, k)
-            views.append(rows if count > 1 else rows[0])
-        return tuple(views)
-
-    def products(self, t: int) -> tuple:
-        """The products (or transformed output gradients) of t tiles: (4, t, O), (4, t, O), (t, O) views."""
-        rows = self.p.reshape(9, self.span_o)[:, :t * self.o].reshape(9, t, self.o)
-        return rows[:4], rows[4:8], rows[8]
+    def planes(self) -> list:
+        """Each point's (in ``_ORDER``) transformed inputs and products (or output gradients): (address of its
+        first tile in v, K, address of its first tile in p)."""
+        item, out = self.v.itemsize, []
+        for p in range(9):
+            kind = 0 if p < 4 else 1 if p < 8 else 2
+            at = self.starts[kind] + (p - 4 * kind if kind < 2 else 0) * self.spans[kind]
+            out.append((self.v.ctypes.data + at * item, self.widths[kind], self.p.ctypes.data + p * self.span_o * item))
+        return out
 
 
 def _plane(size: int, itemsize: int) -> int:
@@ -178,60 +174,66 @@ def _step(c: int, o: int, itemsize: int) -> int:
     return max(MIN_TILES, CHUNK_BYTES // ((25 * c + 9 * o) * itemsize))
 
 
+def _blas(dtype) -> xp.ndarray:
+    """[address of NumPy's BLAS GEMM for ``dtype``, caller variant (0-3: float32/float64 x 32/64-bit ints)]."""
+    fn32, fn64, bits = cblas.numpy_gemm()
+    double = xp.dtype(dtype).char == "d"
+    return xp.asarray([fn64 if double else fn32, 2 * double + (bits == 64)], dtype=xp.int64)
+
+
+def _geometry(tiles, geom) -> xp.ndarray:
+    return xp.asarray([tiles.h, tiles.w, tiles.c, tiles.oh, tiles.ow, tiles.o, tiles.tw, tiles.per_image,
+                       geom.lo[0], geom.lo[1]], dtype=xp.int64)
+
+
 def forward(x_last, w, b, geom):
-    """conv(x, w) + b, stride 2, for channels-last contiguous x (N, H, W, C): channels-last (N, OH, OW, O)."""
+    """conv(x, w) + b, stride 2, for channels-last contiguous x (N, H, W, C): channels-last (N, OH, OW, O).
+
+    Each part on a thread is one compiled call (the GIL released throughout: a worker that waits for it may be
+    woken on its caller's core) that takes chunks in turn and runs their GEMMs through NumPy's BLAS."""
     k, dtype = kernels(), x_last.dtype
     o = w.shape[0]
     tiles = _Tiles(x_last, geom.out, o, _step(x_last.shape[-1], o, dtype.itemsize), conv_kernels.BLOCKS)
     y = xp.empty((tiles.n,) + geom.out + (o,), dtype=dtype)
     bias = xp.zeros(o, dtype=dtype) if b is None else xp.ascontiguousarray(b, dtype=dtype)
     uc, ue, uz = filter_transform(w)
-    xf, yf = x_last.reshape(-1), y.reshape(-1)
+    filters = [m.ctypes.data for m in list(uc) + list(ue) + [uz]]
+    chunks = xp.asarray([c for block in tiles.blocks.blocks for c in block], dtype=xp.int64)
+    counter, blas, geo = xp.zeros(1, dtype=xp.int64), _blas(dtype), _geometry(tiles, geom)
 
     def part(a0: int, a1: int) -> None:
         lay, frame = _Layout(tiles.c, o, tiles.blocks.longest, dtype), xp.empty(25 * tiles.c, dtype=dtype)
-        for _, chunks in tiles.blocks.take():
-            for t0, t1 in chunks:
-                t = t1 - t0
-                k.input_tiles(xf, tiles.h, tiles.w, tiles.c, lay.v, lay.tab, frame, t0, t, tiles.tw,
-                              tiles.per_image, geom.lo[0], geom.lo[1])
-                (vc, ve, vz), (pc, pe, pz) = lay.inputs(t), lay.products(t)
-                xp.matmul(vc, uc, out=pc)
-                xp.matmul(ve, ue, out=pe)
-                xp.dot(vz, uz, out=pz)
-                k.output_tiles(lay.p, lay.points, yf, tiles.oh, tiles.ow, o, bias, t0, t, tiles.tw, tiles.per_image)
-    streams.run(part, len(tiles.blocks), tiles.flops(), x_last, site=("winograd_stride2", x_last.shape, w.shape))
+        gemms = xp.asarray([(v, kd, u, p) for (v, kd, p), u in zip(lay.planes(), filters)], dtype=xp.int64)
+        k.forward_part(x_last.reshape(-1), lay.v, lay.tab, frame, lay.p, lay.points, y.reshape(-1), bias, chunks,
+                       counter, geo, gemms, blas)
+    streams.run(part, len(chunks), tiles.flops(), x_last, site=("winograd_stride2", x_last.shape, w.shape))
     return y
 
 
 def weight_grad(x_last, g_last, geom):
     """dW (O, C, 3, 3) of a stride-2 y = conv(x, w) from channels-last x (N, H, W, C) and output gradient
     (N, OH, OW, O): G^T [sum over tiles of (A q A^T) * (B^T d B)] G, 9 GEMMs per chunk. Each block of chunks
-    keeps its sum, added in block order: the same bit for bit on any number of threads."""
+    keeps its sum (its GEMMs add into it), added in block order: the same bit for bit on any number of threads."""
     k, dtype = kernels(), x_last.dtype
     c, o = x_last.shape[-1], g_last.shape[-1]
     tiles = _Tiles(x_last, geom.out, o, max(WEIGHT_TILES, _step(c, o, dtype.itemsize)), WEIGHT_BLOCKS)
-    sums = [xp.empty((len(tiles.blocks), 4, 4 * c, o), dtype), xp.empty((len(tiles.blocks), 4, 2 * c, o), dtype),
-            xp.empty((len(tiles.blocks), c, o), dtype)]
-    xf, gf = x_last.reshape(-1), g_last.reshape(-1)
+    nb = len(tiles.blocks)
+    sums = [xp.empty((nb, 4, 4 * c, o), dtype), xp.empty((nb, 4, 2 * c, o), dtype), xp.empty((nb, 1, c, o), dtype)]
+    targets = [(total[0, i].ctypes.data, total.strides[0]) for total in sums for i in range(len(total[0]))]
+    chunks = xp.asarray([c for block in tiles.blocks.blocks for c in block], dtype=xp.int64)
+    lengths = xp.asarray([len(block) for block in tiles.blocks.blocks], dtype=xp.int64)
+    blocks = xp.stack([xp.cumsum(lengths) - lengths, xp.cumsum(lengths)], axis=1)  # each block's chunks
+    counter, blas, geo = xp.zeros(1, dtype=xp.int64), _blas(dtype), _geometry(tiles, geom)
 
     def part(a0: int, a1: int) -> None:
         lay, frame = _Layout(c, o, tiles.blocks.longest, dtype), xp.empty(25 * c, dtype=dtype)
-        product = None
-        for j, chunks in tiles.blocks.take():
-            for i, (t0, t1) in enumerate(chunks):
-                t = t1 - t0
-                k.input_tiles(xf, tiles.h, tiles.w, c, lay.v, lay.tab, frame, t0, t, tiles.tw, tiles.per_image,
-                              geom.lo[0], geom.lo[1])
-                k.grad_tiles(gf, tiles.oh, tiles.ow, o, lay.p, lay.points, t0, t, tiles.tw, tiles.per_image)
-                if i and product is None:
-                    product = [xp.empty_like(total[0]) for total in sums]
-                for kind, (v, q) in enumerate(zip(lay.inputs(t), lay.products(t))):
-                    xp.matmul(v.swapaxes(-1, -2), q, out=product[kind] if i else sums[kind][j])
-                    if i:
-                        sums[kind][j] += product[kind]
-    streams.run(part, len(tiles.blocks), tiles.flops(), x_last,
-                site=("winograd_stride2_weight", x_last.shape, g_last.shape), sums=True)
+        gemms = xp.asarray([(v, kd, q, at, stride) for (v, kd, q), (at, stride) in zip(lay.planes(), targets)],
+                           dtype=xp.int64)
+        k.weight_part(x_last.reshape(-1), g_last.reshape(-1), lay.v, lay.tab, frame, lay.p, lay.points, blocks,
+                      chunks, counter, geo, gemms, blas)
+    streams.run(part, nb, tiles.flops(), x_last, site=("winograd_stride2_weight", x_last.shape, g_last.shape),
+                sums=True)
+    sums[2] = sums[2][:, 0]
     taps = xp.zeros((3, 3, c, o), dtype=dtype)  # G^T z G: each transformed value's sum into its filter taps
     for (k, j), block in _blocks([total.sum(0) for total in sums], c).items():
         for a in _TAPS[k]:
@@ -243,6 +245,24 @@ def weight_grad(x_last, g_last, geom):
 def _compile(cache: bool):
     from numba import njit, uint64
     jit = njit(nogil=True, cache=cache)
+    inline = njit(nogil=True, cache=cache, inline="always")
+    callers = [cblas.caller(real, bits) for real in (32, 64) for bits in (32, 64)]
+    s32, s64, d32, d64 = callers
+    fetch_add = compiled.fetch_add()
+
+    @inline
+    def gemm(blas, ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc):
+        """C = op(A) op(B) (+ C with beta 1) by NumPy's BLAS (``_blas``: its address and caller variant)."""
+        args = (blas[0], ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc)
+        if blas[1] == 0:
+            s32(*args)
+        elif blas[1] == 1:
+            s64(*args)
+        elif blas[1] == 2:
+            d32(*args)
+        else:
+            d64(*args)
+    compiled.named(gemm, "winograd_stride2.gemm")
 
     @njit(nogil=True, cache=cache, inline="always")
     def tile_in(src, base, rs, c, v, tab, t):
@@ -278,7 +298,7 @@ def _compile(cache: bool):
                         v[at + u] = src[p + u]
     compiled.named(tile_in, "winograd_stride2.tile_in")
 
-    @jit
+    @inline
     def input_tiles(xf, h, w, c, v, tab, frame, t0, count, tw, per_tile, off_h, off_w):
         """The 25 transformed values (B^T d B) of tiles t0 .. t0 + count (flat over images and tile rows/columns)
         of channels-last x (given flat, xf) into v as ``tab`` places them; a tile's corner is
@@ -307,7 +327,9 @@ def _compile(cache: bool):
                     frame[at + uint64(u)] = 0
             tile_in(frame, uint64(0), uint64(5 * c), c, v, tab, t)
 
-    @jit
+    compiled.named(input_tiles, "winograd_stride2.input_tiles")
+
+    @inline
     def output_tiles(pf, points, yf, oh, ow, o, bias, t0, count, tw, per_tile):
         """y's 2x2 tiles t0 .. t0 + count (y channels-last, given flat) = A^T m A + bias from the products of the 9
         points (the tile's O values at pf[points[r * 3 + s] + t O]), clipped at y's edges."""
@@ -337,7 +359,9 @@ def _compile(cache: bool):
                     if right:
                         yf[y10 + os + u] = (u11 + u12) + bo
 
-    @jit
+    compiled.named(output_tiles, "winograd_stride2.output_tiles")
+
+    @inline
     def grad_tiles(gf, oh, ow, o, qf, points, t0, count, tw, per_tile):
         """A q A^T of the output gradient's 2x2 tiles q (g channels-last, given flat; zero outside g), tiles
         t0 .. t0 + count, into qf as ``points`` places them; A = [[1, 0], [1, 1], [0, 1]]."""
@@ -364,4 +388,42 @@ def _compile(cache: bool):
                 qf[b10 + u], qf[b11 + u], qf[b12 + u] = s0, s0 + s1, s1
                 qf[b20 + u], qf[b21 + u], qf[b22 + u] = q10, q10 + q11, q11
 
-    return SimpleNamespace(input_tiles=input_tiles, output_tiles=output_tiles, grad_tiles=grad_tiles)
+    compiled.named(grad_tiles, "winograd_stride2.grad_tiles")
+
+    @jit
+    def forward_part(xf, v, tab, frame, pf, points, yf, bias, chunks, counter, geo, gemms, blas):
+        """The chunks of tiles (``chunks``: (first, end) tile), taken in turn through ``counter``: input transform,
+        the 9 points' GEMMs (``gemms``: transformed inputs, K, filters, products; addresses) and output transform.
+        ``geo``: H, W, C, OH, OW, O, tiles a row, tiles an image, padding top, left."""
+        h, w, c, oh, ow, o, tw, per_tile, off_h, off_w = geo
+        while True:
+            i = fetch_add(counter, 0, 1)
+            if i >= chunks.shape[0]:
+                return
+            t0, t = chunks[i, 0], chunks[i, 1] - chunks[i, 0]
+            input_tiles(xf, h, w, c, v, tab, frame, t0, t, tw, per_tile, off_h, off_w)
+            for p in range(9):
+                gemm(blas, cblas.NO_TRANS, cblas.NO_TRANS, t, o, gemms[p, 1], gemms[p, 0], gemms[p, 1], gemms[p, 2],
+                     o, 0, gemms[p, 3], o)
+            output_tiles(pf, points, yf, oh, ow, o, bias, t0, t, tw, per_tile)
+
+    @jit
+    def weight_part(xf, gf, v, tab, frame, qf, points, blocks, chunks, counter, geo, gemms, blas):
+        """The blocks of chunks (``blocks``: (first, end) chunk), taken in turn through ``counter``: input and
+        output-gradient transforms, and each point's GEMM (``gemms``: transformed inputs, K, transformed output
+        gradients, the point's sum in block 0, bytes between blocks) into the block's sum (its first chunk's
+        writes it, the others add)."""
+        h, w, c, oh, ow, o, tw, per_tile, off_h, off_w = geo
+        while True:
+            j = fetch_add(counter, 0, 1)
+            if j >= blocks.shape[0]:
+                return
+            for i in range(blocks[j, 0], blocks[j, 1]):
+                t0, t = chunks[i, 0], chunks[i, 1] - chunks[i, 0]
+                input_tiles(xf, h, w, c, v, tab, frame, t0, t, tw, per_tile, off_h, off_w)
+                grad_tiles(gf, oh, ow, o, qf, points, t0, t, tw, per_tile)
+                for p in range(9):
+                    gemm(blas, cblas.TRANS, cblas.NO_TRANS, gemms[p, 1], o, t, gemms[p, 0], gemms[p, 1], gemms[p, 2],
+                         o, 0 if i == blocks[j, 0] else 1, gemms[p, 3] + j * gemms[p, 4], o)
+
+    return SimpleNamespace(forward_part=forward_part, weight_part=weight_part)

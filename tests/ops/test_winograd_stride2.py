@@ -260,3 +260,15 @@ def test_memory_per_step_does_not_grow(calls):
     x = nerve.tensor(np.random.default_rng(0).standard_normal((3, 2, 13, 11)).astype(np.float32))
     assert training_bytes_growth(net, x) == 0
     assert len(calls) > 6
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_empty_batch(dtype, calls):
+    """No images: an empty output and input gradient, a zero weight gradient."""
+    x = nerve.tensor(np.zeros((0, 3, 8, 8), dtype), requires_grad=True)
+    w = nerve.tensor(np.ones((4, 3, 3, 3), dtype), requires_grad=True)
+    y = F.conv2d(x, w, stride=2, padding=1)
+    gx, gw = nerve.grad(y, [x, w], nerve.tensor(np.zeros(y.shape, dtype)))
+    assert y.shape == (0, 4, 4, 4) and gx.shape == x.shape
+    np.testing.assert_array_equal(gw.numpy(), np.zeros((4, 3, 3, 3)))
+    assert sorted(calls) == ["forward", "weight_grad"]
