@@ -42,8 +42,13 @@ MIN_TILES = 64
 #: blocks, each keeping a sum of 25 C O values
 WEIGHT_TILES = 256
 WEIGHT_BLOCKS = 8
-#: fewest input and output channels for which this path is used
-MIN_CHANNELS = 16
+#: fewest input and output channels, and fewest 2x2 output tiles of a call, for which this path is used. Measured
+#: single-threaded against the im2col path (forward / weight gradient): 8 -> 8 and 16 -> 16 channels on 32x32
+#: images lose (1.7 / 2.0, 1.3 / 1.5), 16 -> 32 breaks even, 32 -> 32 to 64 -> 128 win (0.80-0.93); 256 -> 512 on
+#: 8x8 images loses with 256 tiles (1.1-1.2: the filter transform, 25 C O values, costs as much as many tiles),
+#: breaks even with 512 and wins with 1,024 (0.85-0.97)
+MIN_CHANNELS = 32
+MIN_CALL_TILES = 512
 _state: dict = {}
 
 _GROUPS = ((0, 1), (2,), (3, 4))
@@ -57,12 +62,19 @@ def kernels():
 
 
 def applies(a, b, geom, channels: tuple) -> bool:
-    """Whether a face of ``geom`` (conv.py's Geometry) on arrays a and b runs here: 2-d, 3x3, stride 2,
-    dilation 1, one group, ``channels`` (in, out) at least ``MIN_CHANNELS``, NumPy arrays (not CuPy's) of one
-    dtype, float32 or float64, numba installed and NumPy's BLAS callable (``cblas``)."""
+    """Whether a face of ``geom`` (conv.py's Geometry) on arrays a (the input) and b runs here: 2-d, 3x3, stride 2,
+    dilation 1, one group, ``channels`` (in, out) at least ``MIN_CHANNELS``, at least ``MIN_CALL_TILES`` tiles,
+    NumPy arrays (not CuPy's) of one dtype, float32 or float64, numba installed and NumPy's BLAS callable
+    (``cblas``)."""
     return geom.kernel == (3, 3) and geom.stride == (2, 2) and geom.dilation == (1, 1) and geom.groups == 1 \
-        and min(channels) >= MIN_CHANNELS and type(a) is backend.ndarray and type(b) is backend.ndarray \
-        and a.dtype == b.dtype and a.dtype.char in "fd" and kernels() is not None and cblas.numpy_gemm() is not None
+        and min(channels) >= MIN_CHANNELS and _count(len(a), geom.out) >= MIN_CALL_TILES \
+        and type(a) is backend.ndarray and type(b) is backend.ndarray and a.dtype == b.dtype \
+        and a.dtype.char in "fd" and kernels() is not None and cblas.numpy_gemm() is not None
+
+
+def _count(n: int, out: tuple) -> int:
+    """2x2 output tiles of n images of output size ``out``."""
+    return n * ((out[0] + 1) // 2) * ((out[1] + 1) // 2)
 
 
 class _Layout:

@@ -13,7 +13,7 @@ import pytest
 import nerve
 import nerve.functional as F
 from nerve import nn
-from nerve.ops import streams, winograd_stride2 as ws
+from nerve.ops import cblas, streams, winograd_stride2 as ws
 from tests.ops.test_conv import ref_conv, ref_conv_grads
 from tests.ops.test_streams import training_bytes_growth
 
@@ -36,8 +36,10 @@ def _spy(monkeypatch, seen: list, name: str) -> None:
 
 @pytest.fixture
 def calls(monkeypatch):
-    """The path forced for any channel count; the list of its faces' calls (``forward``, ``weight_grad``)."""
+    """The path forced for any channel and tile count; the list of its faces' calls (``forward``,
+    ``weight_grad``)."""
     monkeypatch.setattr(ws, "MIN_CHANNELS", 1)
+    monkeypatch.setattr(ws, "MIN_CALL_TILES", 1)
     seen = []
     _spy(monkeypatch, seen, "forward")
     _spy(monkeypatch, seen, "weight_grad")
@@ -204,17 +206,19 @@ def test_other_convolutions_stay_im2col(kwargs, calls):
     assert calls == []
 
 
-def test_channel_threshold(monkeypatch):
+def test_channel_and_tile_thresholds(monkeypatch):
     rng = np.random.default_rng(10)
     seen = []
     _spy(monkeypatch, seen, "forward")
     _spy(monkeypatch, seen, "weight_grad")
     m = ws.MIN_CHANNELS
-    x = nerve.tensor(rng.standard_normal((1, m, 6, 6)), requires_grad=True)
-    for out in (m - 1, m):
+    monkeypatch.setattr(ws, "MIN_CALL_TILES", 2 * 2 * 3)  # 2 images of 4x5 outputs: 2x3 tiles each
+    for n, out, used in ((2, m - 1, False), (2, m, True), (1, m, False)):
+        del seen[:]
+        x = nerve.tensor(rng.standard_normal((n, m, 10, 12)), requires_grad=True)
         w = nerve.tensor(rng.standard_normal((out, m, 3, 3)), requires_grad=True)
         F.conv2d(x, w, stride=2).sum().backward()
-        assert len(seen) == (0 if out < m else 2)
+        assert len(seen) == (2 if used else 0)
 
 
 @pytest.mark.parametrize("own", [False, True])
@@ -238,8 +242,10 @@ def test_blocks_on_threads_equal_one_part(own, calls, monkeypatch):
 
 
 def test_without_numba_conv_runs_im2col(monkeypatch):
-    """numba missing (its import fails): kernels() is None, nothing is sent here, same results."""
+    """numba missing (its import fails): kernels() is None, nothing is sent here, same results; likewise without
+    a CBLAS GEMM found in NumPy's BLAS."""
     monkeypatch.setattr(ws, "MIN_CHANNELS", 1)
+    monkeypatch.setattr(ws, "MIN_CALL_TILES", 1)
     want = _faces(2, 3, 4, (6, 5), 1, np.float64)
     monkeypatch.setitem(sys.modules, "numba", None)  # `import numba` now raises ImportError
     monkeypatch.setattr(ws, "_state", {})
@@ -250,6 +256,12 @@ def test_without_numba_conv_runs_im2col(monkeypatch):
     assert seen == []
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_without_cblas_conv_runs_im2col(monkeypatch, calls):
+    monkeypatch.setattr(cblas, "numpy_gemm", lambda: None)
+    _faces(2, 3, 4, (6, 5), 1, np.float64)
+    assert calls == []
 
 
 def test_memory_per_step_does_not_grow(calls):
@@ -263,8 +275,9 @@ def test_memory_per_step_does_not_grow(calls):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_empty_batch(dtype, calls):
-    """No images: an empty output and input gradient, a zero weight gradient."""
+def test_empty_batch(dtype, calls, monkeypatch):
+    """No images (sent here with no tile threshold): an empty output and input gradient, a zero weight gradient."""
+    monkeypatch.setattr(ws, "MIN_CALL_TILES", 0)
     x = nerve.tensor(np.zeros((0, 3, 8, 8), dtype), requires_grad=True)
     w = nerve.tensor(np.ones((4, 3, 3, 3), dtype), requires_grad=True)
     y = F.conv2d(x, w, stride=2, padding=1)
