@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from nerve import backend
 from nerve.backend import xp
-from nerve.ops import compiled, streams
+from nerve.ops import cblas, compiled, streams
 
 #: False: never use the Winograd kernels (conv.py's im2col path), e.g. to test or time that path
 ENABLED = True
@@ -84,6 +84,7 @@ def weight_grad(x_last, g_last, geom):
     tw = (geom.out[1] + 1) // 2
     per_tile = (geom.out[0] + 1) // 2 * tw
     step = max(MIN_TILES, CHUNK_BYTES // (16 * (c + o) * x_last.itemsize))
+    loops = _loops() if x_last.flags.c_contiguous and g_last.flags.c_contiguous else None
 
     def part(a0: int, a1: int):
         t_end = a1 * per_tile
@@ -92,6 +93,10 @@ def weight_grad(x_last, g_last, geom):
             xp.empty((1, 4, 4, c), dtype=x_last.dtype)
         gbuf, zero = xp.empty(16 * _plane(m * o, x_last.itemsize), dtype=x_last.dtype), xp.zeros(o, x_last.dtype)
         total = xp.zeros((16, c, o), dtype=x_last.dtype)
+        if loops is not None:
+            loops.weight(x_last, g_last, total, vbuf, gbuf, frame, zero, a0 * per_tile, t_end, step, tw, per_tile,
+                         geom.lo[0], geom.lo[1], cblas.numpy_gemm()[x_last.dtype.char == "d"])
+            return total
         for t0 in range(a0 * per_tile, t_end, step):
             t = min(step, t_end - t0)
             (v, v3), (gt, gt3) = _planes(vbuf, t, c), _planes(gbuf, t, o)
@@ -129,12 +134,17 @@ def correlate(x, u, out_size: tuple, offset: tuple, bias=None):
     bias = xp.zeros(o, dtype=x.dtype) if bias is None else xp.ascontiguousarray(bias, dtype=x.dtype)
     per_tile = th * tw
     step = max(MIN_TILES, CHUNK_BYTES // (16 * (c + o) * x.itemsize))
+    loops = _loops() if x.flags.c_contiguous and u.flags.c_contiguous else None
 
     def part(a0: int, a1: int) -> None:
         t_end = a1 * per_tile
         m = min(step, (a1 - a0) * per_tile)
         vbuf, frame = xp.empty(16 * _plane(m * c, x.itemsize), dtype=x.dtype), xp.empty((1, 4, 4, c), dtype=x.dtype)
         mbuf, out_frame = xp.empty(16 * _plane(m * o, x.itemsize), dtype=x.dtype), xp.empty((4, o), dtype=x.dtype)
+        if loops is not None:
+            loops.correlate(x, u, y, bias, vbuf, mbuf, frame, out_frame, a0 * per_tile, t_end, step, tw, per_tile,
+                            offset[0], offset[1], cblas.numpy_gemm()[x.dtype.char == "d"])
+            return
         for t0 in range(a0 * per_tile, t_end, step):
             t = min(step, t_end - t0)
             (v, v3), (prod, prod3) = _planes(vbuf, t, c), _planes(mbuf, t, o)
@@ -276,4 +286,74 @@ def _compile(cache: bool):
                 rows[8, o], rows[9, o], rows[10, o], rows[11, o] = r20, r20 + r21, r20 - r21, -r21
                 rows[12, o], rows[13, o], rows[14, o], rows[15, o] = -q10, -q10 - q11, q11 - q10, q11
 
+    for fn, name in ((input_tiles, "input_tiles"), (output_tiles, "output_tiles"), (grad_tiles, "grad_tiles")):
+        compiled.named(fn, f"winograd.{name}")  # held by the chunk loops' closures: fixed identities
     return SimpleNamespace(input_tiles=input_tiles, output_tiles=output_tiles, grad_tiles=grad_tiles)
+
+
+def _loops():
+    """A part's whole chunk loop as one compiled call without the GIL (the 16 GEMMs of a chunk through NumPy's
+    CBLAS by address), or None where NumPy's CBLAS GEMM is not found. Why: the Python loop took the GIL back after
+    each transform and GEMM; two parts then waited for it in turn, and after a pause a part could run at one
+    core's speed for several calls (3x3 64->64: 15-21 ms against 9-10)."""
+    found = cblas.numpy_gemm()
+    if found is None or kernels() is None:
+        return None
+    return compiled.once(_state.setdefault(("loops", found[2]), {}), lambda cache: _compile_loops(cache, found[2]))
+
+
+def _compile_loops(cache: bool, int_bits: int):
+    from types import SimpleNamespace
+
+    from numba import njit
+    k = kernels()
+    input_tiles, output_tiles, grad_tiles = k.input_tiles, k.output_tiles, k.grad_tiles
+    s_gemm, d_gemm = cblas.caller(32, int_bits), cblas.caller(64, int_bits)
+    no, tr = cblas.NO_TRANS, cblas.TRANS
+
+    @njit(nogil=True, cache=cache, inline="always")
+    def gemm(double, ta, m, n, kd, a, lda, b, ldb, beta, c, ldc, fn):
+        if double:
+            d_gemm(fn, ta, no, m, n, kd, a, lda, b, ldb, beta, c, ldc)
+        else:
+            s_gemm(fn, ta, no, m, n, kd, a, lda, b, ldb, beta, c, ldc)
+
+    @njit(nogil=True, cache=cache, inline="always")
+    def plane(size, line):  # _plane's spacing: an odd number of cache lines
+        lines = -(-size // line)
+        return (lines | 1) * line
+
+    compiled.named(gemm, f"winograd.gemm{int_bits}")
+    compiled.named(plane, "winograd.plane")
+
+    @njit(nogil=True, cache=cache)
+    def correlate(x, u, y, bias, vbuf, mbuf, frame, out_frame, t_begin, t_end, step, tw, per_tile, off_h, off_w, fn):
+        """``correlate``'s chunk loop over tiles [t_begin, t_end): transform, 16 GEMMs, output transform."""
+        c, o, size = x.shape[3], u.shape[2], x.itemsize
+        line = 64 // size
+        for t0 in range(t_begin, t_end, step):
+            t = min(step, t_end - t0)
+            pv, pm = plane(t * c, line), plane(t * o, line)
+            v, m = vbuf[:16 * pv].reshape(16, pv), mbuf[:16 * pm].reshape(16, pm)
+            input_tiles(x, v, frame, t0, t, tw, per_tile, off_h, off_w)
+            for q in range(16):  # product q (t, O) = V_q (t, C) @ U_q (C, O)
+                gemm(size == 8, no, t, o, c, v.ctypes.data + q * pv * size, c, u.ctypes.data + q * c * o * size, o,
+                     0, m.ctypes.data + q * pm * size, o, fn)
+            output_tiles(m, y, bias, out_frame, t0, t, tw, per_tile)
+
+    @njit(nogil=True, cache=cache)
+    def weight(x, g, total, vbuf, gbuf, frame, zero, t_begin, t_end, step, tw, per_tile, off_h, off_w, fn):
+        """``weight_grad``'s chunk loop: total[q] (C, O) += V_q^T @ Q_q over the chunks of tiles [t_begin, t_end)."""
+        c, o, size = x.shape[3], g.shape[3], x.itemsize
+        line = 64 // size
+        for t0 in range(t_begin, t_end, step):
+            t = min(step, t_end - t0)
+            pv, pg = plane(t * c, line), plane(t * o, line)
+            v, gt = vbuf[:16 * pv].reshape(16, pv), gbuf[:16 * pg].reshape(16, pg)
+            input_tiles(x, v, frame, t0, t, tw, per_tile, off_h, off_w)
+            grad_tiles(g, gt, zero, t0, t, tw, per_tile)
+            for q in range(16):
+                gemm(size == 8, tr, c, o, t, v.ctypes.data + q * pv * size, c, gt.ctypes.data + q * pg * size, o,
+                     1, total.ctypes.data + q * c * o * size, o, fn)
+
+    return SimpleNamespace(correlate=correlate, weight=weight)

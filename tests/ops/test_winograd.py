@@ -13,7 +13,7 @@ import pytest
 import nerve
 import nerve.functional as F
 from nerve import nn
-from nerve.ops import streams, winograd
+from nerve.ops import conv, streams, winograd
 from tests.ops.test_conv import ref_conv
 from tests.ops.test_streams import training_bytes_growth
 
@@ -211,3 +211,30 @@ def test_memory_per_step_does_not_grow(calls):
     x = nerve.tensor(np.random.default_rng(0).standard_normal((3, 2, 9, 7)).astype(np.float32))
     assert training_bytes_growth(net, x) == 0
     assert len(calls) > 6
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_chunk_loops_equal_the_python_loops_bit_for_bit(dtype, monkeypatch):
+    """With NumPy's CBLAS found, a part's chunk loop is one compiled call (the 16 GEMMs by address): the same
+    GEMM calls as the Python loop's matmul, so the same bits; tiny chunks, odd sizes, a bias, padding 1."""
+    monkeypatch.setattr(winograd, "MIN_TILES", 3)
+    monkeypatch.setattr(winograd, "CHUNK_BYTES", 1)
+    rng = np.random.default_rng(3)
+    x = np.ascontiguousarray(rng.standard_normal((3, 9, 11, 5)).astype(dtype))
+    w, b = rng.standard_normal((6, 5, 3, 3)).astype(dtype), rng.standard_normal(6).astype(dtype)
+    geom = conv.conv_geometry("t", (9, 11), 3, 1, 1)
+    g = np.ascontiguousarray(rng.standard_normal((3,) + geom.out + (6,)).astype(dtype))
+    ran = []
+    real = winograd._loops
+
+    def spy():
+        loops = real()
+        ran.append(loops is not None)
+        return loops
+    monkeypatch.setattr(winograd, "_loops", spy)
+    compiled = [winograd.forward(x, w, b, geom), winograd.input_grad(g, w, geom), winograd.weight_grad(x, g, geom)]
+    assert ran == [True] * 3
+    monkeypatch.setattr(winograd, "_loops", lambda: None)
+    python = [winograd.forward(x, w, b, geom), winograd.input_grad(g, w, geom), winograd.weight_grad(x, g, geom)]
+    for a, c in zip(compiled, python):
+        np.testing.assert_array_equal(a, c)
