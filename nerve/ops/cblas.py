@@ -81,3 +81,20 @@ def caller(real_bits: int, int_bits: int):
             return context.get_dummy_value()
         return types.void(*([types.int64] * 13)), codegen
     return compiled.named(call, f"cblas.gemm{real_bits}.{int_bits}")
+
+
+def dispatcher(int_bits: int):
+    """An inline numba function ``gemm(fn, double, ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc)``: ``caller``'s
+    GEMM in float64 when ``double`` (fn: dgemm's address) else float32 (sgemm's), with a fixed identity."""
+    from numba import njit
+
+    from nerve.ops import compiled
+    s_gemm, d_gemm = caller(32, int_bits), caller(64, int_bits)
+
+    @njit(nogil=True, inline="always")
+    def gemm(fn, double, ta, tb, m, n, kd, a, lda, b, ldb, beta, c, ldc):
+        if double:
+            d_gemm(fn, ta, tb, m, n, kd, a, lda, b, ldb, beta, c, ldc)
+        else:
+            s_gemm(fn, ta, tb, m, n, kd, a, lda, b, ldb, beta, c, ldc)
+    return compiled.named(gemm, f"cblas.gemm.{int_bits}")

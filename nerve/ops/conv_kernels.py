@@ -299,7 +299,7 @@ def _compile_loops(cache: bool, int_bits: int):
     from numba import njit
     k = kernels()
     fill_rows, fill_kmajor, add_rows = k.fill_rows, k.fill_kmajor, k.add_rows
-    s_gemm, d_gemm = cblas.caller(32, int_bits), cblas.caller(64, int_bits)
+    gemm = cblas.dispatcher(int_bits)
     take = compiled.fetch_add()
     no, tr = cblas.NO_TRANS, cblas.TRANS
 
@@ -312,15 +312,7 @@ def _compile_loops(cache: bool, int_bits: int):
         else:
             fill_rows(xf, s1, s2, s3, cf, a, z - a, oh, ow, sh, sw, dh, dw, ph, pw, kh, kw)
 
-    @njit(nogil=True, cache=cache, inline="always")
-    def gemm(fn, double, ta, tb, m, n, kd, a, lda, b, ldb, beta, c, ldc):
-        if double:
-            d_gemm(fn, ta, tb, m, n, kd, a, lda, b, ldb, beta, c, ldc)
-        else:
-            s_gemm(fn, ta, tb, m, n, kd, a, lda, b, ldb, beta, c, ldc)
-
     compiled.named(fill, "conv_kernels.fill")
-    compiled.named(gemm, f"conv_kernels.gemm{int_bits}")
 
     @njit(nogil=True, cache=cache)
     def forward(xf, s1, s2, s3, kmajor, cf, width, wm, y, b, bias, bounds, spans, counter, fn, args):

@@ -308,22 +308,14 @@ def _compile_loops(cache: bool, int_bits: int):
     from numba import njit
     k = kernels()
     input_tiles, output_tiles, grad_tiles = k.input_tiles, k.output_tiles, k.grad_tiles
-    s_gemm, d_gemm = cblas.caller(32, int_bits), cblas.caller(64, int_bits)
+    gemm = cblas.dispatcher(int_bits)
     no, tr = cblas.NO_TRANS, cblas.TRANS
-
-    @njit(nogil=True, cache=cache, inline="always")
-    def gemm(double, ta, m, n, kd, a, lda, b, ldb, beta, c, ldc, fn):
-        if double:
-            d_gemm(fn, ta, no, m, n, kd, a, lda, b, ldb, beta, c, ldc)
-        else:
-            s_gemm(fn, ta, no, m, n, kd, a, lda, b, ldb, beta, c, ldc)
 
     @njit(nogil=True, cache=cache, inline="always")
     def plane(size, line):  # _plane's spacing: an odd number of cache lines
         lines = -(-size // line)
         return (lines | 1) * line
 
-    compiled.named(gemm, f"winograd.gemm{int_bits}")
     compiled.named(plane, "winograd.plane")
 
     @njit(nogil=True, cache=cache)
@@ -337,8 +329,8 @@ def _compile_loops(cache: bool, int_bits: int):
             v, m = vbuf[:16 * pv].reshape(16, pv), mbuf[:16 * pm].reshape(16, pm)
             input_tiles(x, v, frame, t0, t, tw, per_tile, off_h, off_w)
             for q in range(16):  # product q (t, O) = V_q (t, C) @ U_q (C, O)
-                gemm(size == 8, no, t, o, c, v.ctypes.data + q * pv * size, c, u.ctypes.data + q * c * o * size, o,
-                     0, m.ctypes.data + q * pm * size, o, fn)
+                gemm(fn, size == 8, no, no, t, o, c, v.ctypes.data + q * pv * size, c, u.ctypes.data + q * c * o * size,
+                     o, 0, m.ctypes.data + q * pm * size, o)
             output_tiles(m, y, bias, out_frame, t0, t, tw, per_tile)
 
     @njit(nogil=True, cache=cache)
@@ -353,7 +345,7 @@ def _compile_loops(cache: bool, int_bits: int):
             input_tiles(x, v, frame, t0, t, tw, per_tile, off_h, off_w)
             grad_tiles(g, gt, zero, t0, t, tw, per_tile)
             for q in range(16):
-                gemm(size == 8, tr, c, o, t, v.ctypes.data + q * pv * size, c, gt.ctypes.data + q * pg * size, o,
-                     1, total.ctypes.data + q * c * o * size, o, fn)
+                gemm(fn, size == 8, tr, no, c, o, t, v.ctypes.data + q * pv * size, c, gt.ctypes.data + q * pg * size,
+                     o, 1, total.ctypes.data + q * c * o * size, o)
 
     return SimpleNamespace(correlate=correlate, weight=weight)
