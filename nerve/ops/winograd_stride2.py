@@ -201,10 +201,9 @@ def _step(c: int, o: int, itemsize: int) -> int:
 
 
 def _blas(dtype) -> xp.ndarray:
-    """[address of NumPy's BLAS GEMM for ``dtype``, caller variant (0-3: float32/float64 x 32/64-bit ints)]."""
-    fn32, fn64, bits = cblas.numpy_gemm()
+    """[address of NumPy's BLAS GEMM for ``dtype``, 1 for float64 else 0]."""
     double = xp.dtype(dtype).char == "d"
-    return xp.asarray([fn64 if double else fn32, 2 * double + (bits == 64)], dtype=xp.int64)
+    return xp.asarray([cblas.numpy_gemm()[double], double], dtype=xp.int64)
 
 
 def _geometry(tiles, geom) -> xp.ndarray:
@@ -273,22 +272,14 @@ def _compile(cache: bool):
     from numba import njit, uint64
     jit = njit(nogil=True, cache=cache)
     inline = njit(nogil=True, cache=cache, inline="always")
-    callers = [cblas.caller(real, bits) for real in (32, 64) for bits in (32, 64)]
-    s32, s64, d32, d64 = callers
+    found = cblas.numpy_gemm()  # (None: this path is not used, ``applies``)
+    dispatch = cblas.dispatcher(64 if found is None else found[2])
     fetch_add = compiled.fetch_add()
 
     @inline
     def gemm(blas, ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc):
-        """C = op(A) op(B) (+ C with beta 1) by NumPy's BLAS (``_blas``: its address and caller variant)."""
-        args = (blas[0], ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc)
-        if blas[1] == 0:
-            s32(*args)
-        elif blas[1] == 1:
-            s64(*args)
-        elif blas[1] == 2:
-            d32(*args)
-        else:
-            d64(*args)
+        """C = op(A) op(B) (+ C with beta 1) by NumPy's BLAS (``_blas``: its GEMM's address, float64 or not)."""
+        dispatch(blas[0], blas[1], ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc)
     compiled.named(gemm, "winograd_stride2.gemm")
 
     @njit(nogil=True, cache=cache, inline="always")
