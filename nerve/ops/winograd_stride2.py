@@ -216,7 +216,7 @@ def forward(x_last, w, b, geom):
 
     Each part on a thread is one compiled call (the GIL released throughout: a worker that waits for it may be
     woken on its caller's core) that takes chunks in turn and runs their GEMMs through NumPy's BLAS."""
-    k, dtype = kernels(), x_last.dtype
+    kern, dtype = kernels(), x_last.dtype
     o = w.shape[0]
     tiles = _Tiles(x_last, geom.out, o, _step(x_last.shape[-1], o, dtype.itemsize), conv_kernels.BLOCKS)
     y = xp.empty((tiles.n,) + geom.out + (o,), dtype=dtype)
@@ -229,7 +229,7 @@ def forward(x_last, w, b, geom):
     def part(a0: int, a1: int) -> None:
         lay = _Layout(tiles.c, o, tiles.blocks.longest, dtype)
         gemms = xp.asarray([(v, kd, u, p) for (v, kd, p), u in zip(lay.planes(), filters)], dtype=xp.int64)
-        k.forward_part(x_last.reshape(-1), lay.v, lay.tab, lay.frame, lay.p, lay.points, y.reshape(-1), bias, chunks,
+        kern.forward_part(x_last.reshape(-1), lay.v, lay.tab, lay.frame, lay.p, lay.points, y.reshape(-1), bias, chunks,
                        counter, geo, gemms, blas)
     streams.run(part, len(chunks), tiles.flops(), x_last, site=("winograd_stride2", x_last.shape, w.shape))
     return y
@@ -239,12 +239,12 @@ def weight_grad(x_last, g_last, geom):
     """dW (O, C, 3, 3) of a stride-2 y = conv(x, w) from channels-last x (N, H, W, C) and output gradient
     (N, OH, OW, O): G^T [sum over tiles of (A q A^T) * (B^T d B)] G, 9 GEMMs per chunk. Each block of chunks
     keeps its sum (its GEMMs add into it), added in block order: the same bit for bit on any number of threads."""
-    k, dtype = kernels(), x_last.dtype
+    kern, dtype = kernels(), x_last.dtype
     c, o = x_last.shape[-1], g_last.shape[-1]
     tiles = _Tiles(x_last, geom.out, o, max(WEIGHT_TILES, _step(c, o, dtype.itemsize)), WEIGHT_BLOCKS)
     nb = len(tiles.blocks)
-    sums = [_scratch(f"sums{i}", nb * count * k * c * o, dtype).reshape(nb, count, k * c, o)
-            for i, (count, k) in enumerate(((4, 4), (4, 2), (1, 1)))]  # kept: fresh ones cost page faults
+    sums = [_scratch(f"sums{i}", nb * count * width * c * o, dtype).reshape(nb, count, width * c, o)
+            for i, (count, width) in enumerate(((4, 4), (4, 2), (1, 1)))]  # kept: fresh ones cost page faults
     targets = [(total[0, i].ctypes.data, total.strides[0]) for total in sums for i in range(len(total[0]))]
     chunks = xp.asarray([c for block in tiles.blocks.blocks for c in block], dtype=xp.int64)
     lengths = xp.asarray([len(block) for block in tiles.blocks.blocks], dtype=xp.int64)
@@ -255,7 +255,7 @@ def weight_grad(x_last, g_last, geom):
         lay = _Layout(c, o, tiles.blocks.longest, dtype)
         gemms = xp.asarray([(v, kd, q, at, stride) for (v, kd, q), (at, stride) in zip(lay.planes(), targets)],
                            dtype=xp.int64)
-        k.weight_part(x_last.reshape(-1), g_last.reshape(-1), lay.v, lay.tab, lay.frame, lay.p, lay.points, blocks,
+        kern.weight_part(x_last.reshape(-1), g_last.reshape(-1), lay.v, lay.tab, lay.frame, lay.p, lay.points, blocks,
                       chunks, counter, geo, gemms, blas)
     streams.run(part, nb, tiles.flops(), x_last, site=("winograd_stride2_weight", x_last.shape, g_last.shape),
                 sums=True)
