@@ -356,7 +356,7 @@ def conv_weight_grad(x, g2, geom: Geometry, w_shape: tuple):
     groups, n = geom.groups, x.shape[0]
     p = math.prod(geom.out)
     if winograd.applies(x, g2, geom, w_shape[1::-1]):  # stride-1 3x3: F(2x2, 3x3) transposed
-        return winograd.weight_grad(contiguous_last(x), g2.reshape((n,) + geom.out + (-1,)), geom)
+        return winograd.weight_grad(contiguous_last(x), g2.reshape((n,) + geom.out + g2.shape[1:]), geom)
     if winograd_stride2.applies(x, g2, geom, w_shape[1::-1]):  # stride-2 3x3: polyphase F(2, 2) transposed
         return winograd_stride2.weight_grad(contiguous_last(x), g2.reshape((n,) + geom.out + g2.shape[1:]), geom)
     if _pointwise_gemm(x, geom):  # 1x1: rows^T g2 as one GEMM cut by its columns (no sum over parts)

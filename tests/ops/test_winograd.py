@@ -238,3 +238,14 @@ def test_compiled_chunk_loops_equal_the_python_loops_bit_for_bit(dtype, monkeypa
     python = [winograd.forward(x, w, b, geom), winograd.input_grad(g, w, geom), winograd.weight_grad(x, g, geom)]
     for a, c in zip(compiled, python):
         np.testing.assert_array_equal(a, c)
+
+
+def test_empty_batch(calls):
+    """No images: an empty output and input gradient and a zero weight gradient through the Winograd faces."""
+    x = nerve.tensor(np.zeros((0, 16, 8, 8), np.float32), requires_grad=True)
+    w = nerve.tensor(np.ones((16, 16, 3, 3), np.float32), requires_grad=True)
+    y = F.conv2d(x, w, padding=1)
+    gx, gw = nerve.grad(y, [x, w], nerve.tensor(np.zeros(y.shape, np.float32)))
+    assert y.shape == (0, 16, 8, 8) and gx.shape == x.shape
+    np.testing.assert_array_equal(gw.numpy(), np.zeros((16, 16, 3, 3)))
+    assert len(calls) == 3
