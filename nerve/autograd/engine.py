@@ -85,7 +85,8 @@ def run_backward(roots: Sequence[Tensor], grads: Sequence[Tensor], retain_graph:
             node_grads[fn] = g if prev is None else value(prev) + value(g)
         elif capture_ids is None or id(t) in capture_ids:
             prev = leaf_grads.get(id(t))
-            g = value(g)
+            if g.__class__ is RowProduct:
+                g = g.compute()
             leaf_grads[id(t)] = (t, g if prev is None else prev[1] + g)
 
     with set_grad_enabled(create_graph):
