@@ -77,15 +77,21 @@ def run_backward(roots: Sequence[Tensor], grads: Sequence[Tensor], retain_graph:
     captured: dict = {}
     capture_ids = None if capture is None else {id(t): i for i, t in enumerate(capture)}
     leaf_grads: dict = {}
+    product = RowProduct  # NOTE: a local name: these checks run for every node and leaf
 
     def deliver(t: Tensor, g) -> None:
         fn = t.grad_fn
         if fn is not None:
             prev = node_grads.get(fn)
-            node_grads[fn] = g if prev is None else value(prev) + value(g)
+            if prev is None:
+                node_grads[fn] = g
+            elif prev.__class__ is product or g.__class__ is product:  # a second consumer: the values are needed
+                node_grads[fn] = value(prev) + value(g)
+            else:
+                node_grads[fn] = prev + g
         elif capture_ids is None or id(t) in capture_ids:
             prev = leaf_grads.get(id(t))
-            if g.__class__ is RowProduct:
+            if g.__class__ is product:
                 g = g.compute()
             leaf_grads[id(t)] = (t, g if prev is None else prev[1] + g)
 
@@ -107,7 +113,7 @@ def run_backward(roots: Sequence[Tensor], grads: Sequence[Tensor], retain_graph:
                 if early:
                     _finish_early(node, early, leaf_grads, create_graph, taken)
                 continue
-            if g.__class__ is RowProduct and (not node.takes_products or node._hooks or node._retained is not None
+            if g.__class__ is product and (not node.takes_products or node._hooks or node._retained is not None
                                               or (needed is not None and any(t.grad_fn is node for t in capture))):
                 g = g.compute()  # seen by a hook, kept or captured, or a rule that needs the values
             if node._hooks:
