@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from nerve.autograd.deferred import RowProduct, value
+from nerve.autograd.deferred import RowProduct
 from nerve.autograd.grad_mode import set_grad_enabled
 from nerve.autograd.rule_math import ARRAY, TENSOR
 from nerve.backend import as_array, ndarray, xp
@@ -77,23 +77,24 @@ def run_backward(roots: Sequence[Tensor], grads: Sequence[Tensor], retain_graph:
     captured: dict = {}
     capture_ids = None if capture is None else {id(t): i for i, t in enumerate(capture)}
     leaf_grads: dict = {}
-    product = RowProduct  # NOTE: a local name: these checks run for every node and leaf
 
     def deliver(t: Tensor, g) -> None:
         fn = t.grad_fn
         if fn is not None:
             prev = node_grads.get(fn)
-            if prev is None:
-                node_grads[fn] = g
-            elif prev.__class__ is product or g.__class__ is product:  # a second consumer: the values are needed
-                node_grads[fn] = value(prev) + value(g)
-            else:
-                node_grads[fn] = prev + g
+            node_grads[fn] = g if prev is None else prev + g  # (a kept RowProduct adds as its values)
         elif capture_ids is None or id(t) in capture_ids:
             prev = leaf_grads.get(id(t))
-            if g.__class__ is product:
-                g = g.compute()
             leaf_grads[id(t)] = (t, g if prev is None else prev[1] + g)
+
+    def deliver_product(t: Tensor, g: RowProduct) -> None:
+        """A ``RowProduct`` kept unevaluated only for a rule that takes it, seen by no hook, ``retain_grad`` or
+        capture, as the input's only gradient so far; evaluated otherwise."""
+        fn = t.grad_fn
+        if fn is None or not fn.takes_products or fn._hooks or fn._retained is not None or fn in node_grads \
+                or (capture_ids is not None and id(t) in capture_ids):
+            g = g.compute()
+        deliver(t, g)
 
     with set_grad_enabled(create_graph):
         for t, g in zip(roots, grads):
@@ -113,9 +114,6 @@ def run_backward(roots: Sequence[Tensor], grads: Sequence[Tensor], retain_graph:
                 if early:
                     _finish_early(node, early, leaf_grads, create_graph, taken)
                 continue
-            if g.__class__ is product and (not node.takes_products or node._hooks or node._retained is not None
-                                              or (needed is not None and any(t.grad_fn is node for t in capture))):
-                g = g.compute()  # seen by a hook, kept or captured, or a rule that needs the values
             if node._hooks:
                 g = _run_hooks(node._hooks, g, create_graph)
             if node._retained is not None:
@@ -128,7 +126,7 @@ def run_backward(roots: Sequence[Tensor], grads: Sequence[Tensor], retain_graph:
                         captured[id(t)] = g
             if node.uses_inputs:
                 _check_versions(node)
-            _propagate(node, g, deliver, create_graph)
+            _propagate(node, g, deliver, deliver_product, create_graph)
             if early:
                 _finish_early(node, early, leaf_grads, create_graph, taken)
             if not retain_graph:
@@ -208,8 +206,11 @@ def _call_backward(node, g, create_graph: bool) -> tuple:
     return tuple(r.data if isinstance(r, Tensor) else r for r in results)
 
 
-def _propagate(node, g, deliver, create_graph: bool) -> None:
-    """Run the node's backward, check each gradient against its input, hand it on."""
+def _propagate(node, g, deliver, deliver_product, create_graph: bool) -> None:
+    """Run the node's backward, check each gradient against its input, hand it on.
+
+    NOTE: a ``RowProduct``'s dtype equals no array's, so it goes the way of a gradient whose dtype differs from its
+    input's: the common path has no test of its own for it."""
     results = _call_backward(node, g, create_graph)
     inputs = node.inputs
     if len(results) != len(inputs):
@@ -223,7 +224,9 @@ def _propagate(node, g, deliver, create_graph: bool) -> None:
             raise RuntimeError(f"{node.name} returned a gradient of shape {tuple(gi.shape)} for an input "
                                f"of shape {tuple(t.shape)}")
         if gi.dtype != t.data.dtype:
-            gi = value(gi)
+            if gi.__class__ is RowProduct:
+                deliver_product(t, gi)
+                continue
             # NOTE: a complex gradient for a real input keeps its real part (PyTorch's convention)
             gi = (gi.real if gi.dtype.kind == "c" and t.data.dtype.kind != "c" else gi).astype(t.dtype)
         deliver(t, gi)
