@@ -77,8 +77,10 @@ class RecurrentLayer(Function):
         T, B = (x.shape[1], x.shape[0]) if batch_first else x.shape[:2]
         self.lookup = None
         if lookup is not None:  # the table, the tokens time-major (as the work arrays), the lookup's own indices
+            # NOTE: a copy (at most half of x's size): W_ih's gradient reads it, and an in-place change of the
+            # embedding's weight before backward must not reach it (the per-position path keeps x itself)
             tokens = xp.ascontiguousarray(lookup[1].T if batch_first else lookup[1]).reshape(-1)
-            self.lookup = (lookup[0], tokens, lookup[1])
+            self.lookup = (lookup[0].copy(), tokens, lookup[1])
         # NOTE: the work arrays are time-major whatever the layout: a step then reads contiguous rows
         # (strided batch-first rows measured 2-3 ms slower per LSTM layer of 64 x 32 x 256).
         elif batch_first:
@@ -633,8 +635,8 @@ def recurrent_layer(mode: str, input: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: 
     lookup = looked_up(input) if LOOKUP and mask is None else None
     if lookup is not None and not (2 * lookup[0].shape[0] <= T * B and lookup[0].dtype == input.dtype):
         lookup = None  # a table with more rows than half the positions: the positions' product is cheaper
-    options = {} if lookup is None else {"lookup": lookup}
-    flat = RecurrentLayer.apply(input, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, mode, reverse, batch_first, **options)
+    flat = RecurrentLayer.apply(input, w_ih, w_hh, b_ih, b_hh, h0, c0, mask, mode, reverse, batch_first,
+                                lookup=lookup)
     n = T * B * hidden
     out = flat[:n].reshape(tuple(input.shape[:2]) + (hidden,))
     h_n = flat[n:n + B * hidden].reshape(B, hidden)

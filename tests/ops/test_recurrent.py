@@ -87,9 +87,9 @@ CASES = list(_cases())
  test_rule_reads_only_its_namespace) = table_tests(CASES)
 
 
-def _reference_apply(*inputs):
+def _reference_apply(*inputs, **options):
     """RecurrentLayer's reference in place of the kernel: its forward composed from primitives."""
-    return RecurrentLayer().reference(*inputs)
+    return RecurrentLayer().reference(*inputs, **options)
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.name.startswith("recurrent_layer")], ids=str)
