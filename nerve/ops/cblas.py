@@ -41,6 +41,11 @@ def numpy_gemm():
     return _state["gemm"]
 
 
+def gemm_address(dtype) -> int:
+    """The address of NumPy's CBLAS GEMM for float32 or float64 ``dtype`` (``numpy_gemm`` found one)."""
+    return numpy_gemm()[dtype.char == "d"]
+
+
 def layout(a):
     """``(transpose code, leading dimension)`` of a 2-D float array for row-major CBLAS, or None when its
     strides fit neither a row-major nor a column-major matrix."""

@@ -137,7 +137,7 @@ def _gemm(*arrays):
         return None
     if found[2] == 32 and max(max(a.shape) for a in arrays) >= 2 ** 31:
         return None
-    return found[arrays[0].dtype.char == "d"], found[2]
+    return cblas.gemm_address(arrays[0].dtype), found[2]
 
 
 def forward(cols: Columns, wm, b, y, blocks: Blocks) -> None:

@@ -95,7 +95,7 @@ def weight_grad(x_last, g_last, geom):
         total = xp.zeros((16, c, o), dtype=x_last.dtype)
         if loops is not None:
             loops.weight(x_last, g_last, total, vbuf, gbuf, frame, zero, a0 * per_tile, t_end, step, tw, per_tile,
-                         geom.lo[0], geom.lo[1], cblas.numpy_gemm()[x_last.dtype.char == "d"])
+                         geom.lo[0], geom.lo[1], cblas.gemm_address(x_last.dtype))
             return total
         for t0 in range(a0 * per_tile, t_end, step):
             t = min(step, t_end - t0)
@@ -143,7 +143,7 @@ def correlate(x, u, out_size: tuple, offset: tuple, bias=None):
         mbuf, out_frame = xp.empty(16 * _plane(m * o, x.itemsize), dtype=x.dtype), xp.empty((4, o), dtype=x.dtype)
         if loops is not None:
             loops.correlate(x, u, y, bias, vbuf, mbuf, frame, out_frame, a0 * per_tile, t_end, step, tw, per_tile,
-                            offset[0], offset[1], cblas.numpy_gemm()[x.dtype.char == "d"])
+                            offset[0], offset[1], cblas.gemm_address(x.dtype))
             return
         for t0 in range(a0 * per_tile, t_end, step):
             t = min(step, t_end - t0)

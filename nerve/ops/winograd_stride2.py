@@ -202,8 +202,8 @@ def _step(c: int, o: int, itemsize: int) -> int:
 
 def _blas(dtype) -> xp.ndarray:
     """[address of NumPy's BLAS GEMM for ``dtype``, 1 for float64 else 0]."""
-    double = xp.dtype(dtype).char == "d"
-    return xp.asarray([cblas.numpy_gemm()[double], double], dtype=xp.int64)
+    dtype = xp.dtype(dtype)
+    return xp.asarray([cblas.gemm_address(dtype), dtype.char == "d"], dtype=xp.int64)
 
 
 def _geometry(tiles, geom) -> xp.ndarray:
