@@ -10,6 +10,8 @@ Also times the GRU of the same size and nerve's LSTM layer alone (forward, and f
 fused node against its reference (the same layer composed from primitives), the measurement behind fusing it,
 and (numba installed) the fused node with its loops cut by hidden units instead of by batch (nerve.ops.persistent_rnn,
 opt-in, under nerve's own threads) and with NumPy's step passes instead of the compiled kernels (nerve.ops.fused_rnn).
+The rows "products per position" and "whole step GEMMs" turn off, in turn, the layer's use of its embedding input
+(nerve.ops.recurrent.LOOKUP) and its per-step products in blocks (nerve.ops.step_gemm).
 """
 from __future__ import annotations
 
@@ -31,13 +33,15 @@ def batches(steps: int) -> list:
     return [(rng.integers(0, VOCAB, (BATCH, SEQ)), rng.integers(0, VOCAB, (BATCH, SEQ))) for _ in range(steps)]
 
 
-def nerve_steps(cell: str, lookup: bool = True):
+def nerve_steps(cell: str, lookup: bool = True, blocks: bool = True):
     """A burst runner of nerve training steps (built in its own process); ``lookup=False`` turns off the
-    recurrent layer's use of its embedding input (nerve.ops.recurrent.LOOKUP: the input products per position)."""
+    recurrent layer's use of its embedding input (nerve.ops.recurrent.LOOKUP: the input products per position),
+    ``blocks=False`` its per-step products in blocks (nerve.ops.step_gemm: one matmul a step)."""
     import nerve
     from nerve import nn
-    from nerve.ops import recurrent
+    from nerve.ops import recurrent, step_gemm
     recurrent.LOOKUP = lookup
+    step_gemm.ENABLED = blocks
     nerve.manual_seed(0)
     rnn = (nn.LSTM if cell == "lstm" else nn.GRU)(EMBED, HIDDEN, batch_first=True)
     model = nn.ModuleList([nn.Embedding(VOCAB, EMBED), rnn, nn.Linear(HIDDEN, VOCAB)])
@@ -74,15 +78,18 @@ def torch_steps(cell: str):
     return cycling(step, [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches(8)])
 
 
-def layer_times(fused: bool, repeats: int, kernels: bool = True, persistent: bool = False) -> tuple:
+def layer_times(fused: bool, repeats: int, kernels: bool = True, persistent: bool = False, blocks: bool = True) \
+        -> tuple:
     """(forward ms, forward + backward ms) of the LSTM layer alone, the fused node or its reference;
     ``kernels=False``: the fused node with NumPy's passes instead of the compiled step kernels;
-    ``persistent=True``: the loops cut by hidden units rather than by batch (nerve.ops.persistent_rnn)."""
+    ``persistent=True``: the loops cut by hidden units rather than by batch (nerve.ops.persistent_rnn);
+    ``blocks=False``: each step's product with W_hh as one matmul (nerve.ops.step_gemm)."""
     import nerve
-    from nerve.ops import fused_rnn, persistent_rnn
+    from nerve.ops import fused_rnn, persistent_rnn, step_gemm
     from nerve.ops.recurrent import RecurrentLayer
     fused_rnn.ENABLED = kernels
     persistent_rnn.ENABLED = persistent
+    step_gemm.ENABLED = blocks
     rng = np.random.default_rng(0)
     x = nerve.tensor(rng.standard_normal((BATCH, SEQ, EMBED), dtype=np.float32), requires_grad=True)
     w = [nerve.tensor(rng.uniform(-0.06, 0.06, shape).astype(np.float32), requires_grad=True)
@@ -137,12 +144,14 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for cell in ("lstm", "gru"):
-        setups = {"nerve": (nerve_steps, cell), "per position": (nerve_steps, cell, False)}
+        setups = {"nerve": (nerve_steps, cell), "per position": (nerve_steps, cell, False),
+                  "whole": (nerve_steps, cell, True, False)}
         if torch:
             setups["torch"] = (torch_steps, cell)
         r = compare(setups, args.steps, args.rounds)
         t_th, b_th = (r["torch"]["median"], r["torch"]["best"]) if torch else (float("nan"),) * 2
-        for name, label in (("nerve", cell.upper()), ("per position", f"{cell.upper()}, products per position")):
+        for name, label in (("nerve", cell.upper()), ("per position", f"{cell.upper()}, products per position"),
+                            ("whole", f"{cell.upper()}, whole step GEMMs")):
             ratio = statistics.median(a / b for a, b in zip(r[name]["times"], r["torch"]["times"])) if torch \
                 else float("nan")
             print(f"{label:<26}{r[name]['median']:>10.2f}{t_th:>10.2f}{ratio:>13.2f}"
@@ -152,11 +161,12 @@ def main() -> None:
     print()
     print(f"{'LSTM layer alone (ms)':<36}{'forward':>10}{'fwd+bwd':>10}")
     compiled = kernels_note().startswith("compiled")
-    variants = [("fused node, persistent loops (opt-in)", True, True, True),
-                ("fused node, NumPy's step passes", True, False, False)]
-    rows = [("fused node", True, True, False)] + variants * compiled + [("composed ops", False, True, False)]
-    for name, fused, kernels, persistent in rows:
-        fwd, both = isolated(fused, args.repeats, kernels, persistent)
+    variants = [("fused node, whole step GEMMs", True, True, False, False),
+                ("fused node, persistent loops (opt-in)", True, True, True, True),
+                ("fused node, NumPy's step passes", True, False, False, True)]
+    rows = [("fused node", True, True, False, True), *variants * compiled, ("composed ops", False, True, False, True)]
+    for name, fused, kernels, persistent, blocks in rows:
+        fwd, both = isolated(fused, args.repeats, kernels, persistent, blocks)
         print(f"{name:<36}{fwd:>10.2f}{both:>10.2f}")
 
 

@@ -189,6 +189,7 @@ def test_bench_rnn(without_torch):
     out = run_script("bench/rnn.py", "--steps", 2, "--rounds", 2, "--repeats", 1, env=without_torch)
     number(r"^LSTM\s+(\S+)", out, 0.0)
     number(r"^LSTM, products per position\s+(\S+)", out, 0.0)  # the embedding lookup turned off
+    number(r"^LSTM, whole step GEMMs\s+(\S+)", out, 0.0)  # nerve.ops.step_gemm turned off
     number(r"^GRU\s+(\S+)", out, 0.0)
     number(r"^fused node\s+\S+\s+(\S+)$", out, 0.0)
     number(r"^composed ops\s+\S+\s+(\S+)$", out, 0.0)

@@ -22,7 +22,7 @@ import time
 from nerve.autograd.deferred import RowProduct
 from nerve.autograd.function import Function, ShapeError
 from nerve.backend import xp
-from nerve.ops import fused_rnn, persistent_rnn, streams
+from nerve.ops import fused_rnn, persistent_rnn, step_gemm, streams
 from nerve.ops.activation import relu
 from nerve.ops.elementwise import sigmoid, tanh, where
 from nerve.ops.embedding import looked_up, row_sums
@@ -169,10 +169,11 @@ class RecurrentLayer(Function):
     def _rnn(self, sl, acts, out, w_rec, h, use_relu):
         acts, out, hp = acts[:, sl], out[:, sl], self.hp[:, sl]
         tmp = xp.empty((w_rec.shape[0], h.shape[0]), dtype=out.dtype)
+        gates = step_gemm.gates(w_rec, h, tmp)
         for t in self.steps:
             hp[t] = h
             ho = out[t]
-            xp.matmul(w_rec, h.T, out=tmp)
+            gates(h)
             xp.add(acts[t], tmp.T, out=ho)
             if use_relu:
                 xp.maximum(ho, 0, out=ho)
@@ -191,10 +192,11 @@ class RecurrentLayer(Function):
         ig = xp.empty((B, H), dtype=out.dtype)
         shift = 1.0 - rows
         half = out.dtype.type(0.5)
+        gates = step_gemm.gates(w_rec, h, tmp)
         for t in self.steps:
             hp[t] = h
             a, cn, ho = acts[t], cs[t], out[t]
-            xp.matmul(w_rec, h.T, out=tmp)
+            gates(h)
             if fk is not None:  # the same passes, fused around NumPy's tanh (nerve.ops.fused_rnn)
                 fk.add_gates(a, self.bias, tmp)
                 xp.tanh(a, out=a)
@@ -228,9 +230,10 @@ class RecurrentLayer(Function):
         last = xp.empty_like(h)  # the state after the last step
         hp[steps[0]] = h
         b0 = sl.start or 0
+        gates = step_gemm.gates(w_rec, h, tmp)
         for p, t in enumerate(steps):
             a, cn, hn = acts[t], cs[t], hp[steps[p + 1]] if p + 1 < len(steps) else last
-            xp.matmul(w_rec, hp[t].T, out=tmp)
+            gates(hp[t])
             fk.add_gates(a, bias, tmp)
             xp.tanh(a, out=a)
             fk.lstm_cell_out(a, c, cn, tc[t], out3, t, b0, self.batch_first, hn, half)
@@ -252,10 +255,11 @@ class RecurrentLayer(Function):
         if fk is not None:
             half = out.dtype.type(0.5)
             b_hn = xp.zeros(H, dtype=out.dtype) if b_hn is None else b_hn
+        gates = step_gemm.gates(w_rec, h, hw_t)
         for t in self.steps:
             hp[t] = h
             a, hn, ho = acts[t], hns[t], out[t]
-            xp.matmul(w_rec, h.T, out=hw_t)
+            gates(h)
             if fk is not None:  # the same passes, fused around NumPy's tanh (nerve.ops.fused_rnn)
                 fk.gru_pre(a, self.bias, hw_t, b_hn, hn)
                 xp.tanh(a[:, :2 * H], out=a[:, :2 * H])
@@ -366,6 +370,7 @@ class RecurrentLayer(Function):
     def _rnn_back(self, sl, d_out, dh, dg, w_hh):
         out, d_out, dg = self.out[:, sl], d_out[:, sl], dg[:, sl]
         relu_mode = self.mode == "rnn_relu"
+        back = step_gemm.state_grad(dg[0], w_hh)
         for t in reversed(self.steps):
             masked = self._masked(t)
             if masked:
@@ -379,7 +384,7 @@ class RecurrentLayer(Function):
                 xp.multiply(y, y, out=da)
                 xp.subtract(1, da, out=da)
                 da *= dh
-            dh = xp.matmul(da, w_hh)
+            dh = back(da)
             if masked:
                 dh += passed[0]
         return dh, None
@@ -393,6 +398,7 @@ class RecurrentLayer(Function):
         fk = fused_rnn.kernels() if fused_rnn.usable(dh) else None
         zeros = xp.zeros_like(dh) if fk is not None and self.full is not None else None
         half = dh.dtype.type(0.5)
+        back = step_gemm.state_grad(dg[0], w_hh)
         for p in range(len(steps) - 1, -1, -1):
             t = steps[p]
             c_prev = cs[steps[p - 1]] if p else c0
@@ -405,7 +411,7 @@ class RecurrentLayer(Function):
             else:
                 self._lstm_back_step(dh if masked else xp.add(dh, d_out[t], out=dh), dc, a, tc, c_prev, da, tmp,
                                      deriv)
-            dh = xp.matmul(da, w_hh)
+            dh = back(da)
             if masked:
                 dh += passed[0]
                 dc += passed[1]
@@ -444,6 +450,7 @@ class RecurrentLayer(Function):
         fk = fused_rnn.kernels() if fused_rnn.usable(dh) else None
         zeros = xp.zeros_like(dh) if fk is not None and self.full is not None else None
         half = dh.dtype.type(0.5)
+        back = step_gemm.state_grad(dgh[0], w_hh)
         for t in reversed(self.steps):
             masked = self._masked(t)
             a, gx, gh = acts[t], dgx[t], dgh[t]
@@ -454,7 +461,7 @@ class RecurrentLayer(Function):
             else:
                 self._gru_back_step(dh if masked else xp.add(dh, d_out[t], out=dh), a, hp[t], hns[t], gx, gh,
                                     tmp, deriv)
-            dh = xp.matmul(gh, w_hh)
+            dh = back(gh)
             dh += tmp
             if masked:
                 dh += passed[0]
