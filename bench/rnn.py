@@ -139,7 +139,7 @@ def main() -> None:
           f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}, "
           f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '(unset)')}, {torch_info}; {streams_note()}; "
           f"nerve recurrent steps: {kernels_note()}")
-    header = (f"{'training step (median ms)':<26}{'nerve':>10}{'torch':>10}{'nerve/torch':>13}"
+    header = (f"{'training step (median ms)':<30}{'nerve':>10}{'torch':>10}{'nerve/torch':>13}"
               f"{'best nerve':>12}{'best torch':>12}{'best/best':>11}")
     print(header)
     print("-" * len(header))
@@ -154,7 +154,7 @@ def main() -> None:
                             ("whole", f"{cell.upper()}, whole step GEMMs")):
             ratio = statistics.median(a / b for a, b in zip(r[name]["times"], r["torch"]["times"])) if torch \
                 else float("nan")
-            print(f"{label:<26}{r[name]['median']:>10.2f}{t_th:>10.2f}{ratio:>13.2f}"
+            print(f"{label:<30}{r[name]['median']:>10.2f}{t_th:>10.2f}{ratio:>13.2f}"
                   f"{r[name]['best']:>12.2f}{b_th:>12.2f}{r[name]['best'] / b_th:>11.2f}")
     print("(ratio: median over the rounds of nerve / torch, the libraries taking turns at bursts of "
           f"{args.steps} steps in their own processes; best: the fastest burst's ms per step)")
