@@ -15,7 +15,24 @@ ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 #: (sgemm, dgemm, integer bits): the names NumPy's BLAS may export them under, tried in turn
 _NAMES = (("scipy_cblas_sgemm64_", "scipy_cblas_dgemm64_", 64), ("cblas_sgemm64_", "cblas_dgemm64_", 64),
           ("scipy_cblas_sgemm", "scipy_cblas_dgemm", 32), ("cblas_sgemm", "cblas_dgemm", 32))
+#: OpenBLAS cores with small-matrix kernels, which multiply a product of at most ``SMALL`` multiply-adds without
+#: packing its operands when B is not transposed (one core here: 112-115 GFLOP/s against 94-102 packed, for K and
+#: N of 64-256); a transposed B takes that path only up to 1,024 outputs as well (``nerve.ops.step_gemm``)
+SMALL_CORES = ("SkylakeX", "Cooperlake", "SapphireRapids")
+SMALL = 1 << 19
 _state: dict = {}
+
+
+def _numpy_library():
+    """NumPy's extension module as a C library (dlsym through it searches the libraries it links), or None."""
+    try:
+        from numpy._core import _multiarray_umath as module
+    except ImportError:  # NumPy 1.x
+        from numpy.core import _multiarray_umath as module
+    try:
+        return ctypes.CDLL(module.__file__)
+    except OSError:
+        return None
 
 
 def numpy_gemm():
@@ -23,13 +40,8 @@ def numpy_gemm():
     GEMM under a known name (e.g. Accelerate's)."""
     if "gemm" not in _state:
         _state["gemm"] = None
-        try:
-            from numpy._core import _multiarray_umath as module
-        except ImportError:  # NumPy 1.x
-            from numpy.core import _multiarray_umath as module
-        try:
-            lib = ctypes.CDLL(module.__file__)  # dlsym through it searches the libraries it links
-        except OSError:
+        lib = _numpy_library()
+        if lib is None:
             return None
         for s, d, bits in _NAMES:
             try:
@@ -39,6 +51,28 @@ def numpy_gemm():
             _state["gemm"] = (*addresses, bits)
             break
     return _state["gemm"]
+
+
+def corename() -> str:
+    """The core OpenBLAS chose for NumPy's BLAS (``openblas_get_corename``), or '' where that is not OpenBLAS."""
+    if "core" not in _state:
+        _state["core"] = ""
+        lib = _numpy_library()
+        for name in ("scipy_openblas_get_corename64_", "openblas_get_corename64_", "scipy_openblas_get_corename",
+                     "openblas_get_corename"):
+            fn = getattr(lib, name, None) if lib is not None else None
+            if fn is not None:
+                fn.restype = ctypes.c_char_p
+                _state["core"] = fn().decode()
+                break
+    return _state["core"]
+
+
+def small_rows(n: int, k: int, align: int = 8) -> int:
+    """Rows of A for each GEMM (rows x k) @ (k x n), B not transposed, to take OpenBLAS's small-matrix path: whole
+    ``align``s within ``SMALL``; 0 where there is no such path, or it would take fewer than ``align`` rows."""
+    rows = SMALL // max(n * k, 1) // align * align
+    return rows if rows and corename() in SMALL_CORES else 0
 
 
 def gemm_address(dtype) -> int:
@@ -103,3 +137,24 @@ def dispatcher(int_bits: int):
         else:
             s_gemm(fn, ta, tb, m, n, kd, a, lda, b, ldb, beta, c, ldc)
     return compiled.named(gemm, f"cblas.gemm.{int_bits}")
+
+
+def rows_dispatcher(int_bits: int):
+    """An inline numba function ``gemm_rows(fn, double, ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc, rows)``:
+    ``dispatcher``'s GEMM cut into products of ``rows`` rows of op(A) and C (``small_rows``; 0: one product)."""
+    from numba import njit
+
+    from nerve.ops import compiled
+    gemm = dispatcher(int_bits)
+
+    @njit(nogil=True, inline="always")
+    def gemm_rows(fn, double, ta, tb, m, n, kd, a, lda, b, ldb, beta, c, ldc, rows):
+        if rows <= 0 or rows >= m:
+            gemm(fn, double, ta, tb, m, n, kd, a, lda, b, ldb, beta, c, ldc)
+            return
+        size = 8 if double else 4
+        step_a = rows * size * (lda if ta == NO_TRANS else 1)
+        for i in range(0, m, rows):
+            gemm(fn, double, ta, tb, min(rows, m - i), n, kd, a + (i // rows) * step_a, lda, b, ldb, beta,
+                 c + i * ldc * size, ldc)
+    return compiled.named(gemm_rows, f"cblas.gemm_rows.{int_bits}")

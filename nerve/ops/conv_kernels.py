@@ -154,7 +154,8 @@ def forward(cols: Columns, wm, b, y, blocks: Blocks) -> None:
     if gemm is not None:
         _loops(gemm[1]).forward(cols.x.reshape(-1), *cols.x.shape[1:], cols.kmajor, buffer, cols.width, wm, y,
                                 xp.zeros(0, dtype=y.dtype) if b is None else b, b is not None, blocks.bounds,
-                                blocks.spans, blocks.counter, gemm[0], cols.args)
+                                blocks.spans, blocks.counter, gemm[0], cols.args,
+                                cblas.small_rows(wm.shape[1], cols.width))
         return
     for _, chunks in blocks.take():
         for a, z in chunks:
@@ -300,6 +301,7 @@ def _compile_loops(cache: bool, int_bits: int):
     k = kernels()
     fill_rows, fill_kmajor, add_rows = k.fill_rows, k.fill_kmajor, k.add_rows
     gemm = cblas.dispatcher(int_bits)
+    gemm_rows = cblas.rows_dispatcher(int_bits)
     take = compiled.fetch_add()
     no, tr = cblas.NO_TRANS, cblas.TRANS
 
@@ -315,8 +317,9 @@ def _compile_loops(cache: bool, int_bits: int):
     compiled.named(fill, "conv_kernels.fill")
 
     @njit(nogil=True, cache=cache)
-    def forward(xf, s1, s2, s3, kmajor, cf, width, wm, y, b, bias, bounds, spans, counter, fn, args):
-        """y[a:z] = columns @ wm (+ b) for every chunk of each block taken from ``counter`` in turn."""
+    def forward(xf, s1, s2, s3, kmajor, cf, width, wm, y, b, bias, bounds, spans, counter, fn, args, rows):
+        """y[a:z] = columns @ wm (+ b) for every chunk of each block taken from ``counter`` in turn, the GEMM in
+        products of ``rows`` rows (``cblas.small_rows``)."""
         size, o = y.itemsize, y.shape[1]
         ldw, ldy = wm.strides[0] // size, y.strides[0] // size
         while True:
@@ -326,8 +329,8 @@ def _compile_loops(cache: bool, int_bits: int):
             for q in range(spans[j, 0], spans[j, 1]):
                 a, z = bounds[q, 0], bounds[q, 1]
                 fill(xf, s1, s2, s3, kmajor, cf, a, z, args)
-                gemm(fn, size == 8, tr if kmajor else no, no, z - a, o, width, cf.ctypes.data,
-                     z - a if kmajor else width, wm.ctypes.data, ldw, 0, y.ctypes.data + a * ldy * size, ldy)
+                gemm_rows(fn, size == 8, tr if kmajor else no, no, z - a, o, width, cf.ctypes.data,
+                          z - a if kmajor else width, wm.ctypes.data, ldw, 0, y.ctypes.data + a * ldy * size, ldy, rows)
                 if bias:  # while the chunk is in cache
                     add_rows(y, b, a, z)
 

@@ -9,38 +9,23 @@ known CBLAS, CuPy arrays or no numba: plain matmul.
 """
 from __future__ import annotations
 
-import ctypes
-
 from nerve import backend
 from nerve.backend import xp
 from nerve.ops import cblas, compiled
 
 #: False: always plain matmul (to test or time that path)
 ENABLED = True
-#: OpenBLAS cores with the small-matrix kernels (``openblas_get_corename``)
-CORES = ("SkylakeX", "Cooperlake", "SapphireRapids")
+#: OpenBLAS cores with the small-matrix kernels (``cblas.corename``)
+CORES = cblas.SMALL_CORES
 #: the forward's blocks (rows of W x batch) take the small path up to ``ROWS_BY_BATCH`` outputs and ``SMALL``
 #: multiply-adds; the backward's (batch x columns of W x block of W's rows) up to ``SMALL``. Measured on one core
 #: (float32 and float64 alike): 64 x 16 outputs of K = 256 run at 101 GFLOP/s, 128 x 16 at 70; 16 x 256 x 128
 #: multiply-adds at 112, 16 x 256 x 256 at 83
 ROWS_BY_BATCH = 1024
-SMALL = 1 << 19
+SMALL = cblas.SMALL
 #: blocks are whole multiples of ``ALIGN`` rows, at most ``MOST`` (the largest measured)
 ALIGN, MOST = 16, 128
 _state: dict = {}
-
-
-def _corename() -> str:
-    """The core OpenBLAS chose for NumPy's BLAS, or '' when NumPy's BLAS is not OpenBLAS."""
-    from numpy._core import _multiarray_umath as module
-    lib = ctypes.CDLL(module.__file__)
-    for name in ("scipy_openblas_get_corename64_", "openblas_get_corename64_", "scipy_openblas_get_corename",
-                 "openblas_get_corename"):
-        fn = getattr(lib, name, None)
-        if fn is not None:
-            fn.restype = ctypes.c_char_p
-            return fn().decode()
-    return ""
 
 
 def kernels():
@@ -48,10 +33,7 @@ def kernels():
     apply here (see the module's docstring)."""
     if "k" not in _state:
         gemm = cblas.numpy_gemm()
-        try:
-            usable = gemm is not None and _corename() in CORES
-        except (ImportError, OSError):
-            usable = False
+        usable = gemm is not None and cblas.corename() in CORES
         _state["k"] = compiled.once(_state.setdefault("loops", {}), lambda cache: (*_compile(cache, gemm[2]),
                                                                                     *gemm[:2])) if usable else None
     return _state["k"]

@@ -143,7 +143,7 @@ def correlate(x, u, out_size: tuple, offset: tuple, bias=None):
         mbuf, out_frame = xp.empty(16 * _plane(m * o, x.itemsize), dtype=x.dtype), xp.empty((4, o), dtype=x.dtype)
         if loops is not None:
             loops.correlate(x, u, y, bias, vbuf, mbuf, frame, out_frame, a0 * per_tile, t_end, step, tw, per_tile,
-                            offset[0], offset[1], cblas.gemm_address(x.dtype))
+                            offset[0], offset[1], cblas.gemm_address(x.dtype), cblas.small_rows(o, c))
             return
         for t0 in range(a0 * per_tile, t_end, step):
             t = min(step, t_end - t0)
@@ -309,6 +309,7 @@ def _compile_loops(cache: bool, int_bits: int):
     k = kernels()
     input_tiles, output_tiles, grad_tiles = k.input_tiles, k.output_tiles, k.grad_tiles
     gemm = cblas.dispatcher(int_bits)
+    gemm_rows = cblas.rows_dispatcher(int_bits)
     no, tr = cblas.NO_TRANS, cblas.TRANS
 
     @njit(nogil=True, cache=cache, inline="always")
@@ -319,8 +320,10 @@ def _compile_loops(cache: bool, int_bits: int):
     compiled.named(plane, "winograd.plane")
 
     @njit(nogil=True, cache=cache)
-    def correlate(x, u, y, bias, vbuf, mbuf, frame, out_frame, t_begin, t_end, step, tw, per_tile, off_h, off_w, fn):
-        """``correlate``'s chunk loop over tiles [t_begin, t_end): transform, 16 GEMMs, output transform."""
+    def correlate(x, u, y, bias, vbuf, mbuf, frame, out_frame, t_begin, t_end, step, tw, per_tile, off_h, off_w, fn,
+                  rows):
+        """``correlate``'s chunk loop over tiles [t_begin, t_end): transform, 16 GEMMs (of ``rows`` tiles each:
+        ``cblas.small_rows``), output transform."""
         c, o, size = x.shape[3], u.shape[2], x.itemsize
         line = 64 // size
         for t0 in range(t_begin, t_end, step):
@@ -329,8 +332,8 @@ def _compile_loops(cache: bool, int_bits: int):
             v, m = vbuf[:16 * pv].reshape(16, pv), mbuf[:16 * pm].reshape(16, pm)
             input_tiles(x, v, frame, t0, t, tw, per_tile, off_h, off_w)
             for q in range(16):  # product q (t, O) = V_q (t, C) @ U_q (C, O)
-                gemm(fn, size == 8, no, no, t, o, c, v.ctypes.data + q * pv * size, c, u.ctypes.data + q * c * o * size,
-                     o, 0, m.ctypes.data + q * pm * size, o)
+                gemm_rows(fn, size == 8, no, no, t, o, c, v.ctypes.data + q * pv * size, c,
+                          u.ctypes.data + q * c * o * size, o, 0, m.ctypes.data + q * pm * size, o, rows)
             output_tiles(m, y, bias, out_frame, t0, t, tw, per_tile)
 
     @njit(nogil=True, cache=cache)

@@ -228,7 +228,8 @@ def forward(x_last, w, b, geom):
 
     def part(a0: int, a1: int) -> None:
         lay = _Layout(tiles.c, o, tiles.blocks.longest, dtype)
-        gemms = xp.asarray([(v, kd, u, p) for (v, kd, p), u in zip(lay.planes(), filters)], dtype=xp.int64)
+        gemms = xp.asarray([(v, kd, u, p, cblas.small_rows(o, kd)) for (v, kd, p), u in zip(lay.planes(), filters)],
+                           dtype=xp.int64)
         kern.forward_part(x_last.reshape(-1), lay.v, lay.tab, lay.frame, lay.p, lay.points, y.reshape(-1), bias, chunks,
                        counter, geo, gemms, blas)
     streams.run(part, len(chunks), tiles.flops(), x_last, site=("winograd_stride2", x_last.shape, w.shape))
@@ -274,6 +275,7 @@ def _compile(cache: bool):
     inline = njit(nogil=True, cache=cache, inline="always")
     found = cblas.numpy_gemm()  # (None: this path is not used, ``applies``)
     dispatch = cblas.dispatcher(64 if found is None else found[2])
+    gemm_rows = cblas.rows_dispatcher(64 if found is None else found[2])
     fetch_add = compiled.fetch_add()
 
     @inline
@@ -411,7 +413,8 @@ def _compile(cache: bool):
     @jit
     def forward_part(xf, v, tab, frame, pf, points, yf, bias, chunks, counter, geo, gemms, blas):
         """The chunks of tiles (``chunks``: (first, end) tile), taken in turn through ``counter``: input transform,
-        the 9 points' GEMMs (``gemms``: transformed inputs, K, filters, products; addresses) and output transform.
+        the 9 points' GEMMs (``gemms``: transformed inputs, K, filters, products, rows a GEMM (``cblas.small_rows``);
+        addresses) and output transform.
         ``geo``: H, W, C, OH, OW, O, tiles a row, tiles an image, padding top, left."""
         h, w, c, oh, ow, o, tw, per_tile, off_h, off_w = geo
         while True:
@@ -421,8 +424,8 @@ def _compile(cache: bool):
             t0, t = chunks[i, 0], chunks[i, 1] - chunks[i, 0]
             input_tiles(xf, h, w, c, v, tab, frame, t0, t, tw, per_tile, off_h, off_w)
             for p in range(9):
-                gemm(blas, cblas.NO_TRANS, cblas.NO_TRANS, t, o, gemms[p, 1], gemms[p, 0], gemms[p, 1], gemms[p, 2],
-                     o, 0, gemms[p, 3], o)
+                gemm_rows(blas[0], blas[1], cblas.NO_TRANS, cblas.NO_TRANS, t, o, gemms[p, 1], gemms[p, 0],
+                          gemms[p, 1], gemms[p, 2], o, 0, gemms[p, 3], o, gemms[p, 4])
             output_tiles(pf, points, yf, oh, ow, o, bias, t0, t, tw, per_tile)
 
     @jit
