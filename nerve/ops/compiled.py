@@ -80,6 +80,20 @@ def fetch_add():
     return named(add, "fetch_add")
 
 
+def address():
+    """A numba intrinsic ``address(a)``: the int64 address ``a`` as a void pointer, for ``numba.carray(address(a),
+    shape, dtype)`` in a ``cfunc`` that gets its arrays by address (``nerve.ops.workers``' native parts)."""
+    from numba import types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def as_pointer(typingctx, value):
+        def codegen(context, builder, signature, args):
+            return builder.inttoptr(args[0], context.get_value_type(types.voidptr))
+        return types.voidptr(types.int64), codegen
+    return named(as_pointer, "address")
+
+
 def _pointer(context, builder, signature, args):
     """The address of ``args[0][args[1]]`` in an intrinsic's code."""
     from numba.core import cgutils

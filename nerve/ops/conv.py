@@ -344,7 +344,8 @@ def conv_forward(x, w, b, geom: Geometry):
                 y[rows] = (cols.fill(a, z) @ wm).transpose(1, 0, 2).reshape(-1, o)
             if b is not None:  # while the chunk is in cache
                 y[rows] += b
-    streams.run(part, n, _flops(n, geom, x.shape[1], o), x, site=("conv", x.shape, w.shape, geom))
+    native = conv_kernels.forward_native(fills, wm, b, y, blocks) if fills is not None else None
+    streams.run(part, n, _flops(n, geom, x.shape[1], o), x, site=("conv", x.shape, w.shape, geom), native=native)
     return channels_first(y.reshape((n,) + geom.out + (o,)))
 
 
@@ -367,7 +368,7 @@ def conv_weight_grad(x, g2, geom: Geometry, w_shape: tuple):
         blocks = conv_kernels.Blocks(fills, n * p)
         sums = xp.empty((len(blocks), fills.width, g2.shape[1]), dtype=g2.dtype)
         streams.run(lambda a0, a1: conv_kernels.weight_grad(fills, g2, blocks, sums), n, flops, x, site=site,
-                    sums=True)
+                    sums=True, native=conv_kernels.weight_native(fills, g2, blocks, sums))
         return _weight_from_rows(sums.sum(0), geom, w_shape)
 
     def part(a0: int, a1: int):

@@ -19,7 +19,7 @@ import itertools
 
 from nerve import backend
 from nerve.backend import xp
-from nerve.ops import cblas, compiled
+from nerve.ops import cblas, compiled, workers
 
 #: False: never use the compiled fills (conv.py's NumPy im2col), e.g. to test or time that path
 ENABLED = True
@@ -152,10 +152,7 @@ def forward(cols: Columns, wm, b, y, blocks: Blocks) -> None:
     b = None if b is None else xp.ascontiguousarray(b, dtype=y.dtype)  # a bias of another dtype, as y += b casts it
     gemm = _gemm(wm, y) if wm.dtype == y.dtype else None
     if gemm is not None:
-        _loops(gemm[1]).forward(cols.x.reshape(-1), *cols.x.shape[1:], cols.kmajor, buffer, cols.width, wm, y,
-                                xp.zeros(0, dtype=y.dtype) if b is None else b, b is not None, blocks.bounds,
-                                blocks.spans, blocks.counter, gemm[0], cols.args,
-                                cblas.small_rows(wm.shape[1], cols.width))
+        _loops(gemm[1]).forward(*_forward_args(cols, wm, b, y, blocks, buffer, gemm[0]))
         return
     for _, chunks in blocks.take():
         for a, z in chunks:
@@ -164,15 +161,62 @@ def forward(cols: Columns, wm, b, y, blocks: Blocks) -> None:
                 kernels().add_rows(y, b, a, z)
 
 
+def _forward_args(cols: Columns, wm, b, y, blocks: Blocks, buffer, fn: int) -> tuple:
+    """The compiled ``forward``'s arguments (as ``workers.pack`` takes them, but for the buffer and bias)."""
+    return (cols.x.reshape(-1), *cols.x.shape[1:], cols.kmajor, buffer, cols.width, wm, y,
+            xp.zeros(0, dtype=y.dtype) if b is None else b, b is not None, blocks.bounds.reshape(-1),
+            blocks.spans.reshape(-1), blocks.counter, fn, *cols.args, cblas.small_rows(wm.shape[1], cols.width))
+
+
+def forward_native(cols: Columns, wm, b, y, blocks: Blocks):
+    """``forward``'s parts as native ones (``workers.run``'s ``native``), or None where the compiled loop does not
+    serve."""
+    gemm = _gemm(wm, y) if wm.dtype == y.dtype else None
+    if gemm is None or not y.flags.c_contiguous:
+        return None
+    address = _loops(gemm[1]).natives[y.dtype.char][0]
+    b = None if b is None else xp.ascontiguousarray(b, dtype=y.dtype)
+
+    def native(slot: int, a0: int, a1: int):
+        buffer = xp.empty(blocks.longest * cols.width, dtype=cols.x.dtype)
+        args = _forward_args(cols, wm, b, y, blocks, buffer, gemm[0])
+        return address, workers.pack(*args), args
+    return native
+
+
+def _weight_args(cols: Columns, g2, blocks: Blocks, sums, buffer, fn: int) -> tuple:
+    """The compiled ``weight_grad``'s arguments (as ``workers.pack`` takes them)."""
+    return (cols.x.reshape(-1), *cols.x.shape[1:], cols.kmajor, buffer, cols.width, g2, sums.reshape(-1),
+            blocks.bounds.reshape(-1), blocks.spans.reshape(-1), blocks.counter, fn, *cols.args)
+
+
+def _weight_gemm(g2, sums):
+    return _gemm(g2, sums.reshape(-1, sums.shape[-1])) if g2.dtype == sums.dtype and sums.flags.c_contiguous \
+        else None
+
+
+def weight_native(cols: Columns, g2, blocks: Blocks, sums):
+    """``weight_grad``'s parts as native ones (``workers.run``'s ``native``), or None where the compiled loop does
+    not serve."""
+    gemm = _weight_gemm(g2, sums)
+    if gemm is None:
+        return None
+    address = _loops(gemm[1]).natives[g2.dtype.char][1]
+
+    def native(slot: int, a0: int, a1: int):
+        buffer = xp.empty(blocks.longest * cols.width, dtype=cols.x.dtype)
+        args = _weight_args(cols, g2, blocks, sums, buffer, gemm[0])
+        return address, workers.pack(*args), args
+    return native
+
+
 def weight_grad(cols: Columns, g2, blocks: Blocks, sums) -> None:
     """sums[j] = columns^T @ g2 summed over the chunks of block j, for each block taken (sums: (blocks, KK*C, O);
     their sum in block order is the same on any number of threads)."""
     buffer = xp.empty(blocks.longest * cols.width, dtype=cols.x.dtype)
-    gemm = _gemm(g2, sums.reshape(-1, sums.shape[-1])) if g2.dtype == sums.dtype and sums.flags.c_contiguous \
-        else None
+    gemm = _weight_gemm(g2, sums)
     if gemm is not None:  # one compiled call, as forward
-        _loops(gemm[1]).weight_grad(cols.x.reshape(-1), *cols.x.shape[1:], cols.kmajor, buffer, cols.width, g2,
-                                    sums, blocks.bounds, blocks.spans, blocks.counter, gemm[0], cols.args)
+        _loops(gemm[1]).weight_grad(*_weight_args(cols, g2, blocks, sums, buffer, gemm[0]))
         return
     product = xp.empty_like(sums[0])
     for j, chunks in blocks.take():
@@ -297,12 +341,14 @@ def _loops(int_bits: int):
 def _compile_loops(cache: bool, int_bits: int):
     from types import SimpleNamespace
 
-    from numba import njit
+    import numpy as np
+    from numba import carray, cfunc, njit, types
     k = kernels()
     fill_rows, fill_kmajor, add_rows = k.fill_rows, k.fill_kmajor, k.add_rows
     gemm = cblas.dispatcher(int_bits)
     gemm_rows = cblas.rows_dispatcher(int_bits)
     take = compiled.fetch_add()
+    address = compiled.address()
     no, tr = cblas.NO_TRANS, cblas.TRANS
 
     @njit(nogil=True, cache=cache, inline="always")
@@ -317,17 +363,18 @@ def _compile_loops(cache: bool, int_bits: int):
     compiled.named(fill, "conv_kernels.fill")
 
     @njit(nogil=True, cache=cache)
-    def forward(xf, s1, s2, s3, kmajor, cf, width, wm, y, b, bias, bounds, spans, counter, fn, args, rows):
-        """y[a:z] = columns @ wm (+ b) for every chunk of each block taken from ``counter`` in turn, the GEMM in
-        products of ``rows`` rows (``cblas.small_rows``)."""
-        size, o = y.itemsize, y.shape[1]
+    def forward(xf, s1, s2, s3, kmajor, cf, width, wm, y, b, bias, bounds, spans, counter, fn, oh, ow, sh, sw, dh,
+                dw, ph, pw, kh, kw, rows):
+        """y[a:z] = columns @ wm (+ b) for every chunk of each block taken from ``counter`` in turn (``bounds``,
+        ``spans``: Blocks' pairs, flat), the GEMM in products of ``rows`` rows (``cblas.small_rows``)."""
+        size, o, args = y.itemsize, y.shape[1], (oh, ow, sh, sw, dh, dw, ph, pw, kh, kw)
         ldw, ldy = wm.strides[0] // size, y.strides[0] // size
         while True:
             j = take(counter, 0, 1)
-            if j >= spans.shape[0]:
+            if j >= spans.shape[0] // 2:
                 return
-            for q in range(spans[j, 0], spans[j, 1]):
-                a, z = bounds[q, 0], bounds[q, 1]
+            for q in range(spans[2 * j], spans[2 * j + 1]):
+                a, z = bounds[2 * q], bounds[2 * q + 1]
                 fill(xf, s1, s2, s3, kmajor, cf, a, z, args)
                 gemm_rows(fn, size == 8, tr if kmajor else no, no, z - a, o, width, cf.ctypes.data,
                           z - a if kmajor else width, wm.ctypes.data, ldw, 0, y.ctypes.data + a * ldy * size, ldy, rows)
@@ -335,20 +382,50 @@ def _compile_loops(cache: bool, int_bits: int):
                     add_rows(y, b, a, z)
 
     @njit(nogil=True, cache=cache)
-    def weight_grad(xf, s1, s2, s3, kmajor, cf, width, g2, sums, bounds, spans, counter, fn, args):
-        """sums[j] = the sum over block j's chunks of columns^T @ g2[a:z] (the GEMM adds each chunk's product:
-        beta 1), for each block taken from ``counter`` in turn."""
-        size, o = g2.itemsize, g2.shape[1]
+    def weight_grad(xf, s1, s2, s3, kmajor, cf, width, g2, sums, bounds, spans, counter, fn, oh, ow, sh, sw, dh, dw,
+                    ph, pw, kh, kw):
+        """Block j's (width, O) sum at sums[j * width * O:] = the sum over its chunks of columns^T @ g2[a:z] (the
+        GEMM adds each chunk's product: beta 1), for each block taken from ``counter`` in turn."""
+        size, o, args = g2.itemsize, g2.shape[1], (oh, ow, sh, sw, dh, dw, ph, pw, kh, kw)
         ldg = g2.strides[0] // size
         while True:
             j = take(counter, 0, 1)
-            if j >= spans.shape[0]:
+            if j >= spans.shape[0] // 2:
                 return
             out = sums.ctypes.data + j * width * o * size
-            for q in range(spans[j, 0], spans[j, 1]):
-                a, z = bounds[q, 0], bounds[q, 1]
+            for q in range(spans[2 * j], spans[2 * j + 1]):
+                a, z = bounds[2 * q], bounds[2 * q + 1]
                 fill(xf, s1, s2, s3, kmajor, cf, a, z, args)
                 gemm(fn, size == 8, no if kmajor else tr, no, width, o, z - a, cf.ctypes.data,
-                     z - a if kmajor else width, g2.ctypes.data + a * ldg * size, ldg, int(q > spans[j, 0]), out, o)
+                     z - a if kmajor else width, g2.ctypes.data + a * ldg * size, ldg, int(q > spans[2 * j]), out, o)
 
-    return SimpleNamespace(forward=forward, weight_grad=weight_grad)
+    # the same loops as native parts (nerve.ops.workers), their arguments packed by workers.pack
+    compiled.named(forward, f"conv_kernels.forward.{int_bits}")
+    compiled.named(weight_grad, f"conv_kernels.weight_grad.{int_bits}")
+    natives = {}
+    signature = types.void(types.CPointer(types.int64), types.int64, types.int64)
+    for dt in (np.float32, np.float64):
+        @cfunc(signature, nopython=True, cache=cache)
+        def forward_native(p, a0, a1):
+            vector = carray(address(p[0]), (p[1],), dt)
+            cf = carray(address(p[6]), (p[7],), dt)
+            wm = carray(address(p[9]), (p[10], p[12]), dt)  # (only its address and row stride are read)
+            y = carray(address(p[13]), (p[14], p[15]), dt)  # C-contiguous (forward_native): add_rows vectorizes
+            b = carray(address(p[17]), (p[18],), dt)
+            bounds, spans = carray(address(p[20]), (p[21],), np.int64), carray(address(p[22]), (p[23],), np.int64)
+            forward(vector, p[2], p[3], p[4], p[5] != 0, cf, p[8], wm, y, b, p[19] != 0, bounds, spans,
+                    carray(address(p[24]), (p[25],), np.int64), p[26], p[27], p[28], p[29], p[30], p[31], p[32],
+                    p[33], p[34], p[35], p[36], p[37])
+
+        @cfunc(signature, nopython=True, cache=cache)
+        def weight_native(p, a0, a1):
+            vector = carray(address(p[0]), (p[1],), dt)
+            cf = carray(address(p[6]), (p[7],), dt)
+            g2 = carray(address(p[9]), (p[10], p[12]), dt)[:, :p[11]]
+            sums = carray(address(p[13]), (p[14],), dt)
+            bounds, spans = carray(address(p[15]), (p[16],), np.int64), carray(address(p[17]), (p[18],), np.int64)
+            weight_grad(vector, p[2], p[3], p[4], p[5] != 0, cf, p[8], g2, sums, bounds, spans,
+                        carray(address(p[19]), (p[20],), np.int64), p[21], p[22], p[23], p[24], p[25], p[26], p[27],
+                        p[28], p[29], p[30], p[31])
+        natives[np.dtype(dt).char] = (forward_native.address, weight_native.address)
+    return SimpleNamespace(forward=forward, weight_grad=weight_grad, natives=natives)

@@ -143,25 +143,26 @@ def _choose(site) -> bool:
     return (fast == 0) != (t[2] % every == 0)
 
 
-def _concurrent(fn, bounds: list) -> list:
+def _concurrent(fn, bounds: list, native=None) -> list:
     blas = () if THREADS else _blas()  # under set_threads BLAS is single-threaded already
     old = [c.num_threads for c in blas]
     for c in blas:
         c.set_num_threads(1)
     try:
-        return workers.run(fn, bounds)
+        return workers.run(fn, bounds, native)
     finally:
         for c, t in zip(blas, old):
             c.set_num_threads(t)
 
 
-def run(fn, n: int, flops: float, array, site=None, sums: bool = False) -> list:
+def run(fn, n: int, flops: float, array, site=None, sums: bool = False, native=None) -> list:
     """``fn(a, b)`` over consecutive parts [a, b) of a batch of ``n``; the parts' results in order.
 
     With streams the parts run at once; without, ``fn(0, n)`` runs alone, or with ``sums`` (the caller adds
     the parts' results) the same parts run one after the other. ``site`` names the call site whose timings
     choose between the two (None: streams whenever ``count`` allows). A call made while streams run (from
-    inside a part) runs without.
+    inside a part) runs without. ``native``: the parts as compiled functions that nerve's workers run without the
+    GIL (``workers.run``).
     """
     k = count(n, flops, array)
     if k == 1:
@@ -172,7 +173,7 @@ def run(fn, n: int, flops: float, array, site=None, sums: bool = False) -> list:
     start = time.perf_counter()
     if streams and _LOCK.acquire(blocking=False):
         try:
-            out = _concurrent(fn, bounds)
+            out = _concurrent(fn, bounds, native)
         finally:
             _LOCK.release()
     else:

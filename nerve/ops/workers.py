@@ -5,8 +5,10 @@ for the GIL), as long as a whole mid-sized GEMM, so splitting those lost to BLAS
 that has just finished a part waits for the next by spinning in a compiled loop (numba, without the GIL,
 yielding its core at each turn as OpenBLAS's idle threads do) for ``SPIN_SECONDS``, then sleeps on an
 Event; the caller waits for the parts the same way. A GEMM part (``gemm``) runs inside that compiled loop,
-calling NumPy's BLAS directly (``nerve.ops.cblas``), so such a worker never waits for the GIL. A worker that
-finds itself on its caller's core moves off it. Without numba the workers are a ``ThreadPoolExecutor``.
+calling NumPy's BLAS directly (``nerve.ops.cblas``), and so does a native part (a numba ``cfunc`` ``void
+f(int64* args, int64 a, int64 b)`` called by address, ``run``'s ``native``), so such a worker never waits for the
+GIL: a worker woken for the GIL is often put on its caller's core, where the two share it for milliseconds. A worker
+that finds itself on its caller's core moves off it. Without numba the workers are a ``ThreadPoolExecutor``.
 """
 from __future__ import annotations
 
@@ -27,11 +29,14 @@ SPIN_SECONDS = 0.1
 TURNS = 20000
 #: seconds a sleeping worker waits on its Event before it looks at its flag anyway (a guard: the Event wakes it)
 WAKE_GUARD = 0.05
+#: False: workers run native parts' Python functions instead (to test or time that path)
+NATIVE = True
 _state: dict = {}
 #: a task's fields (an int64 array the compiled loop reads): what kind, the caller's CPU, then a GEMM's
-#: CBLAS arguments (function address, variant = 2 x double + 64-bit ints, pointers as addresses)
+#: CBLAS arguments (function address, variant = 2 x double + 64-bit ints, pointers as addresses); a native part's
+#: are FN (the cfunc's address), A (its arguments' address) and M, N (the part's bounds)
 KIND, CALLER, FN, VARIANT, TA, TB, M, N, K, A, LDA, B, LDB, BETA, C, LDC = range(16)
-PYTHON_PART, GEMM_PART = 0, 1
+PYTHON_PART, GEMM_PART, NATIVE_PART = 0, 1, 2
 #: what the compiled loop returns with: no part within its turns, a Python part to run, on the caller's CPU
 IDLE, PYTHON, MOVE = 0, 1, 2
 
@@ -50,6 +55,7 @@ def _compile(cache: bool, with_cpu: bool):
             return types.int32(), lambda context, builder, signature, args: context.get_constant(types.int32, -1)
         compiled.named(getcpu, "workers.no_cpu")
     s32, s64, d32, d64 = (cblas.caller(real, bits) for real in (32, 64) for bits in (32, 64))
+    native = _native_caller()
 
     load_acquire, store_release = compiled.atomics()
 
@@ -80,11 +86,13 @@ def _compile(cache: bool, with_cpu: bool):
                 continue
             if check and getcpu() == task[CALLER]:
                 return seq, MOVE
-            if task[KIND] != GEMM_PART:
+            if task[KIND] == PYTHON_PART:
                 return seq, PYTHON
             t = task  # NOTE: inline, not a kernel of its own: a kernel in the closure would defeat numba's cache
             args = (t[FN], t[TA], t[TB], t[M], t[N], t[K], t[A], t[LDA], t[B], t[LDB], t[BETA], t[C], t[LDC])
-            if t[VARIANT] == 0:
+            if t[KIND] == NATIVE_PART:
+                native(t[FN], t[A], t[M], t[N])
+            elif t[VARIANT] == 0:
                 s32(*args)
             elif t[VARIANT] == 1:
                 s64(*args)
@@ -98,6 +106,25 @@ def _compile(cache: bool, with_cpu: bool):
             i = 0
         return seq, IDLE
     return SimpleNamespace(spin=spin, where=where, give=give, serve=serve)
+
+
+def _native_caller():
+    """A numba intrinsic ``call(fn, args, a, b)`` (all int64) that calls ``void fn(int64* args, int64 a, int64 b)``
+    at address ``fn``, with a fixed identity."""
+    from llvmlite import ir
+    from numba import types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def call(typingctx, fn, args, a, b):
+        def codegen(context, builder, signature, argv):
+            i64 = ir.IntType(64)
+            fnty = ir.FunctionType(ir.VoidType(), [i64.as_pointer(), i64, i64])
+            builder.call(builder.inttoptr(argv[0], fnty.as_pointer()),
+                         [builder.inttoptr(argv[1], i64.as_pointer()), argv[2], argv[3]])
+            return context.get_dummy_value()
+        return types.void(types.int64, types.int64, types.int64, types.int64), codegen
+    return compiled.named(call, "workers.native")
 
 
 def _build(cache: bool):
@@ -152,7 +179,7 @@ class _Worker:
         self.fields = xp.zeros(16, dtype=xp.int64)
         self.moves = 0  # times it found itself on its caller's CPU and moved off
         self.wake = threading.Event()
-        self.part = self.result = self.error = None
+        self.part = self.result = self.error = self.kept = None
         self.thread = threading.Thread(target=self._loop, name="nerve-worker", daemon=True)
         self.thread.start()
 
@@ -209,6 +236,14 @@ class _Worker:
         self.fields[:] = fields
         self._give()
 
+    def submit_native(self, fn: int, args, a: int, b: int, kept) -> None:
+        """Part [a, b) by the cfunc at address ``fn`` with its int64 ``args``; ``kept`` (what the arguments point
+        to) is held until the part is done."""
+        self.kept = (args, kept)
+        f = self.fields
+        f[KIND], f[FN], f[A], f[M], f[N] = NATIVE_PART, fn, args.ctypes.data, a, b
+        self._give()
+
     def wait(self):
         seq = self.go[0]
         while not self.k.spin(self.done, seq, TURNS):
@@ -216,6 +251,7 @@ class _Worker:
                 raise RuntimeError("nerve.ops.workers: a worker thread died")
         error, self.error = self.error, None
         result, self.result = self.result, None
+        self.kept = None
         if error is not None:
             raise error
         return result
@@ -239,9 +275,12 @@ def _executor(k: int) -> ThreadPoolExecutor:
     return pool
 
 
-def run(fn, bounds: list) -> list:
+def run(fn, bounds: list, native=None) -> list:
     """``fn(a, b)`` for each consecutive pair of ``bounds`` at once (the calling thread takes the first);
-    the results in order. Waits for every part even when one fails, then raises the first error."""
+    the results in order. Waits for every part even when one fails, then raises the first error.
+    ``native(slot, a, b)``, where given, returns ``(cfunc address, int64 args, kept)`` for a worker's part
+    (``slot`` 1, 2, ...: whose scratch it may use) that does what ``fn(a, b)`` does, returning None; the
+    spinning workers run it without the GIL."""
     pairs = list(zip(bounds, bounds[1:]))
     workers = _workers(len(pairs) - 1)
     if workers is None:
@@ -251,8 +290,12 @@ def run(fn, bounds: list) -> list:
         finally:
             rest = [f.result() for f in futures]
         return [first] + rest
-    for w, (a, b) in zip(workers, pairs[1:]):
-        w.submit(fn, a, b)
+    for slot, (w, (a, b)) in enumerate(zip(workers, pairs[1:]), 1):
+        if native is None or not NATIVE:
+            w.submit(fn, a, b)
+        else:
+            address, args, kept = native(slot, a, b)
+            w.submit_native(address, args, a, b, kept)
     error = None
     try:
         first = fn(*pairs[0])
@@ -267,6 +310,23 @@ def run(fn, bounds: list) -> list:
     if error is not None:
         raise error
     return [first] + rest
+
+
+def pack(*items):
+    """A native part's int64 arguments: an int as it is, a 1-d contiguous array as (address, size), a 2-d one
+    with unit-stride rows as (address, rows, columns, elements between rows)."""
+    out = []
+    for item in items:
+        if not hasattr(item, "ndim"):
+            out.append(int(item))
+        elif item.ndim == 1 and (item.strides[0] == item.itemsize or item.size < 2):
+            out += [item.ctypes.data, item.size]
+        elif item.ndim == 2 and item.strides[1] == item.itemsize and item.strides[0] % item.itemsize == 0:
+            out += [item.ctypes.data, item.shape[0], item.shape[1], item.strides[0] // item.itemsize]
+        else:
+            raise ValueError(f"workers.pack: an array of shape {item.shape} and strides {item.strides} is neither "
+                             "a contiguous vector nor a matrix with unit-stride rows")
+    return xp.asarray(out, dtype=xp.int64)
 
 
 def _gemm_fields(a, b, out, found):

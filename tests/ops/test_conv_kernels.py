@@ -14,7 +14,7 @@ import pytest
 import nerve
 import nerve.functional as F
 from nerve import nn
-from nerve.ops import conv, conv_kernels, streams
+from nerve.ops import conv, conv_kernels, streams, workers
 from tests.ops.test_conv import ref_conv, ref_conv_grads
 from tests.ops.test_streams import training_bytes_growth
 
@@ -221,10 +221,12 @@ def test_faces_they_do_not_take(calls, case):
     np.testing.assert_allclose(out.numpy().astype(np.float64), ref, rtol=tol, atol=tol * np.abs(ref).max())
 
 
+@pytest.mark.parametrize("native", [True, False])
 @pytest.mark.parametrize("parts", [2, 3])
-def test_batch_parts_on_threads_equal_one_part(monkeypatch, tiny_chunks, parts):
+def test_batch_parts_on_threads_equal_one_part(monkeypatch, tiny_chunks, parts, native):
     """Parts of the batch on threads take blocks of chunks as they go: the forward and the weight gradient are
-    bit for bit those of one part."""
+    bit for bit those of one part, whether the workers run them as native parts (no GIL) or through Python."""
+    monkeypatch.setattr(workers, "NATIVE", native)
     rng = np.random.default_rng(5)
     x = _layout(rng.standard_normal((5, 3, 8, 7)), "last")
     w, b = rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
@@ -323,6 +325,7 @@ def test_compiled_block_loops_equal_the_python_loops(monkeypatch, tiny_chunks, d
     class Spy:
         def __init__(self, bits):
             self.loops = real(bits)
+            self.natives = self.loops.natives
 
         def forward(self, *args):
             ran.append("forward")

@@ -179,3 +179,50 @@ def test_moving_off_a_cpu_keeps_the_affinity():
     moved = workers._move_off(min(cpus))
     assert moved == (len(cpus) > 1) and os.sched_getaffinity(0) == cpus
 
+
+
+@pytest.fixture(scope="module")
+def doubling():
+    """A native part: ``y[a:b] = 2 x[a:b]`` (args: x and y by address, as ``workers.pack`` lays them out), and
+    the thread ids it ran on in ``seen[a]``."""
+    numba = pytest.importorskip("numba")
+    from numba import carray, types
+
+    from nerve.ops import compiled
+    address = compiled.address()
+
+    @numba.cfunc(types.void(types.CPointer(types.int64), types.int64, types.int64), nopython=True)
+    def part(p, a, b):
+        x, y = carray(address(p[0]), (p[1],), np.float64), carray(address(p[2]), (p[3],), np.float64)
+        for i in range(a, b):
+            y[i] = 2.0 * x[i]
+    return part.address
+
+
+@pytest.mark.parametrize("native_on", [True, False])
+def test_native_parts_run_on_the_workers_without_python(doubling, native_on, monkeypatch):
+    pytest.importorskip("numba")
+    monkeypatch.setattr(workers, "NATIVE", native_on)
+    x, y = np.arange(10.0), np.zeros(10)
+    ran = []
+
+    def part(a, b):  # the caller's part, and the workers' where native parts are off
+        ran.append((a, b))
+        y[a:b] = 2.0 * x[a:b]
+
+    def native(slot, a, b):
+        return doubling, workers.pack(x, y), (x, y)
+    assert workers.run(part, [0, 2, 5, 10], native) == [None] * 3
+    np.testing.assert_array_equal(y, 2.0 * x)
+    assert sorted(ran) == ([(0, 2)] if native_on else [(0, 2), (2, 5), (5, 10)])
+    assert all(w.kept is None for w in workers._state["workers"])  # nothing held after the parts
+
+
+def test_pack_lays_out_ints_vectors_and_matrices():
+    m = np.zeros((4, 7), np.float32)[:, :5]
+    v = np.zeros(3)
+    packed = workers.pack(2, True, v, m)
+    assert packed.dtype == np.int64
+    assert list(packed) == [2, 1, v.ctypes.data, 3, m.ctypes.data, 4, 5, 7]
+    with pytest.raises(ValueError, match=r"workers.pack: an array of shape \(5, 4\)"):
+        workers.pack(m.T)
