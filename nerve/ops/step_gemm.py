@@ -39,9 +39,10 @@ def kernels():
     return _state["k"]
 
 
-def _rows(limit: int, total: int) -> int:
-    """Rows of a block: the most whole ``ALIGN``s within ``limit`` and ``MOST``; 0 when blocks would not help."""
-    rows = min(limit, MOST) // ALIGN * ALIGN
+def _rows(limit: int, total: int, *sizes: int) -> int:
+    """Rows of a block: the most whole ``ALIGN``s within ``limit`` and ``MOST``; 0 when blocks would not help or
+    one of the products' other ``sizes`` is 0."""
+    rows = min(limit, MOST) // ALIGN * ALIGN if min(sizes) > 0 else 0
     return rows if 0 < rows < total else 0
 
 
@@ -56,7 +57,7 @@ def gates(w, h, out):
     a layer (``h`` here: any of them, for its shape)."""
     k = None if _plain(w, h, out) else kernels()
     B, K = h.shape
-    rows = _rows(min(ROWS_BY_BATCH // max(B, 1), SMALL // max(B * K, 1)), w.shape[0]) if k is not None else 0
+    rows = _rows(min(ROWS_BY_BATCH // max(B, 1), SMALL // max(B * K, 1)), w.shape[0], B, K) if k is not None else 0
     if not rows or not (w.flags.c_contiguous and out.flags.c_contiguous):
         return lambda h: xp.matmul(w, h.T, out=out)
     loop, fn, double, item = k[0], k[2 + (w.dtype.char == "d")], w.dtype.char == "d", w.itemsize
@@ -74,7 +75,7 @@ def state_grad(g, w):
     layer back (``g`` here: any of them, for its shape)."""
     k = None if _plain(g, w) else kernels()
     B, K = g.shape[0], w.shape[1]
-    rows = _rows(SMALL // max(B * K, 1), w.shape[0]) if k is not None else 0
+    rows = _rows(SMALL // max(B * K, 1), w.shape[0], B, K) if k is not None else 0
     if not rows or not w.flags.c_contiguous:
         return lambda g: xp.matmul(g, w)
     loop, fn, double, item = k[1], k[2 + (w.dtype.char == "d")], w.dtype.char == "d", w.itemsize

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from nerve import backend
 from nerve.backend import xp
-from nerve.ops import cblas, compiled, streams
+from nerve.ops import cblas, compiled, streams, workers
 
 #: False: never use the Winograd kernels (conv.py's im2col path), e.g. to test or time that path
 ENABLED = True
@@ -86,13 +86,22 @@ def weight_grad(x_last, g_last, geom):
     step = max(MIN_TILES, CHUNK_BYTES // (16 * (c + o) * x_last.itemsize))
     loops = _loops() if x_last.flags.c_contiguous and g_last.flags.c_contiguous else None
 
+    def buffers(a0: int, a1: int) -> tuple:
+        m = min(step, (a1 - a0) * per_tile)
+        return (xp.empty(16 * _plane(m * c, x_last.itemsize), dtype=x_last.dtype),
+                xp.empty(16 * _plane(m * o, x_last.itemsize), dtype=x_last.dtype), xp.zeros((16, c, o), x_last.dtype))
+
+    def native(slot: int, a0: int, a1: int):  # the compiled loop as a worker's native part
+        vbuf, gbuf, total = buffers(a0, a1)
+        args = (x_last.reshape(-1), *x_last.shape, g_last.reshape(-1), *g_last.shape[1:], total.reshape(-1), vbuf,
+                gbuf, a0 * per_tile, a1 * per_tile, step, tw, per_tile, geom.lo[0], geom.lo[1],
+                cblas.gemm_address(x_last.dtype))
+        return loops.natives[x_last.dtype.char][1], workers.pack(*args), args, total
+
     def part(a0: int, a1: int):
         t_end = a1 * per_tile
-        m = min(step, (a1 - a0) * per_tile)
-        vbuf, frame = xp.empty(16 * _plane(m * c, x_last.itemsize), dtype=x_last.dtype), \
-            xp.empty((1, 4, 4, c), dtype=x_last.dtype)
-        gbuf, zero = xp.empty(16 * _plane(m * o, x_last.itemsize), dtype=x_last.dtype), xp.zeros(o, x_last.dtype)
-        total = xp.zeros((16, c, o), dtype=x_last.dtype)
+        vbuf, gbuf, total = buffers(a0, a1)
+        frame, zero = xp.empty((1, 4, 4, c), dtype=x_last.dtype), xp.zeros(o, x_last.dtype)
         if loops is not None:
             loops.weight(x_last, g_last, total, vbuf, gbuf, frame, zero, a0 * per_tile, t_end, step, tw, per_tile,
                          geom.lo[0], geom.lo[1], cblas.gemm_address(x_last.dtype))
@@ -105,7 +114,8 @@ def weight_grad(x_last, g_last, geom):
             total += xp.matmul(v3.transpose(0, 2, 1), gt3)
         return total
     parts = streams.run(part, n, 2.0 * n * per_tile * 16 * c * o, x_last,
-                        site=("winograd_weight", x_last.shape, g_last.shape), sums=True)
+                        site=("winograd_weight", x_last.shape, g_last.shape), sums=True,
+                        native=native if loops is not None else None)
     total = parts[0]
     for more in parts[1:]:
         total += more
@@ -136,11 +146,22 @@ def correlate(x, u, out_size: tuple, offset: tuple, bias=None):
     step = max(MIN_TILES, CHUNK_BYTES // (16 * (c + o) * x.itemsize))
     loops = _loops() if x.flags.c_contiguous and u.flags.c_contiguous else None
 
+    def buffers(a0: int, a1: int) -> tuple:
+        m = min(step, (a1 - a0) * per_tile)
+        return (xp.empty(16 * _plane(m * c, x.itemsize), dtype=x.dtype),
+                xp.empty(16 * _plane(m * o, x.itemsize), dtype=x.dtype))
+
+    def native(slot: int, a0: int, a1: int):  # the compiled loop as a worker's native part
+        vbuf, mbuf = buffers(a0, a1)
+        args = (x.reshape(-1), *x.shape, u.reshape(-1), y.reshape(-1), *y.shape[1:], bias, vbuf, mbuf,
+                a0 * per_tile, a1 * per_tile, step, tw, per_tile, offset[0], offset[1], cblas.gemm_address(x.dtype),
+                cblas.small_rows(o, c))
+        return loops.natives[x.dtype.char][0], workers.pack(*args), args, None
+
     def part(a0: int, a1: int) -> None:
         t_end = a1 * per_tile
-        m = min(step, (a1 - a0) * per_tile)
-        vbuf, frame = xp.empty(16 * _plane(m * c, x.itemsize), dtype=x.dtype), xp.empty((1, 4, 4, c), dtype=x.dtype)
-        mbuf, out_frame = xp.empty(16 * _plane(m * o, x.itemsize), dtype=x.dtype), xp.empty((4, o), dtype=x.dtype)
+        vbuf, mbuf = buffers(a0, a1)
+        frame, out_frame = xp.empty((1, 4, 4, c), dtype=x.dtype), xp.empty((4, o), dtype=x.dtype)
         if loops is not None:
             loops.correlate(x, u, y, bias, vbuf, mbuf, frame, out_frame, a0 * per_tile, t_end, step, tw, per_tile,
                             offset[0], offset[1], cblas.gemm_address(x.dtype), cblas.small_rows(o, c))
@@ -151,7 +172,8 @@ def correlate(x, u, out_size: tuple, offset: tuple, bias=None):
             k.input_tiles(x, v, frame, t0, t, tw, per_tile, offset[0], offset[1])
             xp.matmul(v3, u, out=prod3)
             k.output_tiles(prod, y, bias, out_frame, t0, t, tw, per_tile)
-    streams.run(part, n, 2.0 * n * per_tile * 16 * c * o, x, site=("winograd", x.shape, u.shape, out_size))
+    streams.run(part, n, 2.0 * n * per_tile * 16 * c * o, x, site=("winograd", x.shape, u.shape, out_size),
+                native=native if loops is not None else None)
     return y
 
 
@@ -305,7 +327,8 @@ def _loops():
 def _compile_loops(cache: bool, int_bits: int):
     from types import SimpleNamespace
 
-    from numba import njit
+    import numpy as np
+    from numba import carray, cfunc, njit, types
     k = kernels()
     input_tiles, output_tiles, grad_tiles = k.input_tiles, k.output_tiles, k.grad_tiles
     gemm = cblas.dispatcher(int_bits)
@@ -351,4 +374,30 @@ def _compile_loops(cache: bool, int_bits: int):
                 gemm(fn, size == 8, tr, no, c, o, t, v.ctypes.data + q * pv * size, c, gt.ctypes.data + q * pg * size,
                      o, 1, total.ctypes.data + q * c * o * size, o)
 
-    return SimpleNamespace(correlate=correlate, weight=weight)
+    # the same loops as native parts (nerve.ops.workers), their arguments packed by workers.pack
+    compiled.named(correlate, f"winograd.correlate.{int_bits}")
+    compiled.named(weight, f"winograd.weight.{int_bits}")
+    address = compiled.address()
+    natives = {}
+    for dt in (np.float32, np.float64):
+        @cfunc(types.void(types.CPointer(types.int64), types.int64, types.int64), nopython=True, cache=cache)
+        def correlate_native(p, a0, a1):  # x N H W C u y OH OW O bias vbuf mbuf t_begin t_end step tw per_tile ...
+            c, o = p[5], p[12]
+            x = carray(address(p[0]), (p[2], p[3], p[4], c), dt)
+            u = carray(address(p[6]), (16, c, o), dt)
+            y = carray(address(p[8]), (p[2], p[10], p[11], o), dt)
+            correlate(x, u, y, carray(address(p[13]), (p[14],), dt), carray(address(p[15]), (p[16],), dt),
+                      carray(address(p[17]), (p[18],), dt), np.empty((1, 4, 4, c), dt), np.empty((4, o), dt),
+                      p[19], p[20], p[21], p[22], p[23], p[24], p[25], p[26], p[27])
+
+        @cfunc(types.void(types.CPointer(types.int64), types.int64, types.int64), nopython=True, cache=cache)
+        def weight_native(p, a0, a1):  # x N H W C g OH OW O total vbuf gbuf t_begin t_end step tw per_tile ...
+            c, o = p[5], p[10]
+            x = carray(address(p[0]), (p[2], p[3], p[4], c), dt)
+            g = carray(address(p[6]), (p[2], p[8], p[9], o), dt)
+            total = carray(address(p[11]), (16, c, o), dt)
+            weight(x, g, total, carray(address(p[13]), (p[14],), dt), carray(address(p[15]), (p[16],), dt),
+                   np.empty((1, 4, 4, c), dt), np.zeros(o, dt), p[17], p[18], p[19], p[20], p[21], p[22], p[23],
+                   p[24])
+        natives[np.dtype(dt).char] = (correlate_native.address, weight_native.address)
+    return SimpleNamespace(correlate=correlate, weight=weight, natives=natives)

@@ -31,7 +31,7 @@ from types import SimpleNamespace
 
 from nerve import backend
 from nerve.backend import xp
-from nerve.ops import cblas, compiled, conv_kernels, streams
+from nerve.ops import cblas, compiled, conv_kernels, streams, workers
 
 #: False: never use these kernels (conv.py's im2col path), e.g. to test or time that path
 ENABLED = True
@@ -79,12 +79,13 @@ def _count(n: int, out: tuple) -> int:
     return n * ((out[0] + 1) // 2) * ((out[1] + 1) // 2)
 
 
-def _scratch(name: str, size: int, dtype):
+def _scratch(name: str, size: int, dtype, slot: int = 0):
     """``size`` elements of a scratch array that the calling thread keeps between calls (it grows to the largest
-    size asked). NOTE: fresh chunk buffers in each part (about 1 MB a thread for the bench's stride-2 layer) cost
+    size asked); ``slot`` > 0: one it prepares for the worker of that slot (a native part).
+    NOTE: fresh chunk buffers in each part (about 1 MB a thread for the bench's stride-2 layer) cost
     page faults at every call: bench-style bursts 8.9 / 9.4 ms against 7.7 / 8.5 kept (a loaded machine)."""
     kept = _kept.__dict__.setdefault("arrays", {})
-    key = (name, xp.dtype(dtype).char)
+    key = (name, xp.dtype(dtype).char, slot)
     if key not in kept or kept[key].size < size:
         kept[key] = xp.empty(size, dtype=dtype)
     return kept[key][:size]
@@ -95,16 +96,16 @@ class _Layout:
     its products or transformed output gradients (9 planes, O values a tile), planes an odd number of cache lines
     apart (``winograd._plane``: 25 or 9 planes written at once collide in L1 when a power of two apart)."""
 
-    def __init__(self, c: int, o: int, m: int, dtype) -> None:
+    def __init__(self, c: int, o: int, m: int, dtype, slot: int = 0) -> None:
         item = xp.dtype(dtype).itemsize
         self.c, self.o = c, o
         self.widths = (4 * c, 2 * c, c)
         self.spans = tuple(_plane(m * k, item) for k in self.widths)
         starts = [0, 4 * self.spans[0], 4 * (self.spans[0] + self.spans[1])]
-        self.v = _scratch("v", starts[2] + self.spans[2], dtype)
+        self.v = _scratch("v", starts[2] + self.spans[2], dtype, slot)
         self.span_o = _plane(m * o, item)
-        self.p = _scratch("p", 9 * self.span_o, dtype)
-        self.frame = _scratch("frame", 25 * c, dtype)
+        self.p = _scratch("p", 9 * self.span_o, dtype, slot)
+        self.frame = _scratch("frame", 25 * c, dtype, slot)
         # each transformed value (k, l) of a 5x5 tile: its plane's start, a tile's width there, its offset in a tile
         tab = []
         for k in range(5):
@@ -226,13 +227,18 @@ def forward(x_last, w, b, geom):
     chunks = xp.asarray([c for block in tiles.blocks.blocks for c in block], dtype=xp.int64)
     counter, blas, geo = xp.zeros(1, dtype=xp.int64), _blas(dtype), _geometry(tiles, geom)
 
-    def part(a0: int, a1: int) -> None:
-        lay = _Layout(tiles.c, o, tiles.blocks.longest, dtype)
+    def args(slot: int) -> tuple:
+        lay = _Layout(tiles.c, o, tiles.blocks.longest, dtype, slot)
         gemms = xp.asarray([(v, kd, u, p, cblas.small_rows(o, kd)) for (v, kd, p), u in zip(lay.planes(), filters)],
                            dtype=xp.int64)
-        kern.forward_part(x_last.reshape(-1), lay.v, lay.tab, lay.frame, lay.p, lay.points, y.reshape(-1), bias, chunks,
-                       counter, geo, gemms, blas)
-    streams.run(part, len(chunks), tiles.flops(), x_last, site=("winograd_stride2", x_last.shape, w.shape))
+        return (x_last.reshape(-1), lay.v, lay.tab, lay.frame, lay.p, lay.points, y.reshape(-1), bias, chunks, counter,
+                geo, gemms, blas)
+
+    def native(slot: int, a0: int, a1: int):
+        packed = args(slot)
+        return kern.natives[dtype.char][0], workers.pack(*packed), (packed, uc, ue, uz), None
+    streams.run(lambda a0, a1: kern.forward_part(*args(0)), len(chunks), tiles.flops(), x_last,
+                site=("winograd_stride2", x_last.shape, w.shape), native=native)
     return y
 
 
@@ -252,14 +258,18 @@ def weight_grad(x_last, g_last, geom):
     blocks = xp.stack([xp.cumsum(lengths) - lengths, xp.cumsum(lengths)], axis=1)  # each block's chunks
     counter, blas, geo = xp.zeros(1, dtype=xp.int64), _blas(dtype), _geometry(tiles, geom)
 
-    def part(a0: int, a1: int) -> None:
-        lay = _Layout(c, o, tiles.blocks.longest, dtype)
+    def args(slot: int) -> tuple:
+        lay = _Layout(c, o, tiles.blocks.longest, dtype, slot)
         gemms = xp.asarray([(v, kd, q, at, stride) for (v, kd, q), (at, stride) in zip(lay.planes(), targets)],
                            dtype=xp.int64)
-        kern.weight_part(x_last.reshape(-1), g_last.reshape(-1), lay.v, lay.tab, lay.frame, lay.p, lay.points, blocks,
-                      chunks, counter, geo, gemms, blas)
-    streams.run(part, nb, tiles.flops(), x_last, site=("winograd_stride2_weight", x_last.shape, g_last.shape),
-                sums=True)
+        return (x_last.reshape(-1), g_last.reshape(-1), lay.v, lay.tab, lay.frame, lay.p, lay.points, blocks, chunks,
+                counter, geo, gemms, blas)
+
+    def native(slot: int, a0: int, a1: int):
+        packed = args(slot)
+        return kern.natives[dtype.char][1], workers.pack(*packed), (packed, sums), None
+    streams.run(lambda a0, a1: kern.weight_part(*args(0)), nb, tiles.flops(), x_last,
+                site=("winograd_stride2_weight", x_last.shape, g_last.shape), sums=True, native=native)
     sums[2] = sums[2][:, 0]
     taps = xp.zeros((3, 3, c, o), dtype=dtype)  # G^T z G: each transformed value's sum into its filter taps
     for (k, j), block in _blocks([total.sum(0) for total in sums], c).items():
@@ -270,7 +280,8 @@ def weight_grad(x_last, g_last, geom):
 
 
 def _compile(cache: bool):
-    from numba import njit, uint64
+    import numpy as np
+    from numba import carray, cfunc, njit, types, uint64
     jit = njit(nogil=True, cache=cache)
     inline = njit(nogil=True, cache=cache, inline="always")
     found = cblas.numpy_gemm()  # (None: this path is not used, ``applies``)
@@ -447,4 +458,32 @@ def _compile(cache: bool):
                     gemm(blas, cblas.TRANS, cblas.NO_TRANS, gemms[p, 1], o, t, gemms[p, 0], gemms[p, 1], gemms[p, 2],
                          o, 0 if i == blocks[j, 0] else 1, gemms[p, 3] + j * gemms[p, 4], o)
 
-    return SimpleNamespace(forward_part=forward_part, weight_part=weight_part)
+    # the same loops as native parts (nerve.ops.workers), their arguments packed by workers.pack
+    compiled.named(forward_part, "winograd_stride2.forward_part")
+    compiled.named(weight_part, "winograd_stride2.weight_part")
+    address = compiled.address()
+    natives = {}
+
+    @inline
+    def vector(p, i, kind):  # a packed vector of dtype ``kind``
+        return carray(address(p[i]), (p[i + 1],), kind)
+
+    @inline
+    def matrix(p, i):  # a packed C-contiguous int64 matrix
+        return carray(address(p[i]), (p[i + 1], p[i + 2]), np.int64)
+    compiled.named(vector, "winograd_stride2.vector")
+    compiled.named(matrix, "winograd_stride2.matrix")
+    for dt in (np.float32, np.float64):
+        @cfunc(types.void(types.CPointer(types.int64), types.int64, types.int64), nopython=True, cache=cache)
+        def forward_native(p, a0, a1):  # xf v tab frame pf points yf bias chunks counter geo gemms blas
+            forward_part(vector(p, 0, dt), vector(p, 2, dt), matrix(p, 4), vector(p, 8, dt), vector(p, 10, dt),
+                         vector(p, 12, np.int64), vector(p, 14, dt), vector(p, 16, dt), matrix(p, 18),
+                         vector(p, 22, np.int64), vector(p, 24, np.int64), matrix(p, 26), vector(p, 30, np.int64))
+
+        @cfunc(types.void(types.CPointer(types.int64), types.int64, types.int64), nopython=True, cache=cache)
+        def weight_native(p, a0, a1):  # xf gf v tab frame qf points blocks chunks counter geo gemms blas
+            weight_part(vector(p, 0, dt), vector(p, 2, dt), vector(p, 4, dt), matrix(p, 6), vector(p, 10, dt),
+                        vector(p, 12, dt), vector(p, 14, np.int64), matrix(p, 16), matrix(p, 20),
+                        vector(p, 24, np.int64), vector(p, 26, np.int64), matrix(p, 28), vector(p, 32, np.int64))
+        natives[np.dtype(dt).char] = (forward_native.address, weight_native.address)
+    return SimpleNamespace(forward_part=forward_part, weight_part=weight_part, natives=natives)

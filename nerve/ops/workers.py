@@ -236,10 +236,10 @@ class _Worker:
         self.fields[:] = fields
         self._give()
 
-    def submit_native(self, fn: int, args, a: int, b: int, kept) -> None:
+    def submit_native(self, fn: int, args, a: int, b: int, kept, result=None) -> None:
         """Part [a, b) by the cfunc at address ``fn`` with its int64 ``args``; ``kept`` (what the arguments point
-        to) is held until the part is done."""
-        self.kept = (args, kept)
+        to) is held until the part is done, and ``result`` is then returned as the part's."""
+        self.kept, self.result = (args, kept), result
         f = self.fields
         f[KIND], f[FN], f[A], f[M], f[N] = NATIVE_PART, fn, args.ctypes.data, a, b
         self._give()
@@ -278,9 +278,9 @@ def _executor(k: int) -> ThreadPoolExecutor:
 def run(fn, bounds: list, native=None) -> list:
     """``fn(a, b)`` for each consecutive pair of ``bounds`` at once (the calling thread takes the first);
     the results in order. Waits for every part even when one fails, then raises the first error.
-    ``native(slot, a, b)``, where given, returns ``(cfunc address, int64 args, kept)`` for a worker's part
-    (``slot`` 1, 2, ...: whose scratch it may use) that does what ``fn(a, b)`` does, returning None; the
-    spinning workers run it without the GIL."""
+    ``native(slot, a, b)``, where given, returns ``(cfunc address, int64 args, kept, result)`` for a worker's part
+    (``slot`` 1, 2, ...: whose scratch it may use) that does what ``fn(a, b)`` does, leaving its result in
+    ``result``; the spinning workers run it without the GIL."""
     pairs = list(zip(bounds, bounds[1:]))
     workers = _workers(len(pairs) - 1)
     if workers is None:
@@ -294,8 +294,8 @@ def run(fn, bounds: list, native=None) -> list:
         if native is None or not NATIVE:
             w.submit(fn, a, b)
         else:
-            address, args, kept = native(slot, a, b)
-            w.submit_native(address, args, a, b, kept)
+            address, args, kept, result = native(slot, a, b)
+            w.submit_native(address, args, a, b, kept, result)
     error = None
     try:
         first = fn(*pairs[0])

@@ -84,6 +84,15 @@ def test_operands_the_blocks_cannot_take_go_to_matmul(calls):
     assert calls == {"forward": 0, "backward": 0}
 
 
+def test_an_empty_batch_goes_to_matmul(calls):
+    w = RNG.standard_normal((1024, 256)).astype(np.float32)
+    h, out = np.zeros((0, 256), np.float32), np.zeros((1024, 0), np.float32)
+    step_gemm.gates(w, h, out)(h)
+    g = np.zeros((0, 1024), np.float32)
+    assert step_gemm.state_grad(g, w)(g).shape == (0, 256)
+    assert calls == {"forward": 0, "backward": 0}
+
+
 def test_other_cores_and_switched_off_use_matmul(monkeypatch):
     monkeypatch.setattr(step_gemm, "CORES", ())
     monkeypatch.setattr(step_gemm, "_state", {})

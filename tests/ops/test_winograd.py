@@ -13,7 +13,7 @@ import pytest
 import nerve
 import nerve.functional as F
 from nerve import nn
-from nerve.ops import conv, streams, winograd
+from nerve.ops import conv, streams, winograd, workers
 from tests.ops.test_conv import ref_conv
 from tests.ops.test_streams import training_bytes_growth
 
@@ -176,17 +176,22 @@ def test_channel_threshold(monkeypatch):
         assert len(seen) == (0 if out < winograd.MIN_CHANNELS else 3)
 
 
+@pytest.mark.parametrize("native", [True, False])
 @pytest.mark.parametrize("own", [False, True])
-def test_parts_of_the_batch_on_threads(own, calls, monkeypatch):
-    """The batch cut in parts (streams, or nerve's own threads) gives the results of one part."""
-    one = _faces(5, 3, 4, (7, 6), 1, np.float64)
+def test_parts_of_the_batch_on_threads(own, native, calls, monkeypatch):
+    """The batch cut in parts (streams, or nerve's own threads; the workers' parts native or through Python)
+    gives the results of one part."""
+    monkeypatch.setattr(workers, "NATIVE", native)
+    monkeypatch.setattr(streams, "STREAMS", 1)
+    one = [_faces(5, 3, 4, (7, 6), padding, np.float64) for padding in (1, (1, 0))]
+    monkeypatch.setattr(streams, "STREAMS", None)
     monkeypatch.setattr(streams, "MIN_FLOPS", 0)
     if own:
         streams.set_threads(2)  # (conftest gives back the mode the process started with)
     else:
         monkeypatch.setattr(streams, "STREAMS", 3)
-    split = _faces(5, 3, 4, (7, 6), 1, np.float64)
-    for a, b in zip(one, split):
+    split = [_faces(5, 3, 4, (7, 6), padding, np.float64) for padding in (1, (1, 0))]
+    for a, b in zip(sum(one, ()), sum(split, ())):
         np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
 
 

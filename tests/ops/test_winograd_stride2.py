@@ -13,7 +13,7 @@ import pytest
 import nerve
 import nerve.functional as F
 from nerve import nn
-from nerve.ops import cblas, streams, winograd_stride2 as ws
+from nerve.ops import cblas, streams, winograd_stride2 as ws, workers
 from tests.ops.test_conv import ref_conv, ref_conv_grads
 from tests.ops.test_streams import training_bytes_growth
 
@@ -221,10 +221,13 @@ def test_channel_and_tile_thresholds(monkeypatch):
         assert len(seen) == (2 if used else 0)
 
 
+@pytest.mark.parametrize("native", [True, False])
 @pytest.mark.parametrize("own", [False, True])
-def test_blocks_on_threads_equal_one_part(own, calls, monkeypatch):
-    """Blocks of tiles taken in turn by parts on threads (streams, or nerve's own threads) give the results of
-    one part, the weight gradient bit for bit (its blocks' sums are added in block order)."""
+def test_blocks_on_threads_equal_one_part(own, native, calls, monkeypatch):
+    """Blocks of tiles taken in turn by parts on threads (streams, or nerve's own threads; the workers' parts
+    native or through Python) give the results of one part, the weight gradient bit for bit (its blocks' sums are
+    added in block order)."""
+    monkeypatch.setattr(workers, "NATIVE", native)
     monkeypatch.setattr(ws, "MIN_TILES", 4)
     monkeypatch.setattr(ws, "WEIGHT_TILES", 4)
     monkeypatch.setattr(ws, "CHUNK_BYTES", 1)

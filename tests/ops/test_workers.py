@@ -211,7 +211,7 @@ def test_native_parts_run_on_the_workers_without_python(doubling, native_on, mon
         y[a:b] = 2.0 * x[a:b]
 
     def native(slot, a, b):
-        return doubling, workers.pack(x, y), (x, y)
+        return doubling, workers.pack(x, y), (x, y), None
     assert workers.run(part, [0, 2, 5, 10], native) == [None] * 3
     np.testing.assert_array_equal(y, 2.0 * x)
     assert sorted(ran) == ([(0, 2)] if native_on else [(0, 2), (2, 5), (5, 10)])
