@@ -290,11 +290,14 @@ def run(fn, bounds: list, native=None) -> list:
         finally:
             rest = [f.result() for f in futures]
         return [first] + rest
-    for slot, (w, (a, b)) in enumerate(zip(workers, pairs[1:]), 1):
-        if native is None or not NATIVE:
+    # every native part is prepared before any is given, so a failure here leaves no worker running
+    specs = [native(slot, a, b) for slot, (a, b) in enumerate(pairs[1:], 1)] if native is not None and NATIVE \
+        else None
+    for i, (w, (a, b)) in enumerate(zip(workers, pairs[1:])):
+        if specs is None:
             w.submit(fn, a, b)
         else:
-            address, args, kept, result = native(slot, a, b)
+            address, args, kept, result = specs[i]
             w.submit_native(address, args, a, b, kept, result)
     error = None
     try:

@@ -226,3 +226,16 @@ def test_pack_lays_out_ints_vectors_and_matrices():
     assert list(packed) == [2, 1, v.ctypes.data, 3, m.ctypes.data, 4, 5, 7]
     with pytest.raises(ValueError, match=r"workers.pack: an array of shape \(5, 4\)"):
         workers.pack(m.T)
+
+
+def test_a_native_part_that_cannot_be_prepared_gives_no_part(doubling):
+    x, y = np.arange(10.0), np.zeros(10)
+
+    def native(slot, a, b):
+        if slot == 2:
+            raise MemoryError("no room for slot 2's buffers")
+        return doubling, workers.pack(x, y), (x, y), None
+    with pytest.raises(MemoryError, match="slot 2"):
+        workers.run(lambda a, b: None, [0, 2, 5, 10], native)
+    assert workers.run(lambda a, b: (a, b), [0, 2, 5, 10]) == [(0, 2), (2, 5), (5, 10)]  # the workers still serve
+    np.testing.assert_array_equal(y, 0.0)  # nothing ran
