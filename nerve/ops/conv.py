@@ -349,11 +349,12 @@ def conv_forward(x, w, b, geom: Geometry):
     return channels_first(y.reshape((n,) + geom.out + (o,)))
 
 
-def conv_weight_grad(x, g2, geom: Geometry, w_shape: tuple):
+def conv_weight_grad(x, g2, geom: Geometry, w_shape: tuple, bias_out: list | None = None):
     """dW of y = conv(x, w) for output-gradient rows g2 (M, O): the sum over chunks of cols^T g2.
 
     im2col is recomputed here rather than kept from the forward, so memory holds one chunk's columns; parts
-    of the batch run as streams, each summing its own dW, added at the end."""
+    of the batch run as streams, each summing its own dW, added at the end. Where the compiled im2col runs, it
+    appends the bias gradient (g2's column sums, taken in the same pass) to ``bias_out`` when one is given."""
     groups, n = geom.groups, x.shape[0]
     p = math.prod(geom.out)
     if winograd.applies(x, g2, geom, w_shape[1::-1]):  # stride-1 3x3: F(2x2, 3x3) transposed
@@ -367,8 +368,11 @@ def conv_weight_grad(x, g2, geom: Geometry, w_shape: tuple):
         fills = conv_kernels.Columns(x, geom, g2.shape[1], _last_view)
         blocks = conv_kernels.Blocks(fills, n * p)
         sums = xp.empty((len(blocks), fills.width, g2.shape[1]), dtype=g2.dtype)
-        streams.run(lambda a0, a1: conv_kernels.weight_grad(fills, g2, blocks, sums), n, flops, x, site=site,
-                    sums=True, native=conv_kernels.weight_native(fills, g2, blocks, sums))
+        bias = None if bias_out is None else xp.empty((len(blocks), g2.shape[1]), dtype=g2.dtype)
+        streams.run(lambda a0, a1: conv_kernels.weight_grad(fills, g2, blocks, sums, bias), n, flops, x, site=site,
+                    sums=True, native=conv_kernels.weight_native(fills, g2, blocks, sums, bias))
+        if bias is not None:
+            bias_out.append(bias.sum(0))
         return _weight_from_rows(sums.sum(0), geom, w_shape)
 
     def part(a0: int, a1: int):
@@ -505,26 +509,11 @@ def _input_grad_shifted(g2, w, geom: Geometry, n: int, c: int, dtype):
     return channels_first(unpadded(dx.reshape((n,) + geom.padded + (c,)), geom))
 
 
-def _column_sums(g2):
-    """Sums of the columns of (M, O) rows as one GEMV (10x faster than sum(axis=0) for narrow rows); under
-    ``streams.set_threads`` a GEMV per part of the rows when they are large (a memory-bound pass), the parts' sums
-    added. NOTE: ``dot``, not ``matmul``: NumPy's matmul of a vector held the GIL, so the parts ran one at a time
-    (SmallCNN conv1's bias gradient: 0.14 ms split against one thread's 0.08). Split only from ~16 MB: 5.5 MB took
-    0.094 ms in two parts against 0.064 in one, 9.4 MB 0.132 against 0.130, 34 MB 0.92 against 1.91."""
-    ones = xp.ones_like(g2, shape=(g2.shape[0],))
-    parts = streams.split(lambda a, b: xp.dot(ones[a:b], g2[a:b]), g2.shape[0], g2.size * streams.SPLIT_COST / 8,
-                          g2)
-    total = parts[0]
-    for more in parts[1:]:
-        total += more
-    return total
-
-
 def _channel_sums_array(g):
     """g summed over every dim but the channels (a bias gradient): one GEMV over channels-last rows when g's
     memory is channels-last (10x faster than sum(axis=...) for narrow rows), else NumPy's sum."""
     if _last(g).flags.c_contiguous:
-        return _column_sums(_rows(g))
+        return streams.column_sums(_rows(g))
     return g.sum(axis=(0,) + tuple(range(2, g.ndim)))
 
 
@@ -555,8 +544,7 @@ class Conv(Function):
         nx, nw, nb = self.needs_input_grad[:3]
         g = m.channels_last(g)
         return (m.apply(ConvTranspose, g, w, None, self.geom) if nx else None,
-                m.apply(ConvWeight, x, g, self.geom) if nw else None,
-                m.channel_sums(g) if nb else None, None)
+                *m.conv_weight_bias(x, g, self.geom, nw, nb), None)
 
 
 class ConvTranspose(Function):
@@ -576,6 +564,21 @@ class ConvTranspose(Function):
         return (m.apply(Conv, g, w, None, self.geom) if ny else None,
                 m.apply(ConvWeight, g, y, self.geom) if nw else None,
                 m.channel_sums(g) if nb else None, None)
+
+
+def _weight_bias_array(x, g, geom: Geometry, nw: bool, nb: bool) -> tuple:
+    """(dW or None, dB or None) of conv: dB from the im2col loop's pass over g's rows where that runs."""
+    bias = [] if nb else None
+    dw = conv_weight_grad(x, _rows(g), geom, (g.shape[1], x.shape[1] // geom.groups) + geom.kernel, bias) if nw \
+        else None
+    return dw, (bias[0] if bias else _channel_sums_array(g)) if nb else None
+
+
+def _weight_bias_tensor(x, g, geom: Geometry, nw: bool, nb: bool) -> tuple:
+    return ConvWeight.apply(x, g, geom) if nw else None, _channel_sums_tensor(g) if nb else None
+
+
+define("conv_weight_bias", _weight_bias_array, _weight_bias_tensor)
 
 
 class ConvWeight(Function):

@@ -194,6 +194,20 @@ def split(fn, n: int, work: float, array) -> list:
     return run(fn, n, work, array)
 
 
+def column_sums(rows):
+    """Sums of the columns of (M, O) rows as one GEMV (10x faster than sum(axis=0) for narrow rows, e.g. a bias
+    gradient); under ``set_threads`` a GEMV per part of the rows when they are large (a memory-bound pass), the
+    parts' sums added. NOTE: ``dot``, not ``matmul``: NumPy's matmul of a vector held the GIL, so the parts ran one
+    at a time (SmallCNN conv1's bias gradient: 0.14 ms split against one thread's 0.08). Split only from ~16 MB:
+    5.5 MB took 0.094 ms in two parts against 0.064 in one, 9.4 MB 0.132 against 0.130, 34 MB 0.92 against 1.91."""
+    ones = xp.ones_like(rows, shape=(rows.shape[0],))
+    parts = split(lambda a, b: xp.dot(ones[a:b], rows[a:b]), rows.shape[0], rows.size * SPLIT_COST / 8, rows)
+    total = parts[0]
+    for more in parts[1:]:
+        total += more
+    return total
+
+
 def elementwise(fn, out, *arrays) -> None:
     """``fn(*parts, out=out_part)`` over leading-dim slices of same-shaped arrays (scalars passed as they are),
     on nerve's threads when set_threads is on and the arrays are large."""

@@ -368,3 +368,28 @@ def test_blocks_arrays_list_the_chunks_of_each_block(monkeypatch):
     for (s, e), chunks in zip(blocks.spans.tolist(), blocks.blocks):
         assert [tuple(r) for r in blocks.bounds[s:e].tolist()] == chunks
     assert blocks.spans[-1, 1] == len(blocks.bounds) and blocks.counter.tolist() == [0]
+
+
+@pytest.mark.parametrize("path", ["compiled", "native", "python"])
+@pytest.mark.parametrize("layout", ["first", "last"])
+def test_the_bias_gradient_summed_in_the_weight_loop(monkeypatch, tiny_chunks, layout, path):
+    """conv_weight_grad's bias gradient, summed from the output gradient's rows in the same pass (each chunk's
+    ones @ g2 into its block's sum), equals NumPy's column sums: one part (compiled loop), parts on threads (the
+    workers' native parts), and the Python loop where no CBLAS GEMM is found; dW is unchanged."""
+    monkeypatch.setattr(conv_kernels, "BLOCKS", 4)  # several chunks a block: their sums add up
+    rng = np.random.default_rng(7)
+    x = _layout(rng.standard_normal((3, 4, 9, 8)), layout)
+    w = rng.standard_normal((5, 4, 3, 3))
+    geom = conv.conv_geometry("t", (9, 8), (3, 3), 1, 1, 2)
+    g2 = rng.standard_normal((3 * int(np.prod(geom.out)), 5))
+    if path == "native":
+        monkeypatch.setattr(streams, "STREAMS", 2)
+        monkeypatch.setattr(streams, "MIN_FLOPS", 0)
+    else:
+        monkeypatch.setattr(streams, "STREAMS", 1)
+    if path == "python":
+        monkeypatch.setattr(conv_kernels, "_gemm", lambda *arrays: None)
+    bias = []
+    dw = conv.conv_weight_grad(x, g2, geom, w.shape, bias)
+    np.testing.assert_allclose(bias[0], g2.sum(0), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dw, conv.conv_weight_grad(x, g2, geom, w.shape), rtol=1e-12, atol=1e-12)
