@@ -27,6 +27,7 @@ from nerve.autograd.function import Function, ShapeError
 from nerve.autograd.rule_math import define
 from nerve.backend import xp
 from nerve.ops import conv_kernels, streams, winograd, winograd_stride2
+from nerve.ops.channels_last import as_rows, channels_first, contiguous_last, copy_last, last_memory, last_view
 from nerve.tensor import Tensor
 
 _SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
@@ -147,64 +148,15 @@ def _as_strided(a, shape: tuple, strides: tuple):
     return backend.array_module("cuda").lib.stride_tricks.as_strided(a, shape, strides)
 
 
-# NOTE: transposes by cached permutations: xp.moveaxis costs 5 us a call, a few per backward of a small conv
-_TO_LAST = {n: (0,) + tuple(range(2, n)) + (1,) for n in range(2, 8)}
-_TO_FIRST = {n: (0, n - 1) + tuple(range(1, n - 1)) for n in range(2, 8)}
-
-
-def _last(a):
-    """(N, C, *S) -> its channels-last view (N, *S, C)."""
-    return a.transpose(_TO_LAST[a.ndim])
-
-
-def channels_first(a):
-    """(N, *S, C) -> its channels-first view (N, C, *S)."""
-    return a.transpose(_TO_FIRST[a.ndim])
-
-
-def _copy_last(dst, src) -> None:
-    """dst[...] = src for channels-last views; from channels-first memory, 16 channels at a time.
-
-    NOTE: a plain transposing copy reads one value per channel plane; with power-of-two planes those reads
-    collide in the cache (32x64x32x32: 9.9 ms plain, 2.0 ms by blocks of 16 channels).
-    """
-    c = src.shape[-1]
-    if c <= 16 or src.ndim < 3 or abs(src.strides[-1]) <= abs(src.strides[-2]):
-        xp.copyto(dst, src)
-        return
-    for c0 in range(0, c, 16):
-        xp.copyto(dst[..., c0:c0 + 16], src[..., c0:c0 + 16])
-
-
-def contiguous_last(a):
-    """(N, C, *S) as a C-contiguous channels-last array (N, *S, C): a view when its memory already is."""
-    al = _last(a)
-    if al.flags.c_contiguous:
-        return al
-    out = xp.empty_like(al, order="C")
-    _copy_last(out, al)
-    return out
-
-
-def _last_view(a):
-    """(N, C, *S) in C-contiguous channels-last memory, as a channels-first view (a view when it already is)."""
-    return channels_first(contiguous_last(a))
-
-
-def _rows(a):
-    """(N, C, *S) as contiguous channels-last rows (N * prod(S), C), copied only when needed."""
-    return contiguous_last(a).reshape(-1, a.shape[1])
-
-
 def padded_last(x, geom: Geometry, fill: float = 0.0):
     """Channels-last contiguous (N, *padded, C) x with ``fill`` around it (x itself when it already is)."""
     if not any(geom.lo) and not any(geom.hi):
         return contiguous_last(x)
-    xl = _last(x)
+    xl = last_view(x)
     shape = (x.shape[0],) + geom.padded + (x.shape[1],)
     out = xp.full_like(xl, fill, shape=shape, order="C") if fill else xp.zeros_like(xl, shape=shape, order="C")
     keep = tuple(min(s, p - a) for s, p, a in zip(geom.size, geom.padded, geom.lo))
-    _copy_last(out[(slice(None),) + tuple(slice(a, a + k) for a, k in zip(geom.lo, keep))],
+    copy_last(out[(slice(None),) + tuple(slice(a, a + k) for a, k in zip(geom.lo, keep))],
                xl[(slice(None),) + tuple(slice(0, k) for k in keep)])
     return out
 
@@ -234,7 +186,7 @@ def windows(xp_cl, geom: Geometry):
 def _pointwise_gemm(x, geom: Geometry) -> bool:
     """A 1x1 face whose rows are x's channels-last memory as it is, under nerve's own threads: one GEMM that
     ``streams.matmul`` cuts, its workers' parts called in BLAS without the GIL."""
-    return bool(streams.THREADS) and geom.groups == 1 and _pointwise(geom) and _last(x).flags.c_contiguous
+    return bool(streams.THREADS) and geom.groups == 1 and _pointwise(geom) and last_view(x).flags.c_contiguous
 
 
 def _pointwise(geom: Geometry) -> bool:
@@ -316,19 +268,19 @@ def conv_forward(x, w, b, geom: Geometry):
     wm = _weight_matrix(w, groups)
     p = math.prod(geom.out)
     if _pointwise_gemm(x, geom):  # 1x1 on channels-last rows: one GEMM cut on nerve's threads (no GIL)
-        y = streams.matmul(_rows(x), wm)
+        y = streams.matmul(as_rows(x), wm)
         if b is not None:
             y += b
         return channels_first(y.reshape((n,) + geom.out + (o,)))
     y = xp.empty_like(wm, shape=(n * p, o), dtype=xp.result_type(x, w), order="C")
     # compiled fills of row chunks (nerve.ops.conv_kernels), straight from x's memory
-    fills = conv_kernels.Columns(x, geom, o, _last_view) if not _pointwise(geom) \
+    fills = conv_kernels.Columns(x, geom, o, last_memory) if not _pointwise(geom) \
         and conv_kernels.applies(x, w, geom) else None
     blocks = conv_kernels.Blocks(fills, n * p) if fills is not None else None
 
     def part(a0: int, a1: int) -> None:
         if groups == 1 and _pointwise(geom):
-            xp.matmul(_rows(x[a0:a1]), wm, out=y[a0 * p:a1 * p])
+            xp.matmul(as_rows(x[a0:a1]), wm, out=y[a0 * p:a1 * p])
             if b is not None:
                 y[a0 * p:a1 * p] += b
             return
@@ -362,10 +314,10 @@ def conv_weight_grad(x, g2, geom: Geometry, w_shape: tuple, bias_out: list | Non
     if winograd_stride2.applies(x, g2, geom, w_shape[1::-1]):  # stride-2 3x3: polyphase F(2, 2) transposed
         return winograd_stride2.weight_grad(contiguous_last(x), g2.reshape((n,) + geom.out + g2.shape[1:]), geom)
     if _pointwise_gemm(x, geom):  # 1x1: rows^T g2 as one GEMM cut by its columns (no sum over parts)
-        return _weight_from_rows(streams.matmul(_rows(x).T, g2), geom, w_shape)
+        return _weight_from_rows(streams.matmul(as_rows(x).T, g2), geom, w_shape)
     flops, site = _flops(n, geom, x.shape[1], w_shape[0]), ("conv_weight", x.shape, g2.shape, geom)
     if not _pointwise(geom) and conv_kernels.applies(x, g2, geom):  # compiled fills; parts take blocks in turn
-        fills = conv_kernels.Columns(x, geom, g2.shape[1], _last_view)
+        fills = conv_kernels.Columns(x, geom, g2.shape[1], last_memory)
         blocks = conv_kernels.Blocks(fills, n * p)
         sums = xp.empty((len(blocks), fills.width, g2.shape[1]), dtype=g2.dtype)
         bias = None if bias_out is None else xp.empty((len(blocks), g2.shape[1]), dtype=g2.dtype)
@@ -377,8 +329,8 @@ def conv_weight_grad(x, g2, geom: Geometry, w_shape: tuple, bias_out: list | Non
 
     def part(a0: int, a1: int):
         if groups == 1 and _pointwise(geom):
-            if _last(x).flags.c_contiguous or not x.flags.c_contiguous:
-                return _rows(x[a0:a1]).T @ g2[a0 * p:a1 * p]
+            if last_view(x).flags.c_contiguous or not x.flags.c_contiguous:
+                return as_rows(x[a0:a1]).T @ g2[a0 * p:a1 * p]
             # channels-first x: a GEMM per image on its (C, P) plane, no layout copy
             return xp.matmul(x[a0:a1].reshape(a1 - a0, x.shape[1], p), g2[a0 * p:a1 * p].reshape(a1 - a0, p, -1)
                              ).sum(0)
@@ -464,7 +416,7 @@ def conv_input_grad(g2, w, geom: Geometry, n: int, c: int):
                         (b - a,) + geom.out + (c,))
                 target[lead + where] += block
     streams.run(part, n, _flops(n, geom, c, o), g2, site=("conv_input", g2.shape, w.shape, geom))
-    return channels_first(unpadded(_last(dxp) if kmajor else dxp, geom))
+    return channels_first(unpadded(last_view(dxp) if kmajor else dxp, geom))
 
 
 def _input_grad_shifted(g2, w, geom: Geometry, n: int, c: int, dtype):
@@ -512,8 +464,8 @@ def _input_grad_shifted(g2, w, geom: Geometry, n: int, c: int, dtype):
 def _channel_sums_array(g):
     """g summed over every dim but the channels (a bias gradient): one GEMV over channels-last rows when g's
     memory is channels-last (10x faster than sum(axis=...) for narrow rows), else NumPy's sum."""
-    if _last(g).flags.c_contiguous:
-        return streams.column_sums(_rows(g))
+    if last_view(g).flags.c_contiguous:
+        return streams.column_sums(as_rows(g))
     return g.sum(axis=(0,) + tuple(range(2, g.ndim)))
 
 
@@ -553,7 +505,7 @@ class ConvTranspose(Function):
 
     def forward(self, y, w, b, geom):
         self.geom = geom
-        out = conv_input_grad(_rows(y), w, geom, y.shape[0], w.shape[1] * geom.groups)
+        out = conv_input_grad(as_rows(y), w, geom, y.shape[0], w.shape[1] * geom.groups)
         if b is not None:
             out += b.reshape((-1,) + (1,) * (out.ndim - 2))
         return out
@@ -569,7 +521,7 @@ class ConvTranspose(Function):
 def _weight_bias_array(x, g, geom: Geometry, nw: bool, nb: bool) -> tuple:
     """(dW or None, dB or None) of conv: dB from the im2col loop's pass over g's rows where that runs."""
     bias = [] if nb else None
-    dw = conv_weight_grad(x, _rows(g), geom, (g.shape[1], x.shape[1] // geom.groups) + geom.kernel, bias) if nw \
+    dw = conv_weight_grad(x, as_rows(g), geom, (g.shape[1], x.shape[1] // geom.groups) + geom.kernel, bias) if nw \
         else None
     return dw, (bias[0] if bias else _channel_sums_array(g)) if nb else None
 
@@ -586,7 +538,7 @@ class ConvWeight(Function):
 
     def forward(self, x, y, geom):
         self.geom = geom
-        return conv_weight_grad(x, _rows(y), geom, (y.shape[1], x.shape[1] // geom.groups) + geom.kernel)
+        return conv_weight_grad(x, as_rows(y), geom, (y.shape[1], x.shape[1] // geom.groups) + geom.kernel)
 
     def backward(self, g, m):  # <convW(x, y), h> = <conv(x, h), y> = <x, convT(y, h)>
         x, y = m.inputs(self)[:2]

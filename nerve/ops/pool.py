@@ -13,9 +13,8 @@ import math
 from nerve.autograd.function import Function, ShapeError
 from nerve.backend import xp
 from nerve.ops import streams
-from nerve.ops.conv import (
-    Geometry, channels_first, contiguous_last, ntuple, padded_last, unpadded, window_geometry, windows,
-)
+from nerve.ops.channels_last import channels_first, contiguous_last
+from nerve.ops.conv import Geometry, ntuple, padded_last, unpadded, window_geometry, windows
 from nerve.tensor import Tensor
 
 _SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}

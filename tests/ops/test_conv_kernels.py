@@ -87,7 +87,7 @@ def test_fills_equal_numpy_gathered_columns(tiny_chunks, layout, size, kernel, s
     for c in (1, 3):
         x = _layout(rng.standard_normal((2, c) + size), layout)
         geom = conv.conv_geometry("t", size, kernel, stride, padding, dilation)
-        cols = conv_kernels.Columns(x, geom, 5, conv._last_view)
+        cols = conv_kernels.Columns(x, geom, 5, conv.last_memory)
         assert cols.kmajor == (c == 1 or (layout == "first" and np.prod(size) > 1))  # both contiguous: rows
         rows = 2 * int(np.prod(geom.out))
         chunks = cols.chunks(0, rows)
@@ -296,7 +296,7 @@ def test_empty_batch(calls):
 def test_blocks_are_each_taken_once_in_order(monkeypatch):
     monkeypatch.setattr(conv_kernels, "BLOCKS", 8)
     x = np.zeros((3, 2, 9, 9))
-    cols = conv_kernels.Columns(x, conv.conv_geometry("t", (9, 9), 3), 4, conv._last_view)
+    cols = conv_kernels.Columns(x, conv.conv_geometry("t", (9, 9), 3), 4, conv.last_memory)
     cols.step = 10
     blocks = conv_kernels.Blocks(cols, 3 * 49)
     assert len(blocks) == conv_kernels.BLOCKS
@@ -362,7 +362,7 @@ def test_gemm_takes_only_unit_stride_rows():
 def test_blocks_arrays_list_the_chunks_of_each_block(monkeypatch):
     """The compiled loops read the blocks as arrays: every chunk's bounds in block order and each block's span."""
     monkeypatch.setattr(conv_kernels, "BLOCKS", 5)
-    cols = conv_kernels.Columns(np.zeros((3, 2, 9, 9)), conv.conv_geometry("t", (9, 9), 3), 4, conv._last_view)
+    cols = conv_kernels.Columns(np.zeros((3, 2, 9, 9)), conv.conv_geometry("t", (9, 9), 3), 4, conv.last_memory)
     cols.step = 10
     blocks = conv_kernels.Blocks(cols, 3 * 49)
     for (s, e), chunks in zip(blocks.spans.tolist(), blocks.blocks):
