@@ -153,8 +153,7 @@ def rows_dispatcher(int_bits: int):
             gemm(fn, double, ta, tb, m, n, kd, a, lda, b, ldb, beta, c, ldc)
             return
         size = 8 if double else 4
-        step_a = rows * size * (lda if ta == NO_TRANS else 1)
+        row_a = size * (lda if ta == NO_TRANS else 1)  # bytes between two rows of op(A)
         for i in range(0, m, rows):
-            gemm(fn, double, ta, tb, min(rows, m - i), n, kd, a + (i // rows) * step_a, lda, b, ldb, beta,
-                 c + i * ldc * size, ldc)
+            gemm(fn, double, ta, tb, min(rows, m - i), n, kd, a + i * row_a, lda, b, ldb, beta, c + i * ldc * size, ldc)
     return compiled.named(gemm_rows, f"cblas.gemm_rows.{int_bits}")

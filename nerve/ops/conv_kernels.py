@@ -180,7 +180,7 @@ def forward_native(cols: Columns, wm, b, y, blocks: Blocks):
     def native(slot: int, a0: int, a1: int):
         buffer = xp.empty(blocks.longest * cols.width, dtype=cols.x.dtype)
         args = _forward_args(cols, wm, b, y, blocks, buffer, gemm[0])
-        return address, workers.pack(*args), args, None
+        return workers.native_part(address, args)
     return native
 
 
@@ -209,7 +209,7 @@ def weight_native(cols: Columns, g2, blocks: Blocks, sums, bias=None):
     def native(slot: int, a0: int, a1: int):
         buffer = xp.empty(blocks.longest * cols.width, dtype=cols.x.dtype)
         args = _weight_args(cols, g2, blocks, sums, bias, buffer, gemm[0])
-        return address, workers.pack(*args), args, None
+        return workers.native_part(address, args)
     return native
 
 

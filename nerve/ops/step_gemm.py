@@ -91,18 +91,15 @@ def state_grad(g, w):
 
 def _compile(cache: bool, int_bits: int):
     from numba import njit
-    gemm = cblas.dispatcher(int_bits)
+    gemm, gemm_rows = cblas.dispatcher(int_bits), cblas.rows_dispatcher(int_bits)
     nt, tr = cblas.NO_TRANS, cblas.TRANS
 
     @njit(nogil=True, cache=cache)
     def forward(fn, double, w, h, out, rows):  # out (R, B) = w (R, K) @ h (B, K)^T, by blocks of w's rows
         R, K = w.shape
         B = h.shape[0]
-        item = w.itemsize
-        for i in range(0, R, rows):
-            m = min(rows, R - i)
-            gemm(fn, double, nt, tr, m, B, K, w.ctypes.data + i * K * item, K, h.ctypes.data, h.strides[0] // item,
-                 0, out.ctypes.data + i * B * item, B)
+        gemm_rows(fn, double, nt, tr, R, B, K, w.ctypes.data, K, h.ctypes.data, h.strides[0] // w.itemsize, 0,
+                  out.ctypes.data, B, rows)
 
     @njit(nogil=True, cache=cache)
     def backward(fn, double, g, w, out, rows):  # out (B, K) = g (B, R) @ w (R, K), summed over blocks of R

@@ -96,7 +96,7 @@ def weight_grad(x_last, g_last, geom):
         args = (x_last.reshape(-1), *x_last.shape, g_last.reshape(-1), *g_last.shape[1:], total.reshape(-1), vbuf,
                 gbuf, a0 * per_tile, a1 * per_tile, step, tw, per_tile, geom.lo[0], geom.lo[1],
                 cblas.gemm_address(x_last.dtype))
-        return loops.natives[x_last.dtype.char][1], workers.pack(*args), args, total
+        return workers.native_part(loops.natives[x_last.dtype.char][1], args, total)
 
     def part(a0: int, a1: int):
         t_end = a1 * per_tile
@@ -156,7 +156,7 @@ def correlate(x, u, out_size: tuple, offset: tuple, bias=None):
         args = (x.reshape(-1), *x.shape, u.reshape(-1), y.reshape(-1), *y.shape[1:], bias, vbuf, mbuf,
                 a0 * per_tile, a1 * per_tile, step, tw, per_tile, offset[0], offset[1], cblas.gemm_address(x.dtype),
                 cblas.small_rows(o, c))
-        return loops.natives[x.dtype.char][0], workers.pack(*args), args, None
+        return workers.native_part(loops.natives[x.dtype.char][0], args)
 
     def part(a0: int, a1: int) -> None:
         t_end = a1 * per_tile

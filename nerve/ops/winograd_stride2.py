@@ -235,8 +235,7 @@ def forward(x_last, w, b, geom):
                 geo, gemms, blas)
 
     def native(slot: int, a0: int, a1: int):
-        packed = args(slot)
-        return kern.natives[dtype.char][0], workers.pack(*packed), (packed, uc, ue, uz), None
+        return workers.native_part(kern.natives[dtype.char][0], args(slot))
     streams.run(lambda a0, a1: kern.forward_part(*args(0)), len(chunks), tiles.flops(), x_last,
                 site=("winograd_stride2", x_last.shape, w.shape), native=native)
     return y
@@ -266,8 +265,7 @@ def weight_grad(x_last, g_last, geom):
                 counter, geo, gemms, blas)
 
     def native(slot: int, a0: int, a1: int):
-        packed = args(slot)
-        return kern.natives[dtype.char][1], workers.pack(*packed), (packed, sums), None
+        return workers.native_part(kern.natives[dtype.char][1], args(slot))
     streams.run(lambda a0, a1: kern.weight_part(*args(0)), nb, tiles.flops(), x_last,
                 site=("winograd_stride2_weight", x_last.shape, g_last.shape), sums=True, native=native)
     sums[2] = sums[2][:, 0]

@@ -315,6 +315,12 @@ def run(fn, bounds: list, native=None) -> list:
     return [first] + rest
 
 
+def native_part(address: int, args: tuple, result=None) -> tuple:
+    """What ``run``'s ``native`` returns for a part: the cfunc at ``address`` with ``args`` packed (held, with
+    what they point to, until the part is done) and the part's ``result``."""
+    return address, pack(*args), args, result
+
+
 def pack(*items):
     """A native part's int64 arguments: an int as it is, a 1-d contiguous array as (address, size), a 2-d one
     with unit-stride rows as (address, rows, columns, elements between rows)."""
